@@ -1,0 +1,366 @@
+// The only glue between Node and the C core: argument unpacking, a JavaScript
+// object per mapped segment, and waiter threads that sleep on the segment's
+// futex so that JavaScript never blocks its event loop. No ring logic lives here;
+// the data path runs in TypeScript over the ArrayBuffer this file hands out.
+#include <napi.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
+
+#include "include/shmchan.h"
+
+namespace {
+
+// Errors cross as an Error whose `errno` is the negative errno from the core and
+// whose `syscall` names the failing call; src/errors.ts turns it into a ShmChanError.
+Napi::Value ThrowErrno(Napi::Env env, int rc, const char *syscall) {
+  Napi::Error error = Napi::Error::New(env, "shmchan native error");
+  error.Set("errno", Napi::Number::New(env, rc));
+  if (syscall) error.Set("syscall", Napi::String::New(env, syscall));
+  error.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// Sleeps on one wait line of one segment on its own thread, one request at a
+// time, and reports each result to JavaScript through a thread-safe function.
+class Waiter {
+ public:
+  Waiter(shmchan_segment_t *segment, int which) : segment_(segment), which_(which), thread_([this] { Run(); }) {}
+
+  ~Waiter() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+      cancelled_ = true;
+    }
+    ready_.notify_one();
+    shmchan_wake(segment_, which_);
+    thread_.join();
+  }
+
+  // False when a request is already pending (the TypeScript layer never does that).
+  bool Start(Napi::ThreadSafeFunction callback, uint32_t expected, int timeout_ms) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (pending_) return false;
+    pending_ = true;
+    cancelled_ = false;
+    callback_ = callback;
+    expected_ = expected;
+    timeout_ms_ = timeout_ms;
+    ready_.notify_one();
+    return true;
+  }
+
+  void Cancel() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!pending_) return;
+      cancelled_ = true;
+    }
+    // Moving the sequence makes a sleeper return (and a not-yet-sleeping one not
+    // sleep). Other processes' sleepers wake too, look at the ring and sleep again.
+    shmchan_wake(segment_, which_);
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      uint32_t expected;
+      int timeout_ms;
+      bool cancelled;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return pending_ || stopping_; });
+        if (stopping_ && !pending_) return;
+        expected = expected_;
+        timeout_ms = timeout_ms_;
+        cancelled = cancelled_;
+      }
+      int rc = cancelled ? -ECANCELED : shmchan_wait(segment_, which_, expected, timeout_ms);
+      Napi::ThreadSafeFunction callback;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (cancelled_) rc = -ECANCELED;
+        callback = callback_;
+        pending_ = false;
+      }
+      callback.NonBlockingCall([rc](Napi::Env env, Napi::Function fn) { fn.Call({Napi::Number::New(env, rc)}); });
+      callback.Release();
+    }
+  }
+
+  shmchan_segment_t *segment_;
+  int which_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  bool pending_ = false, cancelled_ = false, stopping_ = false;
+  Napi::ThreadSafeFunction callback_;
+  uint32_t expected_ = 0;
+  int timeout_ms_ = 0;
+  std::thread thread_;  // last: it starts running in the constructor
+};
+
+class Segment : public Napi::ObjectWrap<Segment> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Segment",
+                       {
+                           InstanceMethod<&Segment::Buffer>("buffer"),
+                           InstanceMethod<&Segment::ClaimConsumer>("claimConsumer"),
+                           InstanceMethod<&Segment::ClaimProducer>("claimProducer"),
+                           InstanceMethod<&Segment::RecoverTail>("recoverTail"),
+                           InstanceMethod<&Segment::ConsumerGone>("consumerGone"),
+                           InstanceMethod<&Segment::Stats>("stats"),
+                           InstanceMethod<&Segment::Wake>("wake"),
+                           InstanceMethod<&Segment::WaitSync>("waitSync"),
+                           InstanceMethod<&Segment::WaitAsync>("waitAsync"),
+                           InstanceMethod<&Segment::CancelWait>("cancelWait"),
+                           InstanceMethod<&Segment::End>("end"),
+                           InstanceMethod<&Segment::Close>("close"),
+                       });
+  }
+
+  Segment(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Segment>(info) {}
+  ~Segment() { Unmap(); }
+
+  // Called by the factories below once the C core has mapped the segment.
+  void Adopt(const shmchan_segment_t &segment) {
+    segment_ = segment;
+    live_.insert(this);
+  }
+
+  // Environment teardown (process exit, worker termination) must stop the waiter
+  // threads before the mapping goes away.
+  static void CloseAll() {
+    while (!live_.empty()) (*live_.begin())->Unmap();
+  }
+
+ private:
+  bool Mapped(Napi::Env env) {
+    if (segment_.base != nullptr) return true;
+    ThrowErrno(env, -EBADF, nullptr);
+    return false;
+  }
+
+  Napi::Value Buffer(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    if (buffer_.IsEmpty()) {
+      // The mapping outlives the ArrayBuffer's use: close() detaches it first.
+      auto ab = Napi::ArrayBuffer::New(env, segment_.base, segment_.size, [](Napi::Env, void *) {});
+      buffer_ = Napi::Persistent(ab);
+    }
+    return buffer_.Value();
+  }
+
+  Napi::Value ClaimConsumer(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    int rc = consumer_held_ ? 0 : shmchan_claim_consumer(&segment_);
+    if (rc == 0) consumer_held_ = true;
+    return Napi::Number::New(env, rc);
+  }
+
+  Napi::Value ClaimProducer(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    int rc = producer_slot_ >= 0 ? producer_slot_ : shmchan_claim_producer(&segment_);
+    if (rc >= 0) producer_slot_ = rc;
+    return Napi::Number::New(env, rc);
+  }
+
+  Napi::Value RecoverTail(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    return Napi::Number::New(env, static_cast<double>(shmchan_recover_tail(&segment_)));
+  }
+
+  Napi::Value ConsumerGone(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    return Napi::Boolean::New(env, shmchan_consumer_gone(&segment_) != 0);
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    shmchan_stats_t s;
+    shmchan_stats(&segment_, &s);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("capacity", s.capacity);
+    out.Set("used", s.used);
+    out.Set("messagesSent", static_cast<double>(s.messages_sent));
+    out.Set("messagesReceived", static_cast<double>(s.messages_received));
+    out.Set("bytesSent", static_cast<double>(s.bytes_sent));
+    out.Set("bytesReceived", static_cast<double>(s.bytes_received));
+    out.Set("producers", s.producers);
+    out.Set("consumerPid", s.consumer_pid);
+    out.Set("creatorPid", s.creator_pid);
+    out.Set("ended", s.ended != 0);
+    return out;
+  }
+
+  Napi::Value Wake(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    shmchan_wake(&segment_, info[0].As<Napi::Number>().Int32Value());
+    return env.Undefined();
+  }
+
+  // (which, expected sequence, timeout ms) -> 0 | -ETIMEDOUT | -EINTR; blocks this thread.
+  Napi::Value WaitSync(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    int rc = shmchan_wait(&segment_, info[0].As<Napi::Number>().Int32Value(),
+                          info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Int32Value());
+    return Napi::Number::New(env, rc);
+  }
+
+  // (which, expected sequence, timeout ms, callback(rc)): the wait runs on this
+  // segment's waiter thread for that line; the callback runs on the JS thread.
+  Napi::Value WaitAsync(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    int which = info[0].As<Napi::Number>().Int32Value() == SHMCHAN_WAIT_DATA ? SHMCHAN_WAIT_DATA : SHMCHAN_WAIT_SPACE;
+    if (waiters_[which] == nullptr) waiters_[which] = new Waiter(&segment_, which);
+    auto callback = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "shmchan.wait", 0, 1);
+    if (!waiters_[which]->Start(callback, info[1].As<Napi::Number>().Uint32Value(),
+                                info[2].As<Napi::Number>().Int32Value())) {
+      callback.Release();
+      return ThrowErrno(env, -EBUSY, nullptr);
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value CancelWait(const Napi::CallbackInfo &info) {
+    int which = info[0].As<Napi::Number>().Int32Value() == SHMCHAN_WAIT_DATA ? SHMCHAN_WAIT_DATA : SHMCHAN_WAIT_SPACE;
+    if (waiters_[which] != nullptr) waiters_[which]->Cancel();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value End(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    shmchan_end(&segment_);
+    return env.Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    if (!buffer_.IsEmpty()) {
+      buffer_.Value().Detach();  // any stray typed array now reads as empty, not unmapped memory
+      buffer_.Reset();
+    }
+    Unmap();
+    return info.Env().Undefined();
+  }
+
+  void Unmap() {
+    if (segment_.base == nullptr) return;
+    for (Waiter *&waiter : waiters_) {
+      delete waiter;  // joins its thread, which may be asleep on the mapping
+      waiter = nullptr;
+    }
+    if (consumer_held_) shmchan_release_consumer(&segment_);
+    if (producer_slot_ >= 0) shmchan_release_producer(&segment_, producer_slot_);
+    consumer_held_ = false;
+    producer_slot_ = -1;
+    shmchan_segment_unmap(&segment_);
+    live_.erase(this);
+  }
+
+  shmchan_segment_t segment_ = {};
+  Napi::Reference<Napi::ArrayBuffer> buffer_;
+  Waiter *waiters_[2] = {nullptr, nullptr};
+  bool consumer_held_ = false;
+  int producer_slot_ = -1;
+  static thread_local std::unordered_set<Segment *> live_;
+};
+
+thread_local std::unordered_set<Segment *> Segment::live_;
+
+struct AddonData {
+  Napi::FunctionReference segment_class;
+};
+
+Napi::Value Wrap(Napi::Env env, const shmchan_segment_t &segment) {
+  Napi::Object object = env.GetInstanceData<AddonData>()->segment_class.New({});
+  Segment::Unwrap(object)->Adopt(segment);
+  return object;
+}
+
+std::string NameArg(const Napi::CallbackInfo &info) { return info[0].As<Napi::String>().Utf8Value(); }
+
+uint32_t Field(Napi::Object options, const char *key) { return options.Get(key).As<Napi::Number>().Uint32Value(); }
+
+// (name, { capacity, mode, maxMessageSize, codec, permissions }) -> Segment
+Napi::Value CreatePosix(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[1].As<Napi::Object>();
+  shmchan_create_options_t options = {Field(o, "capacity"), Field(o, "mode"), Field(o, "maxMessageSize"),
+                                      Field(o, "codec"), Field(o, "permissions")};
+  shmchan_segment_t segment;
+  int rc = shmchan_posix_create(&segment, NameArg(info).c_str(), &options);
+  if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
+  return Wrap(env, segment);
+}
+
+// (name, timeout ms) -> Segment
+Napi::Value OpenPosix(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  shmchan_segment_t segment;
+  int rc = shmchan_posix_open(&segment, NameArg(info).c_str(), info[1].As<Napi::Number>().Int32Value());
+  if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
+  return Wrap(env, segment);
+}
+
+Napi::Value UnlinkPosix(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shmchan_posix_unlink(NameArg(info).c_str()));
+}
+
+Napi::Value CheckName(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shmchan_check_name(NameArg(info).c_str()));
+}
+
+Napi::Value MaxMessageLimit(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shmchan_max_message_limit(info[0].As<Napi::Number>().Uint32Value()));
+}
+
+// The wire format's offsets and constants, so TypeScript reads them from the one
+// place that defines them.
+Napi::Object Layout(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+#define EXPORT(name) o.Set(#name, Napi::Number::New(env, SHMCHAN_##name))
+  EXPORT(MAGIC); EXPORT(VERSION); EXPORT(HEADER_SIZE); EXPORT(MIN_CAPACITY); EXPORT(MAX_CAPACITY);
+  EXPORT(NAME_MAX); EXPORT(MAX_PRODUCERS);
+  EXPORT(OFF_MAGIC); EXPORT(OFF_VERSION); EXPORT(OFF_MODE); EXPORT(OFF_CAPACITY); EXPORT(OFF_MAX_MESSAGE);
+  EXPORT(OFF_CODEC); EXPORT(OFF_BACKEND); EXPORT(OFF_ENDED); EXPORT(OFF_TAIL); EXPORT(OFF_HEAD);
+  EXPORT(OFF_RECV_MESSAGES); EXPORT(OFF_RECV_BYTES); EXPORT(OFF_DATA_SEQ); EXPORT(OFF_DATA_WAITERS);
+  EXPORT(OFF_SPACE_SEQ); EXPORT(OFF_SPACE_WAITERS); EXPORT(OFF_NAME); EXPORT(OFF_PRODUCERS);
+  EXPORT(PRODUCER_SIZE); EXPORT(PRODUCER_MESSAGES); EXPORT(PRODUCER_BYTES);
+  EXPORT(MODE_SPSC); EXPORT(MODE_MPSC); EXPORT(CODEC_RAW); EXPORT(CODEC_MSGPACK); EXPORT(CODEC_CUSTOM);
+  EXPORT(BACKEND_POSIX); EXPORT(BACKEND_SYSV); EXPORT(RECORD_HEADER); EXPORT(RECORD_DATA);
+  EXPORT(RECORD_PADDING); EXPORT(WAIT_DATA); EXPORT(WAIT_SPACE);
+#undef EXPORT
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto *data = new AddonData();
+  data->segment_class = Napi::Persistent(Segment::Define(env));
+  env.SetInstanceData(data);
+  env.AddCleanupHook([] { Segment::CloseAll(); });
+  exports.Set("createPosix", Napi::Function::New<CreatePosix>(env));
+  exports.Set("openPosix", Napi::Function::New<OpenPosix>(env));
+  exports.Set("unlinkPosix", Napi::Function::New<UnlinkPosix>(env));
+  exports.Set("checkName", Napi::Function::New<CheckName>(env));
+  exports.Set("maxMessageLimit", Napi::Function::New<MaxMessageLimit>(env));
+  exports.Set("layout", Layout(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(shmchan, Init)

@@ -1,0 +1,238 @@
+/*
+ * shmchan: message channels between processes over a shared-memory ring.
+ *
+ * This header is the public C API and the wire format. Every shmchan peer,
+ * whatever its language, agrees on the layout below. All integers are little
+ * endian (the only supported hosts are x86-64 and arm64 Linux).
+ *
+ * Functions return 0 (or a non-negative count) on success and -errno on failure.
+ * Some errno values have a shmchan-specific meaning:
+ *   -EBADMSG          the segment is corrupt (a cursor, length or field is impossible)
+ *   -EPROTONOSUPPORT  not a shmchan segment, or one of another version or layout
+ *   -ESHUTDOWN        the channel was ended (end of stream)
+ *   -EPIPE            the consumer died while a producer waited for room
+ */
+#ifndef SHMCHAN_H
+#define SHMCHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- wire format, version 1 -------------------------------------------------
+ *
+ * A segment is a header of SHMCHAN_HEADER_SIZE bytes followed by the ring of
+ * `capacity` bytes (a power of two, SHMCHAN_MIN_CAPACITY..SHMCHAN_MAX_CAPACITY).
+ * Offsets are from the start of the segment. Lines that different processes
+ * write are 128 bytes apart so they never share a cache line (or its prefetch pair).
+ */
+#define SHMCHAN_MAGIC 0x434d4853u /* "SHMC" in memory; written last, with release */
+#define SHMCHAN_VERSION 1u
+#define SHMCHAN_HEADER_SIZE 8192u
+#define SHMCHAN_MIN_CAPACITY 4096u
+#define SHMCHAN_MAX_CAPACITY (1u << 30)
+#define SHMCHAN_NAME_MAX 200u
+#define SHMCHAN_MAX_PRODUCERS 64u
+
+/* identity line: written once by the creator before the magic is published */
+#define SHMCHAN_OFF_MAGIC 0u            /* u32 */
+#define SHMCHAN_OFF_VERSION 4u          /* u32 */
+#define SHMCHAN_OFF_HEADER_SIZE 8u      /* u32 */
+#define SHMCHAN_OFF_MODE 12u            /* u32: SHMCHAN_MODE_* */
+#define SHMCHAN_OFF_CAPACITY 16u        /* u32: ring bytes */
+#define SHMCHAN_OFF_MAX_MESSAGE 20u     /* u32: largest payload accepted */
+#define SHMCHAN_OFF_CODEC 24u           /* u32: SHMCHAN_CODEC_*, a hint for openers */
+#define SHMCHAN_OFF_BACKEND 28u         /* u32: SHMCHAN_BACKEND_* */
+#define SHMCHAN_OFF_SEGMENT_SIZE 32u    /* u64: header + capacity */
+#define SHMCHAN_OFF_CREATOR 40u         /* u64: owner word of the creating process */
+#define SHMCHAN_OFF_CREATED_MS 48u      /* u64: creation time, ms since the epoch */
+#define SHMCHAN_OFF_PERMISSIONS 56u     /* u32: mode bits given at creation */
+#define SHMCHAN_OFF_KEY 60u             /* u32: System V key, 0 for POSIX */
+#define SHMCHAN_OFF_ENDED 64u           /* u32: 1 once end() was called; never reset */
+
+/* producer line: the tail cursor (next free byte, a free-running u32 position) */
+#define SHMCHAN_OFF_TAIL 128u           /* u32 */
+
+/* consumer line: the head cursor and the consumer's counters */
+#define SHMCHAN_OFF_HEAD 256u           /* u32: next byte to read, free-running */
+#define SHMCHAN_OFF_RECV_MESSAGES 264u  /* u64 */
+#define SHMCHAN_OFF_RECV_BYTES 272u     /* u64 */
+#define SHMCHAN_OFF_CONSUMER 280u       /* u64: owner word of the consumer, 0 = none */
+
+/* wait lines: a futex/semaphore sequence and a "somebody sleeps" flag each */
+#define SHMCHAN_OFF_DATA_SEQ 384u       /* u32: bumped when data arrives and a consumer sleeps */
+#define SHMCHAN_OFF_DATA_WAITERS 388u   /* u32: consumers announced as sleeping */
+#define SHMCHAN_OFF_SPACE_SEQ 512u      /* u32: bumped when space is freed and a producer sleeps */
+#define SHMCHAN_OFF_SPACE_WAITERS 516u  /* u32: producers announced as sleeping */
+
+#define SHMCHAN_OFF_NAME 768u           /* char[256]: NUL-terminated, without the leading '/' */
+
+/* producer table: SHMCHAN_MAX_PRODUCERS entries of SHMCHAN_PRODUCER_SIZE bytes */
+#define SHMCHAN_OFF_PRODUCERS 1024u
+#define SHMCHAN_PRODUCER_SIZE 64u
+#define SHMCHAN_PRODUCER_OWNER 0u       /* u64: owner word, 0 = free slot */
+#define SHMCHAN_PRODUCER_MESSAGES 8u    /* u64: messages this slot has sent */
+#define SHMCHAN_PRODUCER_BYTES 16u      /* u64: payload bytes this slot has sent */
+
+#define SHMCHAN_MODE_SPSC 1u
+#define SHMCHAN_MODE_MPSC 2u
+#define SHMCHAN_CODEC_RAW 0u
+#define SHMCHAN_CODEC_MSGPACK 1u
+#define SHMCHAN_CODEC_CUSTOM 2u
+#define SHMCHAN_BACKEND_POSIX 1u
+#define SHMCHAN_BACKEND_SYSV 2u
+
+/*
+ * Records. Each record starts at an 8-aligned ring offset with an 8-byte header:
+ *   u32 length   8 + payload bytes; 0 = not (yet) committed. Written last, with
+ *                release: the length word is the commit.
+ *   u32 type     SHMCHAN_RECORD_DATA or SHMCHAN_RECORD_PADDING
+ * The next record starts at the length rounded up to 8. A record never wraps:
+ * a padding record fills the ring to its end instead. In SPSC mode the producer
+ * zeroes the length word of the next record before it commits the current one,
+ * so the consumer never mistakes old bytes for a record; every record therefore
+ * needs 8 bytes of slack behind it.
+ */
+#define SHMCHAN_RECORD_HEADER 8u
+#define SHMCHAN_RECORD_DATA 1u
+#define SHMCHAN_RECORD_PADDING 2u
+
+/*
+ * An owner word names a process across pid reuse: the pid in the low 22 bits,
+ * the process start time (clock ticks since boot, /proc/PID/stat field 22) in
+ * the high 42 bits.
+ */
+#define SHMCHAN_OWNER_PID_BITS 22u
+
+/* ---- segments ------------------------------------------------------------ */
+
+typedef struct shmchan_segment {
+  uint8_t *base;     /* the mapping: header, then ring */
+  size_t size;       /* bytes mapped */
+  uint32_t backend;  /* SHMCHAN_BACKEND_* */
+  char name[SHMCHAN_NAME_MAX + 2]; /* "/name", as given to shm_open */
+  const char *syscall; /* after a failed create/open: the system call that failed */
+} shmchan_segment_t;
+
+typedef struct shmchan_create_options {
+  uint32_t capacity;         /* ring bytes: a power of two in [MIN, MAX] */
+  uint32_t mode;             /* SHMCHAN_MODE_* */
+  uint32_t max_message_size; /* 1 .. shmchan_max_message_limit(capacity) */
+  uint32_t codec;            /* SHMCHAN_CODEC_* */
+  uint32_t permissions;      /* e.g. 0600 */
+} shmchan_create_options_t;
+
+/* Checks a name (optional leading '/', then 1..200 of [A-Za-z0-9._-]). 0 or -EINVAL. */
+int shmchan_check_name(const char *name);
+
+/* The largest max_message_size a ring of this capacity can take. */
+uint32_t shmchan_max_message_limit(uint32_t capacity);
+
+/* Creates a POSIX segment exclusively and initialises its header. -EEXIST if the
+ * name is taken, -EACCES, -ENOSPC, ... On failure nothing is left behind. */
+int shmchan_posix_create(shmchan_segment_t *seg, const char *name, const shmchan_create_options_t *opt);
+
+/* Opens an existing POSIX segment, waiting up to timeout_ms for a creator that is
+ * still initialising it, and validates its header. -ENOENT, -EACCES, -EBADMSG,
+ * -EPROTONOSUPPORT, -ETIMEDOUT (the header never became valid). */
+int shmchan_posix_open(shmchan_segment_t *seg, const char *name, int timeout_ms);
+
+/* Removes the name; mappings stay valid until unmapped. 0, -ENOENT, -EACCES. */
+int shmchan_posix_unlink(const char *name);
+
+/* Unmaps. Safe to call twice. */
+void shmchan_segment_unmap(shmchan_segment_t *seg);
+
+/* Validates a mapped header against the mapped size. 0, -EBADMSG, -EPROTONOSUPPORT,
+ * or -EAGAIN while the magic is not yet published. */
+int shmchan_header_check(const uint8_t *base, size_t mapped_size);
+
+/* ---- processes and roles ------------------------------------------------- */
+
+/* This process's owner word. */
+uint64_t shmchan_self_owner(void);
+/* 1 if the process named by an owner word is alive (a zombie counts as dead). */
+int shmchan_owner_alive(uint64_t owner);
+static inline uint32_t shmchan_owner_pid(uint64_t owner) {
+  return (uint32_t)(owner & ((1u << SHMCHAN_OWNER_PID_BITS) - 1));
+}
+
+/* Claims the consumer role for this process. A slot held by a dead process is
+ * taken over. 0, or -EBUSY when a live process (possibly this one) holds it. */
+int shmchan_claim_consumer(shmchan_segment_t *seg);
+void shmchan_release_consumer(shmchan_segment_t *seg);
+
+/* Claims a producer slot: the only one in SPSC, any free or dead one in MPSC.
+ * Returns the slot index, -EBUSY (SPSC, a live producer holds it) or -EUSERS
+ * (MPSC, all slots held by live processes). */
+int shmchan_claim_producer(shmchan_segment_t *seg);
+void shmchan_release_producer(shmchan_segment_t *seg, int slot);
+
+/* SPSC: a new producer's tail. The old producer may have died after committing a
+ * record but before publishing the tail, so committed records past the stored
+ * tail are skipped. Returns the tail as a non-negative value or -EBADMSG. */
+int64_t shmchan_recover_tail(shmchan_segment_t *seg);
+
+/* 1 when a consumer was attached and has died since (its slot still names it). */
+int shmchan_consumer_gone(shmchan_segment_t *seg);
+
+typedef struct shmchan_stats {
+  uint32_t capacity, used;
+  uint64_t messages_sent, messages_received, bytes_sent, bytes_received;
+  uint32_t producers;      /* live producers */
+  uint32_t consumer_pid;   /* 0 = none alive */
+  uint32_t creator_pid;    /* 0 = the creator is gone */
+  uint32_t ended;
+} shmchan_stats_t;
+
+void shmchan_stats(const shmchan_segment_t *seg, shmchan_stats_t *out);
+
+/* ---- waiting ------------------------------------------------------------- */
+
+#define SHMCHAN_WAIT_DATA 0 /* the consumer waits for a record */
+#define SHMCHAN_WAIT_SPACE 1 /* producers wait for room */
+
+/* Sleeps while the wait line's sequence still equals `expected`, at most
+ * timeout_ms (< 0: forever). 0 when woken or the sequence moved, -ETIMEDOUT,
+ * -EINTR. The caller must have announced itself in the waiters word first. */
+int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms);
+
+/* Bumps the sequence and wakes every sleeper of that wait line. Call it only
+ * when the waiters word is non-zero: that is what keeps the fast path free of
+ * system calls. */
+void shmchan_wake(shmchan_segment_t *seg, int which);
+
+/* ---- messages (the C data path) ------------------------------------------ */
+
+/* SPSC only, for C programs. try_send returns 0, -EAGAIN when the ring is full,
+ * -EMSGSIZE, -ESHUTDOWN after end. try_receive copies the next message into buf
+ * and returns its length, -EAGAIN when empty, -EMSGSIZE when buf is too small
+ * (the message stays), -ESHUTDOWN at end of stream, -EBADMSG if the ring is
+ * corrupt. The caller must hold the matching role; a producer starts from
+ * shmchan_recover_tail(), a consumer from the stored head. */
+typedef struct shmchan_cursor {
+  uint32_t position;  /* this side's free-running cursor */
+  uint32_t other;     /* cached copy of the other side's cursor */
+  uint32_t slot;      /* producer slot whose counters this cursor updates */
+} shmchan_cursor_t;
+
+int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len);
+int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap);
+
+/* Blocking variants: spin for spin_us, then sleep; timeout_ms < 0 waits forever.
+ * send also returns -EPIPE when the consumer has died while it waited. */
+int shmchan_spsc_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len,
+                      int timeout_ms, int spin_us);
+int shmchan_spsc_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap,
+                         int timeout_ms, int spin_us);
+
+/* Marks the end of the stream. */
+void shmchan_end(shmchan_segment_t *seg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

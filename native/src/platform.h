@@ -1,0 +1,55 @@
+/* Private helpers of the C core: typed access to header fields and atomics. */
+#ifndef SHMCHAN_PLATFORM_H
+#define SHMCHAN_PLATFORM_H
+
+#include <stdint.h>
+#include <string.h>
+#include "../include/shmchan.h"
+
+#define U32_AT(base, off) ((uint32_t *)((uint8_t *)(base) + (off)))
+#define U64_AT(base, off) ((uint64_t *)((uint8_t *)(base) + (off)))
+
+static inline uint32_t load_u32(const uint8_t *base, uint32_t off) {
+  return __atomic_load_n(U32_AT(base, off), __ATOMIC_ACQUIRE);
+}
+static inline void store_u32(uint8_t *base, uint32_t off, uint32_t v) {
+  __atomic_store_n(U32_AT(base, off), v, __ATOMIC_RELEASE);
+}
+static inline uint64_t load_u64(const uint8_t *base, uint32_t off) {
+  return __atomic_load_n(U64_AT(base, off), __ATOMIC_ACQUIRE);
+}
+static inline void store_u64(uint8_t *base, uint32_t off, uint64_t v) {
+  __atomic_store_n(U64_AT(base, off), v, __ATOMIC_RELEASE);
+}
+/* Counters have one writer each: a plain read-modify-write is enough. */
+static inline void add_u64(uint8_t *base, uint32_t off, uint64_t v) {
+  store_u64(base, off, load_u64(base, off) + v);
+}
+
+static inline uint8_t *ring_of(const shmchan_segment_t *seg) {
+  return seg->base + SHMCHAN_HEADER_SIZE;
+}
+static inline uint32_t capacity_of(const shmchan_segment_t *seg) {
+  return *U32_AT(seg->base, SHMCHAN_OFF_CAPACITY);
+}
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static inline uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
+
+/* Milliseconds on the monotonic clock. */
+int64_t shmchan_now_ms(void);
+int64_t shmchan_now_us(void);
+
+/* Writes the header of a freshly created, zeroed segment; publishes the magic last. */
+void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint32_t key,
+                         const shmchan_create_options_t *opt);
+/* Validates creation options. 0 or -EINVAL. */
+int shmchan_check_create_options(const shmchan_create_options_t *opt);
+
+#endif

@@ -1,0 +1,153 @@
+/* The SPSC ring for C programs. The TypeScript data path (src/ring.ts) follows
+ * the same protocol; see the record description in shmchan.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+
+#include "platform.h"
+
+#define LIVENESS_CHECK_MS 100
+
+static uint32_t *waiters_of(shmchan_segment_t *seg, int which) {
+  return U32_AT(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_WAITERS : SHMCHAN_OFF_SPACE_WAITERS);
+}
+
+static void wake_if_waiting(shmchan_segment_t *seg, int which) {
+  if (__atomic_load_n(waiters_of(seg, which), __ATOMIC_SEQ_CST) != 0) shmchan_wake(seg, which);
+}
+
+int64_t shmchan_recover_tail(shmchan_segment_t *seg) {
+  uint8_t *ring = ring_of(seg);
+  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  uint32_t head = load_u32(seg->base, SHMCHAN_OFF_HEAD);
+  uint32_t tail = load_u32(seg->base, SHMCHAN_OFF_TAIL);
+  if (tail - head > capacity) return -EBADMSG;
+  /* At most one committed record (and its padding) can lie past the stored tail. */
+  while (tail - head < capacity) {
+    uint32_t idx = tail & mask;
+    uint32_t length = load_u32(ring, idx);
+    if (length == 0) break;
+    uint32_t type = *U32_AT(ring, idx + 4);
+    uint32_t step = type == SHMCHAN_RECORD_PADDING ? length : align8(length);
+    if (length < SHMCHAN_RECORD_HEADER || idx + step > capacity || step > capacity - (tail - head))
+      return -EBADMSG;
+    tail += step;
+  }
+  store_u32(seg->base, SHMCHAN_OFF_TAIL, tail);
+  return tail;
+}
+
+int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const void *data, uint32_t len) {
+  uint8_t *base = seg->base, *ring = ring_of(seg);
+  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  if (len > *U32_AT(base, SHMCHAN_OFF_MAX_MESSAGE)) return -EMSGSIZE;
+  if (load_u32(base, SHMCHAN_OFF_ENDED)) return -ESHUTDOWN;
+
+  uint32_t size = align8(SHMCHAN_RECORD_HEADER + len);
+  uint32_t idx = cur->position & mask;
+  uint32_t padding = capacity - idx < size ? capacity - idx : 0;
+  uint32_t needed = padding + size + SHMCHAN_RECORD_HEADER; /* + slack for the next length word */
+  if (capacity - (cur->position - cur->other) < needed) {
+    cur->other = load_u32(base, SHMCHAN_OFF_HEAD);
+    uint32_t used = cur->position - cur->other;
+    if (used > capacity) return -EBADMSG;
+    if (capacity - used < needed) return -EAGAIN;
+  }
+  uint32_t at = padding ? 0 : idx;
+  memcpy(ring + at + SHMCHAN_RECORD_HEADER, data, len);
+  *U32_AT(ring, at + 4) = SHMCHAN_RECORD_DATA;
+  *U32_AT(ring, (at + size) & mask) = 0;
+  __atomic_store_n(U32_AT(ring, at), SHMCHAN_RECORD_HEADER + len, __ATOMIC_SEQ_CST);
+  if (padding) {
+    *U32_AT(ring, idx + 4) = SHMCHAN_RECORD_PADDING;
+    __atomic_store_n(U32_AT(ring, idx), padding, __ATOMIC_SEQ_CST);
+  }
+  cur->position += padding + size;
+  store_u32(base, SHMCHAN_OFF_TAIL, cur->position);
+  uint32_t entry = SHMCHAN_OFF_PRODUCERS + cur->slot * SHMCHAN_PRODUCER_SIZE;
+  add_u64(base, entry + SHMCHAN_PRODUCER_MESSAGES, 1);
+  add_u64(base, entry + SHMCHAN_PRODUCER_BYTES, len);
+  wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
+  return 0;
+}
+
+int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void *buf, uint32_t cap) {
+  uint8_t *base = seg->base, *ring = ring_of(seg);
+  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  for (;;) {
+    uint32_t idx = cur->position & mask;
+    uint32_t length = __atomic_load_n(U32_AT(ring, idx), __ATOMIC_SEQ_CST);
+    if (length == 0) {
+      if (!load_u32(base, SHMCHAN_OFF_ENDED)) return -EAGAIN;
+      /* end() follows the producer's last commit: look once more */
+      if (load_u32(ring, idx) == 0) return -ESHUTDOWN;
+      continue;
+    }
+    uint32_t type = *U32_AT(ring, idx + 4);
+    if (type == SHMCHAN_RECORD_PADDING) {
+      if (length != capacity - idx) return -EBADMSG;
+      cur->position += length;
+      store_u32(base, SHMCHAN_OFF_HEAD, cur->position);
+      continue;
+    }
+    uint32_t payload = length - SHMCHAN_RECORD_HEADER;
+    if (type != SHMCHAN_RECORD_DATA || length < SHMCHAN_RECORD_HEADER ||
+        payload > *U32_AT(base, SHMCHAN_OFF_MAX_MESSAGE) || idx + align8(length) > capacity)
+      return -EBADMSG;
+    if (payload > cap) return -EMSGSIZE;
+    memcpy(buf, ring + idx + SHMCHAN_RECORD_HEADER, payload);
+    cur->position += align8(length);
+    store_u32(base, SHMCHAN_OFF_HEAD, cur->position);
+    add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, 1);
+    add_u64(base, SHMCHAN_OFF_RECV_BYTES, payload);
+    wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
+    return (int)payload;
+  }
+}
+
+void shmchan_end(shmchan_segment_t *seg) {
+  __atomic_store_n(U32_AT(seg->base, SHMCHAN_OFF_ENDED), 1, __ATOMIC_SEQ_CST);
+  wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
+  wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
+}
+
+/* Retries `attempt` until it stops answering -EAGAIN: spins for spin_us, then
+ * announces itself as a waiter, looks again, and sleeps on the wait line. */
+typedef int (*attempt_fn)(shmchan_segment_t *, shmchan_cursor_t *, void *, uint32_t);
+
+static int wait_for(shmchan_segment_t *seg, int which, shmchan_cursor_t *cur, attempt_fn attempt, void *data,
+                    uint32_t len, int timeout_ms, int spin_us) {
+  int64_t start = shmchan_now_us();
+  int rc;
+  while ((rc = attempt(seg, cur, data, len)) == -EAGAIN && shmchan_now_us() - start < spin_us)
+    cpu_relax();
+  uint32_t *waiters = waiters_of(seg, which);
+  int64_t deadline_ms = timeout_ms < 0 ? -1 : start / 1000 + timeout_ms;
+  while (rc == -EAGAIN) {
+    if (which == SHMCHAN_WAIT_SPACE && shmchan_consumer_gone(seg)) return -EPIPE;
+    int64_t now = shmchan_now_ms();
+    if (deadline_ms >= 0 && now >= deadline_ms) return -ETIMEDOUT;
+    int sleep_ms = LIVENESS_CHECK_MS;
+    if (deadline_ms >= 0 && deadline_ms - now < sleep_ms) sleep_ms = (int)(deadline_ms - now);
+    __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
+    uint32_t seq = load_u32(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ);
+    rc = attempt(seg, cur, data, len);
+    if (rc == -EAGAIN) shmchan_wait(seg, which, seq, sleep_ms);
+    __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
+    if (rc == -EAGAIN) rc = attempt(seg, cur, data, len);
+  }
+  return rc;
+}
+
+static int attempt_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, void *data, uint32_t len) {
+  return shmchan_spsc_try_send(seg, cur, data, len);
+}
+
+int shmchan_spsc_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const void *data, uint32_t len,
+                      int timeout_ms, int spin_us) {
+  return wait_for(seg, SHMCHAN_WAIT_SPACE, cur, attempt_send, (void *)data, len, timeout_ms, spin_us);
+}
+
+int shmchan_spsc_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void *buf, uint32_t cap,
+                         int timeout_ms, int spin_us) {
+  return wait_for(seg, SHMCHAN_WAIT_DATA, cur, shmchan_spsc_try_receive, buf, cap, timeout_ms, spin_us);
+}

@@ -1,0 +1,104 @@
+// The only place that loads the native addon; it types the addon once.
+import path from 'node:path';
+import nodeGypBuild from 'node-gyp-build';
+
+export interface NativeStats {
+  capacity: number;
+  used: number;
+  messagesSent: number;
+  messagesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  producers: number;
+  consumerPid: number;
+  creatorPid: number;
+  ended: boolean;
+}
+
+/** A mapped segment. Results below zero are -errno. */
+export interface NativeSegment {
+  /** The whole mapping (header, then ring); detached by close(). */
+  buffer(): ArrayBuffer;
+  claimConsumer(): number;
+  /** The producer slot index, or -errno. */
+  claimProducer(): number;
+  /** SPSC: the tail a new producer starts from, or -errno. */
+  recoverTail(): number;
+  consumerGone(): boolean;
+  stats(): NativeStats;
+  wake(which: number): void;
+  /** 0 when woken, -ETIMEDOUT, -EINTR. Blocks the calling thread. */
+  waitSync(which: number, expected: number, timeoutMs: number): number;
+  /** Sleeps on a native thread; calls back on this thread with 0, -ETIMEDOUT or -ECANCELED. */
+  waitAsync(which: number, expected: number, timeoutMs: number, callback: (rc: number) => void): void;
+  cancelWait(which: number): void;
+  end(): void;
+  /** Releases roles, stops waiter threads, unmaps. */
+  close(): void;
+}
+
+export interface NativeCreateOptions {
+  capacity: number;
+  mode: number;
+  maxMessageSize: number;
+  codec: number;
+  permissions: number;
+}
+
+/** Offsets and constants of the wire format (native/include/shmchan.h). */
+export interface Layout {
+  MAGIC: number;
+  VERSION: number;
+  HEADER_SIZE: number;
+  MIN_CAPACITY: number;
+  MAX_CAPACITY: number;
+  NAME_MAX: number;
+  MAX_PRODUCERS: number;
+  OFF_MAGIC: number;
+  OFF_VERSION: number;
+  OFF_MODE: number;
+  OFF_CAPACITY: number;
+  OFF_MAX_MESSAGE: number;
+  OFF_CODEC: number;
+  OFF_BACKEND: number;
+  OFF_ENDED: number;
+  OFF_TAIL: number;
+  OFF_HEAD: number;
+  OFF_RECV_MESSAGES: number;
+  OFF_RECV_BYTES: number;
+  OFF_DATA_SEQ: number;
+  OFF_DATA_WAITERS: number;
+  OFF_SPACE_SEQ: number;
+  OFF_SPACE_WAITERS: number;
+  OFF_NAME: number;
+  OFF_PRODUCERS: number;
+  PRODUCER_SIZE: number;
+  PRODUCER_MESSAGES: number;
+  PRODUCER_BYTES: number;
+  MODE_SPSC: number;
+  MODE_MPSC: number;
+  CODEC_RAW: number;
+  CODEC_MSGPACK: number;
+  CODEC_CUSTOM: number;
+  BACKEND_POSIX: number;
+  BACKEND_SYSV: number;
+  RECORD_HEADER: number;
+  RECORD_DATA: number;
+  RECORD_PADDING: number;
+  WAIT_DATA: number;
+  WAIT_SPACE: number;
+}
+
+interface Binding {
+  /** Throws an Error with `errno` (negative) and `syscall`. */
+  createPosix(name: string, options: NativeCreateOptions): NativeSegment;
+  /** Throws like createPosix; timeoutMs bounds the wait for an initialising creator. */
+  openPosix(name: string, timeoutMs: number): NativeSegment;
+  unlinkPosix(name: string): number;
+  checkName(name: string): number;
+  maxMessageLimit(capacity: number): number;
+  layout: Layout;
+}
+
+export const native: Binding = nodeGypBuild(path.join(__dirname, '..'));
+export const layout: Layout = native.layout;

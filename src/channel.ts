@@ -1,0 +1,525 @@
+// The public Channel: options, roles, lifecycle and errors around the ring.
+import { statSync } from 'node:fs';
+import { layout as L, native, type NativeSegment } from './binding';
+import { makeCodec, describe, type Codec, type CodecKind, type CodecOption } from './codec';
+import { ShmChanError, abortError, errno, errorFromErrno, errnoName, invalidArg } from './errors';
+import {
+  COMMITTED,
+  CorruptRing,
+  DecodeFailure,
+  EMPTY,
+  ENDED,
+  MessageTooLarge,
+  RingMemory,
+  SpscReader,
+  SpscWriter,
+} from './ring';
+import { AGAIN, Announcements, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
+
+export type Backend = 'posix' | 'sysv';
+export type Mode = 'spsc' | 'mpsc';
+
+export interface CreateOptions<T = unknown> {
+  /** Ring bytes: rounded up to a power of two, at least 4 KiB, at most 1 GiB. Default 1 MiB. */
+  capacity?: number;
+  mode?: Mode;
+  backend?: Backend;
+  /** File mode bits of the segment. Default 0o600. */
+  permissions?: number;
+  codec?: CodecOption<T>;
+  /** Largest encoded message accepted. Default a quarter of the capacity. */
+  maxMessageSize?: number;
+  /** Remove the channel's name when this handle closes. Default true for the creator. */
+  unlinkOnClose?: boolean;
+  /** How long a waiting call spins before it sleeps, in microseconds. Default 50. */
+  spinMicros?: number;
+}
+
+export interface OpenOptions<T = unknown> {
+  backend?: Backend;
+  codec?: CodecOption<T>;
+  /** Milliseconds to wait for a creator that is still initialising the channel (default
+   * 1000). Given explicitly, it also waits that long for the channel to appear. */
+  timeout?: number;
+  unlinkOnClose?: boolean;
+  spinMicros?: number;
+}
+
+export interface WaitOptions {
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface ChannelStats {
+  capacity: number;
+  used: number;
+  messagesSent: number;
+  messagesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  producers: number;
+  consumerPid: number | null;
+  creatorPid: number | null;
+  ended: boolean;
+}
+
+const DEFAULT_CAPACITY = 1 << 20;
+const DEFAULT_OPEN_TIMEOUT = 1000;
+const DEFAULT_SPIN_MICROS = 50;
+
+const codecIds: Record<CodecKind, number> = { raw: L.CODEC_RAW, msgpack: L.CODEC_MSGPACK, custom: L.CODEC_CUSTOM };
+const codecNames = ['raw', 'msgpack', 'custom'] as const;
+const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+
+/** Names are stored without the leading '/'. */
+function normalizeName(name: unknown): string {
+  if (typeof name !== 'string' || native.checkName(name) !== 0)
+    throw new ShmChanError(
+      'ERR_INVALID_NAME',
+      `invalid channel name ${describe(name)}: use 1 to ${L.NAME_MAX} of A-Z a-z 0-9 . _ - (optionally after one leading '/')`,
+    );
+  return name.startsWith('/') ? name.slice(1) : name;
+}
+
+function checkBackend(backend: unknown): Backend {
+  if (backend === undefined || backend === 'posix') return 'posix';
+  if (backend === 'sysv')
+    throw invalidArg("backend 'sysv' is not available in this version of shmchan yet; use 'posix'");
+  throw invalidArg(`backend must be 'posix' or 'sysv', got ${describe(backend)}`);
+}
+
+function checkOptions(options: unknown): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`);
+  return options as Record<string, unknown>;
+}
+
+function integerOption(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
+  const value = options[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+    throw invalidArg(`${key} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  return value;
+}
+
+function booleanOption(options: Record<string, unknown>, key: string, fallback: boolean): boolean {
+  const value = options[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidArg(`${key} must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
+function timeoutOf(options: { timeout?: unknown } | undefined): number | undefined {
+  const timeout = options?.timeout;
+  if (timeout === undefined) return undefined;
+  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0)
+    throw invalidArg(`timeout must be a number of milliseconds >= 0, got ${describe(timeout)}`);
+  return timeout;
+}
+
+function signalOf(options: { signal?: unknown } | undefined): AbortSignal | undefined {
+  const signal = options?.signal;
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal)) throw invalidArg(`signal must be an AbortSignal, got ${describe(signal)}`);
+  return signal;
+}
+
+function roundCapacity(requested: number): number {
+  let capacity = L.MIN_CAPACITY;
+  while (capacity < requested) capacity *= 2;
+  return capacity;
+}
+
+/** The inode behind a POSIX name, so unlinkOnClose never removes a channel recreated under it. */
+function inodeOf(name: string): number | undefined {
+  try {
+    return statSync(`/dev/shm/${name}`).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+const unlinkOnCollect = new FinalizationRegistry<{ name: string; inode: number | undefined }>(({ name, inode }) => {
+  if (inode !== undefined && inodeOf(name) === inode) native.unlinkPosix(name);
+});
+
+export class Channel<T = unknown> {
+  readonly name: string;
+  readonly backend: Backend;
+  readonly mode: Mode;
+  readonly capacity: number;
+  readonly maxMessageSize: number;
+
+  private segment: NativeSegment | undefined;
+  private readonly ring: RingMemory;
+  private readonly codec: Codec<T>;
+  private readonly announcements: Announcements;
+  private readonly spinMicros: number;
+  private readonly unlinkOnClose: boolean;
+  private readonly inode: number | undefined;
+  private writer: SpscWriter | undefined;
+  private reader: SpscReader | undefined;
+
+  private constructor(name: string, segment: NativeSegment, codec: Codec<T>, spinMicros: number, unlinkOnClose: boolean) {
+    this.name = name;
+    this.backend = 'posix';
+    this.segment = segment;
+    this.codec = codec;
+    this.spinMicros = spinMicros;
+    this.unlinkOnClose = unlinkOnClose;
+    const buffer = segment.buffer();
+    const header = new Uint32Array(buffer, 0, L.HEADER_SIZE >> 2);
+    this.mode = header[L.OFF_MODE >> 2] === L.MODE_MPSC ? 'mpsc' : 'spsc';
+    this.capacity = header[L.OFF_CAPACITY >> 2];
+    this.maxMessageSize = header[L.OFF_MAX_MESSAGE >> 2];
+    this.ring = new RingMemory(segment, buffer, this.capacity, this.maxMessageSize);
+    this.announcements = new Announcements(this.ring.i32);
+    this.inode = unlinkOnClose ? inodeOf(name) : undefined;
+    if (unlinkOnClose) unlinkOnCollect.register(this, { name, inode: this.inode }, this);
+  }
+
+  /** Creates a channel; fails with ERR_CHANNEL_EXISTS if the name is taken. */
+  static create<T = unknown>(name: string, options?: CreateOptions<T>): Channel<T> {
+    const channel = normalizeName(name);
+    const o = checkOptions(options);
+    checkBackend(o.backend);
+    const mode = o.mode ?? 'spsc';
+    if (mode === 'mpsc') throw invalidArg("mode 'mpsc' is not available in this version of shmchan yet; use 'spsc'");
+    if (mode !== 'spsc') throw invalidArg(`mode must be 'spsc' or 'mpsc', got ${describe(mode)}`);
+    const capacity = roundCapacity(integerOption(o, 'capacity', DEFAULT_CAPACITY, 1, L.MAX_CAPACITY));
+    const limit = native.maxMessageLimit(capacity);
+    const maxMessageSize = integerOption(o, 'maxMessageSize', Math.min(limit, capacity / 4), 1, limit);
+    const permissions = integerOption(o, 'permissions', 0o600, 0, 0o777);
+    const spinMicros = integerOption(o, 'spinMicros', DEFAULT_SPIN_MICROS, 0, 1_000_000);
+    const unlinkOnClose = booleanOption(o, 'unlinkOnClose', true);
+    const codec = makeCodec(o.codec as CodecOption<T> | undefined);
+    let segment: NativeSegment;
+    try {
+      segment = native.createPosix(channel, {
+        capacity,
+        mode: L.MODE_SPSC,
+        maxMessageSize,
+        codec: codecIds[codec.kind],
+        permissions,
+      });
+    } catch (error) {
+      throw fromNative(error, channel);
+    }
+    return new Channel<T>(channel, segment, codec, spinMicros, unlinkOnClose);
+  }
+
+  /** Opens an existing channel; capacity and mode come from its header. */
+  static open<T = unknown>(name: string, options?: OpenOptions<T>): Channel<T> {
+    const channel = normalizeName(name);
+    const o = checkOptions(options);
+    checkBackend(o.backend);
+    const explicitTimeout = timeoutOf(o);
+    const timeout = explicitTimeout ?? DEFAULT_OPEN_TIMEOUT;
+    const spinMicros = integerOption(o, 'spinMicros', DEFAULT_SPIN_MICROS, 0, 1_000_000);
+    const unlinkOnClose = booleanOption(o, 'unlinkOnClose', false);
+    if (o.codec !== undefined) makeCodec(o.codec as CodecOption<T>); // reject a bad codec before touching anything
+    const segment = openWaitingForName(channel, timeout, explicitTimeout !== undefined);
+    let handle: Channel<T>;
+    try {
+      const header = new Uint32Array(segment.buffer(), 0, L.HEADER_SIZE >> 2);
+      if (header[L.OFF_MODE >> 2] !== L.MODE_SPSC)
+        throw new ShmChanError(
+          'ERR_INCOMPATIBLE',
+          `channel '${channel}' is an mpsc channel, which this version of shmchan cannot open yet`,
+        );
+      const codec = codecFor<T>(channel, header[L.OFF_CODEC >> 2], o.codec as CodecOption<T> | undefined);
+      handle = new Channel<T>(channel, segment, codec, spinMicros, unlinkOnClose);
+    } catch (error) {
+      segment.close();
+      throw error;
+    }
+    return handle;
+  }
+
+  /** Removes a channel's name. Open handles keep working; true if it existed. */
+  static unlink(name: string, options?: { backend?: Backend }): boolean {
+    const channel = normalizeName(name);
+    checkBackend(checkOptions(options).backend);
+    const rc = native.unlinkPosix(channel);
+    if (rc === 0) return true;
+    if (errnoName(rc) === 'ENOENT') return false;
+    throw errorFromErrno(rc, { channel, syscall: 'shm_unlink' });
+  }
+
+  get closed(): boolean {
+    return this.segment === undefined;
+  }
+
+  // ---- producing ----
+
+  trySend(value: T): boolean {
+    return this.attemptSend(value) === COMMITTED;
+  }
+
+  send(value: T, options?: WaitOptions): Promise<void> {
+    try {
+      const signal = signalOf(options);
+      const timeout = timeoutOf(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      const first = this.attemptSend(value);
+      if (first === COMMITTED) return Promise.resolve();
+      return waitAsync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live(), signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  sendSync(value: T, options?: { timeout?: number }): void {
+    const timeout = timeoutOf(options);
+    const first = this.attemptSend(value);
+    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live());
+  }
+
+  /** Ends the stream: the consumer gets everything sent before, then the end. */
+  end(): void {
+    this.live().end();
+  }
+
+  /** One try at sending: COMMITTED, or the encoded bytes to retry with. */
+  private attemptSend(value: T): typeof COMMITTED | Uint8Array {
+    const writer = this.producer(value);
+    try {
+      return writer.trySendValue(this.codec, value);
+    } catch (error) {
+      throw this.dataPathError(error);
+    }
+  }
+
+  /** Waiting for room for bytes that did not fit on the first try. */
+  private sendPlan(pending: Uint8Array, timeout: number | undefined): WaitPlan<undefined> {
+    const writer = this.writer!;
+    return {
+      which: L.WAIT_SPACE,
+      timeout,
+      spinMicros: this.spinMicros,
+      attempt: () => {
+        try {
+          return writer.trySendBytes(pending) ? undefined : AGAIN;
+        } catch (error) {
+          throw this.dataPathError(error);
+        }
+      },
+      check: () => {
+        const segment = this.live();
+        this.checkNotEnded();
+        if (segment.consumerGone()) throw errorFromErrno(-errno.EPIPE, { channel: this.name });
+      },
+      onTimeout: () =>
+        new ShmChanError('ERR_TIMEOUT', `channel '${this.name}': no room for the message before the timeout (the consumer is not keeping up)`),
+    };
+  }
+
+  private producer(value: T): SpscWriter {
+    const segment = this.live();
+    if (value === undefined)
+      throw invalidArg(`channel '${this.name}': cannot send undefined (it is what tryReceive() answers when empty); send null instead`);
+    this.checkNotEnded();
+    if (this.writer !== undefined) return this.writer;
+    const slot = segment.claimProducer();
+    if (slot < 0) throw this.roleError(slot, 'producer', 'one producer at a time in spsc mode');
+    const tail = segment.recoverTail();
+    if (tail < 0) throw errorFromErrno(tail, { channel: this.name });
+    this.writer = new SpscWriter(this.ring, slot, tail);
+    return this.writer;
+  }
+
+  private checkNotEnded(): void {
+    if (Atomics.load(this.ring.i32, L.OFF_ENDED >> 2) !== 0) throw this.endedError();
+  }
+
+  // ---- consuming ----
+
+  tryReceive(): T | undefined {
+    const value = this.attemptReceive();
+    if (value === EMPTY) return undefined;
+    if (value === ENDED) throw this.endedError();
+    return value;
+  }
+
+  receive(options?: WaitOptions): Promise<T> {
+    try {
+      const signal = signalOf(options);
+      const timeout = timeoutOf(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      const first = this.attemptReceive();
+      if (first === ENDED) throw this.endedError();
+      if (first !== EMPTY) return Promise.resolve(first);
+      return waitAsync(waitSteps(this.receivePlan(timeout), this.announcements), this.live(), signal).then((value) => {
+        if (value === ENDED) throw this.endedError();
+        return value;
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  receiveSync(options?: { timeout?: number }): T {
+    const timeout = timeoutOf(options);
+    let value = this.attemptReceive();
+    if (value === EMPTY) value = waitSync(waitSteps(this.receivePlan(timeout), this.announcements), this.live());
+    if (value === ENDED) throw this.endedError();
+    return value;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      let value = this.attemptReceive();
+      if (value === EMPTY) value = await waitAsync(waitSteps(this.receivePlan(undefined), this.announcements), this.live(), undefined);
+      if (value === ENDED) return;
+      yield value;
+    }
+  }
+
+  private attemptReceive(): T | typeof EMPTY | typeof ENDED {
+    const reader = this.consumer();
+    try {
+      return reader.tryRead(this.codec);
+    } catch (error) {
+      throw this.dataPathError(error);
+    }
+  }
+
+  private receivePlan(timeout: number | undefined): WaitPlan<T | typeof ENDED> {
+    return {
+      which: L.WAIT_DATA,
+      timeout,
+      spinMicros: this.spinMicros,
+      attempt: () => {
+        const value = this.attemptReceive();
+        return value === EMPTY ? AGAIN : value;
+      },
+      check: () => void this.live(),
+      onTimeout: () => new ShmChanError('ERR_TIMEOUT', `channel '${this.name}': no message arrived before the timeout`),
+    };
+  }
+
+  private endedError(): ShmChanError {
+    return errorFromErrno(-errno.ESHUTDOWN, { channel: this.name });
+  }
+
+  private consumer(): SpscReader {
+    const segment = this.live();
+    if (this.reader !== undefined) return this.reader;
+    const rc = segment.claimConsumer();
+    if (rc < 0) throw this.roleError(rc, 'consumer', 'one consumer at a time');
+    this.reader = new SpscReader(this.ring);
+    return this.reader;
+  }
+
+  // ---- lifecycle ----
+
+  stats(): ChannelStats {
+    const s = this.live().stats();
+    return {
+      ...s,
+      consumerPid: s.consumerPid === 0 ? null : s.consumerPid,
+      creatorPid: s.creatorPid === 0 ? null : s.creatorPid,
+    };
+  }
+
+  /** Releases this handle's roles and mapping; the creator also removes the name
+   * (unless unlinkOnClose is false). Pending waits reject with ERR_CLOSED. */
+  close(): void {
+    const segment = this.segment;
+    if (segment === undefined) return;
+    this.segment = undefined;
+    segment.cancelWait(L.WAIT_DATA);
+    segment.cancelWait(L.WAIT_SPACE);
+    this.announcements.withdrawAll();
+    segment.close();
+    unlinkOnCollect.unregister(this);
+    if (this.unlinkOnClose && this.inode !== undefined && inodeOf(this.name) === this.inode) native.unlinkPosix(this.name);
+  }
+
+  [disposeSymbol](): void {
+    this.close();
+  }
+
+  private live(): NativeSegment {
+    if (this.segment === undefined) throw errorFromErrno(-errno.EBADF, { channel: this.name });
+    return this.segment;
+  }
+
+  private roleError(rc: number, role: string, rule: string): ShmChanError {
+    if (rc !== -errno.EBUSY) return errorFromErrno(rc, { channel: this.name });
+    const holder = role === 'consumer' ? this.stats().consumerPid : null;
+    const who = holder === null ? 'another live handle' : holder === process.pid ? 'another handle in this process' : `process ${holder}`;
+    return new ShmChanError(
+      'ERR_ROLE_TAKEN',
+      `channel '${this.name}' already has a ${role} (${who}); ${rule}: close that handle first`,
+      { errno: 'EBUSY' },
+    );
+  }
+
+  /** Turns a failure inside the data path into a ShmChanError that names the channel. */
+  private dataPathError(error: unknown): ShmChanError {
+    if (error instanceof ShmChanError) return error;
+    if (error instanceof CorruptRing)
+      return new ShmChanError('ERR_CORRUPT', `channel '${this.name}' is corrupt (${error.message}); remove and recreate it`);
+    if (error instanceof MessageTooLarge)
+      return new ShmChanError(
+        'ERR_MESSAGE_TOO_LARGE',
+        `channel '${this.name}': the message encodes to ${error.length} bytes, more than maxMessageSize ${error.max} (create the channel with a larger maxMessageSize or capacity)`,
+      );
+    if (error instanceof DecodeFailure)
+      return new ShmChanError(
+        'ERR_DECODE',
+        `channel '${this.name}': a message could not be decoded and was skipped (${String((error.error as Error)?.message ?? error.error)}); do both sides use the same codec?`,
+        { cause: error.error },
+      );
+    return new ShmChanError(
+      'ERR_ENCODE',
+      `channel '${this.name}': the value cannot be encoded (${String((error as Error)?.message ?? error)}); nothing was sent`,
+      { cause: error },
+    );
+  }
+}
+
+function openWaitingForName(channel: string, timeout: number, waitForName: boolean): NativeSegment {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return native.openPosix(channel, Math.max(0, deadline - Date.now()));
+    } catch (error) {
+      const rc = (error as { errno?: number }).errno;
+      if (!(waitForName && rc !== undefined && errnoName(rc) === 'ENOENT' && Date.now() < deadline)) {
+        if (rc === -errno.ETIMEDOUT)
+          throw new ShmChanError(
+            'ERR_TIMEOUT',
+            `channel '${channel}' exists but was not initialised within ${timeout} ms (its creator may have died; remove it with Channel.unlink)`,
+          );
+        throw fromNative(error, channel);
+      }
+      Atomics.wait(sleeper, 0, 0, 5);
+    }
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+function codecFor<T>(channel: string, stored: number, option: CodecOption<T> | undefined): Codec<T> {
+  const storedName = codecNames[stored] ?? 'custom';
+  if (option === undefined) {
+    if (storedName === 'custom')
+      throw invalidArg(`channel '${channel}' was created with a custom codec: pass the same { encode, decode } as options.codec`);
+    return makeCodec<T>(storedName);
+  }
+  const codec = makeCodec(option);
+  if (codec.kind !== 'custom' && codec.kind !== storedName)
+    throw new ShmChanError(
+      'ERR_INCOMPATIBLE',
+      `channel '${channel}' was created with codec '${storedName}', not '${codec.kind}' (leave codec out to use the channel's own)`,
+    );
+  return codec;
+}
+
+function fromNative(error: unknown, channel: string): ShmChanError {
+  const { errno, syscall } = error as { errno?: number; syscall?: string };
+  if (typeof errno !== 'number') return error as ShmChanError;
+  return errorFromErrno(errno, { channel, syscall });
+}

@@ -1,0 +1,6 @@
+// The ES module entry: the same objects as the CommonJS entry, so a process that
+// loads both sees one Channel class.
+import shmchan from './index.js';
+
+export const { Channel, ShmChanError } = shmchan;
+export type * from './index.js';

@@ -1,0 +1,253 @@
+// The data path: records written into and read out of the mapped ring with
+// Atomics, with no native call per message. The protocol is the one described
+// in native/include/shmchan.h and implemented for C programs in native/src/ring.c.
+import { layout as L, type NativeSegment } from './binding';
+import type { Codec } from './codec';
+
+const H = L.HEADER_SIZE;
+const RECORD = L.RECORD_HEADER;
+
+/** The mapping as JavaScript sees it. Sizes are read once, at open, and trusted
+ * from then on; everything read later from shared memory is checked. */
+export class RingMemory {
+  readonly i32: Int32Array;
+  /** The ring bytes only: index 0 is the first ring byte. */
+  readonly bytes: Buffer;
+  readonly mask: number;
+
+  constructor(
+    readonly segment: NativeSegment,
+    buffer: ArrayBuffer,
+    readonly capacity: number,
+    readonly maxMessageSize: number,
+  ) {
+    this.i32 = new Int32Array(buffer, 0, (H + capacity) >> 2);
+    this.bytes = Buffer.from(buffer, H, capacity);
+    this.mask = capacity - 1;
+  }
+
+  /** The length word of the record at ring index idx. */
+  lengthIndex(idx: number): number {
+    return (H + idx) >> 2;
+  }
+}
+
+/** Thrown inside the data path; the Channel turns it into an ERR_CORRUPT naming the channel. */
+export class CorruptRing extends Error {}
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+/** Adds to a u64 counter kept as two little-endian u32 words; it has one writer. */
+function addCounter(i32: Int32Array, index: number, delta: number): void {
+  const low = (i32[index] >>> 0) + delta;
+  if (low > 0xffffffff) {
+    i32[index] = low - 0x100000000;
+    i32[index + 1] = i32[index + 1] + 1;
+  } else {
+    i32[index] = low;
+  }
+}
+
+/** What trySend answers when it committed the message. */
+export const COMMITTED = true;
+
+/**
+ * The single producer of an SPSC ring. It owns every byte from its tail up to
+ * the consumer's head (plus a lap); it zeroes the length word after each record
+ * before committing it, so stray bytes it left in free space are never read.
+ */
+export class SpscWriter {
+  private tail: number;
+  private cachedHead: number;
+  private readonly messagesIndex: number;
+  private readonly bytesIndex: number;
+
+  constructor(
+    private readonly ring: RingMemory,
+    slot: number,
+    tail: number,
+  ) {
+    this.tail = tail >>> 0;
+    this.cachedHead = Atomics.load(ring.i32, L.OFF_HEAD >> 2) >>> 0;
+    const entry = L.OFF_PRODUCERS + slot * L.PRODUCER_SIZE;
+    this.messagesIndex = (entry + L.PRODUCER_MESSAGES) >> 2;
+    this.bytesIndex = (entry + L.PRODUCER_BYTES) >> 2;
+  }
+
+  /** Bytes in use as far as this writer knows (its view of head may be old). */
+  private used(): number {
+    const used = (this.tail - this.cachedHead) >>> 0;
+    if (used > this.ring.capacity) throw new CorruptRing('the consumer cursor is ahead of the producer cursor');
+    return used;
+  }
+
+  private refreshHead(): number {
+    this.cachedHead = Atomics.load(this.ring.i32, L.OFF_HEAD >> 2) >>> 0;
+    return this.used();
+  }
+
+  /**
+   * Encodes value and commits it, in place when the bytes after the tail are
+   * known to be free. Returns COMMITTED, or the encoded bytes (the caller's own
+   * copy) when the ring has no room for them now.
+   */
+  trySendValue<T>(codec: Codec<T>, value: T): true | Uint8Array {
+    const { capacity, bytes } = this.ring;
+    const idx = this.tail & this.ring.mask;
+    if (codec.encodeInto !== undefined && this.freeToEnd(idx)) {
+      const offset = idx + RECORD;
+      const encoded = codec.encodeInto(value, bytes, offset);
+      if (encoded.buffer === bytes.buffer && encoded.byteOffset === bytes.byteOffset + offset) {
+        checkSize(encoded.length, this.ring.maxMessageSize);
+        const size = align8(RECORD + encoded.length);
+        if (idx + size <= capacity && this.hasRoom(size + RECORD)) {
+          this.commit(idx, 0, encoded.length);
+          return COMMITTED;
+        }
+        return Buffer.from(encoded); // no room yet: keep our own copy for the retry
+      }
+      return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+    }
+    const encoded = codec.encode(value);
+    return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+  }
+
+  /** Copies already encoded bytes into the ring; false when there is no room. */
+  trySendBytes(encoded: Uint8Array): boolean {
+    const { capacity, bytes } = this.ring;
+    checkSize(encoded.length, this.ring.maxMessageSize);
+    const idx = this.tail & this.ring.mask;
+    const size = align8(RECORD + encoded.length);
+    const padding = capacity - idx < size ? capacity - idx : 0;
+    if (!this.hasRoom(padding + size + RECORD)) return false;
+    const at = padding === 0 ? idx : 0;
+    bytes.set(encoded, at + RECORD);
+    this.commit(at, padding, encoded.length);
+    return true;
+  }
+
+  /** True when [idx, capacity) holds nothing unread. */
+  private freeToEnd(idx: number): boolean {
+    if (this.unreadIsBefore(idx)) return true;
+    this.refreshHead();
+    return this.unreadIsBefore(idx);
+  }
+
+  /** The unread bytes, if any, lie in [head, idx) without wrapping. */
+  private unreadIsBefore(idx: number): boolean {
+    return this.used() === 0 || (this.cachedHead & this.ring.mask) < idx;
+  }
+
+  private hasRoom(needed: number): boolean {
+    const capacity = this.ring.capacity;
+    return capacity - this.used() >= needed || capacity - this.refreshHead() >= needed;
+  }
+
+  /** Publishes a record of `length` payload bytes at ring index `at`, preceded by
+   * `padding` bytes of padding at the old tail when the record wrapped to 0. */
+  private commit(at: number, padding: number, length: number): void {
+    const { i32, mask } = this.ring;
+    const size = align8(RECORD + length);
+    i32[this.ring.lengthIndex(at) + 1] = L.RECORD_DATA;
+    i32[this.ring.lengthIndex((at + size) & mask)] = 0;
+    Atomics.store(i32, this.ring.lengthIndex(at), RECORD + length);
+    if (padding !== 0) {
+      const idx = this.tail & mask;
+      i32[this.ring.lengthIndex(idx) + 1] = L.RECORD_PADDING;
+      Atomics.store(i32, this.ring.lengthIndex(idx), padding);
+    }
+    this.tail = (this.tail + padding + size) >>> 0;
+    Atomics.store(i32, L.OFF_TAIL >> 2, this.tail | 0);
+    addCounter(i32, this.messagesIndex, 1);
+    addCounter(i32, this.bytesIndex, length);
+    if (Atomics.load(i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
+  }
+}
+
+function checkSize(length: number, max: number): void {
+  if (length > max) throw new MessageTooLarge(length, max);
+}
+
+export class MessageTooLarge extends Error {
+  constructor(
+    readonly length: number,
+    readonly max: number,
+  ) {
+    super('message too large');
+  }
+}
+
+export const EMPTY: unique symbol = Symbol('empty');
+export const ENDED: unique symbol = Symbol('ended');
+
+/** The single consumer. Reading a record and publishing the new head is what
+ * makes a message consumed. */
+export class SpscReader {
+  private head: number;
+
+  constructor(private readonly ring: RingMemory) {
+    this.head = Atomics.load(ring.i32, L.OFF_HEAD >> 2) >>> 0;
+  }
+
+  /** The next message, EMPTY, or ENDED. A message that fails to decode is consumed
+   * and the decoder's error is thrown wrapped in DecodeFailure. */
+  tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
+    const { i32, capacity, mask } = this.ring;
+    for (;;) {
+      const idx = this.head & mask;
+      const length = Atomics.load(i32, this.ring.lengthIndex(idx));
+      if (length === 0) {
+        if (Atomics.load(i32, L.OFF_ENDED >> 2) === 0) return EMPTY;
+        // end() follows the producer's last commit: look once more
+        if (Atomics.load(i32, this.ring.lengthIndex(idx)) === 0) return ENDED;
+        continue;
+      }
+      const type = i32[this.ring.lengthIndex(idx) + 1];
+      if (type === L.RECORD_PADDING) {
+        if (length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+        this.advance(length);
+        continue;
+      }
+      const payload = length - RECORD;
+      if (type !== L.RECORD_DATA || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
+        throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
+      const start = idx + RECORD;
+      let value: T;
+      try {
+        value = codec.decode(this.ring.bytes, start, start + payload);
+      } catch (error) {
+        this.consumed(align8(length), payload);
+        throw new DecodeFailure(error);
+      }
+      this.consumed(align8(length), payload);
+      return value;
+    }
+  }
+
+  /** True when a record (or the end) is there to read; cheap enough to spin on. */
+  ready(): boolean {
+    return (
+      Atomics.load(this.ring.i32, this.ring.lengthIndex(this.head & this.ring.mask)) !== 0 ||
+      Atomics.load(this.ring.i32, L.OFF_ENDED >> 2) !== 0
+    );
+  }
+
+  private consumed(step: number, payload: number): void {
+    addCounter(this.ring.i32, L.OFF_RECV_MESSAGES >> 2, 1);
+    addCounter(this.ring.i32, L.OFF_RECV_BYTES >> 2, payload);
+    this.advance(step);
+  }
+
+  private advance(step: number): void {
+    const i32 = this.ring.i32;
+    this.head = (this.head + step) >>> 0;
+    Atomics.store(i32, L.OFF_HEAD >> 2, this.head | 0);
+    if (Atomics.load(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
+  }
+}
+
+export class DecodeFailure extends Error {
+  constructor(readonly error: unknown) {
+    super('decode failed');
+  }
+}

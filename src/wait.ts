@@ -1,0 +1,131 @@
+// Waiting for data or room: try, spin briefly, then announce ourselves as a
+// sleeper, look once more, and sleep on the segment's futex. The other side makes
+// a system call only when it sees an announced sleeper, so a busy channel makes
+// none. The steps are written once, as a generator of sleeps; a synchronous and
+// an asynchronous driver carry them out.
+import { layout as L, type NativeSegment } from './binding';
+import { abortError, errno } from './errors';
+
+/** An attempt's answer when it should be retried later. */
+export const AGAIN: unique symbol = Symbol('again');
+
+/** Upper bound of one sleep: how often a sleeper re-checks deadlines and peers. */
+const SLICE_MS = 100;
+
+export interface Sleep {
+  which: number;
+  sequence: number;
+  ms: number;
+}
+
+export interface WaitPlan<T> {
+  /** L.WAIT_DATA or L.WAIT_SPACE. */
+  which: number;
+  /** One try: a result, or AGAIN. May throw. */
+  attempt(): T | typeof AGAIN;
+  /** Called before each sleep and after each wake-up: throws if waiting must stop (closed, peer gone). */
+  check(): void;
+  /** Milliseconds; undefined waits forever. */
+  timeout: number | undefined;
+  spinMicros: number;
+  onTimeout(): Error;
+}
+
+/** Sleepers this handle has announced in shared memory, so close() can withdraw
+ * them even while a wait is in flight. */
+export class Announcements {
+  private readonly counts = [0, 0];
+  constructor(private readonly i32: Int32Array) {}
+
+  private index(which: number): number {
+    return (which === L.WAIT_DATA ? L.OFF_DATA_WAITERS : L.OFF_SPACE_WAITERS) >> 2;
+  }
+
+  /** Announces a sleeper and returns the sequence to sleep on. */
+  announce(which: number): number {
+    this.counts[which]++;
+    Atomics.add(this.i32, this.index(which), 1);
+    return Atomics.load(this.i32, ((which === L.WAIT_DATA ? L.OFF_DATA_SEQ : L.OFF_SPACE_SEQ) >> 2));
+  }
+
+  withdraw(which: number): void {
+    if (this.counts[which] === 0) return;
+    this.counts[which]--;
+    Atomics.sub(this.i32, this.index(which), 1);
+  }
+
+  withdrawAll(): void {
+    for (const which of [L.WAIT_DATA, L.WAIT_SPACE]) while (this.counts[which] > 0) this.withdraw(which);
+  }
+}
+
+export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): Generator<Sleep, T, number> {
+  let result = plan.attempt();
+  if (result !== AGAIN) return result;
+  if (plan.timeout === 0) throw plan.onTimeout();
+  const start = performance.now();
+  const deadline = plan.timeout === undefined ? Infinity : start + plan.timeout;
+  const spinUntil = start + plan.spinMicros / 1000;
+  while (performance.now() < spinUntil) {
+    result = plan.attempt();
+    if (result !== AGAIN) return result;
+  }
+  for (;;) {
+    plan.check();
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) throw plan.onTimeout();
+    const sequence = announcements.announce(plan.which);
+    try {
+      result = plan.attempt();
+      if (result !== AGAIN) return result;
+      yield { which: plan.which, sequence, ms: Math.max(1, Math.min(SLICE_MS, Math.ceil(remaining))) };
+    } finally {
+      announcements.withdraw(plan.which);
+    }
+    plan.check();
+    result = plan.attempt();
+    if (result !== AGAIN) return result;
+  }
+}
+
+export function waitSync<T>(steps: Generator<Sleep, T, number>, segment: NativeSegment): T {
+  let step = steps.next();
+  while (!step.done) step = steps.next(segment.waitSync(step.value.which, step.value.sequence, step.value.ms));
+  return step.value;
+}
+
+/** Runs the steps, sleeping on the segment's waiter thread so the event loop stays free. */
+export function waitAsync<T>(
+  steps: Generator<Sleep, T, number>,
+  segment: NativeSegment,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let sleeping: Sleep | undefined;
+    const onAbort = () => {
+      if (sleeping !== undefined) segment.cancelWait(sleeping.which);
+    };
+    const finish = (settle: () => void) => {
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    };
+    const advance = (rc?: number) => {
+      sleeping = undefined;
+      let step: IteratorResult<Sleep, T>;
+      try {
+        if (signal?.aborted) {
+          steps.return(undefined as T);
+          return finish(() => reject(abortError(signal)));
+        }
+        step = rc === undefined ? steps.next() : steps.next(rc === -errno.ETIMEDOUT ? rc : 0);
+      } catch (error) {
+        return finish(() => reject(error));
+      }
+      if (step.done) return finish(() => resolve(step.value));
+      sleeping = step.value;
+      segment.waitAsync(sleeping.which, sleeping.sequence, sleeping.ms, advance);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    advance();
+  });
+}
