@@ -113,6 +113,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
                            InstanceMethod<&Segment::ClaimProducer>("claimProducer"),
                            InstanceMethod<&Segment::RecoverTail>("recoverTail"),
                            InstanceMethod<&Segment::ConsumerGone>("consumerGone"),
+                           InstanceMethod<&Segment::ClaimantAlive>("claimantAlive"),
                            InstanceMethod<&Segment::Stats>("stats"),
                            InstanceMethod<&Segment::Wake>("wake"),
                            InstanceMethod<&Segment::WaitSync>("waitSync"),
@@ -182,6 +183,14 @@ class Segment : public Napi::ObjectWrap<Segment> {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
     return Napi::Boolean::New(env, shmchan_consumer_gone(&segment_) != 0);
+  }
+
+  // (slot, pid) -> whether that producer slot is held by that live process
+  Napi::Value ClaimantAlive(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    return Napi::Boolean::New(env, shmchan_claimant_alive(&segment_, info[0].As<Napi::Number>().Uint32Value(),
+                                                          info[1].As<Napi::Number>().Uint32Value()) != 0);
   }
 
   Napi::Value Stats(const Napi::CallbackInfo &info) {
@@ -337,6 +346,7 @@ Napi::Object Layout(Napi::Env env) {
   EXPORT(NAME_MAX); EXPORT(MAX_PRODUCERS);
   EXPORT(OFF_MAGIC); EXPORT(OFF_VERSION); EXPORT(OFF_MODE); EXPORT(OFF_CAPACITY); EXPORT(OFF_MAX_MESSAGE);
   EXPORT(OFF_CODEC); EXPORT(OFF_BACKEND); EXPORT(OFF_ENDED); EXPORT(OFF_TAIL); EXPORT(OFF_HEAD);
+  EXPORT(OFF_RELEASING); EXPORT(CLAIM_FLAG); EXPORT(CLAIM_SLOT_SHIFT);
   EXPORT(OFF_RECV_MESSAGES); EXPORT(OFF_RECV_BYTES); EXPORT(OFF_DATA_SEQ); EXPORT(OFF_DATA_WAITERS);
   EXPORT(OFF_SPACE_SEQ); EXPORT(OFF_SPACE_WAITERS); EXPORT(OFF_NAME); EXPORT(OFF_PRODUCERS);
   EXPORT(PRODUCER_SIZE); EXPORT(PRODUCER_MESSAGES); EXPORT(PRODUCER_BYTES);

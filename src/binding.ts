@@ -25,6 +25,8 @@ export interface NativeSegment {
   /** SPSC: the tail a new producer starts from, or -errno. */
   recoverTail(): number;
   consumerGone(): boolean;
+  /** MPSC: whether producer slot `slot` is held by the live process `pid`. */
+  claimantAlive(slot: number, pid: number): boolean;
   stats(): NativeStats;
   wake(which: number): void;
   /** 0 when woken, -ETIMEDOUT, -EINTR. Blocks the calling thread. */
@@ -64,6 +66,9 @@ export interface Layout {
   OFF_ENDED: number;
   OFF_TAIL: number;
   OFF_HEAD: number;
+  OFF_RELEASING: number;
+  CLAIM_FLAG: number;
+  CLAIM_SLOT_SHIFT: number;
   OFF_RECV_MESSAGES: number;
   OFF_RECV_BYTES: number;
   OFF_DATA_SEQ: number;

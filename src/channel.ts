@@ -14,6 +14,7 @@ import {
   SpscReader,
   SpscWriter,
 } from './ring';
+import { MpscReader, MpscWriter, StreamEnded } from './mpsc';
 import { AGAIN, Announcements, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
 
 export type Backend = 'posix' | 'sysv';
@@ -157,8 +158,8 @@ export class Channel<T = unknown> {
   private readonly spinMicros: number;
   private readonly unlinkOnClose: boolean;
   private readonly inode: number | undefined;
-  private writer: SpscWriter | undefined;
-  private reader: SpscReader | undefined;
+  private writer: SpscWriter | MpscWriter | undefined;
+  private reader: SpscReader | MpscReader | undefined;
 
   private constructor(name: string, segment: NativeSegment, codec: Codec<T>, spinMicros: number, unlinkOnClose: boolean) {
     this.name = name;
@@ -184,8 +185,7 @@ export class Channel<T = unknown> {
     const o = checkOptions(options);
     checkBackend(o.backend);
     const mode = o.mode ?? 'spsc';
-    if (mode === 'mpsc') throw invalidArg("mode 'mpsc' is not available in this version of shmchan yet; use 'spsc'");
-    if (mode !== 'spsc') throw invalidArg(`mode must be 'spsc' or 'mpsc', got ${describe(mode)}`);
+    if (mode !== 'spsc' && mode !== 'mpsc') throw invalidArg(`mode must be 'spsc' or 'mpsc', got ${describe(mode)}`);
     const capacity = roundCapacity(integerOption(o, 'capacity', DEFAULT_CAPACITY, 1, L.MAX_CAPACITY));
     const limit = native.maxMessageLimit(capacity);
     const maxMessageSize = integerOption(o, 'maxMessageSize', Math.min(limit, capacity / 4), 1, limit);
@@ -197,7 +197,7 @@ export class Channel<T = unknown> {
     try {
       segment = native.createPosix(channel, {
         capacity,
-        mode: L.MODE_SPSC,
+        mode: mode === 'mpsc' ? L.MODE_MPSC : L.MODE_SPSC,
         maxMessageSize,
         codec: codecIds[codec.kind],
         permissions,
@@ -222,11 +222,6 @@ export class Channel<T = unknown> {
     let handle: Channel<T>;
     try {
       const header = new Uint32Array(segment.buffer(), 0, L.HEADER_SIZE >> 2);
-      if (header[L.OFF_MODE >> 2] !== L.MODE_SPSC)
-        throw new ShmChanError(
-          'ERR_INCOMPATIBLE',
-          `channel '${channel}' is an mpsc channel, which this version of shmchan cannot open yet`,
-        );
       const codec = codecFor<T>(channel, header[L.OFF_CODEC >> 2], o.codec as CodecOption<T> | undefined);
       handle = new Channel<T>(channel, segment, codec, spinMicros, unlinkOnClose);
     } catch (error) {
@@ -275,14 +270,22 @@ export class Channel<T = unknown> {
     if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live());
   }
 
-  /** Ends the stream: the consumer gets everything sent before, then the end. */
+  /** Ends the stream: the consumer gets everything sent before, then the end.
+   * A producing call: it takes the producer role (a slot in mpsc). Idempotent. */
   end(): void {
-    this.live().end();
+    const segment = this.live();
+    if (Atomics.load(this.ring.i32, L.OFF_ENDED >> 2) !== 0) return;
+    this.producer();
+    segment.end();
   }
 
   /** One try at sending: COMMITTED, or the encoded bytes to retry with. */
   private attemptSend(value: T): typeof COMMITTED | Uint8Array {
-    const writer = this.producer(value);
+    this.live();
+    if (value === undefined)
+      throw invalidArg(`channel '${this.name}': cannot send undefined (it is what tryReceive() answers when empty); send null instead`);
+    this.checkNotEnded();
+    const writer = this.producer();
     try {
       return writer.trySendValue(this.codec, value);
     } catch (error) {
@@ -314,17 +317,24 @@ export class Channel<T = unknown> {
     };
   }
 
-  private producer(value: T): SpscWriter {
+  private producer(): SpscWriter | MpscWriter {
     const segment = this.live();
-    if (value === undefined)
-      throw invalidArg(`channel '${this.name}': cannot send undefined (it is what tryReceive() answers when empty); send null instead`);
-    this.checkNotEnded();
     if (this.writer !== undefined) return this.writer;
     const slot = segment.claimProducer();
+    if (slot === -errno.EUSERS)
+      throw new ShmChanError(
+        'ERR_TOO_MANY_PRODUCERS',
+        `channel '${this.name}' already has ${L.MAX_PRODUCERS} live producers; close one first`,
+        { errno: 'EUSERS' },
+      );
     if (slot < 0) throw this.roleError(slot, 'producer', 'one producer at a time in spsc mode');
-    const tail = segment.recoverTail();
-    if (tail < 0) throw errorFromErrno(tail, { channel: this.name });
-    this.writer = new SpscWriter(this.ring, slot, tail);
+    if (this.mode === 'mpsc') {
+      this.writer = new MpscWriter(this.ring, slot, process.pid);
+    } else {
+      const tail = segment.recoverTail();
+      if (tail < 0) throw errorFromErrno(tail, { channel: this.name });
+      this.writer = new SpscWriter(this.ring, slot, tail);
+    }
     return this.writer;
   }
 
@@ -394,6 +404,7 @@ export class Channel<T = unknown> {
         return value === EMPTY ? AGAIN : value;
       },
       check: () => void this.live(),
+      sliceMs: () => (this.reader instanceof MpscReader && this.reader.waitingOnClaim ? 2 : undefined),
       onTimeout: () => new ShmChanError('ERR_TIMEOUT', `channel '${this.name}': no message arrived before the timeout`),
     };
   }
@@ -402,12 +413,12 @@ export class Channel<T = unknown> {
     return errorFromErrno(-errno.ESHUTDOWN, { channel: this.name });
   }
 
-  private consumer(): SpscReader {
+  private consumer(): SpscReader | MpscReader {
     const segment = this.live();
     if (this.reader !== undefined) return this.reader;
     const rc = segment.claimConsumer();
     if (rc < 0) throw this.roleError(rc, 'consumer', 'one consumer at a time');
-    this.reader = new SpscReader(this.ring);
+    this.reader = this.mode === 'mpsc' ? new MpscReader(this.ring) : new SpscReader(this.ring);
     return this.reader;
   }
 
@@ -459,6 +470,7 @@ export class Channel<T = unknown> {
   /** Turns a failure inside the data path into a ShmChanError that names the channel. */
   private dataPathError(error: unknown): ShmChanError {
     if (error instanceof ShmChanError) return error;
+    if (error instanceof StreamEnded) return this.endedError();
     if (error instanceof CorruptRing)
       return new ShmChanError('ERR_CORRUPT', `channel '${this.name}' is corrupt (${error.message}); remove and recreate it`);
     if (error instanceof MessageTooLarge)

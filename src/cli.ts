@@ -6,7 +6,7 @@ import { runDemo } from './demo';
 const usage = `usage: shmchan <command> [options]
 
 commands:
-  demo      two separate processes exchange 200,000 messages over a channel
+  demo      the spooler: one consumer and several producer processes
 
 options:
   -h, --help   show this help
@@ -14,7 +14,7 @@ options:
 
 const commands: Record<string, { help: string; run(args: string[]): Promise<number> }> = {
   demo: {
-    help: 'usage: shmchan demo\n\nStarts a producer and a consumer process that share only a channel name,\nand prints what they did and the rate.\n',
+    help: 'usage: shmchan demo\n\nThe spooler: starts one spooler process and four client processes that share\nonly an mpsc channel name; the spooler prints jobs in arrival order and a summary.\n',
     run: async (args) => {
       parseArgs({ args, options: {}, strict: true });
       return runDemo();

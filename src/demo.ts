@@ -1,71 +1,76 @@
-// `shmchan demo`: two separate processes, one producing orders and one consuming
-// them, that share nothing but the channel's name.
+// `shmchan demo`: the classic spooler. Several client processes put print jobs
+// into one mpsc channel; one spooler process prints them in arrival order and a
+// summary. The processes share nothing but the channel's name.
 import { spawn } from 'node:child_process';
 import { Channel } from './channel';
 
-interface Order {
-  id: number;
-  item: string;
-  quantity: number;
+interface Job {
+  client: number;
+  pid: number;
+  seq: number;
+  text: string;
   at: Date;
 }
 
-const items = ['coffee', 'tea', 'croissant', 'bagel', 'juice', 'muffin', 'crêpe', '抹茶'];
-const MESSAGES = 200_000;
+const CLIENTS = 4;
+const JOBS_PER_CLIENT = 50_000;
+const PRINTED = 12;
+const documents = ['report.pdf', 'invoice-2026-11.odt', 'Präsentation.key', '発注書.xlsx', 'notes.txt', 'photo 🐈.jpg'];
 
 function say(role: string, text: string): void {
   process.stdout.write(`[${role} ${process.pid}] ${text}\n`);
 }
 
-function rate(count: number, since: bigint): string {
-  const seconds = Number(process.hrtime.bigint() - since) / 1e9;
-  return `${count.toLocaleString('en-US')} messages in ${(seconds * 1000).toFixed(0)} ms = ${(count / seconds / 1e6).toFixed(2)} M msgs/s`;
-}
-
-async function produce(name: string, count: number): Promise<void> {
-  const channel = Channel.open<Order>(name, { timeout: 10_000 });
-  say('producer', `opened '${name}', sending ${count.toLocaleString('en-US')} orders`);
-  const start = process.hrtime.bigint();
-  for (let id = 0; id < count; id++) {
-    const order = { id, item: items[id % items.length], quantity: 1 + (id % 3), at: new Date() };
-    if (!channel.trySend(order)) await channel.send(order);
+async function client(name: string, id: number, count: number): Promise<void> {
+  const channel = Channel.open<Job>(name, { timeout: 10_000 });
+  for (let seq = 0; seq < count; seq++) {
+    const job = { client: id, pid: process.pid, seq, text: `print ${documents[(seq + id) % documents.length]}`, at: new Date() };
+    if (!channel.trySend(job)) await channel.send(job);
   }
-  channel.end();
-  say('producer', `sent ${rate(count, start)}, then end()`);
+  say(`client ${id}`, `queued ${count.toLocaleString('en-US')} jobs`);
   channel.close();
 }
 
-async function consume(name: string): Promise<void> {
-  const channel = Channel.open<Order>(name, { timeout: 10_000 });
-  say('consumer', `opened '${name}', waiting for orders`);
-  let received = 0;
+async function spooler(name: string): Promise<void> {
+  const channel = Channel.open<Job>(name, { timeout: 10_000 });
+  say('spooler', `printing jobs from '${name}' in arrival order (the first ${PRINTED}, then a summary)`);
+  const perClient = new Map<number, { pid: number; jobs: number; next: number }>();
+  let total = 0;
   let start = 0n;
-  let last: Order | undefined;
-  for await (const order of channel) {
-    if (received === 0) start = process.hrtime.bigint();
-    if (order.id !== received) throw new Error(`order ${order.id} arrived where ${received} was expected`);
-    if (received < 3) say('consumer', `got ${JSON.stringify(order)}`);
-    last = order;
-    received++;
+  for await (const job of channel) {
+    if (total === 0) start = process.hrtime.bigint();
+    const seen = perClient.get(job.client) ?? { pid: job.pid, jobs: 0, next: 0 };
+    if (job.seq !== seen.next) throw new Error(`client ${job.client}: job ${job.seq} arrived where ${seen.next} was expected`);
+    seen.jobs++;
+    seen.next = job.seq + 1;
+    perClient.set(job.client, seen);
+    if (total < PRINTED) say('spooler', `#${total + 1} from client ${job.client} (pid ${job.pid}), job ${job.seq}: ${job.text}`);
+    total++;
   }
-  say('consumer', `last ${JSON.stringify(last)}`);
-  say('consumer', `received ${rate(received, start)}, in order, then the end of the stream`);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  say('spooler', `end of stream: ${total.toLocaleString('en-US')} jobs in ${(seconds * 1000).toFixed(0)} ms = ${(total / seconds / 1e6).toFixed(2)} M jobs/s`);
+  for (const [id, { pid, jobs }] of [...perClient].sort((a, b) => a[0] - b[0]))
+    say('spooler', `  client ${id} (pid ${pid}): ${jobs.toLocaleString('en-US')} jobs, each client's in order`);
   channel.close();
 }
 
 export async function runDemo(): Promise<number> {
-  const name = `shmchan-demo-${process.pid}`;
-  const channel = Channel.create(name, { capacity: 1 << 20 });
-  say('demo', `created channel '${name}' (/dev/shm/${name}, ${channel.capacity / 1024} KiB ring); starting two processes`);
-  const start = (role: string, ...args: string[]) =>
+  const name = `shmchan-spool-${process.pid}`;
+  const channel = Channel.create(name, { mode: 'mpsc', capacity: 1 << 20 });
+  say('demo', `created mpsc channel '${name}' (${channel.capacity / 1024} KiB ring); starting a spooler and ${CLIENTS} client processes`);
+  const start = (...args: string[]) =>
     new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, [__filename, role, name, ...args], { stdio: 'inherit' });
+      const child = spawn(process.execPath, [__filename, ...args], { stdio: 'inherit' });
       child.on('exit', (code) => resolve(code ?? 1));
     });
   try {
-    const codes = await Promise.all([start('consume'), start('produce', String(MESSAGES))]);
+    const spooled = start('spooler', name);
+    const clients = Array.from({ length: CLIENTS }, (_, id) => start('client', name, String(id), String(JOBS_PER_CLIENT)));
+    const codes = await Promise.all(clients);
+    channel.end(); // every client is done: the spooler drains the ring, then sees the end
+    codes.push(await spooled);
     const stats = channel.stats();
-    say('demo', `stats: ${stats.messagesSent} sent, ${stats.messagesReceived} received, ${stats.bytesSent} bytes, ended: ${stats.ended}`);
+    say('demo', `channel stats: ${stats.messagesSent.toLocaleString('en-US')} sent, ${stats.messagesReceived.toLocaleString('en-US')} received, ${(stats.bytesSent / 1e6).toFixed(1)} MB`);
     return codes.every((code) => code === 0) ? 0 : 1;
   } finally {
     channel.close();
@@ -73,8 +78,8 @@ export async function runDemo(): Promise<number> {
 }
 
 if (require.main === module) {
-  const [role, name, count] = process.argv.slice(2);
-  (role === 'produce' ? produce(name, Number(count)) : consume(name)).catch((error) => {
+  const [role, name, id, count] = process.argv.slice(2);
+  (role === 'client' ? client(name, Number(id), Number(count)) : spooler(name)).catch((error) => {
     process.stderr.write(`${error.message}\n`);
     process.exitCode = 1;
   });

@@ -35,10 +35,10 @@ export class RingMemory {
 /** Thrown inside the data path; the Channel turns it into an ERR_CORRUPT naming the channel. */
 export class CorruptRing extends Error {}
 
-const align8 = (n: number) => (n + 7) & ~7;
+export const align8 = (n: number) => (n + 7) & ~7;
 
 /** Adds to a u64 counter kept as two little-endian u32 words; it has one writer. */
-function addCounter(i32: Int32Array, index: number, delta: number): void {
+export function addCounter(i32: Int32Array, index: number, delta: number): void {
   const low = (i32[index] >>> 0) + delta;
   if (low > 0xffffffff) {
     i32[index] = low - 0x100000000;
@@ -164,7 +164,7 @@ export class SpscWriter {
   }
 }
 
-function checkSize(length: number, max: number): void {
+export function checkSize(length: number, max: number): void {
   if (length > max) throw new MessageTooLarge(length, max);
 }
 

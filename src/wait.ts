@@ -28,6 +28,8 @@ export interface WaitPlan<T> {
   /** Milliseconds; undefined waits forever. */
   timeout: number | undefined;
   spinMicros: number;
+  /** How long one sleep may last now, when it must be shorter than usual. */
+  sliceMs?(): number | undefined;
   onTimeout(): Error;
 }
 
@@ -78,7 +80,8 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): 
     try {
       result = plan.attempt();
       if (result !== AGAIN) return result;
-      yield { which: plan.which, sequence, ms: Math.max(1, Math.min(SLICE_MS, Math.ceil(remaining))) };
+      const slice = plan.sliceMs?.() ?? SLICE_MS;
+      yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
     } finally {
       announcements.withdraw(plan.which);
     }

@@ -58,6 +58,7 @@ extern "C" {
 
 /* consumer line: the head cursor and the consumer's counters */
 #define SHMCHAN_OFF_HEAD 256u           /* u32: next byte to read, free-running */
+#define SHMCHAN_OFF_RELEASING 260u      /* u32, MPSC: the head the consumer is releasing up to (see below) */
 #define SHMCHAN_OFF_RECV_MESSAGES 264u  /* u64 */
 #define SHMCHAN_OFF_RECV_BYTES 272u     /* u64 */
 #define SHMCHAN_OFF_CONSUMER 280u       /* u64: owner word of the consumer, 0 = none */
@@ -99,6 +100,30 @@ extern "C" {
 #define SHMCHAN_RECORD_HEADER 8u
 #define SHMCHAN_RECORD_DATA 1u
 #define SHMCHAN_RECORD_PADDING 2u
+
+/*
+ * MPSC records. Free ring bytes are always zero: the consumer zeroes what it
+ * consumed before it moves the head. A producer
+ *   1. reads the tail T and checks for room (need = padding + record size);
+ *   2. claims the record by a CAS of the type word at T from 0 to its claim
+ *      marker (SHMCHAN_CLAIM_FLAG | slot << 22 | pid), so the claim names its owner;
+ *   3. stores -need in the length word ("in progress");
+ *   4. advances the tail from T to T + need by CAS (others may help: any producer
+ *      that finds a marker with a negative length may advance the tail for it);
+ *   5. writes the payload and commits by storing the positive length. A committed
+ *      record whose type word still holds a claim marker is a data record.
+ * When the claim wraps (padding + record at offset 0), the record at 0 gets type
+ * DATA and is committed first; then the claim at T becomes padding: type PADDING
+ * is stored, then the length. A header {negative length, PADDING} therefore means
+ * "the record at 0 is committed, the padding is not yet": the consumer finishes it.
+ * A claim whose owner died is turned into padding by the consumer; a marker with
+ * no negative length yet and a dead owner is taken back (CAS to 0) by a producer.
+ * Before zeroing a consumed record the consumer stores the new head in
+ * SHMCHAN_OFF_RELEASING, so a successor of a consumer that died while zeroing
+ * finishes the release instead of reading a half-zeroed record.
+ */
+#define SHMCHAN_CLAIM_FLAG 0x80000000u
+#define SHMCHAN_CLAIM_SLOT_SHIFT 22u
 
 /*
  * An owner word names a process across pid reuse: the pid in the low 22 bits,
@@ -178,6 +203,10 @@ int64_t shmchan_recover_tail(shmchan_segment_t *seg);
 
 /* 1 when a consumer was attached and has died since (its slot still names it). */
 int shmchan_consumer_gone(shmchan_segment_t *seg);
+
+/* MPSC: 1 when producer slot `slot` is held by a live process whose pid is `pid`,
+ * i.e. a claim marker naming them belongs to a producer that can still commit. */
+int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
 
 typedef struct shmchan_stats {
   uint32_t capacity, used;

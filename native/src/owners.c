@@ -84,8 +84,33 @@ static uint64_t *producer_owner(const shmchan_segment_t *seg, uint32_t slot) {
   return U64_AT(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_OWNER);
 }
 
+/* MPSC: a consumer that died while zeroing consumed records left the head behind
+ * SHMCHAN_OFF_RELEASING; finish its release so no half-zeroed record is read. */
+static void finish_release(shmchan_segment_t *seg) {
+  uint8_t *base = seg->base, *ring = ring_of(seg);
+  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  uint32_t head = load_u32(base, SHMCHAN_OFF_HEAD);
+  uint32_t releasing = load_u32(base, SHMCHAN_OFF_RELEASING);
+  uint32_t tail = load_u32(base, SHMCHAN_OFF_TAIL);
+  if (releasing == head || releasing - head > tail - head) return; /* nothing pending, or nonsense */
+  for (uint32_t at = head; at != releasing;) {
+    uint32_t idx = at & mask, chunk = releasing - at;
+    if (chunk > capacity - idx) chunk = capacity - idx;
+    memset(ring + idx, 0, chunk);
+    at += chunk;
+  }
+  store_u32(base, SHMCHAN_OFF_HEAD, releasing);
+}
+
 int shmchan_claim_consumer(shmchan_segment_t *seg) {
-  return claim_slot(U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), shmchan_self_owner());
+  uint64_t *slot = U64_AT(seg->base, SHMCHAN_OFF_CONSUMER);
+  uint64_t previous = load_u64(seg->base, SHMCHAN_OFF_CONSUMER);
+  int rc = claim_slot(slot, shmchan_self_owner());
+  if (rc != 0) return rc;
+  /* A dead predecessor may have left itself announced as a sleeper. */
+  if (previous != 0) store_u32(seg->base, SHMCHAN_OFF_DATA_WAITERS, 0);
+  if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_MPSC) finish_release(seg);
+  return 0;
 }
 
 void shmchan_release_consumer(shmchan_segment_t *seg) {
@@ -94,8 +119,13 @@ void shmchan_release_consumer(shmchan_segment_t *seg) {
 
 int shmchan_claim_producer(shmchan_segment_t *seg) {
   uint64_t me = shmchan_self_owner();
-  if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_SPSC)
-    return claim_slot(producer_owner(seg, 0), me);
+  if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_SPSC) {
+    uint64_t previous = load_u64(seg->base, SHMCHAN_OFF_PRODUCERS + SHMCHAN_PRODUCER_OWNER);
+    int rc = claim_slot(producer_owner(seg, 0), me);
+    /* A dead predecessor may have left itself announced as a sleeper. */
+    if (rc == 0 && previous != 0) store_u32(seg->base, SHMCHAN_OFF_SPACE_WAITERS, 0);
+    return rc;
+  }
   /* In MPSC one process may hold several slots (one per handle). */
   for (uint32_t i = 0; i < SHMCHAN_MAX_PRODUCERS; i++) {
     uint64_t *slot = producer_owner(seg, i);
@@ -109,6 +139,12 @@ int shmchan_claim_producer(shmchan_segment_t *seg) {
 void shmchan_release_producer(shmchan_segment_t *seg, int slot) {
   if (slot < 0 || slot >= (int)SHMCHAN_MAX_PRODUCERS) return;
   release_slot(producer_owner(seg, (uint32_t)slot), shmchan_self_owner());
+}
+
+int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t pid) {
+  if (slot >= SHMCHAN_MAX_PRODUCERS) return 0;
+  uint64_t owner = load_u64(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_OWNER);
+  return shmchan_owner_pid(owner) == pid && shmchan_owner_alive(owner);
 }
 
 int shmchan_consumer_gone(shmchan_segment_t *seg) {

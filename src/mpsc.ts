@@ -1,0 +1,261 @@
+// The MPSC data path: many producers claim records with a CAS, commit on their
+// own, and the consumer delivers committed records in ring order, turning the
+// claim of a producer that died into padding. The protocol is described in
+// native/include/shmchan.h ("MPSC records").
+import { layout as L } from './binding';
+import type { Codec } from './codec';
+import {
+  COMMITTED,
+  CorruptRing,
+  DecodeFailure,
+  EMPTY,
+  ENDED,
+  addCounter,
+  align8,
+  checkSize,
+  type RingMemory,
+} from './ring';
+
+const RECORD = L.RECORD_HEADER;
+const TAIL = L.OFF_TAIL >> 2;
+const HEAD = L.OFF_HEAD >> 2;
+const RELEASING = L.OFF_RELEASING >> 2;
+const ENDED_FLAG = L.OFF_ENDED >> 2;
+const PID_MASK = (1 << L.CLAIM_SLOT_SHIFT) - 1;
+/** How long the consumer waits on an unfinished claim before it asks whether its owner lives. */
+const DEAD_CLAIM_CHECK_MS = 1;
+/** How many times a producer finds a claim without its length before it asks whether its owner lives. */
+const CONTENDED_CHECKS = 256;
+
+/** Thrown by a producer whose claim came after end(): nothing was sent. */
+export class StreamEnded extends Error {}
+
+function claimOwner(marker: number): { slot: number; pid: number } {
+  return { slot: (marker >>> L.CLAIM_SLOT_SHIFT) & (L.MAX_PRODUCERS - 1), pid: marker & PID_MASK };
+}
+
+/**
+ * Turns the claim at idx (need bytes, possibly wrapping to offset 0) into padding.
+ * Used for a claim whose record is committed at 0 (the normal wrap), a claim made
+ * after end(), and a dead producer's claim. The final length is set by CAS, so
+ * the consumer and the producer can both finish it and neither writes late.
+ */
+function finishAsPadding(ring: RingMemory, idx: number, need: number): void {
+  const { i32, capacity } = ring;
+  const toEnd = capacity - idx;
+  if (need > toEnd && Atomics.load(i32, ring.lengthIndex(0)) === 0) {
+    Atomics.store(i32, ring.lengthIndex(0) + 1, L.RECORD_PADDING);
+    Atomics.store(i32, ring.lengthIndex(0), need - toEnd);
+  }
+  Atomics.store(i32, ring.lengthIndex(idx) + 1, L.RECORD_PADDING);
+  Atomics.compareExchange(i32, ring.lengthIndex(idx), -need, Math.min(need, toEnd));
+}
+
+export class MpscWriter {
+  private cachedHead: number;
+  private readonly marker: number;
+  private readonly messagesIndex: number;
+  private readonly bytesIndex: number;
+  private contended = 0;
+
+  constructor(
+    private readonly ring: RingMemory,
+    slot: number,
+    pid: number,
+  ) {
+    this.cachedHead = Atomics.load(ring.i32, HEAD) >>> 0;
+    this.marker = (L.CLAIM_FLAG | (slot << L.CLAIM_SLOT_SHIFT) | pid) | 0;
+    const entry = L.OFF_PRODUCERS + slot * L.PRODUCER_SIZE;
+    this.messagesIndex = (entry + L.PRODUCER_MESSAGES) >> 2;
+    this.bytesIndex = (entry + L.PRODUCER_BYTES) >> 2;
+  }
+
+  /** Producers must know the size before they claim, so the value is encoded first. */
+  trySendValue<T>(codec: Codec<T>, value: T): true | Uint8Array {
+    const encoded = codec.encode(value);
+    return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+  }
+
+  trySendBytes(encoded: Uint8Array): boolean {
+    const { i32, capacity, mask } = this.ring;
+    checkSize(encoded.length, this.ring.maxMessageSize);
+    const size = align8(RECORD + encoded.length);
+    for (;;) {
+      const tail = Atomics.load(i32, TAIL) >>> 0;
+      const idx = tail & mask;
+      const padding = capacity - idx < size ? capacity - idx : 0;
+      const need = padding + size;
+      if (!this.hasRoom(tail, need)) return false;
+      const lengthIndex = this.ring.lengthIndex(idx);
+      const type = Atomics.load(i32, lengthIndex + 1);
+      if (type !== 0) {
+        this.meetClaim(tail, idx, type);
+        continue;
+      }
+      if (Atomics.compareExchange(i32, lengthIndex + 1, 0, this.marker) !== 0) continue;
+      if (Atomics.load(i32, TAIL) >>> 0 !== tail) {
+        // the header was free because the tail had already moved past it: give it back
+        Atomics.compareExchange(i32, lengthIndex + 1, this.marker, 0);
+        continue;
+      }
+      Atomics.store(i32, lengthIndex, -need);
+      Atomics.compareExchange(i32, TAIL, tail | 0, (tail + need) | 0);
+      if (Atomics.load(i32, ENDED_FLAG) !== 0) {
+        finishAsPadding(this.ring, idx, need);
+        this.wakeConsumer();
+        throw new StreamEnded();
+      }
+      const at = padding === 0 ? idx : 0;
+      this.ring.bytes.set(encoded, at + RECORD);
+      if (padding === 0) {
+        Atomics.store(i32, lengthIndex, RECORD + encoded.length);
+      } else {
+        i32[this.ring.lengthIndex(0) + 1] = L.RECORD_DATA;
+        Atomics.store(i32, this.ring.lengthIndex(0), RECORD + encoded.length);
+        finishAsPadding(this.ring, idx, need);
+      }
+      addCounter(i32, this.messagesIndex, 1);
+      addCounter(i32, this.bytesIndex, encoded.length);
+      this.wakeConsumer();
+      return true;
+    }
+  }
+
+  private hasRoom(tail: number, need: number): boolean {
+    const capacity = this.ring.capacity;
+    for (let refreshed = false; ; refreshed = true) {
+      const used = (tail - this.cachedHead) >>> 0;
+      if (used > capacity) {
+        if (!refreshed) {
+          this.cachedHead = Atomics.load(this.ring.i32, HEAD) >>> 0;
+          continue;
+        }
+        // the tail we read may be older than the head we just read
+        if (Atomics.load(this.ring.i32, TAIL) >>> 0 !== tail) return true;
+        throw new CorruptRing('the consumer cursor is ahead of the producer cursor');
+      }
+      if (capacity - used >= need) return true;
+      if (refreshed) return false;
+      this.cachedHead = Atomics.load(this.ring.i32, HEAD) >>> 0;
+    }
+  }
+
+  /** The header at the tail is taken: help its claimant move the tail on, or take
+   * back a claim whose owner died before it said how much it needed. */
+  private meetClaim(tail: number, idx: number, type: number): void {
+    const { i32 } = this.ring;
+    const length = Atomics.load(i32, this.ring.lengthIndex(idx));
+    // Read after the header: a claimant moves the tail before it commits, so a
+    // tail that has not moved means the header really is an unfinished claim.
+    if (Atomics.load(i32, TAIL) >>> 0 !== tail) return;
+    if (type >= 0) throw new CorruptRing(`a committed record of type ${type} at the tail (${idx})`);
+    if (length < 0) {
+      Atomics.compareExchange(i32, TAIL, tail | 0, (tail - length) | 0);
+      return;
+    }
+    if (length !== 0) throw new CorruptRing(`a claim at the tail (${idx}) with length ${length}`);
+    if (++this.contended % CONTENDED_CHECKS !== 0) return;
+    const { slot, pid } = claimOwner(type);
+    if (!this.ring.segment.claimantAlive(slot, pid)) Atomics.compareExchange(i32, this.ring.lengthIndex(idx) + 1, type, 0);
+  }
+
+  private wakeConsumer(): void {
+    if (Atomics.load(this.ring.i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
+  }
+}
+
+export class MpscReader {
+  private head: number;
+  private stuckAt = -1;
+  private stuckSince = 0;
+  /** True while the next record is claimed but not committed: waits use short sleeps
+   * so that a dead claimant is noticed within milliseconds. */
+  waitingOnClaim = false;
+
+  constructor(private readonly ring: RingMemory) {
+    this.head = Atomics.load(ring.i32, HEAD) >>> 0;
+  }
+
+  tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
+    const { i32, capacity, mask } = this.ring;
+    for (;;) {
+      const idx = this.head & mask;
+      const lengthIndex = this.ring.lengthIndex(idx);
+      const length = Atomics.load(i32, lengthIndex);
+      if (length === 0) {
+        this.waitingOnClaim = false;
+        if (Atomics.load(i32, ENDED_FLAG) === 0) return EMPTY;
+        // the end counts once every claim made before it is finished
+        if (Atomics.load(i32, TAIL) >>> 0 === this.head && Atomics.load(i32, lengthIndex) === 0) return ENDED;
+        return EMPTY;
+      }
+      const type = Atomics.load(i32, lengthIndex + 1);
+      if (length < 0) {
+        const need = -length;
+        if (need % 8 !== 0 || need < 2 * RECORD || need > capacity)
+          throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
+        if (type === L.RECORD_PADDING) {
+          Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));
+          continue;
+        }
+        if (type >= 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
+        if (!this.claimIsDead(type)) {
+          this.waitingOnClaim = true;
+          return EMPTY;
+        }
+        finishAsPadding(this.ring, idx, need);
+        continue;
+      }
+      this.waitingOnClaim = false;
+      if (type === L.RECORD_PADDING) {
+        if (length % 8 !== 0 || idx + length > capacity) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+        this.release(idx, length);
+        continue;
+      }
+      const payload = length - RECORD;
+      if ((type !== L.RECORD_DATA && type >= 0) || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
+        throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
+      const start = idx + RECORD;
+      let value: T;
+      try {
+        value = codec.decode(this.ring.bytes, start, start + payload);
+      } catch (error) {
+        this.consumed(idx, length);
+        throw new DecodeFailure(error);
+      }
+      this.consumed(idx, length);
+      return value;
+    }
+  }
+
+  private claimIsDead(marker: number): boolean {
+    const now = performance.now();
+    if (this.stuckAt !== this.head) {
+      this.stuckAt = this.head;
+      this.stuckSince = now;
+      return false;
+    }
+    if (now - this.stuckSince < DEAD_CLAIM_CHECK_MS) return false;
+    this.stuckSince = now;
+    const { slot, pid } = claimOwner(marker);
+    return !this.ring.segment.claimantAlive(slot, pid);
+  }
+
+  private consumed(idx: number, length: number): void {
+    addCounter(this.ring.i32, L.OFF_RECV_MESSAGES >> 2, 1);
+    addCounter(this.ring.i32, L.OFF_RECV_BYTES >> 2, length - RECORD);
+    this.release(idx, align8(length));
+  }
+
+  /** Zeroes a consumed record (free ring bytes are always zero) and moves the head
+   * past it; RELEASING lets a successor finish this if we die halfway. */
+  private release(idx: number, step: number): void {
+    const { i32 } = this.ring;
+    const next = (this.head + step) >>> 0;
+    Atomics.store(i32, RELEASING, next | 0);
+    this.ring.bytes.fill(0, idx, idx + step);
+    this.head = next;
+    Atomics.store(i32, HEAD, next | 0);
+    if (Atomics.load(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
+  }
+}
