@@ -20,7 +20,12 @@ int64_t shmchan_recover_tail(shmchan_segment_t *seg) {
   uint32_t capacity = capacity_of(seg), mask = capacity - 1;
   uint32_t head = load_u32(seg->base, SHMCHAN_OFF_HEAD);
   uint32_t tail = load_u32(seg->base, SHMCHAN_OFF_TAIL);
-  if (tail - head > capacity) return -EBADMSG;
+  if (tail - head > capacity) {
+    /* The consumer may already have read what the old producer committed but
+     * never published: everything before the head was committed. */
+    if (head - tail > capacity) return -EBADMSG;
+    tail = head;
+  }
   /* At most one committed record (and its padding) can lie past the stored tail. */
   while (tail - head < capacity) {
     uint32_t idx = tail & mask;
