@@ -92,6 +92,7 @@ export interface Layout {
   RECORD_PADDING: number;
   WAIT_DATA: number;
   WAIT_SPACE: number;
+  OFF_CREATED_MS: number;
 }
 
 interface Binding {

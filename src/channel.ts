@@ -73,7 +73,7 @@ const codecNames = ['raw', 'msgpack', 'custom'] as const;
 const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
 
 /** Names are stored without the leading '/'. */
-function normalizeName(name: unknown): string {
+export function normalizeName(name: unknown): string {
   if (typeof name !== 'string' || native.checkName(name) !== 0)
     throw new ShmChanError(
       'ERR_INVALID_NAME',

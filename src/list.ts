@@ -1,0 +1,186 @@
+// Every shmchan channel on this host, found without joining any of them: each
+// candidate segment is mapped, its header validated by the native open, read,
+// and unmapped again. No role is claimed and nothing in the segment is written.
+import { closeSync, fstatSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { layout as L, native, type NativeSegment } from './binding';
+import { normalizeName, type Backend, type Mode } from './channel';
+import type { CodecKind } from './codec';
+import { ShmChanError, errno, errorFromErrno } from './errors';
+
+export interface ChannelInfo {
+  /** Without the leading '/'. */
+  name: string;
+  backend: Backend;
+  /** System V only: the segment's key. */
+  key?: number;
+  mode: Mode;
+  capacity: number;
+  used: number;
+  /** Live producers. */
+  producers: number;
+  consumerPid: number | null;
+  creatorPid: number | null;
+  /** File mode bits, e.g. 0o600. */
+  permissions: number;
+  /** No live process is attached: no live producer, consumer or creator. */
+  stale: boolean;
+}
+
+/** What `shmchan stat` shows: the whole header and every counter. */
+export interface ChannelDetails extends ChannelInfo {
+  maxMessageSize: number;
+  codec: CodecKind;
+  createdAt: Date;
+  messagesSent: number;
+  messagesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  ended: boolean;
+}
+
+const POSIX_DIR = '/dev/shm';
+const codecKinds: readonly CodecKind[] = ['raw', 'msgpack', 'custom'];
+
+/** Reads a validated, mapped segment. */
+function describeSegment(name: string, backend: Backend, segment: NativeSegment, permissions: number): ChannelDetails {
+  const header = new DataView(segment.buffer(), 0, L.HEADER_SIZE);
+  const u32 = (offset: number) => header.getUint32(offset, true);
+  const s = segment.stats();
+  const consumerPid = s.consumerPid === 0 ? null : s.consumerPid;
+  const creatorPid = s.creatorPid === 0 ? null : s.creatorPid;
+  return {
+    name,
+    backend,
+    mode: u32(L.OFF_MODE) === L.MODE_MPSC ? 'mpsc' : 'spsc',
+    capacity: s.capacity,
+    used: s.used,
+    producers: s.producers,
+    consumerPid,
+    creatorPid,
+    permissions,
+    stale: s.producers === 0 && consumerPid === null && creatorPid === null,
+    maxMessageSize: u32(L.OFF_MAX_MESSAGE),
+    codec: codecKinds[u32(L.OFF_CODEC)] ?? 'custom',
+    createdAt: new Date(Number(header.getBigUint64(L.OFF_CREATED_MS, true))),
+    messagesSent: s.messagesSent,
+    messagesReceived: s.messagesReceived,
+    bytesSent: s.bytesSent,
+    bytesReceived: s.bytesReceived,
+    ended: s.ended,
+  };
+}
+
+/** Maps a POSIX channel, reads it and unmaps it. Throws a ShmChanError. */
+function inspectPosix(name: string, timeoutMs: number): ChannelDetails {
+  let segment: NativeSegment;
+  try {
+    segment = native.openPosix(name, timeoutMs);
+  } catch (error) {
+    const { errno: rc, syscall } = error as { errno?: number; syscall?: string };
+    if (typeof rc !== 'number') throw error;
+    if (rc === -errno.ETIMEDOUT)
+      throw new ShmChanError('ERR_TIMEOUT', `channel '${name}' exists but its creator has not finished initialising it (it may have died)`);
+    throw errorFromErrno(rc, { channel: name, syscall });
+  }
+  try {
+    // the file's mode is the truth: it may have been changed with chmod since creation
+    return describeSegment(name, 'posix', segment, statSync(`${POSIX_DIR}/${name}`).mode & 0o777);
+  } finally {
+    segment.close();
+  }
+}
+
+/** Candidates are regular files in /dev/shm with a valid channel name that are
+ * big enough to hold a header and the smallest ring; anything else is skipped,
+ * and so is any candidate that cannot be read or is not a valid shmchan segment. */
+function listPosix(): ChannelDetails[] {
+  let entries;
+  try {
+    entries = readdirSync(POSIX_DIR, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const found: ChannelDetails[] = [];
+  for (const entry of entries) {
+    if (!entry.isFile() || native.checkName(entry.name) !== 0) continue;
+    try {
+      if (statSync(`${POSIX_DIR}/${entry.name}`).size < L.HEADER_SIZE + L.MIN_CAPACITY) continue;
+      found.push(inspectPosix(entry.name, 0));
+    } catch {
+      // foreign, unreadable, corrupt, still initialising, or removed meanwhile
+    }
+  }
+  return found;
+}
+
+/** One source of channels per backend. A backend adds itself here with a
+ * function that never throws because of one bad segment. */
+const sources: Record<Backend, (() => ChannelDetails[]) | undefined> = {
+  posix: listPosix,
+  sysv: undefined,
+};
+
+function toInfo(d: ChannelDetails): ChannelInfo {
+  const info: ChannelInfo = {
+    name: d.name,
+    backend: d.backend,
+    mode: d.mode,
+    capacity: d.capacity,
+    used: d.used,
+    producers: d.producers,
+    consumerPid: d.consumerPid,
+    creatorPid: d.creatorPid,
+    permissions: d.permissions,
+    stale: d.stale,
+  };
+  if (d.key !== undefined) info.key = d.key;
+  return info;
+}
+
+/** The details of every channel, sorted by name then backend. */
+export function listDetails(): ChannelDetails[] {
+  const all: ChannelDetails[] = [];
+  for (const source of Object.values(sources)) if (source !== undefined) all.push(...source());
+  return all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.backend < b.backend ? -1 : 1));
+}
+
+/** Every shmchan channel on this host. Segments that are not shmchan's are left out. */
+export function list(): ChannelInfo[] {
+  return listDetails().map(toInfo);
+}
+
+/** One channel's header and counters, without joining it. Waits up to timeoutMs
+ * for a creator that is still initialising it. */
+export function inspect(name: string, timeoutMs = 1000): ChannelDetails {
+  return inspectPosix(normalizeName(name), timeoutMs);
+}
+
+/**
+ * Whether `shmchan rm` may remove the file behind a POSIX name: it is empty (its
+ * creator died right after shm_open), or it is big enough for a channel and
+ * starts with shmchan's magic or with zeros (a creator that died before
+ * publishing the magic). This keeps `rm` away from other programs' segments and
+ * semaphores. A file that cannot be read answers true, so that the unlink
+ * itself reports the problem.
+ */
+export function posixNameLooksLikeChannel(name: string): boolean {
+  const path = `${POSIX_DIR}/${name.startsWith('/') ? name.slice(1) : name}`;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return true;
+  }
+  try {
+    const head = Buffer.alloc(4);
+    const size = fstatSync(fd).size;
+    if (size === 0) return true;
+    if (size < L.HEADER_SIZE + L.MIN_CAPACITY || readSync(fd, head, 0, 4, 0) < 4) return false;
+    const magic = head.readUInt32LE(0);
+    return magic === L.MAGIC || magic === 0;
+  } catch {
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
