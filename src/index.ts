@@ -5,3 +5,5 @@ export type { ErrorCode } from './errors';
 export type { CustomCodec, CodecOption } from './codec';
 export { list } from './list';
 export type { ChannelInfo } from './list';
+export { createReadStream, createWriteStream } from './streams';
+export type { StreamOptions } from './streams';

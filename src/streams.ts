@@ -1,0 +1,363 @@
+// Node streams over a channel, so that a pipe or a socket between processes can
+// be swapped for shmchan: a Writable and a Readable of bytes over a 'raw' SPSC
+// channel. The CLI's --lines mode uses the same two classes in object mode over
+// a msgpack channel, one message per chunk.
+//
+// A stream is a pipe, not a mailbox: it has one writer and one reader, and a
+// side that goes away early is an error for the other one, like EPIPE.
+//   - The reader stops early (destroyed before the end): it ends the channel, so
+//     the writer's next write fails with ERR_PEER_GONE instead of waiting forever.
+//   - The reader dies: a writer waiting for room gets ERR_PEER_GONE (from Channel).
+//   - The writer goes away without end() (destroyed, or died): once the reader has
+//     read everything the writer committed, it fails with ERR_PEER_GONE.
+// The reader removes the channel's name when it closes, whichever side created
+// it, so bytes written before the reader arrives wait in the channel for it.
+import { Readable, Writable } from 'node:stream';
+import { Channel, normalizeName, type CreateOptions } from './channel';
+import { describe } from './codec';
+import { ShmChanError, invalidArg } from './errors';
+
+export interface StreamOptions extends Omit<CreateOptions<Uint8Array>, 'codec' | 'mode'> {
+  /** Create the channel (exactly one of the two sides does) instead of opening it.
+   * The create options apply only then. */
+  create?: boolean;
+  /** When opening: milliseconds to wait for the channel to appear. Default: no limit. */
+  timeout?: number;
+  /** Bytes the stream buffers before write() returns false, or before it stops reading ahead. */
+  highWaterMark?: number;
+  /** Destroys the stream when aborted. */
+  signal?: AbortSignal;
+}
+
+/** How often a waiting reader checks that its writer is still there. */
+const WRITER_CHECK_MS = 250;
+/** Longest pause between two looks for a channel that does not exist yet. */
+const MAX_OPEN_POLL_MS = 50;
+
+type Side = 'writer' | 'reader';
+type StreamCodec = 'raw' | 'msgpack';
+
+/** How a stream gets its channel: made at once (create), or opened when it appears. */
+interface ChannelSource {
+  readonly name: string;
+  readonly created: boolean;
+  readonly streamOptions: { highWaterMark?: number; signal?: AbortSignal };
+  /** The channel, or undefined when the stream was destroyed while waiting. */
+  acquire(cancelled: () => boolean): Promise<Channel<unknown> | undefined>;
+}
+
+function prepare(name: string, options: StreamOptions | undefined, codec: StreamCodec, side: Side): ChannelSource {
+  if (options !== undefined && (options === null || typeof options !== 'object'))
+    throw invalidArg(`options must be an object, got ${describe(options)}`);
+  const { create, timeout, highWaterMark, signal, unlinkOnClose, ...rest } = (options ?? {}) as StreamOptions &
+    Record<string, unknown>;
+  const channelName = normalizeName(name);
+  if (create !== undefined && typeof create !== 'boolean') throw invalidArg(`create must be a boolean, got ${describe(create)}`);
+  if (rest.codec !== undefined && rest.codec !== codec)
+    throw invalidArg(`a ${side === 'writer' ? 'write' : 'read'} stream always uses the '${codec}' codec; leave codec out`);
+  if (rest.mode !== undefined && rest.mode !== 'spsc')
+    throw invalidArg("a stream has one writer and one reader: mode must be 'spsc'");
+  if (timeout !== undefined && (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0))
+    throw invalidArg(`timeout must be a number of milliseconds >= 0, got ${describe(timeout)}`);
+  // The reader removes the name: bytes written before it arrives must still be there.
+  const unlink = unlinkOnClose ?? side === 'reader';
+  const streamOptions = { highWaterMark, signal };
+  if (create === true) {
+    const channel = Channel.create<unknown>(channelName, { ...rest, codec, mode: 'spsc', unlinkOnClose: unlink });
+    return { name: channelName, created: true, streamOptions, acquire: async () => channel };
+  }
+  const openOptions = { codec, unlinkOnClose: unlink, spinMicros: rest.spinMicros, backend: rest.backend };
+  return {
+    name: channelName,
+    created: false,
+    streamOptions,
+    acquire: (cancelled) => openWhenItExists(channelName, openOptions, timeout, cancelled),
+  };
+}
+
+/** Opens a channel, polling (without blocking the event loop) until it exists. */
+function openWhenItExists(
+  name: string,
+  options: Parameters<typeof Channel.open>[1],
+  timeout: number | undefined,
+  cancelled: () => boolean,
+): Promise<Channel<unknown> | undefined> {
+  const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
+  let pause = 1;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      if (cancelled()) return resolve(undefined);
+      let channel: Channel<unknown>;
+      try {
+        channel = Channel.open<unknown>(name, options);
+      } catch (error) {
+        if ((error as ShmChanError).code !== 'ERR_CHANNEL_NOT_FOUND') return reject(error);
+        const left = deadline - Date.now();
+        if (left <= 0)
+          return reject(
+            new ShmChanError(
+              'ERR_CHANNEL_NOT_FOUND',
+              `channel '${name}' did not appear within ${timeout} ms (is the other side running? exactly one side creates it)`,
+            ),
+          );
+        pause = Math.min(pause * 2, MAX_OPEN_POLL_MS);
+        setTimeout(attempt, Math.min(pause, left));
+        return;
+      }
+      if (channel.mode !== 'spsc') {
+        channel.close();
+        return reject(new ShmChanError('ERR_INCOMPATIBLE', `channel '${name}' is an ${channel.mode} channel; a stream needs an spsc channel`));
+      }
+      resolve(channel);
+    };
+    attempt();
+  });
+}
+
+function readerClosedError(name: string): ShmChanError {
+  return new ShmChanError(
+    'ERR_PEER_GONE',
+    `channel '${name}': the reading side closed the stream before its end (like EPIPE on a pipe)`,
+  );
+}
+
+/** The writing side. Each write becomes one message, or several when it is larger
+ * than the channel's maxMessageSize (bytes mode). A write's callback runs once its
+ * bytes are in the ring, so a full ring holds writes back and write() returns false. */
+export class ChannelWriteStream extends Writable {
+  private channel: Channel<unknown> | undefined;
+
+  constructor(
+    private readonly source: ChannelSource,
+    objectMode: boolean,
+  ) {
+    super({ ...source.streamOptions, objectMode });
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    this.source.acquire(() => this.destroyed).then((channel) => {
+      this.channel = channel;
+      callback();
+    }, callback);
+  }
+
+  override _write(chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.deliver(this.messagesOf([chunk]), callback);
+  }
+
+  override _writev(chunks: { chunk: unknown }[], callback: (error?: Error | null) => void): void {
+    const items = chunks.map((c) => c.chunk);
+    if (!this.writableObjectMode) {
+      // small writes that piled up while the ring was full travel as one message
+      const total = items.reduce((sum: number, c) => sum + (c as Buffer).length, 0);
+      if (total <= this.channel!.maxMessageSize) return this.deliver([Buffer.concat(items as Buffer[], total)], callback);
+    }
+    this.deliver(this.messagesOf(items), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    try {
+      const channel = this.channel!;
+      if (channel.stats().ended) return callback(readerClosedError(this.source.name));
+      channel.end();
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.channel?.close();
+    this.channel = undefined;
+    callback(error);
+  }
+
+  /** Bytes mode: pieces of at most maxMessageSize bytes, empty writes dropped. */
+  private messagesOf(chunks: unknown[]): unknown[] {
+    if (this.writableObjectMode) return chunks;
+    const max = this.channel!.maxMessageSize;
+    const pieces: Buffer[] = [];
+    for (const chunk of chunks as Buffer[])
+      for (let offset = 0; offset < chunk.length; offset += max) pieces.push(chunk.subarray(offset, offset + max));
+    return pieces;
+  }
+
+  private deliver(messages: unknown[], callback: (error?: Error | null) => void): void {
+    const channel = this.channel!;
+    let next = 0;
+    const sendRest = (): void => {
+      try {
+        while (next < messages.length) {
+          if (!channel.trySend(messages[next])) {
+            channel.send(messages[next]).then(
+              () => {
+                next++;
+                sendRest();
+              },
+              (error) => callback(this.writeError(error)),
+            );
+            return;
+          }
+          next++;
+        }
+      } catch (error) {
+        return callback(this.writeError(error));
+      }
+      callback();
+    };
+    sendRest();
+  }
+
+  private writeError(error: unknown): Error {
+    if ((error as ShmChanError).code === 'ERR_ENDED') return readerClosedError(this.source.name);
+    return error as Error;
+  }
+}
+
+/** Stands for a message that is msgpack nil in an object-mode read stream, where
+ * pushing null would mean the end of the stream. */
+export const NIL_MESSAGE: unique symbol = Symbol('shmchan.nil');
+
+const EMPTY: unique symbol = Symbol('empty');
+const SETTLED: unique symbol = Symbol('settled');
+
+/** The reading side: pushes each message (a Buffer in bytes mode) and ends at the
+ * channel's end of stream. It reads ahead only up to its highWaterMark. */
+export class ChannelReadStream extends Readable {
+  private channel: Channel<unknown> | undefined;
+  /** Node asked for data that has not been pushed yet. */
+  private wanted = false;
+  /** A read loop or a wait for data is under way. */
+  private pumping = false;
+  private reachedEnd = false;
+  private sawWriter = false;
+
+  constructor(
+    private readonly source: ChannelSource,
+    objectMode: boolean,
+  ) {
+    super({ ...source.streamOptions, objectMode });
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    this.source.acquire(() => this.destroyed).then((channel) => {
+      this.channel = channel;
+      callback();
+    }, callback);
+  }
+
+  override _read(): void {
+    this.wanted = true;
+    if (!this.pumping) this.pump();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const channel = this.channel;
+    this.channel = undefined;
+    if (channel !== undefined) {
+      // Stopping before the end tells the writer, which would otherwise wait for room forever.
+      if (!this.reachedEnd && !channel.closed) channel.end();
+      channel.close();
+    }
+    callback(error);
+  }
+
+  /** Pushes what the ring holds while Node wants more, then waits for more. */
+  private pump(): void {
+    this.pumping = true;
+    while (this.wanted) {
+      const message = this.nextMessage();
+      if (message === SETTLED) return;
+      if (message === EMPTY) return this.waitForData();
+      this.deliver(message);
+    }
+    this.pumping = false;
+  }
+
+  private deliver(message: unknown): void {
+    this.wanted = false;
+    // push() may call _read() again, which sets wanted
+    if (this.push(message === null && this.readableObjectMode ? NIL_MESSAGE : message)) this.wanted = true;
+  }
+
+  /** The next message, EMPTY, or SETTLED once the stream has ended or failed. */
+  private nextMessage(): unknown {
+    try {
+      const message = this.channel!.tryReceive();
+      return message === undefined ? EMPTY : message;
+    } catch (error) {
+      this.settle(error as Error);
+      return SETTLED;
+    }
+  }
+
+  private settle(error: Error): void {
+    if ((error as ShmChanError).code === 'ERR_ENDED') {
+      this.reachedEnd = true;
+      this.push(null);
+    } else {
+      this.destroy(error);
+    }
+  }
+
+  private waitForData(): void {
+    this.channel!.receive({ timeout: WRITER_CHECK_MS }).then(
+      (message) => {
+        if (this.destroyed) return;
+        this.deliver(message);
+        this.pump();
+      },
+      (error) => {
+        if (this.destroyed) return;
+        if ((error as ShmChanError).code !== 'ERR_TIMEOUT') return this.settle(error);
+        if (!this.writerGone()) return this.pump();
+        // Everything the writer committed before it went is visible now.
+        const message = this.nextMessage();
+        if (message === SETTLED) return;
+        if (message === EMPTY)
+          return this.destroy(
+            new ShmChanError(
+              'ERR_PEER_GONE',
+              `channel '${this.source.name}': the writing side went away without ending the stream (it died, or was destroyed before end())`,
+            ),
+          );
+        this.deliver(message);
+        this.pump();
+      },
+    );
+  }
+
+  /** No live writer, and one was there: it wrote, it was seen, or it created the
+   * channel (when this side did not) and has exited. */
+  private writerGone(): boolean {
+    const stats = this.channel!.stats();
+    if (stats.producers > 0) {
+      this.sawWriter = true;
+      return false;
+    }
+    if (stats.ended) return false; // the next nextMessage() sees the end
+    return this.sawWriter || stats.messagesSent > 0 || (!this.source.created && stats.creatorPid === null);
+  }
+}
+
+/** A Writable of bytes over a 'raw' SPSC channel: backpressure as for any Writable,
+ * end() ends the channel, writes larger than maxMessageSize are split. */
+export function createWriteStream(name: string, options?: StreamOptions): Writable {
+  return new ChannelWriteStream(prepare(name, options, 'raw', 'writer'), false);
+}
+
+/** A Readable of Buffers over a 'raw' SPSC channel that ends at the channel's end of
+ * stream. It removes the channel's name when it closes. */
+export function createReadStream(name: string, options?: StreamOptions): Readable {
+  return new ChannelReadStream(prepare(name, options, 'raw', 'reader'), false);
+}
+
+/** Object mode over a msgpack channel, one value per message (the CLI's --lines). */
+export function createMessageWriteStream(name: string, options?: StreamOptions): Writable {
+  return new ChannelWriteStream(prepare(name, options, 'msgpack', 'writer'), true);
+}
+
+/** Object mode over a msgpack channel; msgpack nil arrives as NIL_MESSAGE. */
+export function createMessageReadStream(name: string, options?: StreamOptions): Readable {
+  return new ChannelReadStream(prepare(name, options, 'msgpack', 'reader'), true);
+}
