@@ -1,0 +1,42 @@
+// The README's "Replace a pipe" examples run as written.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { cleanupChannels, packageRoot, uniqueName } from './helpers';
+
+afterEach(() => cleanupChannels());
+
+const readme = readFileSync(path.join(packageRoot, 'README.md'), 'utf8');
+const section = readme.slice(readme.indexOf('## Replace a pipe'), readme.indexOf('## Platforms'));
+
+function run(command: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(command, args, { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+it('shows examples/pipe-before.mjs and pipe-after.mjs as they are, and they print the same', async () => {
+  for (const file of ['pipe-before.mjs', 'pipe-after.mjs'])
+    expect(section).toContain(readFileSync(path.join(packageRoot, 'examples', file), 'utf8').trimEnd());
+  const before = await run(process.execPath, ['examples/pipe-before.mjs']);
+  const after = await run(process.execPath, ['examples/pipe-after.mjs']);
+  expect(before).toMatchObject({ code: 0, stdout: 'line 1\nline 2\nline 3\n' });
+  expect(after).toMatchObject({ code: 0, stdout: before.stdout, stderr: '' });
+});
+
+it('runs the shell example: the pipeline and its two shmchan halves print the same hash', async () => {
+  const block = /```sh\n([\s\S]*?)```/.exec(section)![1];
+  expect(block).toContain('npx shmchan send numbers --create &');
+  // a name of its own, so that parallel runs on one host do not meet
+  const script = block.replaceAll(' numbers', ` ${uniqueName('readme-numbers')}`);
+  const { code, stdout, stderr } = await run('bash', ['-c', script]);
+  expect(code, stderr).toBe(0);
+  const hashes = stdout.trim().split('\n');
+  expect(hashes).toHaveLength(2);
+  expect(hashes[0]).toMatch(/^[0-9a-f]{64}  -$/);
+  expect(hashes[1]).toBe(hashes[0]);
+});
