@@ -4,10 +4,10 @@
 // a msgpack channel, one message per chunk.
 //
 // A stream is a pipe, not a mailbox: it has one writer and one reader, and a
-// side that goes away early is an error for the other one, like EPIPE.
-//   - The reader stops early (destroyed before the end): it ends the channel, so
-//     the writer's next write fails with ERR_PEER_GONE instead of waiting forever.
-//   - The reader dies: a writer waiting for room gets ERR_PEER_GONE (from Channel).
+// side that goes away early is an error for the other one, like EPIPE. Each side
+// notices from the channel's stats, and neither writes anything for the other:
+//   - The reader goes away before the end (destroyed, or died): the writer fails
+//     with ERR_PEER_GONE while it waits for room, or at end() if bytes are unread.
 //   - The writer goes away without end() (destroyed, or died): once the reader has
 //     read everything the writer committed, it fails with ERR_PEER_GONE.
 // The reader removes the channel's name when it closes, whichever side created
@@ -29,8 +29,8 @@ export interface StreamOptions extends Omit<CreateOptions<Uint8Array>, 'codec' |
   signal?: AbortSignal;
 }
 
-/** How often a waiting reader checks that its writer is still there. */
-const WRITER_CHECK_MS = 250;
+/** How often a waiting side checks that the other one is still there. */
+const PEER_CHECK_MS = 250;
 /** Longest pause between two looks for a channel that does not exist yet. */
 const MAX_OPEN_POLL_MS = 50;
 
@@ -114,10 +114,10 @@ function openWhenItExists(
   });
 }
 
-function readerClosedError(name: string): ShmChanError {
+function readerGoneError(name: string, unread: number): ShmChanError {
   return new ShmChanError(
     'ERR_PEER_GONE',
-    `channel '${name}': the reading side closed the stream before its end (like EPIPE on a pipe)`,
+    `channel '${name}': the reading side went away before the end of the stream, with ${unread} bytes unread (like EPIPE on a pipe)`,
   );
 }
 
@@ -126,6 +126,7 @@ function readerClosedError(name: string): ShmChanError {
  * bytes are in the ring, so a full ring holds writes back and write() returns false. */
 export class ChannelWriteStream extends Writable {
   private channel: Channel<unknown> | undefined;
+  private sawReader = false;
 
   constructor(
     private readonly source: ChannelSource,
@@ -157,9 +158,9 @@ export class ChannelWriteStream extends Writable {
 
   override _final(callback: (error?: Error | null) => void): void {
     try {
-      const channel = this.channel!;
-      if (channel.stats().ended) return callback(readerClosedError(this.source.name));
-      channel.end();
+      const unread = this.unreadByGoneReader();
+      if (unread > 0) return callback(readerGoneError(this.source.name, unread));
+      this.channel!.end();
       callback();
     } catch (error) {
       callback(error as Error);
@@ -185,32 +186,47 @@ export class ChannelWriteStream extends Writable {
   private deliver(messages: unknown[], callback: (error?: Error | null) => void): void {
     const channel = this.channel!;
     let next = 0;
+    const afterWait = () => {
+      next++;
+      sendRest();
+    };
     const sendRest = (): void => {
       try {
-        while (next < messages.length) {
-          if (!channel.trySend(messages[next])) {
-            channel.send(messages[next]).then(
-              () => {
-                next++;
-                sendRest();
-              },
-              (error) => callback(this.writeError(error)),
-            );
-            return;
-          }
-          next++;
-        }
+        for (; next < messages.length; next++)
+          if (!channel.trySend(messages[next])) return this.waitForRoom(messages[next], afterWait, callback);
       } catch (error) {
-        return callback(this.writeError(error));
+        return callback(error as Error);
       }
       callback();
     };
     sendRest();
   }
 
-  private writeError(error: unknown): Error {
-    if ((error as ShmChanError).code === 'ERR_ENDED') return readerClosedError(this.source.name);
-    return error as Error;
+  /** Sends once there is room, looking every PEER_CHECK_MS for a reader that left. */
+  private waitForRoom(message: unknown, sent: () => void, failed: (error: Error) => void): void {
+    this.channel!.send(message, { timeout: PEER_CHECK_MS }).then(sent, (error) => {
+      if (this.destroyed || (error as ShmChanError).code !== 'ERR_TIMEOUT') return failed(error);
+      let unread: number;
+      try {
+        unread = this.unreadByGoneReader();
+      } catch (statsError) {
+        return failed(statsError as Error);
+      }
+      if (unread > 0) return failed(readerGoneError(this.source.name, unread));
+      this.waitForRoom(message, sent, failed);
+    });
+  }
+
+  /** Bytes in the ring that a reader, once attached and now gone, left unread (else 0).
+   * A reader that has not arrived yet is not gone: the bytes wait for it. */
+  private unreadByGoneReader(): number {
+    const stats = this.channel!.stats();
+    if (stats.consumerPid !== null) {
+      this.sawReader = true;
+      return 0;
+    }
+    if (!this.sawReader && stats.messagesReceived === 0) return 0;
+    return Math.max(0, stats.bytesSent - stats.bytesReceived);
   }
 }
 
@@ -229,7 +245,6 @@ export class ChannelReadStream extends Readable {
   private wanted = false;
   /** A read loop or a wait for data is under way. */
   private pumping = false;
-  private reachedEnd = false;
   private sawWriter = false;
 
   constructor(
@@ -254,11 +269,7 @@ export class ChannelReadStream extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     const channel = this.channel;
     this.channel = undefined;
-    if (channel !== undefined) {
-      // Stopping before the end tells the writer, which would otherwise wait for room forever.
-      if (!this.reachedEnd && !channel.closed) channel.end();
-      channel.close();
-    }
+    channel?.close();
     callback(error);
   }
 
@@ -293,7 +304,6 @@ export class ChannelReadStream extends Readable {
 
   private settle(error: Error): void {
     if ((error as ShmChanError).code === 'ERR_ENDED') {
-      this.reachedEnd = true;
       this.push(null);
     } else {
       this.destroy(error);
@@ -301,7 +311,7 @@ export class ChannelReadStream extends Readable {
   }
 
   private waitForData(): void {
-    this.channel!.receive({ timeout: WRITER_CHECK_MS }).then(
+    this.channel!.receive({ timeout: PEER_CHECK_MS }).then(
       (message) => {
         if (this.destroyed) return;
         this.deliver(message);

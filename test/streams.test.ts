@@ -86,6 +86,21 @@ describe('between two processes', () => {
     expect(await failed).toMatchObject({ code: 'ERR_PEER_GONE' });
     probe.close();
   });
+
+  it('a reader that dies with bytes unread while the ring has room: the writer fails at end() with ERR_PEER_GONE', async () => {
+    const name = uniqueName('stream-reader-dies-early');
+    const writer = createWriteStream(name, { create: true, capacity: 64 * 1024 });
+    const failed = errorOf(writer);
+    const reader = startFixture('stream-read.mjs', [name, '--stall']);
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => writer.write(randomBytes(10_000), resolve));
+    await reader.line('stalled');
+    reader.child.kill('SIGKILL');
+    await reader.exited;
+    writer.end();
+    const error = await failed;
+    expect(error).toMatchObject({ code: 'ERR_PEER_GONE' });
+    expect(error.message).toMatch(/bytes unread/);
+  });
 });
 
 describe('in one process', () => {
@@ -156,7 +171,7 @@ describe('in one process', () => {
     writer.write(randomBytes(100_000));
     const error = await failed;
     expect(error).toMatchObject({ code: 'ERR_PEER_GONE' });
-    expect(error.message).toMatch(/reading side closed the stream/);
+    expect(error.message).toMatch(/reading side went away before the end of the stream, with \d+ bytes unread/);
     await readerClosed;
     expect(existsSync(`/dev/shm/${name}`)).toBe(false);
   });
