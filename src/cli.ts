@@ -281,20 +281,31 @@ function formatLines(): Transform {
 
 const interruptions: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+interface ChannelPipeline {
+  /** The stream over the channel: destroyed first on an interruption. */
+  channel: Readable | Writable;
+  stages: (Readable | Writable | Transform)[];
+}
+
 /**
- * Runs the pipeline. On Ctrl-C (or SIGTERM, SIGHUP) the channel's stream is
- * destroyed first, so a receiving side removes the channel and tells the writer,
- * and then the process dies of the same signal, as a shell expects.
+ * Builds the pipeline and runs it. On Ctrl-C (or SIGTERM, SIGHUP) the channel's
+ * stream is destroyed first, so a receiving side removes the channel and the
+ * writer learns of it, and then the process dies of the same signal, as a shell
+ * expects. The handlers are in place before the channel is created: a signal
+ * can no longer kill the process between the two and leave the channel behind.
  */
-async function runPipeline(streams: (Readable | Writable | Transform)[], channelStream: Readable | Writable): Promise<void> {
+async function runChannelPipeline(build: () => ChannelPipeline): Promise<void> {
   let interrupted: NodeJS.Signals | undefined;
+  let channel: Readable | Writable | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     interrupted = signal;
-    channelStream.destroy();
+    channel?.destroy();
   };
   for (const signal of interruptions) process.once(signal, onSignal);
   try {
-    await pipeline(streams);
+    const built = build();
+    channel = built.channel;
+    await pipeline(built.stages);
   } catch (error) {
     if (interrupted !== undefined) {
       for (const signal of interruptions) process.removeListener(signal, onSignal);
@@ -351,8 +362,10 @@ once it has read the end. If the receiver stops early, send fails (exit 1).
     const lines = values.lines === true;
     const options = channelStreamOptions(values);
     try {
-      const channel = lines ? createMessageWriteStream(name, options) : createWriteStream(name, options);
-      await runPipeline(lines ? [process.stdin, splitLines(), channel] : [process.stdin, channel], channel);
+      await runChannelPipeline(() => {
+        const channel = lines ? createMessageWriteStream(name, options) : createWriteStream(name, options);
+        return { channel, stages: lines ? [process.stdin, splitLines(), channel] : [process.stdin, channel] };
+      });
     } catch (error) {
       throw streamError(error, normalizeName(name), lines);
     }
@@ -380,8 +393,10 @@ recv writes what the sender had sent and fails (exit 1).
     const lines = values.lines === true;
     const options = channelStreamOptions(values);
     try {
-      const channel = lines ? createMessageReadStream(name, { ...options, highWaterMark: 1024 }) : createReadStream(name, options);
-      await runPipeline(lines ? [channel, formatLines(), process.stdout] : [channel, process.stdout], channel);
+      await runChannelPipeline(() => {
+        const channel = lines ? createMessageReadStream(name, { ...options, highWaterMark: 1024 }) : createReadStream(name, options);
+        return { channel, stages: lines ? [channel, formatLines(), process.stdout] : [channel, process.stdout] };
+      });
     } catch (error) {
       // a reader of our stdout that stops early (| head) is not an error
       if ((error as NodeJS.ErrnoException).code === 'EPIPE') return 0;
