@@ -3,3 +3,4 @@ export type { Backend, Mode, CreateOptions, OpenOptions, WaitOptions, ChannelSta
 export { ShmChanError } from './errors';
 export type { ErrorCode } from './errors';
 export type { CustomCodec, CodecOption } from './codec';
+export type { SysvKey } from './sysv';

@@ -310,7 +310,8 @@ int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const 
 int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap);
 
 /* Blocking variants: spin for spin_us, then sleep; timeout_ms < 0 waits forever.
- * send also returns -EPIPE when the consumer has died while it waited. */
+ * send also returns -EPIPE when the consumer has died while it waited; both
+ * return -EIDRM when a System V channel's semaphore set was removed. */
 int shmchan_spsc_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len,
                       int timeout_ms, int spin_us);
 int shmchan_spsc_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap,
