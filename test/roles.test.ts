@@ -96,26 +96,26 @@ describe.each(backends)('%s', (backend) => {
       }
     }
   });
-});
 
-it('a new spsc producer continues after records its dead predecessor committed but did not publish, even once consumed', async () => {
-  const name = uniqueName('unpublished-tail');
-  const channel = Channel.create(name, { capacity: 4096 });
-  const producer = Channel.open(name);
-  try {
-    producer.sendSync('one');
-    producer.sendSync('two');
-    expect(channel.tryReceive()).toBe('one');
-    expect(channel.tryReceive()).toBe('two');
-    producer.close();
-    // As if the producer had died after committing 'two' but before publishing its
-    // tail: put the stored tail (segment offset 128) back to the end of 'one' (16).
-    await runFixture('scribble.mjs', [name, '128', '10000000']);
-    const next = Channel.open(name);
-    expect(next.trySend('three')).toBe(true);
-    expect(channel.tryReceive()).toBe('three');
-    next.close();
-  } finally {
-    channel.close();
-  }
+  it('a new spsc producer continues after records its dead predecessor committed but did not publish, even once consumed', async () => {
+    const name = uniqueName('unpublished-tail');
+    const channel = b.create(name, { capacity: 4096 });
+    const producer = b.open(name);
+    try {
+      producer.sendSync('one');
+      producer.sendSync('two');
+      expect(channel.tryReceive()).toBe('one');
+      expect(channel.tryReceive()).toBe('two');
+      producer.close();
+      // As if the producer had died after committing 'two' but before publishing its
+      // tail: put the stored tail (segment offset 128) back to the end of 'one' (16).
+      await b.runFixture('scribble.mjs', [name, '128', '10000000']);
+      const next = b.open(name);
+      expect(next.trySend('three')).toBe(true);
+      expect(channel.tryReceive()).toBe('three');
+      next.close();
+    } finally {
+      channel.close();
+    }
+  });
 });
