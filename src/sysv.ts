@@ -2,7 +2,7 @@
 // what to say when a key is taken by something else.
 import { native } from './binding';
 import { describe } from './codec';
-import { ShmChanError, errno, errorFromErrno, invalidArg } from './errors';
+import { ShmChanError, errno, errnoName, errorFromErrno, invalidArg } from './errors';
 
 /** A System V key: a number, or the path and project id given to ftok(3). */
 export type SysvKey = number | { path: string; projectId: number };
@@ -72,8 +72,10 @@ export function keyTakenError(
     typeof holder === 'string'
       ? `channel '${holder}'`
       : holder === -errno.EAGAIN
-        ? 'a segment that is still being initialised (if its creator died, remove it with ipcrm -M ' + k + ')'
-        : 'a segment that is not a shmchan channel (see ipcs -m)';
+        ? `a segment that is still being initialised (if its creator died, remove it with ipcrm -M ${k})`
+        : holder === -errno.EPROTONOSUPPORT
+          ? 'a segment that is not a shmchan channel (see ipcs -m)'
+          : `a segment this process cannot read (${errnoName(holder)}; see ipcs -m)`;
   const derived = key === native.sysvKeyOfName(channel);
   const advice =
     action === 'create'
