@@ -83,18 +83,21 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): 
     const remaining = deadline - performance.now();
     if (remaining <= 0) throw plan.onTimeout();
     const sequence = announcements.announce(plan.which);
+    let rc: number;
     try {
       result = plan.attempt();
       if (result !== AGAIN) return result;
       const slice = plan.sliceMs?.() ?? SLICE_MS;
-      const rc = yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
-      if (!transient.has(rc)) throw plan.onSleepFailure(rc);
+      rc = yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
     } finally {
       announcements.withdraw(plan.which);
     }
     plan.check();
     result = plan.attempt();
     if (result !== AGAIN) return result;
+    // Only now: what the waker published before it removed a channel (a last
+    // message, the end) is still taken above.
+    if (!transient.has(rc)) throw plan.onSleepFailure(rc);
   }
 }
 

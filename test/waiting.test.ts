@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeMessage } from './fixtures/messages.mjs';
 import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
 
 afterEach(() => {
@@ -121,6 +122,21 @@ describe.each(backends)('%s', (backend) => {
       expect(JSON.parse(consumer.stdout())).toEqual({ received: 0, mismatches: 0, firstMismatch: null });
     } finally {
       channel.close();
+    }
+  });
+
+  it('a receiver asleep when the creator sends, ends and closes at once still gets every message, then the end', async () => {
+    for (let round = 0; round < 5; round++) {
+      const name = uniqueName(`end-and-close-${round}`);
+      const channel = b.create(name);
+      const consumer = b.startFixture('consumer.mjs', [name]);
+      while (channel.stats().consumerPid === null) await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 100)); // let it fall asleep
+      channel.sendSync(makeMessage(0));
+      channel.end();
+      channel.close(); // System V: removes the semaphore set the consumer sleeps on
+      expect((await consumer.exited).code).toBe(0);
+      expect(JSON.parse(consumer.stdout())).toEqual({ received: 1, mismatches: 0, firstMismatch: null });
     }
   });
 });

@@ -138,8 +138,9 @@ static int wait_for(shmchan_segment_t *seg, int which, shmchan_cursor_t *cur, at
     rc = attempt(seg, cur, data, len);
     int slept = rc == -EAGAIN ? shmchan_wait(seg, which, seq, sleep_ms) : 0;
     __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
-    if (slept != 0 && slept != -ETIMEDOUT && slept != -EINTR) return slept; /* e.g. -EIDRM: nothing can wake us */
     if (rc == -EAGAIN) rc = attempt(seg, cur, data, len);
+    /* e.g. -EIDRM: nothing can wake us any more, once what was published is taken */
+    if (rc == -EAGAIN && slept != 0 && slept != -ETIMEDOUT && slept != -EINTR) return slept;
   }
   return rc;
 }
