@@ -8,6 +8,7 @@
         "native/src/owners.c",
         "native/src/posix.c",
         "native/src/ring.c",
+        "native/src/sysv.c",
         "native/src/wait.c"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -1,8 +1,10 @@
 // The only glue between Node and the C core: argument unpacking, a JavaScript
 // object per mapped segment, and waiter threads that sleep on the segment's
-// futex so that JavaScript never blocks its event loop. No ring logic lives here;
+// futex or semaphores so that JavaScript never blocks its event loop. No ring logic lives here;
 // the data path runs in TypeScript over the ArrayBuffer this file hands out.
 #include <napi.h>
+
+#include <sys/ipc.h>
 
 #include <cerrno>
 #include <condition_variable>
@@ -109,6 +111,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
     return DefineClass(env, "Segment",
                        {
                            InstanceMethod<&Segment::Buffer>("buffer"),
+                           InstanceMethod<&Segment::Ids>("ids"),
                            InstanceMethod<&Segment::ClaimConsumer>("claimConsumer"),
                            InstanceMethod<&Segment::ClaimProducer>("claimProducer"),
                            InstanceMethod<&Segment::RecoverTail>("recoverTail"),
@@ -155,6 +158,17 @@ class Segment : public Napi::ObjectWrap<Segment> {
       buffer_ = Napi::Persistent(ab);
     }
     return buffer_.Value();
+  }
+
+  // System V: what identifies the segment and its semaphore set once detached.
+  Napi::Value Ids(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("key", segment_.key);
+    out.Set("shmid", segment_.shmid);
+    out.Set("semid", segment_.semid);
+    return out;
   }
 
   Napi::Value ClaimConsumer(const Napi::CallbackInfo &info) {
@@ -304,12 +318,14 @@ std::string NameArg(const Napi::CallbackInfo &info) { return info[0].As<Napi::St
 
 uint32_t Field(Napi::Object options, const char *key) { return options.Get(key).As<Napi::Number>().Uint32Value(); }
 
+shmchan_create_options_t CreateOptions(Napi::Object o) {
+  return {Field(o, "capacity"), Field(o, "mode"), Field(o, "maxMessageSize"), Field(o, "codec"), Field(o, "permissions")};
+}
+
 // (name, { capacity, mode, maxMessageSize, codec, permissions }) -> Segment
 Napi::Value CreatePosix(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Napi::Object o = info[1].As<Napi::Object>();
-  shmchan_create_options_t options = {Field(o, "capacity"), Field(o, "mode"), Field(o, "maxMessageSize"),
-                                      Field(o, "codec"), Field(o, "permissions")};
+  shmchan_create_options_t options = CreateOptions(info[1].As<Napi::Object>());
   shmchan_segment_t segment;
   int rc = shmchan_posix_create(&segment, NameArg(info).c_str(), &options);
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
@@ -329,6 +345,57 @@ Napi::Value UnlinkPosix(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shmchan_posix_unlink(NameArg(info).c_str()));
 }
 
+uint32_t KeyArg(const Napi::CallbackInfo &info, size_t index) { return info[index].As<Napi::Number>().Uint32Value(); }
+
+// (name, key, { capacity, mode, maxMessageSize, codec, permissions }) -> Segment
+Napi::Value CreateSysv(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  shmchan_create_options_t options = CreateOptions(info[2].As<Napi::Object>());
+  shmchan_segment_t segment;
+  int rc = shmchan_sysv_create(&segment, NameArg(info).c_str(), KeyArg(info, 1), &options);
+  if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
+  return Wrap(env, segment);
+}
+
+// (name, key, timeout ms) -> Segment
+Napi::Value OpenSysv(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  shmchan_segment_t segment;
+  int rc = shmchan_sysv_open(&segment, NameArg(info).c_str(), KeyArg(info, 1), info[2].As<Napi::Number>().Int32Value());
+  if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
+  return Wrap(env, segment);
+}
+
+// (name, key) -> 0 | -errno
+Napi::Value UnlinkSysv(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shmchan_sysv_unlink(NameArg(info).c_str(), KeyArg(info, 1)));
+}
+
+// (shmid, semid): removes a channel by the ids of its creator's handle.
+Napi::Value RemoveSysv(const Napi::CallbackInfo &info) {
+  shmchan_sysv_remove_ids(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// (key) -> the name of the channel holding it, or -errno
+Napi::Value SysvHolder(const Napi::CallbackInfo &info) {
+  char name[SHMCHAN_NAME_MAX + 1];
+  int rc = shmchan_sysv_holder(KeyArg(info, 0), name);
+  if (rc != 0) return Napi::Number::New(info.Env(), rc);
+  return Napi::String::New(info.Env(), name);
+}
+
+Napi::Value SysvKeyOfName(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shmchan_sysv_key_of_name(NameArg(info).c_str()));
+}
+
+// (path, projectId) -> the key as an unsigned number, or -errno
+Napi::Value Ftok(const Napi::CallbackInfo &info) {
+  key_t key = ftok(NameArg(info).c_str(), info[1].As<Napi::Number>().Int32Value());
+  if (key == -1) return Napi::Number::New(info.Env(), -errno);
+  return Napi::Number::New(info.Env(), static_cast<uint32_t>(key));
+}
+
 Napi::Value CheckName(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shmchan_check_name(NameArg(info).c_str()));
 }
@@ -345,11 +412,12 @@ Napi::Object Layout(Napi::Env env) {
   EXPORT(MAGIC); EXPORT(VERSION); EXPORT(HEADER_SIZE); EXPORT(MIN_CAPACITY); EXPORT(MAX_CAPACITY);
   EXPORT(NAME_MAX); EXPORT(MAX_PRODUCERS);
   EXPORT(OFF_MAGIC); EXPORT(OFF_VERSION); EXPORT(OFF_MODE); EXPORT(OFF_CAPACITY); EXPORT(OFF_MAX_MESSAGE);
-  EXPORT(OFF_CODEC); EXPORT(OFF_BACKEND); EXPORT(OFF_ENDED); EXPORT(OFF_TAIL); EXPORT(OFF_HEAD);
-  EXPORT(OFF_RELEASING); EXPORT(CLAIM_FLAG); EXPORT(CLAIM_SLOT_SHIFT);
+  EXPORT(OFF_CODEC); EXPORT(OFF_BACKEND); EXPORT(OFF_PERMISSIONS); EXPORT(OFF_KEY); EXPORT(OFF_SEMID); EXPORT(OFF_ENDED);
+  EXPORT(OFF_TAIL); EXPORT(OFF_HEAD); EXPORT(OFF_RELEASING); EXPORT(CLAIM_FLAG); EXPORT(CLAIM_SLOT_SHIFT);
   EXPORT(OFF_RECV_MESSAGES); EXPORT(OFF_RECV_BYTES); EXPORT(OFF_DATA_SEQ); EXPORT(OFF_DATA_WAITERS);
   EXPORT(OFF_SPACE_SEQ); EXPORT(OFF_SPACE_WAITERS); EXPORT(OFF_NAME); EXPORT(OFF_PRODUCERS);
   EXPORT(PRODUCER_SIZE); EXPORT(PRODUCER_MESSAGES); EXPORT(PRODUCER_BYTES);
+  EXPORT(SYSV_SLOTS); EXPORT(SYSV_NSEMS); EXPORT(OFF_SLEEPERS);
   EXPORT(MODE_SPSC); EXPORT(MODE_MPSC); EXPORT(CODEC_RAW); EXPORT(CODEC_MSGPACK); EXPORT(CODEC_CUSTOM);
   EXPORT(BACKEND_POSIX); EXPORT(BACKEND_SYSV); EXPORT(RECORD_HEADER); EXPORT(RECORD_DATA);
   EXPORT(RECORD_PADDING); EXPORT(WAIT_DATA); EXPORT(WAIT_SPACE);
@@ -366,6 +434,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createPosix", Napi::Function::New<CreatePosix>(env));
   exports.Set("openPosix", Napi::Function::New<OpenPosix>(env));
   exports.Set("unlinkPosix", Napi::Function::New<UnlinkPosix>(env));
+  exports.Set("createSysv", Napi::Function::New<CreateSysv>(env));
+  exports.Set("openSysv", Napi::Function::New<OpenSysv>(env));
+  exports.Set("unlinkSysv", Napi::Function::New<UnlinkSysv>(env));
+  exports.Set("removeSysv", Napi::Function::New<RemoveSysv>(env));
+  exports.Set("sysvHolder", Napi::Function::New<SysvHolder>(env));
+  exports.Set("sysvKeyOfName", Napi::Function::New<SysvKeyOfName>(env));
+  exports.Set("ftok", Napi::Function::New<Ftok>(env));
   exports.Set("checkName", Napi::Function::New<CheckName>(env));
   exports.Set("maxMessageLimit", Napi::Function::New<MaxMessageLimit>(env));
   exports.Set("layout", Layout(env));

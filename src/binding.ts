@@ -19,6 +19,8 @@ export interface NativeStats {
 export interface NativeSegment {
   /** The whole mapping (header, then ring); detached by close(). */
   buffer(): ArrayBuffer;
+  /** System V: the key (unsigned) and the ids of the segment and its semaphore set. */
+  ids(): { key: number; shmid: number; semid: number };
   claimConsumer(): number;
   /** The producer slot index, or -errno. */
   claimProducer(): number;
@@ -29,9 +31,9 @@ export interface NativeSegment {
   claimantAlive(slot: number, pid: number): boolean;
   stats(): NativeStats;
   wake(which: number): void;
-  /** 0 when woken, -ETIMEDOUT, -EINTR. Blocks the calling thread. */
+  /** 0 when woken, -ETIMEDOUT, -EINTR, or -EIDRM (System V: the semaphore set was removed). Blocks the calling thread. */
   waitSync(which: number, expected: number, timeoutMs: number): number;
-  /** Sleeps on a native thread; calls back on this thread with 0, -ETIMEDOUT or -ECANCELED. */
+  /** Sleeps on a native thread; calls back on this thread with 0, -ETIMEDOUT, -ECANCELED or -EIDRM. */
   waitAsync(which: number, expected: number, timeoutMs: number, callback: (rc: number) => void): void;
   cancelWait(which: number): void;
   end(): void;
@@ -63,6 +65,9 @@ export interface Layout {
   OFF_MAX_MESSAGE: number;
   OFF_CODEC: number;
   OFF_BACKEND: number;
+  OFF_PERMISSIONS: number;
+  OFF_KEY: number;
+  OFF_SEMID: number;
   OFF_ENDED: number;
   OFF_TAIL: number;
   OFF_HEAD: number;
@@ -80,6 +85,9 @@ export interface Layout {
   PRODUCER_SIZE: number;
   PRODUCER_MESSAGES: number;
   PRODUCER_BYTES: number;
+  SYSV_SLOTS: number;
+  SYSV_NSEMS: number;
+  OFF_SLEEPERS: number;
   MODE_SPSC: number;
   MODE_MPSC: number;
   CODEC_RAW: number;
@@ -101,6 +109,19 @@ interface Binding {
   /** Throws like createPosix; timeoutMs bounds the wait for an initialising creator. */
   openPosix(name: string, timeoutMs: number): NativeSegment;
   unlinkPosix(name: string): number;
+  /** Keys are passed and returned as unsigned 32-bit numbers. Throws like createPosix. */
+  createSysv(name: string, key: number, options: NativeCreateOptions): NativeSegment;
+  openSysv(name: string, key: number, timeoutMs: number): NativeSegment;
+  /** 0, or -errno: -ENOENT, -EEXIST (the key holds another channel), -EPROTONOSUPPORT. */
+  unlinkSysv(name: string, key: number): number;
+  /** Removes a segment and its semaphore set by id (errors ignored: already gone). */
+  removeSysv(shmid: number, semid: number): void;
+  /** The name of the channel that holds a key, or -errno. */
+  sysvHolder(key: number): string | number;
+  /** The key a System V channel gets from its name (FNV-1a). */
+  sysvKeyOfName(name: string): number;
+  /** ftok(3): the key as an unsigned number, or -errno. */
+  ftok(path: string, projectId: number): number;
   checkName(name: string): number;
   maxMessageLimit(capacity: number): number;
   layout: Layout;

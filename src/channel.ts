@@ -15,6 +15,7 @@ import {
   SpscWriter,
 } from './ring';
 import { MpscReader, MpscWriter, StreamEnded } from './mpsc';
+import { hexKey, keyTakenError, rejectKey, sysvKey, type SysvKey } from './sysv';
 import { AGAIN, Announcements, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
 
 export type Backend = 'posix' | 'sysv';
@@ -25,6 +26,9 @@ export interface CreateOptions<T = unknown> {
   capacity?: number;
   mode?: Mode;
   backend?: Backend;
+  /** System V only: the key, as a number or the { path, projectId } given to ftok.
+   * Default: derived from the name (see the README). */
+  key?: SysvKey;
   /** File mode bits of the segment. Default 0o600. */
   permissions?: number;
   codec?: CodecOption<T>;
@@ -38,6 +42,8 @@ export interface CreateOptions<T = unknown> {
 
 export interface OpenOptions<T = unknown> {
   backend?: Backend;
+  /** System V only: the key the channel was created with, if it was given one. */
+  key?: SysvKey;
   codec?: CodecOption<T>;
   /** Milliseconds to wait for a creator that is still initialising the channel (default
    * 1000). Given explicitly, it also waits that long for the channel to appear. */
@@ -84,8 +90,7 @@ export function normalizeName(name: unknown): string {
 
 function checkBackend(backend: unknown): Backend {
   if (backend === undefined || backend === 'posix') return 'posix';
-  if (backend === 'sysv')
-    throw invalidArg("backend 'sysv' is not available in this version of shmchan yet; use 'posix'");
+  if (backend === 'sysv') return 'sysv';
   throw invalidArg(`backend must be 'posix' or 'sysv', got ${describe(backend)}`);
 }
 
@@ -140,13 +145,32 @@ function inodeOf(name: string): number | undefined {
   }
 }
 
-const unlinkOnCollect = new FinalizationRegistry<{ name: string; inode: number | undefined }>(({ name, inode }) => {
-  if (inode !== undefined && inodeOf(name) === inode) native.unlinkPosix(name);
-});
+/** The System V key to use, or undefined for POSIX (where a key is refused). */
+function keyFor(backend: Backend, option: unknown, channel: string): number | undefined {
+  if (backend === 'sysv') return sysvKey(option, channel);
+  rejectKey(option);
+  return undefined;
+}
+
+/** What a handle with unlinkOnClose removes: a POSIX name if it still names the
+ * same file, or a System V segment and semaphore set by id. Either way a channel
+ * recreated under the name since is left alone. */
+type Removal =
+  | { backend: 'posix'; name: string; inode: number | undefined }
+  | { backend: 'sysv'; shmid: number; semid: number };
+
+function remove(removal: Removal): void {
+  if (removal.backend === 'sysv') native.removeSysv(removal.shmid, removal.semid);
+  else if (removal.inode !== undefined && inodeOf(removal.name) === removal.inode) native.unlinkPosix(removal.name);
+}
+
+const unlinkOnCollect = new FinalizationRegistry<Removal>(remove);
 
 export class Channel<T = unknown> {
   readonly name: string;
   readonly backend: Backend;
+  /** System V: the key, as an unsigned 32-bit number (ipcs shows it in hex). */
+  readonly key: number | undefined;
   readonly mode: Mode;
   readonly capacity: number;
   readonly maxMessageSize: number;
@@ -156,34 +180,39 @@ export class Channel<T = unknown> {
   private readonly codec: Codec<T>;
   private readonly announcements: Announcements;
   private readonly spinMicros: number;
-  private readonly unlinkOnClose: boolean;
-  private readonly inode: number | undefined;
+  private readonly removal: Removal | undefined;
   private writer: SpscWriter | MpscWriter | undefined;
   private reader: SpscReader | MpscReader | undefined;
 
   private constructor(name: string, segment: NativeSegment, codec: Codec<T>, spinMicros: number, unlinkOnClose: boolean) {
     this.name = name;
-    this.backend = 'posix';
     this.segment = segment;
     this.codec = codec;
     this.spinMicros = spinMicros;
-    this.unlinkOnClose = unlinkOnClose;
     const buffer = segment.buffer();
     const header = new Uint32Array(buffer, 0, L.HEADER_SIZE >> 2);
+    this.backend = header[L.OFF_BACKEND >> 2] === L.BACKEND_SYSV ? 'sysv' : 'posix';
+    const ids = this.backend === 'sysv' ? segment.ids() : undefined;
+    this.key = ids?.key;
     this.mode = header[L.OFF_MODE >> 2] === L.MODE_MPSC ? 'mpsc' : 'spsc';
     this.capacity = header[L.OFF_CAPACITY >> 2];
     this.maxMessageSize = header[L.OFF_MAX_MESSAGE >> 2];
     this.ring = new RingMemory(segment, buffer, this.capacity, this.maxMessageSize);
     this.announcements = new Announcements(this.ring.i32);
-    this.inode = unlinkOnClose ? inodeOf(name) : undefined;
-    if (unlinkOnClose) unlinkOnCollect.register(this, { name, inode: this.inode }, this);
+    if (unlinkOnClose) {
+      this.removal =
+        ids === undefined
+          ? { backend: 'posix', name, inode: inodeOf(name) }
+          : { backend: 'sysv', shmid: ids.shmid, semid: ids.semid };
+      unlinkOnCollect.register(this, this.removal, this);
+    }
   }
 
   /** Creates a channel; fails with ERR_CHANNEL_EXISTS if the name is taken. */
   static create<T = unknown>(name: string, options?: CreateOptions<T>): Channel<T> {
     const channel = normalizeName(name);
     const o = checkOptions(options);
-    checkBackend(o.backend);
+    const key = keyFor(checkBackend(o.backend), o.key, channel);
     const mode = o.mode ?? 'spsc';
     if (mode !== 'spsc' && mode !== 'mpsc') throw invalidArg(`mode must be 'spsc' or 'mpsc', got ${describe(mode)}`);
     const capacity = roundCapacity(integerOption(o, 'capacity', DEFAULT_CAPACITY, 1, L.MAX_CAPACITY));
@@ -195,15 +224,16 @@ export class Channel<T = unknown> {
     const codec = makeCodec(o.codec as CodecOption<T> | undefined);
     let segment: NativeSegment;
     try {
-      segment = native.createPosix(channel, {
+      const layout = {
         capacity,
         mode: mode === 'mpsc' ? L.MODE_MPSC : L.MODE_SPSC,
         maxMessageSize,
         codec: codecIds[codec.kind],
         permissions,
-      });
+      };
+      segment = key === undefined ? native.createPosix(channel, layout) : native.createSysv(channel, key, layout);
     } catch (error) {
-      throw fromNative(error, channel);
+      throw fromNative(error, channel, key === undefined ? undefined : { key, action: 'create' });
     }
     return new Channel<T>(channel, segment, codec, spinMicros, unlinkOnClose);
   }
@@ -212,13 +242,13 @@ export class Channel<T = unknown> {
   static open<T = unknown>(name: string, options?: OpenOptions<T>): Channel<T> {
     const channel = normalizeName(name);
     const o = checkOptions(options);
-    checkBackend(o.backend);
+    const key = keyFor(checkBackend(o.backend), o.key, channel);
     const explicitTimeout = timeoutOf(o);
     const timeout = explicitTimeout ?? DEFAULT_OPEN_TIMEOUT;
     const spinMicros = integerOption(o, 'spinMicros', DEFAULT_SPIN_MICROS, 0, 1_000_000);
     const unlinkOnClose = booleanOption(o, 'unlinkOnClose', false);
     if (o.codec !== undefined) makeCodec(o.codec as CodecOption<T>); // reject a bad codec before touching anything
-    const segment = openWaitingForName(channel, timeout, explicitTimeout !== undefined);
+    const segment = openWaitingForName(channel, key, timeout, explicitTimeout !== undefined);
     let handle: Channel<T>;
     try {
       const header = new Uint32Array(segment.buffer(), 0, L.HEADER_SIZE >> 2);
@@ -231,10 +261,13 @@ export class Channel<T = unknown> {
     return handle;
   }
 
-  /** Removes a channel's name. Open handles keep working; true if it existed. */
-  static unlink(name: string, options?: { backend?: Backend }): boolean {
+  /** Removes a channel's name. Open handles keep working (a System V channel's
+   * blocking calls excepted: its semaphore set goes at once); true if it existed. */
+  static unlink(name: string, options?: { backend?: Backend; key?: SysvKey }): boolean {
     const channel = normalizeName(name);
-    checkBackend(checkOptions(options).backend);
+    const o = checkOptions(options);
+    const key = keyFor(checkBackend(o.backend), o.key, channel);
+    if (key !== undefined) return unlinkSysv(channel, key);
     const rc = native.unlinkPosix(channel);
     if (rc === 0) return true;
     if (errnoName(rc) === 'ENOENT') return false;
@@ -314,6 +347,7 @@ export class Channel<T = unknown> {
       },
       onTimeout: () =>
         new ShmChanError('ERR_TIMEOUT', `channel '${this.name}': no room for the message before the timeout (the consumer is not keeping up)`),
+      onSleepFailure: (rc) => this.sleepError(rc),
     };
   }
 
@@ -406,7 +440,13 @@ export class Channel<T = unknown> {
       check: () => void this.live(),
       sliceMs: () => (this.reader instanceof MpscReader && this.reader.waitingOnClaim ? 2 : undefined),
       onTimeout: () => new ShmChanError('ERR_TIMEOUT', `channel '${this.name}': no message arrived before the timeout`),
+      onSleepFailure: (rc) => this.sleepError(rc),
     };
+  }
+
+  /** A sleep that cannot continue, e.g. a System V semaphore set removed with ipcrm. */
+  private sleepError(rc: number): ShmChanError {
+    return errorFromErrno(rc, { channel: this.name, syscall: this.backend === 'sysv' ? 'semtimedop' : 'futex' });
   }
 
   private endedError(): ShmChanError {
@@ -444,7 +484,7 @@ export class Channel<T = unknown> {
     this.announcements.withdrawAll();
     segment.close();
     unlinkOnCollect.unregister(this);
-    if (this.unlinkOnClose && this.inode !== undefined && inodeOf(this.name) === this.inode) native.unlinkPosix(this.name);
+    if (this.removal !== undefined) remove(this.removal);
   }
 
   [disposeSymbol](): void {
@@ -492,11 +532,12 @@ export class Channel<T = unknown> {
   }
 }
 
-function openWaitingForName(channel: string, timeout: number, waitForName: boolean): NativeSegment {
+function openWaitingForName(channel: string, key: number | undefined, timeout: number, waitForName: boolean): NativeSegment {
   const deadline = Date.now() + timeout;
   for (;;) {
     try {
-      return native.openPosix(channel, Math.max(0, deadline - Date.now()));
+      const left = Math.max(0, deadline - Date.now());
+      return key === undefined ? native.openPosix(channel, left) : native.openSysv(channel, key, left);
     } catch (error) {
       const rc = (error as { errno?: number }).errno;
       if (!(waitForName && rc !== undefined && errnoName(rc) === 'ENOENT' && Date.now() < deadline)) {
@@ -505,7 +546,7 @@ function openWaitingForName(channel: string, timeout: number, waitForName: boole
             'ERR_TIMEOUT',
             `channel '${channel}' exists but was not initialised within ${timeout} ms (its creator may have died; remove it with Channel.unlink)`,
           );
-        throw fromNative(error, channel);
+        throw fromNative(error, channel, key === undefined ? undefined : { key, action: 'open' });
       }
       Atomics.wait(sleeper, 0, 0, 5);
     }
@@ -530,8 +571,24 @@ function codecFor<T>(channel: string, stored: number, option: CodecOption<T> | u
   return codec;
 }
 
-function fromNative(error: unknown, channel: string): ShmChanError {
-  const { errno, syscall } = error as { errno?: number; syscall?: string };
-  if (typeof errno !== 'number') return error as ShmChanError;
-  return errorFromErrno(errno, { channel, syscall });
+/** A native create/open failure as a ShmChanError; for System V, a taken key
+ * names whatever holds it. */
+function fromNative(error: unknown, channel: string, sysv?: { key: number; action: 'create' | 'open' }): ShmChanError {
+  const { errno: rc, syscall } = error as { errno?: number; syscall?: string };
+  if (typeof rc !== 'number') return error as ShmChanError;
+  if (sysv !== undefined && rc === -errno.EEXIST) return keyTakenError(channel, sysv.key, sysv.action, syscall);
+  return errorFromErrno(rc, { channel, syscall });
+}
+
+function unlinkSysv(channel: string, key: number): boolean {
+  const rc = native.unlinkSysv(channel, key);
+  if (rc === 0) return true;
+  if (rc === -errno.ENOENT) return false;
+  if (rc === -errno.EEXIST) throw keyTakenError(channel, key, 'remove', undefined);
+  if (rc === -errno.EPROTONOSUPPORT)
+    throw new ShmChanError(
+      'ERR_INCOMPATIBLE',
+      `refusing to remove channel '${channel}': its System V key ${hexKey(key)} holds a segment that is not a shmchan channel (see ipcs -m)`,
+    );
+  throw errorFromErrno(rc, { channel, syscall: 'shmctl' });
 }

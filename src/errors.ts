@@ -59,13 +59,30 @@ export interface ErrorContext {
 export function errorFromErrno(rc: number, context: ErrorContext, message?: string): ShmChanError {
   const name = errnoName(rc);
   const ch = `channel '${context.channel}'`;
+  const byCall = context.syscall === undefined ? undefined : codeOfSyscall[context.syscall];
+  if (byCall !== undefined)
+    return new ShmChanError(byCall, message ?? `${ch}: ${context.syscall} failed with ${name}`, {
+      errno: name,
+      syscall: context.syscall,
+    });
   const code = codeOfErrno[name];
   if (code !== undefined) return new ShmChanError(code, message ?? defaultMessage(code, ch), { errno: name });
   const call = context.syscall ?? 'a system call';
-  return new ShmChanError('ERR_SYSTEM', message ?? `${ch}: ${call} failed with ${name}`, {
+  return new ShmChanError('ERR_SYSTEM', message ?? systemMessage(name, ch, call), {
     errno: name,
     syscall: context.syscall,
   });
+}
+
+/** Calls whose failure means a bad option rather than a system problem. */
+const codeOfSyscall: Record<string, ErrorCode> = {
+  ftok: 'ERR_INVALID_ARG',
+};
+
+function systemMessage(name: string, ch: string, call: string): string {
+  if (name === 'EIDRM')
+    return `${ch} was removed while in use: its System V semaphore set is gone (ipcrm, or Channel.unlink), so nothing can wake a waiting call (${call} failed with EIDRM); close this handle and create the channel again`;
+  return `${ch}: ${call} failed with ${name}`;
 }
 
 const codeOfErrno: Record<string, ErrorCode> = {

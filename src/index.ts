@@ -7,3 +7,4 @@ export { list } from './list';
 export type { ChannelInfo } from './list';
 export { createReadStream, createWriteStream } from './streams';
 export type { StreamOptions } from './streams';
+export type { SysvKey } from './sysv';

@@ -1,5 +1,6 @@
 // Waiting for data or room: try, spin briefly, then announce ourselves as a
-// sleeper, look once more, and sleep on the segment's futex. The other side makes
+// sleeper, look once more, and sleep on the segment's futex (POSIX) or
+// semaphores (System V). The other side makes
 // a system call only when it sees an announced sleeper, so a busy channel makes
 // none. The steps are written once, as a generator of sleeps; a synchronous and
 // an asynchronous driver carry them out.
@@ -31,7 +32,12 @@ export interface WaitPlan<T> {
   /** How long one sleep may last now, when it must be shorter than usual. */
   sliceMs?(): number | undefined;
   onTimeout(): Error;
+  /** A sleep that failed for good (e.g. -EIDRM: the semaphore set was removed). */
+  onSleepFailure(rc: number): Error;
 }
+
+/** Sleep results after which waiting simply goes on. */
+const transient = new Set([0, -errno.ETIMEDOUT, -errno.EINTR, -errno.ECANCELED]);
 
 /** Sleepers this handle has announced in shared memory, so close() can withdraw
  * them even while a wait is in flight. */
@@ -77,17 +83,21 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): 
     const remaining = deadline - performance.now();
     if (remaining <= 0) throw plan.onTimeout();
     const sequence = announcements.announce(plan.which);
+    let rc: number;
     try {
       result = plan.attempt();
       if (result !== AGAIN) return result;
       const slice = plan.sliceMs?.() ?? SLICE_MS;
-      yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
+      rc = yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
     } finally {
       announcements.withdraw(plan.which);
     }
     plan.check();
     result = plan.attempt();
     if (result !== AGAIN) return result;
+    // Only now: what the waker published before it removed a channel (a last
+    // message, the end) is still taken above.
+    if (!transient.has(rc)) throw plan.onSleepFailure(rc);
   }
 }
 
@@ -120,7 +130,7 @@ export function waitAsync<T>(
           steps.return(undefined as T);
           return finish(() => reject(abortError(signal)));
         }
-        step = rc === undefined ? steps.next() : steps.next(rc === -errno.ETIMEDOUT ? rc : 0);
+        step = rc === undefined ? steps.next() : steps.next(rc);
       } catch (error) {
         return finish(() => reject(error));
       }

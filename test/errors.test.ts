@@ -3,7 +3,17 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Channel, ShmChanError } from '../dist/index.js';
-import { cleanupChannels, fixturesDir, killFixtures, packageRoot, runFixture, startFixture, uniqueName } from './helpers';
+import {
+  backends,
+  cleanupChannels,
+  fixtureEnv,
+  fixturesDir,
+  killFixtures,
+  packageRoot,
+  runFixture,
+  uniqueName,
+  using,
+} from './helpers';
 
 afterEach(() => {
   killFixtures();
@@ -12,124 +22,277 @@ afterEach(() => {
 
 const code = (c: string) => expect.objectContaining({ code: c });
 
-describe('ERR_INVALID_NAME', () => {
-  for (const bad of ['', '/', 'a/b', 'spaces here', 'ünï', 'x'.repeat(201), '..', 'semi;colon', '//double']) {
-    it(`rejects ${JSON.stringify(bad.length > 20 ? bad.slice(0, 20) + '…' : bad)}`, () => {
-      expect(() => Channel.create(bad)).toThrow(code('ERR_INVALID_NAME'));
-      expect(() => Channel.open(bad)).toThrow(code('ERR_INVALID_NAME'));
-      expect(() => Channel.unlink(bad)).toThrow(code('ERR_INVALID_NAME'));
+describe.each(backends)('%s', (backend) => {
+  const b = using(backend);
+
+  describe('ERR_INVALID_NAME', () => {
+    for (const bad of ['', '/', 'a/b', 'spaces here', 'ünï', 'x'.repeat(201), '..', 'semi;colon', '//double']) {
+      it(`rejects ${JSON.stringify(bad.length > 20 ? bad.slice(0, 20) + '…' : bad)}`, () => {
+        expect(() => b.create(bad)).toThrow(code('ERR_INVALID_NAME'));
+        expect(() => b.open(bad)).toThrow(code('ERR_INVALID_NAME'));
+        expect(() => b.unlink(bad)).toThrow(code('ERR_INVALID_NAME'));
+      });
+    }
+    it('rejects a name that is not a string, and accepts 200 characters', () => {
+      expect(() => b.create(42 as never)).toThrow(code('ERR_INVALID_NAME'));
+      const long = uniqueName('').padEnd(200, 'x');
+      b.create(long).close();
     });
-  }
-  it('rejects a name that is not a string, and accepts 200 characters', () => {
-    expect(() => Channel.create(42 as never)).toThrow(code('ERR_INVALID_NAME'));
-    const long = uniqueName('').padEnd(200, 'x');
-    Channel.create(long).close();
-  });
-});
-
-describe('ERR_INVALID_ARG', () => {
-  it('rejects bad create options and creates nothing', () => {
-    const name = uniqueName('bad-options');
-    for (const options of [
-      { capacity: -1 },
-      { capacity: 1.5 },
-      { capacity: 2 ** 31 },
-      { capacity: '4096' },
-      { mode: 'mesh' },
-      { backend: 'windows' },
-      { permissions: 0o1000 },
-      { codec: 'json' },
-      { codec: { encode: () => new Uint8Array() } },
-      { maxMessageSize: 0 },
-      { maxMessageSize: 4096, capacity: 4096 },
-      { unlinkOnClose: 'yes' },
-      'options',
-    ])
-      expect(() => Channel.create(name, options as never)).toThrow(code('ERR_INVALID_ARG'));
-    expect(() => Channel.open(name)).toThrow(code('ERR_CHANNEL_NOT_FOUND'));
   });
 
-  it('rejects sending undefined, a non-bytes value on a raw channel, and bad wait options', async () => {
-    const name = uniqueName('bad-send');
-    const channel = Channel.create<unknown>(name);
-    const raw = Channel.create<unknown>(uniqueName('bad-raw'), { codec: 'raw' });
+  describe('ERR_INVALID_ARG', () => {
+    it('rejects bad create options and creates nothing', () => {
+      const name = uniqueName('bad-options');
+      for (const options of [
+        { capacity: -1 },
+        { capacity: 1.5 },
+        { capacity: 2 ** 31 },
+        { capacity: '4096' },
+        { mode: 'mesh' },
+        { backend: 'windows' },
+        { permissions: 0o1000 },
+        { codec: 'json' },
+        { codec: { encode: () => new Uint8Array() } },
+        { maxMessageSize: 0 },
+        { maxMessageSize: 4096, capacity: 4096 },
+        { unlinkOnClose: 'yes' },
+        'options',
+      ])
+        expect(() => Channel.create(name, (typeof options === 'string' ? options : { backend, ...options }) as never)).toThrow(
+          code('ERR_INVALID_ARG'),
+        );
+      expect(() => b.open(name)).toThrow(code('ERR_CHANNEL_NOT_FOUND'));
+    });
+
+    it('rejects sending undefined, a non-bytes value on a raw channel, and bad wait options', async () => {
+      const name = uniqueName('bad-send');
+      const channel = b.create<unknown>(name);
+      const raw = b.create<unknown>(uniqueName('bad-raw'), { codec: 'raw' });
+      try {
+        expect(() => channel.trySend(undefined)).toThrow(code('ERR_INVALID_ARG'));
+        await expect(channel.send(undefined)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+        expect(() => raw.trySend('text')).toThrow(code('ERR_INVALID_ARG'));
+        expect(() => channel.receiveSync({ timeout: -1 })).toThrow(code('ERR_INVALID_ARG'));
+        await expect(channel.receive({ signal: 'stop' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+        expect(channel.stats().messagesSent).toBe(0);
+      } finally {
+        channel.close();
+        raw.close();
+      }
+    });
+  });
+
+  it('ERR_CHANNEL_NOT_FOUND names the channel, and open({ timeout }) waits for it to appear', async () => {
+    const name = uniqueName('missing');
+    expect(() => b.open(name)).toThrow(/does not exist \(create it first, or pass \{ timeout \}/);
     try {
-      expect(() => channel.trySend(undefined)).toThrow(code('ERR_INVALID_ARG'));
-      await expect(channel.send(undefined)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
-      expect(() => raw.trySend('text')).toThrow(code('ERR_INVALID_ARG'));
-      expect(() => channel.receiveSync({ timeout: -1 })).toThrow(code('ERR_INVALID_ARG'));
-      await expect(channel.receive({ signal: 'stop' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
-      expect(channel.stats().messagesSent).toBe(0);
+      b.open(name);
+    } catch (error) {
+      expect(error).toBeInstanceOf(ShmChanError);
+      expect((error as ShmChanError).message).toContain(name);
+    }
+    const options = JSON.stringify({ unlinkOnClose: false, backend });
+    const late = spawn(process.execPath, ['-e', `setTimeout(() => { const { Channel } = require('.'); Channel.create(${JSON.stringify(name)}, ${options}).close(); }, 200)`], { cwd: packageRoot });
+    const opened = b.open(name, { timeout: 20_000 });
+    expect(opened.capacity).toBe(1 << 20);
+    opened.close();
+    await new Promise((resolve) => late.on('exit', resolve));
+  });
+
+  it('ERR_CHANNEL_EXISTS: creation is exclusive', () => {
+    const name = uniqueName('exists');
+    const channel = b.create(name);
+    try {
+      expect(() => b.create(name)).toThrow(code('ERR_CHANNEL_EXISTS'));
+      expect(() => b.create(name)).toThrow(new RegExp(name));
     } finally {
       channel.close();
-      raw.close();
     }
+  });
+
+  it.runIf(process.getuid?.() === 0)('ERR_PERMISSION: another user cannot open a 0600 channel', async () => {
+    const name = uniqueName('private');
+    const channel = b.create(name);
+    try {
+      const outcome = await new Promise<string>((resolve) => {
+        const child = spawn(process.execPath, [path.join(fixturesDir, 'try-open.mjs'), name], {
+          cwd: packageRoot,
+          env: fixtureEnv(backend),
+          uid: 65534,
+          gid: 65534,
+        });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.on('exit', () => resolve(out));
+      });
+      expect(JSON.parse(outcome)).toMatchObject({ result: 'error', code: 'ERR_PERMISSION', errno: 'EACCES' });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('ERR_MESSAGE_TOO_LARGE: a message one byte over maxMessageSize is refused and nothing is written', () => {
+    const name = uniqueName('too-large');
+    const channel = b.create<Uint8Array>(name, { codec: 'raw', maxMessageSize: 100 });
+    try {
+      expect(() => channel.trySend(new Uint8Array(101))).toThrow(code('ERR_MESSAGE_TOO_LARGE'));
+      expect(() => channel.sendSync(new Uint8Array(101))).toThrow(/101 bytes, more than maxMessageSize 100/);
+      expect(channel.trySend(new Uint8Array(100))).toBe(true);
+      expect(channel.stats().messagesSent).toBe(1);
+    } finally {
+      channel.close();
+    }
+    const packed = b.create(uniqueName('too-large-msgpack'), { maxMessageSize: 50 });
+    try {
+      expect(() => packed.trySend('x'.repeat(100))).toThrow(code('ERR_MESSAGE_TOO_LARGE'));
+      expect(packed.trySend('short')).toBe(true);
+      expect(packed.tryReceive()).toBe('short');
+    } finally {
+      packed.close();
+    }
+  });
+
+  it('ERR_CLOSED: every method of a closed handle throws, naming the channel', async () => {
+    const name = uniqueName('closed');
+    const channel = b.create(name);
+    channel.close();
+    for (const call of [
+      () => channel.trySend(1),
+      () => channel.sendSync(1),
+      () => channel.tryReceive(),
+      () => channel.receiveSync(),
+      () => channel.end(),
+      () => channel.stats(),
+    ])
+      expect(call).toThrow(code('ERR_CLOSED'));
+    await expect(channel.send(1)).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    await expect(channel.receive()).rejects.toMatchObject({ code: 'ERR_CLOSED', message: expect.stringContaining(name) });
+    channel.close();
+  });
+
+  it('ERR_ENDED: sending after end()', async () => {
+    const channel = b.create(uniqueName('ended'));
+    try {
+      channel.end();
+      expect(() => channel.trySend(1)).toThrow(code('ERR_ENDED'));
+      await expect(channel.send(1)).rejects.toMatchObject({ code: 'ERR_ENDED' });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('ERR_CORRUPT: an impossible record length written by another process', async () => {
+    const name = uniqueName('corrupt');
+    const channel = b.create(name, { capacity: 4096 });
+    try {
+      // ring offset 0 is at segment offset 8192: length 0x7ffffff0, type data
+      await b.runFixture('scribble.mjs', [name, '8192', 'f0ffff7f01000000']);
+      expect(() => channel.tryReceive()).toThrow(code('ERR_CORRUPT'));
+      expect(() => channel.receiveSync({ timeout: 10 })).toThrow(code('ERR_CORRUPT'));
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('ERR_CORRUPT: a consumer cursor moved ahead of the producer cursor', async () => {
+    const name = uniqueName('cursor');
+    const channel = b.create(name, { capacity: 4096, unlinkOnClose: false });
+    try {
+      channel.sendSync('first');
+      // head (segment offset 256) := 1 MiB, far past the tail
+      await b.runFixture('scribble.mjs', [name, '256', '00001000']);
+      // the producer notices as soon as it looks at the head again, before the ring could be full
+      let error: unknown;
+      for (let i = 0; i < 4096 && error === undefined; i++) {
+        try {
+          channel.trySend('x');
+        } catch (caught) {
+          error = caught;
+        }
+      }
+      expect(error).toMatchObject({ code: 'ERR_CORRUPT' });
+      // a new producer refuses the cursors at once
+      channel.close();
+      const next = b.open(name);
+      expect(() => next.trySend('x')).toThrow(code('ERR_CORRUPT'));
+      next.close();
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("ERR_INCOMPATIBLE: opening with another codec than the channel's", () => {
+    const name = uniqueName('codec-mismatch');
+    const channel = b.create(name, { codec: 'raw' });
+    try {
+      expect(() => b.open(name, { codec: 'msgpack' })).toThrow(code('ERR_INCOMPATIBLE'));
+      const opened = b.open(name);
+      opened.close();
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('ERR_ENCODE: values the codec cannot encode write nothing', () => {
+    const name = uniqueName('encode');
+    const channel = b.create<unknown>(name);
+    const custom = b.create<unknown>(uniqueName('encode-custom'), {
+      codec: {
+        encode: () => {
+          throw new Error('nope');
+        },
+        decode: () => null,
+      },
+    });
+    try {
+      expect(() => channel.trySend(Symbol('s'))).toThrow(code('ERR_ENCODE'));
+      expect(() => channel.trySend(2n ** 70n)).toThrow(code('ERR_ENCODE'));
+      expect(() => custom.trySend(1)).toThrow(code('ERR_ENCODE'));
+      expect(channel.stats().messagesSent).toBe(0);
+      channel.sendSync('still fine');
+      const reader = b.open(name);
+      expect(reader.tryReceive()).toBe('still fine');
+      expect(reader.tryReceive()).toBeUndefined();
+      reader.close();
+    } finally {
+      channel.close();
+      custom.close();
+    }
+  });
+
+  it('ERR_DECODE: a message the decoder rejects is skipped, and the next one arrives', () => {
+    const name = uniqueName('decode');
+    const channel = b.create(name);
+    const reader = b.open<unknown>(name, {
+      codec: {
+        encode: () => new Uint8Array(),
+        decode: (bytes) => {
+          if (bytes[0] === 0xa3) throw new Error('no three-letter strings');
+          return bytes.length;
+        },
+      },
+    });
+    try {
+      channel.sendSync('abc');
+      channel.sendSync('abcd');
+      expect(() => reader.tryReceive()).toThrow(code('ERR_DECODE'));
+      expect(reader.tryReceive()).toBe(5);
+    } finally {
+      reader.close();
+      channel.close();
+    }
+  });
+
+  it('ERR_INCOMPATIBLE: a segment of another version', async () => {
+    const versioned = uniqueName('version');
+    const channel = b.create(versioned, { unlinkOnClose: false });
+    channel.close();
+    await b.runFixture('scribble.mjs', [versioned, '4', '63000000']);
+    expect(() => b.open(versioned)).toThrow(code('ERR_INCOMPATIBLE'));
   });
 });
 
-it('ERR_CHANNEL_NOT_FOUND names the channel, and open({ timeout }) waits for it to appear', async () => {
-  const name = uniqueName('missing');
-  expect(() => Channel.open(name)).toThrow(/does not exist \(create it first, or pass \{ timeout \}/);
-  try {
-    Channel.open(name);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ShmChanError);
-    expect((error as ShmChanError).message).toContain(name);
-  }
-  const late = spawn(process.execPath, ['-e', `setTimeout(() => { const { Channel } = require('.'); Channel.create(${JSON.stringify(name)}, { unlinkOnClose: false }).close(); }, 200)`], { cwd: packageRoot });
-  const opened = Channel.open(name, { timeout: 20_000 });
-  expect(opened.capacity).toBe(1 << 20);
-  opened.close();
-  await new Promise((resolve) => late.on('exit', resolve));
-});
-
-it('ERR_CHANNEL_EXISTS: creation is exclusive', () => {
-  const name = uniqueName('exists');
-  const channel = Channel.create(name);
-  try {
-    expect(() => Channel.create(name)).toThrow(code('ERR_CHANNEL_EXISTS'));
-    expect(() => Channel.create(name)).toThrow(new RegExp(name));
-  } finally {
-    channel.close();
-  }
-});
-
-it.runIf(process.getuid?.() === 0)('ERR_PERMISSION: another user cannot open a 0600 channel', async () => {
-  const name = uniqueName('private');
-  const channel = Channel.create(name);
-  try {
-    const outcome = await new Promise<string>((resolve) => {
-      const child = spawn(process.execPath, [path.join(fixturesDir, 'try-open.mjs'), name], { cwd: packageRoot, uid: 65534, gid: 65534 });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.on('exit', () => resolve(out));
-    });
-    expect(JSON.parse(outcome)).toMatchObject({ result: 'error', code: 'ERR_PERMISSION', errno: 'EACCES' });
-  } finally {
-    channel.close();
-  }
-});
-
-it('ERR_MESSAGE_TOO_LARGE: a message one byte over maxMessageSize is refused and nothing is written', () => {
-  const name = uniqueName('too-large');
-  const channel = Channel.create<Uint8Array>(name, { codec: 'raw', maxMessageSize: 100 });
-  try {
-    expect(() => channel.trySend(new Uint8Array(101))).toThrow(code('ERR_MESSAGE_TOO_LARGE'));
-    expect(() => channel.sendSync(new Uint8Array(101))).toThrow(/101 bytes, more than maxMessageSize 100/);
-    expect(channel.trySend(new Uint8Array(100))).toBe(true);
-    expect(channel.stats().messagesSent).toBe(1);
-  } finally {
-    channel.close();
-  }
-  const packed = Channel.create(uniqueName('too-large-msgpack'), { maxMessageSize: 50 });
-  try {
-    expect(() => packed.trySend('x'.repeat(100))).toThrow(code('ERR_MESSAGE_TOO_LARGE'));
-    expect(packed.trySend('short')).toBe(true);
-    expect(packed.tryReceive()).toBe('short');
-  } finally {
-    packed.close();
-  }
-});
+// POSIX only; test/sysv.test.ts has the System V counterparts.
 
 it('ERR_TIMEOUT: open of a channel whose creator never finished initialising', () => {
   const name = uniqueName('half');
@@ -138,146 +301,10 @@ it('ERR_TIMEOUT: open of a channel whose creator never finished initialising', (
   expect(() => Channel.open(name, { timeout: 100 })).toThrow(code('ERR_TIMEOUT'));
 });
 
-it('ERR_CLOSED: every method of a closed handle throws, naming the channel', async () => {
-  const name = uniqueName('closed');
-  const channel = Channel.create(name);
-  channel.close();
-  for (const call of [
-    () => channel.trySend(1),
-    () => channel.sendSync(1),
-    () => channel.tryReceive(),
-    () => channel.receiveSync(),
-    () => channel.end(),
-    () => channel.stats(),
-  ])
-    expect(call).toThrow(code('ERR_CLOSED'));
-  await expect(channel.send(1)).rejects.toMatchObject({ code: 'ERR_CLOSED' });
-  await expect(channel.receive()).rejects.toMatchObject({ code: 'ERR_CLOSED', message: expect.stringContaining(name) });
-  channel.close();
-});
-
-it('ERR_ENDED: sending after end()', async () => {
-  const channel = Channel.create(uniqueName('ended'));
-  try {
-    channel.end();
-    expect(() => channel.trySend(1)).toThrow(code('ERR_ENDED'));
-    await expect(channel.send(1)).rejects.toMatchObject({ code: 'ERR_ENDED' });
-  } finally {
-    channel.close();
-  }
-});
-
-it('ERR_CORRUPT: an impossible record length written by another process', async () => {
-  const name = uniqueName('corrupt');
-  const channel = Channel.create(name, { capacity: 4096 });
-  try {
-    // ring offset 0 is at segment offset 8192: length 0x7ffffff0, type data
-    await runFixture('scribble.mjs', [name, '8192', 'f0ffff7f01000000']);
-    expect(() => channel.tryReceive()).toThrow(code('ERR_CORRUPT'));
-    expect(() => channel.receiveSync({ timeout: 10 })).toThrow(code('ERR_CORRUPT'));
-  } finally {
-    channel.close();
-  }
-});
-
-it('ERR_CORRUPT: a consumer cursor moved ahead of the producer cursor', async () => {
-  const name = uniqueName('cursor');
-  const channel = Channel.create(name, { capacity: 4096, unlinkOnClose: false });
-  try {
-    channel.sendSync('first');
-    // head (segment offset 256) := 1 MiB, far past the tail
-    await runFixture('scribble.mjs', [name, '256', '00001000']);
-    // the producer notices as soon as it looks at the head again, before the ring could be full
-    let error: unknown;
-    for (let i = 0; i < 4096 && error === undefined; i++) {
-      try {
-        channel.trySend('x');
-      } catch (caught) {
-        error = caught;
-      }
-    }
-    expect(error).toMatchObject({ code: 'ERR_CORRUPT' });
-    // a new producer refuses the cursors at once
-    channel.close();
-    const next = Channel.open(name);
-    expect(() => next.trySend('x')).toThrow(code('ERR_CORRUPT'));
-    next.close();
-  } finally {
-    channel.close();
-  }
-});
-
-it('ERR_INCOMPATIBLE: a segment with another magic or version', async () => {
+it('ERR_INCOMPATIBLE: a file in /dev/shm that is not a shmchan segment', () => {
   const name = uniqueName('foreign');
   writeFileSync(`/dev/shm/${name}`, Buffer.alloc(16384, 0xab));
   expect(() => Channel.open(name)).toThrow(code('ERR_INCOMPATIBLE'));
-  const versioned = uniqueName('version');
-  const channel = Channel.create(versioned, { unlinkOnClose: false });
-  channel.close();
-  await runFixture('scribble.mjs', [versioned, '4', '63000000']);
-  expect(() => Channel.open(versioned)).toThrow(code('ERR_INCOMPATIBLE'));
-});
-
-it("ERR_INCOMPATIBLE: opening with another codec than the channel's", () => {
-  const name = uniqueName('codec-mismatch');
-  const channel = Channel.create(name, { codec: 'raw' });
-  try {
-    expect(() => Channel.open(name, { codec: 'msgpack' })).toThrow(code('ERR_INCOMPATIBLE'));
-    const opened = Channel.open(name);
-    opened.close();
-  } finally {
-    channel.close();
-  }
-});
-
-it('ERR_ENCODE: values the codec cannot encode write nothing', () => {
-  const name = uniqueName('encode');
-  const channel = Channel.create<unknown>(name);
-  const custom = Channel.create<unknown>(uniqueName('encode-custom'), {
-    codec: {
-      encode: () => {
-        throw new Error('nope');
-      },
-      decode: () => null,
-    },
-  });
-  try {
-    expect(() => channel.trySend(Symbol('s'))).toThrow(code('ERR_ENCODE'));
-    expect(() => channel.trySend(2n ** 70n)).toThrow(code('ERR_ENCODE'));
-    expect(() => custom.trySend(1)).toThrow(code('ERR_ENCODE'));
-    expect(channel.stats().messagesSent).toBe(0);
-    channel.sendSync('still fine');
-    const reader = Channel.open(name);
-    expect(reader.tryReceive()).toBe('still fine');
-    expect(reader.tryReceive()).toBeUndefined();
-    reader.close();
-  } finally {
-    channel.close();
-    custom.close();
-  }
-});
-
-it('ERR_DECODE: a message the decoder rejects is skipped, and the next one arrives', () => {
-  const name = uniqueName('decode');
-  const channel = Channel.create(name);
-  const reader = Channel.open<unknown>(name, {
-    codec: {
-      encode: () => new Uint8Array(),
-      decode: (bytes) => {
-        if (bytes[0] === 0xa3) throw new Error('no three-letter strings');
-        return bytes.length;
-      },
-    },
-  });
-  try {
-    channel.sendSync('abc');
-    channel.sendSync('abcd');
-    expect(() => reader.tryReceive()).toThrow(code('ERR_DECODE'));
-    expect(reader.tryReceive()).toBe(5);
-  } finally {
-    reader.close();
-    channel.close();
-  }
 });
 
 it('ERR_SYSTEM carries errno and syscall: shm_open without a free file descriptor', async () => {
@@ -302,5 +329,4 @@ it('every error is a ShmChanError with a code', () => {
     expect(error).toBeInstanceOf(Error);
     expect((error as ShmChanError).name).toBe('ShmChanError');
   }
-  void startFixture;
 });

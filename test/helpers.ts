@@ -1,24 +1,92 @@
-// Shared test plumbing: unique channel names, spawned fixture processes, cleanup.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+// Shared test plumbing: unique channel names, spawned fixture processes, cleanup,
+// and suites that run once per backend.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Channel } from '../dist/index.js';
+import { Channel, type CreateOptions, type OpenOptions, type SysvKey } from '../dist/index.js';
 
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 export const packageRoot = path.join(fixturesDir, '..', '..');
 
 const prefix = `shmchan-test-${process.pid}-`;
 let counter = 0;
+/** System V keys this test process may have used: derived from its names, or given. */
+const sysvKeys = new Set<number>();
 
 /** A channel name no other test (or test run) uses; cleanupChannels() removes it. */
 export function uniqueName(label: string): string {
-  return `${prefix}${label}-${counter++}`;
+  const name = `${prefix}${label}-${counter++}`;
+  sysvKeys.add(sysvKeyOf(name));
+  return name;
 }
 
-/** Removes every channel this test process (or its fixtures) created. */
+/** Registers a System V key a test uses directly, so cleanupChannels() removes what has it. */
+export function trackKey(key: number): number {
+  sysvKeys.add(key >>> 0);
+  return key;
+}
+
+/** The key the README documents for a name: 32-bit FNV-1a of the name without '/', 0 -> 1. */
+export function sysvKeyOf(name: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(name.replace(/^\//, ''))) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return hash === 0 ? 1 : hash;
+}
+
+export interface SysvRow {
+  key: number; // unsigned
+  id: number;
+  perms: number; // including flags such as SHM_DEST (0o1000)
+  fields: string[];
+}
+
+/** The rows of /proc/sysvipc/shm or /proc/sysvipc/sem (keys as unsigned numbers). */
+export function sysvRows(kind: 'shm' | 'sem'): SysvRow[] {
+  const [, ...lines] = readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n');
+  return lines.map((line) => {
+    const fields = line.trim().split(/\s+/);
+    return { key: Number(fields[0]) >>> 0, id: Number(fields[1]), perms: parseInt(fields[2], 8), fields };
+  });
+}
+
+/** Removes every channel this test process (or its fixtures) created: POSIX names
+ * with its prefix, and System V segments and semaphore sets with its keys, whatever
+ * state they were left in. */
 export function cleanupChannels(): void {
   for (const file of readdirSync('/dev/shm')) if (file.startsWith(prefix)) Channel.unlink(file);
+  for (const kind of ['shm', 'sem'] as const)
+    for (const row of sysvRows(kind))
+      if (sysvKeys.has(row.key)) execFileSync('ipcrm', [kind === 'shm' ? '-m' : '-s', String(row.id)]);
+}
+
+export type Backend = 'posix' | 'sysv';
+export const backends: Backend[] = ['posix', 'sysv'];
+
+/** Whether anything of a channel of this backend exists under the name: for System
+ * V, a segment or a semaphore set with the name's derived key. */
+export function channelExists(backend: Backend, name: string): boolean {
+  if (backend === 'posix') return existsSync(`/dev/shm/${name}`);
+  const key = sysvKeyOf(name);
+  return [...sysvRows('shm'), ...sysvRows('sem')].some((row) => row.key === key);
+}
+
+/**
+ * Channel calls and fixtures bound to one backend, for suites written once and
+ * run for each backend (describe.each(backends)). Fixtures learn the backend
+ * from SHMCHAN_TEST_BACKEND (test/fixtures/backend.mjs).
+ */
+export function using(backend: Backend) {
+  return {
+    backend,
+    create: <T = unknown>(name: string, options: CreateOptions<T> = {}) => Channel.create<T>(name, { ...options, backend }),
+    open: <T = unknown>(name: string, options: OpenOptions<T> = {}) => Channel.open<T>(name, { ...options, backend }),
+    unlink: (name: string, options: { key?: SysvKey } = {}) => Channel.unlink(name, { ...options, backend }),
+    exists: (name: string) => channelExists(backend, name),
+    startFixture: (file: string, args: string[] = [], options: FixtureOptions = {}) =>
+      startFixture(file, args, { ...options, backend }),
+    runFixture: (file: string, args: string[] = []) => runFixture(file, args, backend),
+  };
 }
 
 export interface Fixture {
@@ -33,12 +101,25 @@ export interface Fixture {
 
 const children = new Set<ChildProcess>();
 
+export interface FixtureOptions {
+  uid?: number;
+  gid?: number;
+  backend?: Backend;
+}
+
+/** The environment a fixture process gets: which backend its channels use. */
+export function fixtureEnv(backend: Backend = 'posix'): NodeJS.ProcessEnv {
+  return { ...process.env, SHMCHAN_TEST_BACKEND: backend };
+}
+
 /** Starts test/fixtures/<file> in a new node process. */
-export function startFixture(file: string, args: string[] = [], options: { uid?: number; gid?: number } = {}): Fixture {
+export function startFixture(file: string, args: string[] = [], options: FixtureOptions = {}): Fixture {
+  const { backend, ...ids } = options;
   const child = spawn(process.execPath, [path.join(fixturesDir, file), ...args], {
     cwd: packageRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
-    ...options,
+    env: fixtureEnv(backend),
+    ...ids,
   });
   children.add(child);
   let out = '';
@@ -79,8 +160,8 @@ export function startFixture(file: string, args: string[] = [], options: { uid?:
 }
 
 /** Runs a fixture to completion and parses the JSON it prints last. */
-export async function runFixture(file: string, args: string[] = []): Promise<any> {
-  const fixture = startFixture(file, args);
+export async function runFixture(file: string, args: string[] = [], backend?: Backend): Promise<any> {
+  const fixture = startFixture(file, args, { backend });
   const { code, signal } = await fixture.exited;
   if (code !== 0) throw new Error(`${file} failed (${code ?? signal})\nstdout: ${fixture.stdout()}\nstderr: ${fixture.stderr()}`);
   const lines = fixture.stdout().trim().split('\n');

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
-import { cleanupChannels, killFixtures, uniqueName } from './helpers';
+import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
 
 afterEach(() => {
   killFixtures();
@@ -21,61 +21,71 @@ it('creates /dev/shm/<name> with mode 0600 by default, or as asked, and removes 
   shared.close();
 });
 
-it('keeps the name after close with unlinkOnClose: false, and openers never remove it', () => {
-  const name = uniqueName('keep');
-  const creator = Channel.create(name, { unlinkOnClose: false });
-  const opener = Channel.open(name);
-  opener.close();
-  expect(existsSync(`/dev/shm/${name}`)).toBe(true);
-  creator.close();
-  expect(existsSync(`/dev/shm/${name}`)).toBe(true);
-  expect(Channel.unlink(name)).toBe(true);
-  expect(Channel.unlink(name)).toBe(false);
-});
+describe.each(backends)('%s', (backend) => {
+  const b = using(backend);
 
-it('does not remove a channel that was recreated under the same name', () => {
-  const name = uniqueName('recreated');
-  const first = Channel.create(name);
-  Channel.unlink(name);
-  const second = Channel.create(name);
-  first.close();
-  expect(existsSync(`/dev/shm/${name}`)).toBe(true);
-  second.close();
-  expect(existsSync(`/dev/shm/${name}`)).toBe(false);
-});
+  it('keeps the name after close with unlinkOnClose: false, and openers never remove it', () => {
+    const name = uniqueName('keep');
+    const creator = b.create(name, { unlinkOnClose: false });
+    const opener = b.open(name);
+    opener.close();
+    expect(b.exists(name)).toBe(true);
+    creator.close();
+    expect(b.exists(name)).toBe(true);
+    expect(b.unlink(name)).toBe(true);
+    expect(b.unlink(name)).toBe(false);
+  });
 
-it('close() is idempotent, Symbol.dispose closes, and a closed handle reads back as closed', () => {
-  const name = uniqueName('dispose');
-  const channel = Channel.create(name);
-  expect(channel.closed).toBe(false);
-  channel[Symbol.dispose]();
-  expect(channel.closed).toBe(true);
-  channel.close();
-  expect(existsSync(`/dev/shm/${name}`)).toBe(false);
+  it('does not remove a channel that was recreated under the same name', () => {
+    const name = uniqueName('recreated');
+    const first = b.create(name);
+    b.unlink(name);
+    const second = b.create(name);
+    first.close();
+    expect(b.exists(name)).toBe(true);
+    const opener = b.open(name);
+    second.sendSync('to the new one');
+    expect(opener.receiveSync({ timeout: 10_000 })).toBe('to the new one');
+    opener.close();
+    second.close();
+    expect(b.exists(name)).toBe(false);
+  });
+
+  it('close() is idempotent, Symbol.dispose closes, and a closed handle reads back as closed', () => {
+    const name = uniqueName('dispose');
+    const channel = b.create(name);
+    expect(channel.closed).toBe(false);
+    expect(channel.backend).toBe(backend);
+    channel[Symbol.dispose]();
+    expect(channel.closed).toBe(true);
+    channel.close();
+    expect(b.exists(name)).toBe(false);
+  });
+
+  it('leaks no file descriptors, mappings, segments or semaphores over 500 create/use/close cycles', () => {
+    const name = uniqueName('cycle');
+    const fdsBefore = openFds();
+    const mapsBefore = shmMappings();
+    for (let i = 0; i < 500; i++) {
+      const producer = b.create(name, { capacity: 4096 });
+      const consumer = b.open(name);
+      producer.sendSync({ i });
+      expect(consumer.receiveSync()).toEqual({ i });
+      consumer.close();
+      producer.close();
+    }
+    expect(openFds()).toBe(fdsBefore);
+    expect(shmMappings()).toBe(mapsBefore);
+    expect(b.exists(name)).toBe(false);
+  });
 });
 
 function openFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
+/** Shared mappings of either kind: /dev/shm/<name> (POSIX) or /SYSV<key> (System V). */
 function shmMappings(): number {
   return readFileSync('/proc/self/maps', 'utf8')
     .split('\n')
-    .filter((line) => line.includes('/dev/shm/')).length;
+    .filter((line) => line.includes('/dev/shm/') || line.includes('/SYSV')).length;
 }
-
-it('leaks no file descriptors, mappings or names over 500 create/use/close cycles', () => {
-  const name = uniqueName('cycle');
-  const fdsBefore = openFds();
-  const mapsBefore = shmMappings();
-  for (let i = 0; i < 500; i++) {
-    const producer = Channel.create(name, { capacity: 4096 });
-    const consumer = Channel.open(name);
-    producer.sendSync({ i });
-    expect(consumer.receiveSync()).toEqual({ i });
-    consumer.close();
-    producer.close();
-  }
-  expect(openFds()).toBe(fdsBefore);
-  expect(shmMappings()).toBe(mapsBefore);
-  expect(existsSync(`/dev/shm/${name}`)).toBe(false);
-});

@@ -1,140 +1,143 @@
-import { afterEach, expect, it } from 'vitest';
-import { Channel } from '../dist/index.js';
-import { cleanupChannels, killFixtures, runFixture, startFixture, uniqueName } from './helpers';
+import { afterEach, describe, expect, it } from 'vitest';
+import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
 
 afterEach(() => {
   killFixtures();
   cleanupChannels();
 });
 
-it('delivers 4 producers × 50,000 messages exactly once and in per-producer order', async () => {
-  const name = uniqueName('mpsc-4x50k');
-  const channel = Channel.create(name, { mode: 'mpsc', capacity: 64 * 1024 });
-  try {
-    expect(channel.mode).toBe('mpsc');
-    const consumer = startFixture('mpsc-consumer.mjs', [name]);
-    const producers = [0, 1, 2, 3].map((id) => runFixture('mpsc-producer.mjs', [name, String(id), '50000']));
-    expect(await Promise.all(producers)).toEqual([0, 1, 2, 3].map(() => ({ sent: 50_000 })));
-    channel.end();
-    expect((await consumer.exited).code).toBe(0);
-    expect(JSON.parse(consumer.stdout())).toEqual({
-      received: 200_000,
-      perProducer: { 0: 50_000, 1: 50_000, 2: 50_000, 3: 50_000 },
-      problems: [],
-    });
-    expect(channel.stats()).toMatchObject({ messagesSent: 200_000, messagesReceived: 200_000, used: 0 });
-  } finally {
-    channel.close();
-  }
-});
+describe.each(backends)('%s', (backend) => {
+  const b = using(backend);
 
-it('survives producers killed with SIGKILL at random moments, 20 times: nothing hangs, nothing committed is lost', async () => {
-  for (let round = 0; round < 20; round++) {
-    const name = uniqueName(`mpsc-kill-${round}`);
-    const channel = Channel.create(name, { mode: 'mpsc', capacity: 16 * 1024 });
+  it('delivers 4 producers × 50,000 messages exactly once and in per-producer order', async () => {
+    const name = uniqueName('mpsc-4x50k');
+    const channel = b.create(name, { mode: 'mpsc', capacity: 64 * 1024 });
     try {
-      const consumer = startFixture('mpsc-consumer.mjs', [name]);
-      const victim = startFixture('mpsc-producer.mjs', [name, '0', '1000000']);
-      const others = [1, 2].map((id) => runFixture('mpsc-producer.mjs', [name, String(id), '5000']));
-      await victim.line('started');
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 60));
-      victim.child.kill('SIGKILL');
-      await victim.exited;
-      expect(await Promise.all(others)).toEqual([{ sent: 5000 }, { sent: 5000 }]);
+      expect(channel.mode).toBe('mpsc');
+      const consumer = b.startFixture('mpsc-consumer.mjs', [name]);
+      const producers = [0, 1, 2, 3].map((id) => b.runFixture('mpsc-producer.mjs', [name, String(id), '50000']));
+      expect(await Promise.all(producers)).toEqual([0, 1, 2, 3].map(() => ({ sent: 50_000 })));
       channel.end();
-      const { code } = await consumer.exited;
-      const report = JSON.parse(consumer.stdout());
-      expect(code).toBe(0);
-      expect(report.problems).toEqual([]);
-      expect(report.perProducer[1]).toBe(5000);
-      expect(report.perProducer[2]).toBe(5000);
-      // The victim's messages arrive as a gap-free prefix (checked by the consumer).
-      // Every committed message arrived: a producer counts a message just after
-      // committing it, so the killed one may have committed one more than it counted.
-      const stats = channel.stats();
-      expect(stats.messagesReceived).toBe(report.received);
-      expect(report.received - stats.messagesSent).toBeGreaterThanOrEqual(0);
-      expect(report.received - stats.messagesSent).toBeLessThanOrEqual(1);
+      expect((await consumer.exited).code).toBe(0);
+      expect(JSON.parse(consumer.stdout())).toEqual({
+        received: 200_000,
+        perProducer: { 0: 50_000, 1: 50_000, 2: 50_000, 3: 50_000 },
+        problems: [],
+      });
+      expect(channel.stats()).toMatchObject({ messagesSent: 200_000, messagesReceived: 200_000, used: 0 });
     } finally {
       channel.close();
     }
-  }
-});
+  });
 
-it("skips a dead producer's unfinished claim within milliseconds and delivers what follows", async () => {
-  const name = uniqueName('mpsc-dead-claim');
-  const channel = Channel.create(name, { mode: 'mpsc', capacity: 4096 });
-  try {
-    // A claim of 64 bytes at ring offset 0 by slot 5 of a process that is gone: the
-    // type word holds the claim marker, the length -64, and the tail moved past it.
-    const marker = (0x80000000 | (5 << 22) | 4_000_000) >>> 0;
-    const header = Buffer.alloc(8);
-    header.writeInt32LE(-64, 0);
-    header.writeUInt32LE(marker, 4);
-    await runFixture('scribble.mjs', [name, String(8192), header.toString('hex')]);
-    await runFixture('scribble.mjs', [name, '128', '40000000']); // tail := 64
-    channel.sendSync('after the dead claim');
-    expect(await channel.receive({ timeout: 10_000 })).toBe('after the dead claim');
-    expect(channel.tryReceive()).toBeUndefined();
-  } finally {
-    channel.close();
-  }
-});
+  it('survives producers killed with SIGKILL at random moments, 20 times: nothing hangs, nothing committed is lost', async () => {
+    for (let round = 0; round < 20; round++) {
+      const name = uniqueName(`mpsc-kill-${round}`);
+      const channel = b.create(name, { mode: 'mpsc', capacity: 16 * 1024 });
+      try {
+        const consumer = b.startFixture('mpsc-consumer.mjs', [name]);
+        const victim = b.startFixture('mpsc-producer.mjs', [name, '0', '1000000']);
+        const others = [1, 2].map((id) => b.runFixture('mpsc-producer.mjs', [name, String(id), '5000']));
+        await victim.line('started');
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 60));
+        victim.child.kill('SIGKILL');
+        await victim.exited;
+        expect(await Promise.all(others)).toEqual([{ sent: 5000 }, { sent: 5000 }]);
+        channel.end();
+        const { code } = await consumer.exited;
+        const report = JSON.parse(consumer.stdout());
+        expect(code).toBe(0);
+        expect(report.problems).toEqual([]);
+        expect(report.perProducer[1]).toBe(5000);
+        expect(report.perProducer[2]).toBe(5000);
+        // The victim's messages arrive as a gap-free prefix (checked by the consumer).
+        // Every committed message arrived: a producer counts a message just after
+        // committing it, so the killed one may have committed one more than it counted.
+        const stats = channel.stats();
+        expect(stats.messagesReceived).toBe(report.received);
+        expect(report.received - stats.messagesSent).toBeGreaterThanOrEqual(0);
+        expect(report.received - stats.messagesSent).toBeLessThanOrEqual(1);
+      } finally {
+        channel.close();
+      }
+    }
+  });
 
-it('gives a blocked mpsc producer ERR_PEER_GONE when the consumer is killed, and a new consumer receives the rest', async () => {
-  const name = uniqueName('mpsc-peer-gone');
-  const channel = Channel.create(name, { mode: 'mpsc', capacity: 4096 });
-  try {
-    const consumer = startFixture('holder.mjs', [name, 'consumer']);
-    await consumer.line('ready');
-    const producer = startFixture('blocked-producer.mjs', [name, 'async']);
-    const sent = Number((await producer.line('full')).split(' ')[1]);
-    consumer.child.kill('SIGKILL');
-    await producer.exited;
-    expect(JSON.parse(producer.stdout().trim().split('\n').pop()!).code).toBe('ERR_PEER_GONE');
-    let received = 0;
-    while (channel.tryReceive() !== undefined) received++;
-    expect(received).toBe(sent);
-  } finally {
-    channel.close();
-  }
-});
+  it("skips a dead producer's unfinished claim within milliseconds and delivers what follows", async () => {
+    const name = uniqueName('mpsc-dead-claim');
+    const channel = b.create(name, { mode: 'mpsc', capacity: 4096 });
+    try {
+      // A claim of 64 bytes at ring offset 0 by slot 5 of a process that is gone: the
+      // type word holds the claim marker, the length -64, and the tail moved past it.
+      const marker = (0x80000000 | (5 << 22) | 4_000_000) >>> 0;
+      const header = Buffer.alloc(8);
+      header.writeInt32LE(-64, 0);
+      header.writeUInt32LE(marker, 4);
+      await b.runFixture('scribble.mjs', [name, String(8192), header.toString('hex')]);
+      await b.runFixture('scribble.mjs', [name, '128', '40000000']); // tail := 64
+      channel.sendSync('after the dead claim');
+      expect(await channel.receive({ timeout: 10_000 })).toBe('after the dead claim');
+      expect(channel.tryReceive()).toBeUndefined();
+    } finally {
+      channel.close();
+    }
+  });
 
-it('holds 64 producers at once; one more gets ERR_TOO_MANY_PRODUCERS, and a closed slot is reused', () => {
-  const name = uniqueName('mpsc-64');
-  const channel = Channel.create(name, { mode: 'mpsc', capacity: 1 << 20 });
-  const handles = Array.from({ length: 64 }, () => Channel.open(name));
-  try {
-    handles.forEach((handle, i) => expect(handle.trySend(i)).toBe(true));
-    expect(channel.stats().producers).toBe(64);
-    expect(() => channel.trySend('one too many')).toThrow(expect.objectContaining({ code: 'ERR_TOO_MANY_PRODUCERS' }));
-    handles.pop()!.close();
-    expect(channel.trySend('now there is room')).toBe(true);
-    const got = new Set<unknown>();
-    for (let value = channel.tryReceive(); value !== undefined; value = channel.tryReceive()) got.add(value);
-    expect(got.size).toBe(65);
-  } finally {
-    handles.forEach((handle) => handle.close());
-    channel.close();
-  }
-});
+  it('gives a blocked mpsc producer ERR_PEER_GONE when the consumer is killed, and a new consumer receives the rest', async () => {
+    const name = uniqueName('mpsc-peer-gone');
+    const channel = b.create(name, { mode: 'mpsc', capacity: 4096 });
+    try {
+      const consumer = b.startFixture('holder.mjs', [name, 'consumer']);
+      await consumer.line('ready');
+      const producer = b.startFixture('blocked-producer.mjs', [name, 'async']);
+      const sent = Number((await producer.line('full')).split(' ')[1]);
+      consumer.child.kill('SIGKILL');
+      await producer.exited;
+      expect(JSON.parse(producer.stdout().trim().split('\n').pop()!).code).toBe('ERR_PEER_GONE');
+      let received = 0;
+      while (channel.tryReceive() !== undefined) received++;
+      expect(received).toBe(sent);
+    } finally {
+      channel.close();
+    }
+  });
 
-it('ends: any producer may end the channel; the consumer drains what came before, then sees the end', async () => {
-  const name = uniqueName('mpsc-end');
-  const channel = Channel.create(name, { mode: 'mpsc' });
-  const a = Channel.open(name);
-  const b = Channel.open(name);
-  try {
-    a.sendSync('a1');
-    b.sendSync('b1');
-    b.end();
-    expect(() => a.trySend('a2')).toThrow(expect.objectContaining({ code: 'ERR_ENDED' }));
-    const got: unknown[] = [];
-    for await (const value of channel) got.push(value);
-    expect(got).toEqual(['a1', 'b1']);
-  } finally {
-    a.close();
-    b.close();
-    channel.close();
-  }
+  it('holds 64 producers at once; one more gets ERR_TOO_MANY_PRODUCERS, and a closed slot is reused', () => {
+    const name = uniqueName('mpsc-64');
+    const channel = b.create(name, { mode: 'mpsc', capacity: 1 << 20 });
+    const handles = Array.from({ length: 64 }, () => b.open(name));
+    try {
+      handles.forEach((handle, i) => expect(handle.trySend(i)).toBe(true));
+      expect(channel.stats().producers).toBe(64);
+      expect(() => channel.trySend('one too many')).toThrow(expect.objectContaining({ code: 'ERR_TOO_MANY_PRODUCERS' }));
+      handles.pop()!.close();
+      expect(channel.trySend('now there is room')).toBe(true);
+      const got = new Set<unknown>();
+      for (let value = channel.tryReceive(); value !== undefined; value = channel.tryReceive()) got.add(value);
+      expect(got.size).toBe(65);
+    } finally {
+      handles.forEach((handle) => handle.close());
+      channel.close();
+    }
+  });
+
+  it('ends: any producer may end the channel; the consumer drains what came before, then sees the end', async () => {
+    const name = uniqueName('mpsc-end');
+    const channel = b.create(name, { mode: 'mpsc' });
+    const first = b.open(name);
+    const second = b.open(name);
+    try {
+      first.sendSync('a1');
+      second.sendSync('b1');
+      second.end();
+      expect(() => first.trySend('a2')).toThrow(expect.objectContaining({ code: 'ERR_ENDED' }));
+      const got: unknown[] = [];
+      for await (const value of channel) got.push(value);
+      expect(got).toEqual(['a1', 'b1']);
+    } finally {
+      first.close();
+      second.close();
+      channel.close();
+    }
+  });
 });

@@ -1,123 +1,142 @@
-import { afterEach, expect, it } from 'vitest';
-import { Channel } from '../dist/index.js';
-import { cleanupChannels, killFixtures, runFixture, startFixture, uniqueName } from './helpers';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeMessage } from './fixtures/messages.mjs';
+import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
 
 afterEach(() => {
   killFixtures();
   cleanupChannels();
 });
 
-it('keeps the event loop ticking while receive() waits for another process', async () => {
-  const name = uniqueName('ticking');
-  const channel = Channel.create(name);
-  try {
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 5);
-    const sender = startFixture('send-after.mjs', [name, '300', '{"hello":"world"}']);
-    const value = await channel.receive({ timeout: 30_000 });
-    clearInterval(timer);
-    expect(value).toEqual({ hello: 'world' });
-    expect(ticks).toBeGreaterThan(5); // timers ran while we waited ~300 ms
-    expect((await sender.exited).code).toBe(0);
-  } finally {
-    channel.close();
-  }
-});
+describe.each(backends)('%s', (backend) => {
+  const b = using(backend);
 
-it('times out: receive, receiveSync, and timeout 0 at once', async () => {
-  const name = uniqueName('timeouts');
-  const channel = Channel.create(name);
-  try {
-    await expect(channel.receive({ timeout: 50 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
-    expect(() => channel.receiveSync({ timeout: 50 })).toThrow(expect.objectContaining({ code: 'ERR_TIMEOUT' }));
-    expect(() => channel.receiveSync({ timeout: 0 })).toThrow(expect.objectContaining({ code: 'ERR_TIMEOUT' }));
-    await expect(channel.receive({ timeout: 0 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
-    // a timed-out receive keeps the consumer role, and the channel still works
-    channel.sendSync('after');
-    expect(await channel.receive({ timeout: 1000 })).toBe('after');
-  } finally {
-    channel.close();
-  }
-});
+  it('keeps the event loop ticking while receive() waits for another process', async () => {
+    const name = uniqueName('ticking');
+    const channel = b.create(name);
+    try {
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const sender = b.startFixture('send-after.mjs', [name, '300', '{"hello":"world"}']);
+      const value = await channel.receive({ timeout: 30_000 });
+      clearInterval(timer);
+      expect(value).toEqual({ hello: 'world' });
+      expect(ticks).toBeGreaterThan(5); // timers ran while we waited ~300 ms
+      expect((await sender.exited).code).toBe(0);
+    } finally {
+      channel.close();
+    }
+  });
 
-it('aborts a waiting receive and send with an AbortSignal, as AbortError', async () => {
-  const name = uniqueName('abort');
-  const channel = Channel.create(name, { capacity: 4096 });
-  try {
-    const controller = new AbortController();
-    const pending = channel.receive({ signal: controller.signal });
-    setTimeout(() => controller.abort(), 50);
-    await expect(pending).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
-    await expect(channel.receive({ signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORT_ERR' });
+  it('times out: receive, receiveSync, and timeout 0 at once', async () => {
+    const name = uniqueName('timeouts');
+    const channel = b.create(name);
+    try {
+      await expect(channel.receive({ timeout: 50 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
+      expect(() => channel.receiveSync({ timeout: 50 })).toThrow(expect.objectContaining({ code: 'ERR_TIMEOUT' }));
+      expect(() => channel.receiveSync({ timeout: 0 })).toThrow(expect.objectContaining({ code: 'ERR_TIMEOUT' }));
+      await expect(channel.receive({ timeout: 0 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
+      // a timed-out receive keeps the consumer role, and the channel still works
+      channel.sendSync('after');
+      expect(await channel.receive({ timeout: 1000 })).toBe('after');
+    } finally {
+      channel.close();
+    }
+  });
 
-    while (channel.trySend('fill')) {}
-    const sendController = new AbortController();
-    const blocked = channel.send('one more', { signal: sendController.signal });
-    setTimeout(() => sendController.abort(), 50);
-    await expect(blocked).rejects.toMatchObject({ code: 'ABORT_ERR' });
-    expect(channel.tryReceive()).toBe('fill'); // the channel still works after aborts
-  } finally {
-    channel.close();
-  }
-});
+  it('aborts a waiting receive and send with an AbortSignal, as AbortError', async () => {
+    const name = uniqueName('abort');
+    const channel = b.create(name, { capacity: 4096 });
+    try {
+      const controller = new AbortController();
+      const pending = channel.receive({ signal: controller.signal });
+      setTimeout(() => controller.abort(), 50);
+      await expect(pending).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+      await expect(channel.receive({ signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORT_ERR' });
 
-it('applies backpressure: a send on a full ring waits until another process drains it', async () => {
-  const name = uniqueName('backpressure');
-  const channel = Channel.create(name, { capacity: 4096 });
-  try {
-    let sent = 0;
-    while (channel.trySend({ n: sent })) sent++;
-    expect(sent).toBeGreaterThan(100);
-    expect(channel.trySend({ n: sent })).toBe(false);
-    const pending = channel.send({ n: sent }, { timeout: 30_000 });
-    let settled = false;
-    pending.then(() => (settled = true));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(settled).toBe(false);
-    const drained = await runFixture('drain.mjs', [name, String(sent + 1)]);
-    await pending;
-    expect(drained.values).toEqual(Array.from({ length: sent + 1 }, (_, n) => ({ n })));
-  } finally {
-    channel.close();
-  }
-});
+      while (channel.trySend('fill')) {}
+      const sendController = new AbortController();
+      const blocked = channel.send('one more', { signal: sendController.signal });
+      setTimeout(() => sendController.abort(), 50);
+      await expect(blocked).rejects.toMatchObject({ code: 'ABORT_ERR' });
+      expect(channel.tryReceive()).toBe('fill'); // the channel still works after aborts
+    } finally {
+      channel.close();
+    }
+  });
 
-it('rejects pending waits with ERR_CLOSED when the handle is closed', async () => {
-  const name = uniqueName('close-pending');
-  const channel = Channel.create(name);
-  const pending = channel.receive();
-  setTimeout(() => channel.close(), 20);
-  await expect(pending).rejects.toMatchObject({ code: 'ERR_CLOSED' });
-});
+  it('applies backpressure: a send on a full ring waits until another process drains it', async () => {
+    const name = uniqueName('backpressure');
+    const channel = b.create(name, { capacity: 4096 });
+    try {
+      let sent = 0;
+      while (channel.trySend({ n: sent })) sent++;
+      expect(sent).toBeGreaterThan(100);
+      expect(channel.trySend({ n: sent })).toBe(false);
+      const pending = channel.send({ n: sent }, { timeout: 30_000 });
+      let settled = false;
+      pending.then(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(settled).toBe(false);
+      const drained = await b.runFixture('drain.mjs', [name, String(sent + 1)]);
+      await pending;
+      expect(drained.values).toEqual(Array.from({ length: sent + 1 }, (_, n) => ({ n })));
+    } finally {
+      channel.close();
+    }
+  });
 
-it('ends the stream: everything sent before end() arrives, then the iterator finishes and receive throws ERR_ENDED', async () => {
-  const name = uniqueName('end');
-  const channel = Channel.create(name);
-  try {
-    for (let i = 0; i < 10; i++) channel.sendSync(i);
-    channel.end();
-    expect(() => channel.sendSync(10)).toThrow(expect.objectContaining({ code: 'ERR_ENDED' }));
-    const got: unknown[] = [];
-    for await (const value of channel) got.push(value);
-    expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    await expect(channel.receive()).rejects.toMatchObject({ code: 'ERR_ENDED' });
-    expect(() => channel.tryReceive()).toThrow(expect.objectContaining({ code: 'ERR_ENDED' }));
-    expect(channel.stats().ended).toBe(true);
-  } finally {
-    channel.close();
-  }
-});
+  it('rejects pending waits with ERR_CLOSED when the handle is closed', async () => {
+    const name = uniqueName('close-pending');
+    const channel = b.create(name);
+    const pending = channel.receive();
+    setTimeout(() => channel.close(), 20);
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+  });
 
-it('wakes a receiver waiting in another process when the channel ends', async () => {
-  const name = uniqueName('end-wakes');
-  const channel = Channel.create(name);
-  try {
-    const consumer = startFixture('consumer.mjs', [name]);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    channel.end();
-    expect((await consumer.exited).code).toBe(0);
-    expect(JSON.parse(consumer.stdout())).toEqual({ received: 0, mismatches: 0, firstMismatch: null });
-  } finally {
-    channel.close();
-  }
+  it('ends the stream: everything sent before end() arrives, then the iterator finishes and receive throws ERR_ENDED', async () => {
+    const name = uniqueName('end');
+    const channel = b.create(name);
+    try {
+      for (let i = 0; i < 10; i++) channel.sendSync(i);
+      channel.end();
+      expect(() => channel.sendSync(10)).toThrow(expect.objectContaining({ code: 'ERR_ENDED' }));
+      const got: unknown[] = [];
+      for await (const value of channel) got.push(value);
+      expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      await expect(channel.receive()).rejects.toMatchObject({ code: 'ERR_ENDED' });
+      expect(() => channel.tryReceive()).toThrow(expect.objectContaining({ code: 'ERR_ENDED' }));
+      expect(channel.stats().ended).toBe(true);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('wakes a receiver waiting in another process when the channel ends', async () => {
+    const name = uniqueName('end-wakes');
+    const channel = b.create(name);
+    try {
+      const consumer = b.startFixture('consumer.mjs', [name]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      channel.end();
+      expect((await consumer.exited).code).toBe(0);
+      expect(JSON.parse(consumer.stdout())).toEqual({ received: 0, mismatches: 0, firstMismatch: null });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('a receiver asleep when the creator sends, ends and closes at once still gets every message, then the end', async () => {
+    for (let round = 0; round < 5; round++) {
+      const name = uniqueName(`end-and-close-${round}`);
+      const channel = b.create(name);
+      const consumer = b.startFixture('consumer.mjs', [name]);
+      while (channel.stats().consumerPid === null) await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 100)); // let it fall asleep
+      channel.sendSync(makeMessage(0));
+      channel.end();
+      channel.close(); // System V: removes the semaphore set the consumer sleeps on
+      expect((await consumer.exited).code).toBe(0);
+      expect(JSON.parse(consumer.stdout())).toEqual({ received: 1, mismatches: 0, firstMismatch: null });
+    }
+  });
 });

@@ -11,6 +11,7 @@
  *   -EPROTONOSUPPORT  not a shmchan segment, or one of another version or layout
  *   -ESHUTDOWN        the channel was ended (end of stream)
  *   -EPIPE            the consumer died while a producer waited for room
+ *   -EIDRM            System V: the channel's semaphore set was removed while in use
  */
 #ifndef SHMCHAN_H
 #define SHMCHAN_H
@@ -52,6 +53,7 @@ extern "C" {
 #define SHMCHAN_OFF_PERMISSIONS 56u     /* u32: mode bits given at creation */
 #define SHMCHAN_OFF_KEY 60u             /* u32: System V key, 0 for POSIX */
 #define SHMCHAN_OFF_ENDED 64u           /* u32: 1 once end() was called; never reset */
+#define SHMCHAN_OFF_SEMID 68u           /* u32: System V semaphore set id, written before the magic */
 
 /* producer line: the tail cursor (next free byte, a free-running u32 position) */
 #define SHMCHAN_OFF_TAIL 128u           /* u32 */
@@ -77,6 +79,13 @@ extern "C" {
 #define SHMCHAN_PRODUCER_OWNER 0u       /* u64: owner word, 0 = free slot */
 #define SHMCHAN_PRODUCER_MESSAGES 8u    /* u64: messages this slot has sent */
 #define SHMCHAN_PRODUCER_BYTES 16u      /* u64: payload bytes this slot has sent */
+
+/* System V sleeper slots (unused by POSIX): per wait line, SHMCHAN_SYSV_SLOTS
+ * u64 owner words of the processes sleeping in that slot (0 = free). Slot s of
+ * line w sleeps on semaphore w * SHMCHAN_SYSV_SLOTS + s of the channel's set. */
+#define SHMCHAN_SYSV_SLOTS 64u
+#define SHMCHAN_SYSV_NSEMS (2u * SHMCHAN_SYSV_SLOTS)
+#define SHMCHAN_OFF_SLEEPERS 5120u      /* u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 
 #define SHMCHAN_MODE_SPSC 1u
 #define SHMCHAN_MODE_MPSC 2u
@@ -140,6 +149,10 @@ typedef struct shmchan_segment {
   uint32_t backend;  /* SHMCHAN_BACKEND_* */
   char name[SHMCHAN_NAME_MAX + 2]; /* "/name", as given to shm_open */
   const char *syscall; /* after a failed create/open: the system call that failed */
+  /* System V only */
+  uint32_t key;      /* the key_t's bits */
+  int shmid;         /* the segment */
+  int semid;         /* its semaphore set */
 } shmchan_segment_t;
 
 typedef struct shmchan_create_options {
@@ -168,8 +181,50 @@ int shmchan_posix_open(shmchan_segment_t *seg, const char *name, int timeout_ms)
 /* Removes the name; mappings stay valid until unmapped. 0, -ENOENT, -EACCES. */
 int shmchan_posix_unlink(const char *name);
 
-/* Unmaps. Safe to call twice. */
+/* Unmaps (POSIX) or detaches (System V). Safe to call twice. A System V process
+ * whose detach destroyed a removed segment also removes its semaphore set. */
 void shmchan_segment_unmap(shmchan_segment_t *seg);
+
+/* ---- System V segments ----------------------------------------------------
+ *
+ * A System V channel is a segment (shmget) and a semaphore set (semget) with the
+ * same key, created together, permissions applied to both. The header stores
+ * the key and the set's id; an opener checks both against what it finds.
+ */
+
+/* The key a channel gets when none is given: the 32-bit FNV-1a hash of the name
+ * (without the leading '/'), or 1 if that hash is 0 (IPC_PRIVATE). */
+uint32_t shmchan_sysv_key_of_name(const char *name);
+
+/* Creates the segment and its semaphore set exclusively (IPC_CREAT|IPC_EXCL) and
+ * initialises the header. -EEXIST when the key is taken (seg->syscall says by a
+ * segment, "shmget", or by a semaphore set, "semget"), -EINVAL for key 0,
+ * -ENOSPC, -ENOMEM, -EACCES... On failure nothing is left behind. */
+int shmchan_sysv_create(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_create_options_t *opt);
+
+/* Attaches the segment with this key, waiting up to timeout_ms for a creator that
+ * is still initialising it, and validates its header (size from IPC_STAT) and
+ * semaphore set. -ENOENT, -EACCES, -EBADMSG, -EPROTONOSUPPORT, -ETIMEDOUT, and
+ * -EEXIST when the key holds another channel (shmchan_sysv_holder names it). */
+int shmchan_sysv_open(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms);
+
+/* Removes the channel with this name and key: IPC_RMID on the segment (it goes
+ * when the last process detaches) and on its semaphore set (at once: sleepers
+ * get -EIDRM). A semaphore set of this key whose segment is already gone is
+ * removed too. 0, -ENOENT, -EEXIST (the key holds another channel),
+ * -EPROTONOSUPPORT (not a shmchan segment), -EACCES, -EPERM. */
+int shmchan_sysv_unlink(const char *name, uint32_t key);
+
+/* Removes the segment and semaphore set of an attached channel by id, so a
+ * channel created since under the same key is never touched. */
+void shmchan_sysv_remove(const shmchan_segment_t *seg);
+/* The same for ids remembered after detaching. */
+void shmchan_sysv_remove_ids(int shmid, int semid);
+
+/* Copies the name of the channel that holds this key into out (at least
+ * SHMCHAN_NAME_MAX + 1 bytes). 0, -ENOENT, -EPROTONOSUPPORT (not a shmchan
+ * segment), -EAGAIN (not initialised yet), -EACCES. */
+int shmchan_sysv_holder(uint32_t key, char *out);
 
 /* Validates a mapped header against the mapped size. 0, -EBADMSG, -EPROTONOSUPPORT,
  * or -EAGAIN while the magic is not yet published. */
@@ -225,14 +280,17 @@ void shmchan_stats(const shmchan_segment_t *seg, shmchan_stats_t *out);
 #define SHMCHAN_WAIT_SPACE 1 /* producers wait for room */
 
 /* Sleeps while the wait line's sequence still equals `expected`, at most
- * timeout_ms (< 0: forever). 0 when woken or the sequence moved, -ETIMEDOUT,
- * -EINTR. The caller must have announced itself in the waiters word first. */
+ * timeout_ms (< 0: forever). 0 when woken or the sequence moved (or, rarely,
+ * spuriously), -ETIMEDOUT, -EINTR, or -EIDRM when a System V channel's
+ * semaphore set was removed. The caller must have announced itself in the
+ * waiters word first. A POSIX channel sleeps on a futex, a System V channel on
+ * its semaphore set (see wait.c for the protocol). */
 int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms);
 
 /* Bumps the sequence and wakes every sleeper of that wait line. Call it only
  * when the waiters word is non-zero: that is what keeps the fast path free of
- * system calls. */
-void shmchan_wake(shmchan_segment_t *seg, int which);
+ * system calls. 0, or -EIDRM (System V: the semaphore set is gone). */
+int shmchan_wake(shmchan_segment_t *seg, int which);
 
 /* ---- messages (the C data path) ------------------------------------------ */
 
@@ -252,7 +310,8 @@ int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const 
 int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap);
 
 /* Blocking variants: spin for spin_us, then sleep; timeout_ms < 0 waits forever.
- * send also returns -EPIPE when the consumer has died while it waited. */
+ * send also returns -EPIPE when the consumer has died while it waited; both
+ * return -EIDRM when a System V channel's semaphore set was removed. */
 int shmchan_spsc_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len,
                       int timeout_ms, int spin_us);
 int shmchan_spsc_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap,

@@ -52,4 +52,7 @@ void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint
 /* Validates creation options. 0 or -EINVAL. */
 int shmchan_check_create_options(const shmchan_create_options_t *opt);
 
+/* shmdt, and the semaphore set's removal when that detach destroyed the segment. */
+void shmchan_sysv_detach(shmchan_segment_t *seg);
+
 #endif

@@ -97,7 +97,8 @@ int shmchan_posix_unlink(const char *name) {
 }
 
 void shmchan_segment_unmap(shmchan_segment_t *seg) {
-  if (seg->base) munmap(seg->base, seg->size);
+  if (seg->base && seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_detach(seg);
+  else if (seg->base) munmap(seg->base, seg->size);
   seg->base = NULL;
   seg->size = 0;
 }

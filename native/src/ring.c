@@ -136,9 +136,11 @@ static int wait_for(shmchan_segment_t *seg, int which, shmchan_cursor_t *cur, at
     __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
     uint32_t seq = load_u32(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ);
     rc = attempt(seg, cur, data, len);
-    if (rc == -EAGAIN) shmchan_wait(seg, which, seq, sleep_ms);
+    int slept = rc == -EAGAIN ? shmchan_wait(seg, which, seq, sleep_ms) : 0;
     __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
     if (rc == -EAGAIN) rc = attempt(seg, cur, data, len);
+    /* e.g. -EIDRM: nothing can wake us any more, once what was published is taken */
+    if (rc == -EAGAIN && slept != 0 && slept != -ETIMEDOUT && slept != -EINTR) return slept;
   }
   return rc;
 }

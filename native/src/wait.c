@@ -1,34 +1,164 @@
 /* Sleeping and waking across processes. The POSIX backend sleeps on a futex in
  * the header: a shared (not FUTEX_PRIVATE) futex works between processes that
- * map the same memory. */
+ * map the same memory. The System V backend sleeps on its semaphore set.
+ *
+ * Both keep the eventcount protocol of the callers (ring.c, src/wait.ts):
+ *   sleeper: waiters++; e = seq; look at the ring; if still nothing: shmchan_wait(e); waiters--
+ *   waker:   publish; if (waiters != 0) shmchan_wake()       (seq++, then wake)
+ * All of these are sequentially consistent. If the sleeper's look missed the
+ * publication, its waiters++ came before the waker's read of waiters, so the
+ * waker calls shmchan_wake; and its read of e came before that wake's seq++.
+ * So shmchan_wait(e) must not sleep through a seq++ that follows its read of e.
+ * A futex gives that for free: FUTEX_WAIT compares seq with e and sleeps
+ * atomically. A semaphore cannot compare, so System V works like this:
+ *
+ * Each sleeping thread holds a sleeper slot of its wait line (a u64 in the
+ * header, claimed with a CAS, holding the process's owner word) and sleeps on
+ * that slot's own semaphore, a token count of 0 or 1.
+ *
+ *   shmchan_wait(e)                      shmchan_wake()
+ *   W1 claim a free slot s (CAS)         K1 seq++
+ *   W2 semaphore[s] := 0 (SETVAL)        K2 for every slot s that is claimed:
+ *   W3 if seq != e: return (woken)          post a token to semaphore[s] unless
+ *   W4 take a token from semaphore[s],      it holds one (semop: wait-for-zero
+ *      with the timeout (semtimedop)        with IPC_NOWAIT, then +1, atomically)
+ *   W5 free the slot
+ *
+ * No lost wake-up. Take a wake whose K1 comes after the sleeper read e.
+ *  - If K2 does not see slot s claimed: K1 < K2 < W1 < W3 in the single order of
+ *    sequentially consistent operations, so W3 sees seq != e and returns.
+ *  - If K2 sees it claimed, it posts (or finds a token there) under the
+ *    semaphore's kernel lock, either after W2: then a token stays in semaphore[s]
+ *    until W4 takes it, however late W4 starts; or before W2: then K1 happens
+ *    before the post, the post before W2 (same lock), W2 before W3, and W3 sees
+ *    seq != e.
+ *
+ * No stolen wake-up. Tokens are not shared: each slot has its own semaphore and
+ * one holder, so another sleeper of the line (mpsc producers, or this process's
+ * own waiter thread being cancelled) can never take the token meant for us. A
+ * wake-up reaches every sleeper of the line, like FUTEX_WAKE with INT_MAX.
+ *
+ * Spurious wake-ups are allowed (callers look at the ring and sleep again) and
+ * bounded: a token left over by a waker that posted just before we freed the
+ * slot is wiped out by the next holder's W2, and a slot never holds more than one.
+ *
+ * A dead sleeper's slot stays claimed (wakers post to it in vain) until a
+ * sleeper finds every slot claimed: then slots of dead processes are taken over.
+ * If all slots belong to live sleepers, a sleeper polls in 1 ms naps instead.
+ *
+ * A removed semaphore set (ipcrm, Channel.unlink) makes semop fail with EIDRM,
+ * or EINVAL once the id is gone: both are reported as -EIDRM. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sys/sem.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "platform.h"
 
+#define OVERFLOW_NAP_MS 1
+
+union semun {
+  int val;
+  struct semid_ds *buf;
+  unsigned short *array;
+};
+
 static uint32_t *sequence_of(shmchan_segment_t *seg, int which) {
   return U32_AT(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ);
 }
 
-int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms) {
-  struct timespec ts, *timeout = NULL;
-  if (timeout_ms >= 0) {
-    ts.tv_sec = timeout_ms / 1000;
-    ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
-    timeout = &ts;
-  }
-  long rc = syscall(SYS_futex, sequence_of(seg, which), FUTEX_WAIT, expected, timeout, NULL, 0);
+static uint64_t *sleepers_of(shmchan_segment_t *seg, int which) {
+  return U64_AT(seg->base, SHMCHAN_OFF_SLEEPERS + (which == SHMCHAN_WAIT_DATA ? 0 : SHMCHAN_SYSV_SLOTS * 8));
+}
+
+static unsigned short semaphore_of(int which, int slot) {
+  return (unsigned short)((which == SHMCHAN_WAIT_DATA ? 0 : SHMCHAN_SYSV_SLOTS) + (unsigned)slot);
+}
+
+static struct timespec *relative_timeout(struct timespec *ts, int timeout_ms) {
+  if (timeout_ms < 0) return NULL;
+  ts->tv_sec = timeout_ms / 1000;
+  ts->tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+  return ts;
+}
+
+/* After a failed semop/semctl on the channel's own set: EINVAL can only mean
+ * that the id no longer exists (the arguments were checked at open). */
+static int semaphore_error(void) {
+  return errno == EINVAL || errno == EIDRM ? -EIDRM : -errno;
+}
+
+static int futex_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms) {
+  struct timespec ts;
+  long rc = syscall(SYS_futex, sequence_of(seg, which), FUTEX_WAIT, expected, relative_timeout(&ts, timeout_ms), NULL, 0);
   if (rc == 0 || errno == EAGAIN) return 0; /* woken, or the sequence had already moved */
   return -errno;
 }
 
-void shmchan_wake(shmchan_segment_t *seg, int which) {
+/* A free slot, or failing that one whose holder died; -1 if every slot has a live holder. */
+static int claim_sleeper_slot(uint64_t *slots, uint64_t me) {
+  for (int reclaim = 0; reclaim < 2; reclaim++) {
+    for (unsigned i = 0; i < SHMCHAN_SYSV_SLOTS; i++) {
+      uint64_t holder = __atomic_load_n(&slots[i], __ATOMIC_SEQ_CST);
+      if (holder != 0 && (!reclaim || shmchan_owner_alive(holder))) continue;
+      if (__atomic_compare_exchange_n(&slots[i], &holder, me, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return (int)i;
+    }
+  }
+  return -1;
+}
+
+static int semaphore_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms) {
   uint32_t *seq = sequence_of(seg, which);
-  __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
+  uint64_t *slots = sleepers_of(seg, which);
+  int slot = claim_sleeper_slot(slots, shmchan_self_owner()); /* W1 */
+  if (slot < 0) {
+    if (__atomic_load_n(seq, __ATOMIC_SEQ_CST) == expected) {
+      struct timespec nap = {0, OVERFLOW_NAP_MS * 1000000L};
+      nanosleep(&nap, NULL);
+    }
+    return 0;
+  }
+  unsigned short sem = semaphore_of(which, slot);
+  int rc = 0;
+  if (semctl(seg->semid, sem, SETVAL, (union semun){.val = 0}) != 0) { /* W2 */
+    rc = semaphore_error();
+  } else if (__atomic_load_n(seq, __ATOMIC_SEQ_CST) == expected) { /* W3 */
+    struct sembuf take = {sem, -1, 0};
+    struct timespec ts;
+    if (semtimedop(seg->semid, &take, 1, relative_timeout(&ts, timeout_ms)) != 0) /* W4 */
+      rc = errno == EAGAIN ? -ETIMEDOUT : semaphore_error();
+  }
+  __atomic_store_n(&slots[slot], 0, __ATOMIC_SEQ_CST); /* W5 */
+  return rc;
+}
+
+static int semaphore_wake(shmchan_segment_t *seg, int which) {
+  uint64_t *slots = sleepers_of(seg, which);
+  for (int i = 0; i < (int)SHMCHAN_SYSV_SLOTS; i++) {
+    if (__atomic_load_n(&slots[i], __ATOMIC_SEQ_CST) == 0) continue; /* K2 */
+    unsigned short sem = semaphore_of(which, i);
+    struct sembuf post[2] = {{sem, 0, IPC_NOWAIT}, {sem, 1, 0}};
+    if (semop(seg->semid, post, 2) != 0 && errno != EAGAIN) {
+      int rc = semaphore_error();
+      if (rc == -EIDRM) return rc;
+    }
+  }
+  return 0;
+}
+
+int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms) {
+  if (seg->backend == SHMCHAN_BACKEND_SYSV) return semaphore_wait(seg, which, expected, timeout_ms);
+  return futex_wait(seg, which, expected, timeout_ms);
+}
+
+int shmchan_wake(shmchan_segment_t *seg, int which) {
+  uint32_t *seq = sequence_of(seg, which);
+  __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST); /* K1 */
+  if (seg->backend == SHMCHAN_BACKEND_SYSV) return semaphore_wake(seg, which);
   syscall(SYS_futex, seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+  return 0;
 }

@@ -1,0 +1,231 @@
+/* System V shared memory segments: shmget, shmat, IPC_STAT, shmdt, IPC_RMID, and
+ * the semaphore set (semget) that is created and removed with each segment.
+ *
+ * The set has the segment's key, so `ipcs` lists both under one key and
+ * `ipcrm -M KEY -S KEY` removes both. The header also stores the set's id: an
+ * opener checks that the set it finds by key is the one the creator made. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <sys/ipc.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+/* glibc leaves this to the caller (see semctl(2)). */
+union semun {
+  int val;
+  struct semid_ds *buf;
+  unsigned short *array;
+};
+
+uint32_t shmchan_sysv_key_of_name(const char *name) {
+  if (name[0] == '/') name++;
+  uint32_t hash = 2166136261u; /* FNV-1a, 32 bits */
+  for (; *name; name++) {
+    hash ^= (uint8_t)*name;
+    hash *= 16777619u;
+  }
+  return hash != 0 ? hash : 1; /* 0 is IPC_PRIVATE: a key nobody else can find */
+}
+
+static int sysv_name(char *out, size_t size, const char *name) {
+  int rc = shmchan_check_name(name);
+  if (rc) return rc;
+  snprintf(out, size, "/%s", name[0] == '/' ? name + 1 : name);
+  return 0;
+}
+
+int shmchan_sysv_create(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_create_options_t *opt) {
+  memset(seg, 0, sizeof *seg);
+  seg->shmid = seg->semid = -1;
+  int rc = sysv_name(seg->name, sizeof seg->name, name);
+  if (rc) return rc;
+  if ((rc = shmchan_check_create_options(opt))) return rc;
+  if (key == 0) return -EINVAL;
+
+  size_t size = (size_t)SHMCHAN_HEADER_SIZE + opt->capacity;
+  /* System V permissions are not filtered by the umask: these bits apply exactly. */
+  seg->syscall = "shmget";
+  int shmid = shmget((key_t)key, size, IPC_CREAT | IPC_EXCL | (int)opt->permissions);
+  if (shmid < 0) return -errno;
+  /* Linux initialises every semaphore of a new set to 0, which is what wait.c needs. */
+  seg->syscall = "semget";
+  int semid = semget((key_t)key, (int)SHMCHAN_SYSV_NSEMS, IPC_CREAT | IPC_EXCL | (int)opt->permissions);
+  if (semid < 0) goto fail;
+  seg->syscall = "shmat";
+  void *base = shmat(shmid, NULL, 0);
+  if (base == (void *)-1) goto fail;
+
+  seg->syscall = NULL;
+  seg->base = base;
+  seg->size = size;
+  seg->backend = SHMCHAN_BACKEND_SYSV;
+  seg->key = key;
+  seg->shmid = shmid;
+  seg->semid = semid;
+  *U32_AT(base, SHMCHAN_OFF_SEMID) = (uint32_t)semid; /* published with the rest, by the magic */
+  shmchan_header_init(base, seg->name, SHMCHAN_BACKEND_SYSV, key, opt);
+  return 0;
+
+fail:
+  rc = -errno;
+  if (semid >= 0) semctl(semid, 0, IPC_RMID);
+  shmctl(shmid, IPC_RMID, NULL);
+  return rc;
+}
+
+/* 1 if the mapped header's name (NUL-terminated within the field) equals name. */
+static int header_names(const uint8_t *base, const char *name) {
+  if (name[0] == '/') name++;
+  const char *stored = (const char *)base + SHMCHAN_OFF_NAME;
+  return memchr(stored, 0, SHMCHAN_NAME_MAX + 1) != NULL && strcmp(stored, name) == 0;
+}
+
+/* The semaphore set of a validated header: the set with the key must be the one
+ * the creator recorded, with the number of semaphores wait.c indexes. */
+static int find_semaphores(const uint8_t *base, uint32_t key, int *semid) {
+  int found = semget((key_t)key, 0, 0);
+  if (found < 0) return -errno; /* ENOENT: the channel is being removed */
+  if ((uint32_t)found != *U32_AT(base, SHMCHAN_OFF_SEMID)) return -EBADMSG;
+  struct semid_ds ds;
+  if (semctl(found, 0, IPC_STAT, (union semun){.buf = &ds}) != 0) return -errno;
+  if (ds.sem_nsems != SHMCHAN_SYSV_NSEMS) return -EBADMSG;
+  *semid = found;
+  return 0;
+}
+
+int shmchan_sysv_open(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
+  memset(seg, 0, sizeof *seg);
+  seg->shmid = seg->semid = -1;
+  int rc = sysv_name(seg->name, sizeof seg->name, name);
+  if (rc) return rc;
+  if (key == 0) return -EINVAL;
+  seg->syscall = "shmget";
+  int shmid = shmget((key_t)key, 0, 0);
+  if (shmid < 0) return -errno;
+  seg->syscall = "shmctl";
+  struct shmid_ds ds;
+  if (shmctl(shmid, IPC_STAT, &ds) != 0) return -errno;
+  /* The size is fixed at shmget, so a segment smaller than a header is not ours. */
+  if (ds.shm_segsz < SHMCHAN_HEADER_SIZE) return -EPROTONOSUPPORT;
+  seg->syscall = "shmat";
+  uint8_t *base = shmat(shmid, NULL, 0);
+  if (base == (void *)-1) return -errno;
+  seg->syscall = NULL;
+
+  int64_t deadline = shmchan_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  while ((rc = shmchan_header_check(base, ds.shm_segsz)) == -EAGAIN) {
+    if (shmchan_now_ms() >= deadline) {
+      rc = -ETIMEDOUT;
+      break;
+    }
+    usleep(1000);
+  }
+  if (rc == 0 && (*U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_SYSV || *U32_AT(base, SHMCHAN_OFF_KEY) != key))
+    rc = -EBADMSG;
+  if (rc == 0 && !header_names(base, name)) rc = -EEXIST; /* another channel's key */
+  int semid = -1;
+  if (rc == 0) rc = find_semaphores(base, key, &semid);
+  if (rc != 0) {
+    shmdt(base);
+    return rc;
+  }
+  seg->base = base;
+  seg->size = ds.shm_segsz;
+  seg->backend = SHMCHAN_BACKEND_SYSV;
+  seg->key = key;
+  seg->shmid = shmid;
+  seg->semid = semid;
+  return 0;
+}
+
+/* A segment whose creator died between shmget and publishing the header: all
+ * zeros, nobody attached, and shaped like a shmchan segment. */
+static int unfinished_channel(const uint8_t *base, const struct shmid_ds *ds) {
+  size_t capacity = ds->shm_segsz - SHMCHAN_HEADER_SIZE;
+  return load_u32(base, SHMCHAN_OFF_MAGIC) == 0 && ds->shm_nattch == 0 && capacity >= SHMCHAN_MIN_CAPACITY &&
+         capacity <= SHMCHAN_MAX_CAPACITY && (capacity & (capacity - 1)) == 0;
+}
+
+/* The semaphore set with this key if it looks like a shmchan set; -1 otherwise. */
+static int shmchan_semaphores_of(uint32_t key) {
+  int semid = semget((key_t)key, 0, 0);
+  struct semid_ds ds;
+  if (semid < 0 || semctl(semid, 0, IPC_STAT, (union semun){.buf = &ds}) != 0) return -1;
+  return ds.sem_nsems == SHMCHAN_SYSV_NSEMS ? semid : -1;
+}
+
+int shmchan_sysv_unlink(const char *name, uint32_t key) {
+  int rc = shmchan_check_name(name);
+  if (rc) return rc;
+  if (key == 0) return -EINVAL;
+  int shmid = shmget((key_t)key, 0, 0);
+  if (shmid < 0) {
+    if (errno != ENOENT) return -errno;
+    /* The segment is gone (ipcrm -m with nobody attached); its set may remain. */
+    int orphan = shmchan_semaphores_of(key);
+    if (orphan < 0) return -ENOENT;
+    return semctl(orphan, 0, IPC_RMID) == 0 ? 0 : -errno;
+  }
+  struct shmid_ds ds;
+  if (shmctl(shmid, IPC_STAT, &ds) != 0) return -errno;
+  if (ds.shm_segsz < SHMCHAN_HEADER_SIZE) return -EPROTONOSUPPORT;
+  const uint8_t *base = shmat(shmid, NULL, SHM_RDONLY);
+  if (base == (void *)-1) return -errno;
+  /* Only the name decides whose segment this is: a corrupt or other-version
+   * channel of this name can still be removed. */
+  int semid = -1;
+  if (load_u32(base, SHMCHAN_OFF_MAGIC) == SHMCHAN_MAGIC) {
+    if (!header_names(base, name)) rc = -EEXIST;
+    else if (find_semaphores(base, key, &semid) != 0) semid = -1;
+  } else if (unfinished_channel(base, &ds)) {
+    semid = shmchan_semaphores_of(key);
+  } else {
+    rc = -EPROTONOSUPPORT;
+  }
+  shmdt(base);
+  if (rc) return rc;
+  if (shmctl(shmid, IPC_RMID, NULL) != 0) return -errno;
+  if (semid >= 0) semctl(semid, 0, IPC_RMID);
+  return 0;
+}
+
+void shmchan_sysv_remove_ids(int shmid, int semid) {
+  /* The segment first, so that no new opener finds it without its set. */
+  if (shmid >= 0) shmctl(shmid, IPC_RMID, NULL);
+  if (semid >= 0) semctl(semid, 0, IPC_RMID);
+}
+
+void shmchan_sysv_remove(const shmchan_segment_t *seg) {
+  if (seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove_ids(seg->shmid, seg->semid);
+}
+
+int shmchan_sysv_holder(uint32_t key, char *out) {
+  int shmid = shmget((key_t)key, 0, 0);
+  if (shmid < 0) return -errno;
+  struct shmid_ds ds;
+  if (shmctl(shmid, IPC_STAT, &ds) != 0) return -errno;
+  if (ds.shm_segsz < SHMCHAN_HEADER_SIZE) return -EPROTONOSUPPORT;
+  const uint8_t *base = shmat(shmid, NULL, SHM_RDONLY);
+  if (base == (void *)-1) return -errno;
+  uint32_t magic = load_u32(base, SHMCHAN_OFF_MAGIC);
+  const char *stored = (const char *)base + SHMCHAN_OFF_NAME;
+  int rc = magic == 0 ? -EAGAIN : -EPROTONOSUPPORT;
+  if (magic == SHMCHAN_MAGIC && memchr(stored, 0, SHMCHAN_NAME_MAX + 1) != NULL) {
+    strcpy(out, stored);
+    rc = 0;
+  }
+  shmdt(base);
+  return rc;
+}
+
+void shmchan_sysv_detach(shmchan_segment_t *seg) {
+  shmdt(seg->base);
+  /* A removed segment is destroyed by its last detach. If that was ours, the
+   * semaphore set has outlived it (a bare `ipcrm -m`): it goes now. */
+  struct shmid_ds ds;
+  if (shmctl(seg->shmid, IPC_STAT, &ds) != 0 && (errno == EINVAL || errno == EIDRM)) semctl(seg->semid, 0, IPC_RMID);
+}
