@@ -80,6 +80,13 @@ export interface Layout {
   PRODUCER_SIZE: number;
   PRODUCER_MESSAGES: number;
   PRODUCER_BYTES: number;
+  OFF_CREATOR: number;
+  OFF_CREATED_MS: number;
+  OFF_HEAD_POSITION: number;
+  PRODUCER_CHECKPOINT_SEQ: number;
+  PRODUCER_CHECKPOINT_TAIL: number;
+  PRODUCER_CHECKPOINT_SOURCE: number;
+  PRODUCER_IN_FLIGHT_SEQ: number;
   MODE_SPSC: number;
   MODE_MPSC: number;
   CODEC_RAW: number;
