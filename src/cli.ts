@@ -2,11 +2,13 @@
 // its own arguments with node:util parseArgs.
 import { parseArgs } from 'node:util';
 import { runDemo } from './demo';
+import { bridgeHelp, runBridgeCommand } from './bridge-cli';
 
 const usage = `usage: shmchan <command> [options]
 
 commands:
   demo      the spooler: one consumer and several producer processes
+  bridge    connect a channel to a NATS subject (--to or --from nats://HOST:PORT/SUBJECT)
 
 options:
   -h, --help   show this help
@@ -20,6 +22,7 @@ const commands: Record<string, { help: string; run(args: string[]): Promise<numb
       return runDemo();
     },
   },
+  bridge: { help: bridgeHelp, run: runBridgeCommand },
 };
 
 /** Runs the CLI; resolves with the exit status (0 ok, 1 runtime error, 2 bad usage). */
