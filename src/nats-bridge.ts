@@ -3,6 +3,7 @@
 import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
 import { Channel, type CreateOptions } from './channel';
 import { ShmChanError } from './errors';
+import { connectWithRetry } from './nats-client';
 
 export type NatsMode = 'jetstream' | 'core';
 
@@ -102,8 +103,7 @@ export function positiveInteger(value: unknown, name: string, fallback: number):
   return value;
 }
 
-/** Thrown inside a session when its connection is gone: the bridge connects again. */
-export class ConnectionLost extends Error {}
+export type SessionOutcome = 'stopped' | 'ended' | 'lost';
 
 export abstract class BridgeBase implements Bridge {
   abstract readonly direction: 'to' | 'from';
@@ -159,8 +159,37 @@ export abstract class BridgeBase implements Bridge {
     this.onReady();
   }
 
-  protected abstract run(first: NatsConnection): Promise<void>;
   protected abstract lag(): number;
+  /** Runs on one connection until stopped, ended, or the connection is gone ('lost'). */
+  protected abstract jetStreamSession(nc: NatsConnection): Promise<SessionOutcome>;
+  /** Runs until stopped or ended; the client reconnects by itself. */
+  protected abstract coreSession(nc: NatsConnection): Promise<void>;
+  /** Says what a lost connection leaves pending. */
+  protected abstract pendingWhenLost(): string;
+
+  private async run(first: NatsConnection): Promise<void> {
+    let nc: NatsConnection | undefined = first;
+    try {
+      if (this.mode === 'core') {
+        await this.coreSession(nc);
+        return;
+      }
+      for (;;) {
+        const outcome = await this.jetStreamSession(nc);
+        if (outcome !== 'lost' || this.stopping.signal.aborted) return;
+        this.event('disconnected', `lost the connection to NATS; connecting again (${this.pendingWhenLost()})`);
+        await nc.close();
+        let failures = 0;
+        nc = await connectWithRetry({ ...this.connectOptions, reconnect: false }, this.stopping.signal, (error) => {
+          if (failures++ === 0) this.event('waiting', `cannot reach NATS (${error.message}); trying again until it answers`);
+        });
+        if (nc === undefined) return;
+        this.adopt(nc);
+      }
+    } finally {
+      if (nc !== undefined) await this.finish(nc);
+    }
+  }
 
   stats(): BridgeStats {
     return {
@@ -201,7 +230,7 @@ export abstract class BridgeBase implements Bridge {
   }
 
   /** Drains a connection that is still open, flushing acks and publishes. */
-  protected async finish(nc: NatsConnection): Promise<void> {
+  private async finish(nc: NatsConnection): Promise<void> {
     if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
   }
 }

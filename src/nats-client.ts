@@ -180,7 +180,8 @@ export class PipelinedPublisher {
         this.nc.publish(this.subject, data, { headers, reply: `${this.prefix}.${id}` });
       } catch (error) {
         this.waiting.delete(id);
-        reject(error as Error);
+        // on an open connection it is the message (too large for the server's max_payload)
+        reject(this.nc.isClosed() ? (error as Error) : new PublishRejected(`cannot publish to '${this.subject}': ${(error as Error).message}`));
       }
     });
   }

@@ -26,8 +26,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import type { Channel } from './channel';
 import { ShmChanError } from './errors';
-import { BridgeBase, Notifier, positiveInteger, type NatsBridgeOptions } from './nats-bridge';
-import { connectWithRetry, ensureStream, hash32, isEndMarker, natsModules, parseMessageId, pause } from './nats-client';
+import { BridgeBase, Notifier, positiveInteger, type NatsBridgeOptions, type SessionOutcome } from './nats-bridge';
+import { ensureStream, hash32, isEndMarker, natsModules, parseMessageId, pause } from './nats-client';
 import { relayProducer, type RelayProducer } from './relay';
 
 export interface FromNatsOptions extends NatsBridgeOptions {
@@ -38,8 +38,6 @@ export interface FromNatsOptions extends NatsBridgeOptions {
   /** Core: messages held while the channel is full; more are dropped. Default 10000. */
   maxPending?: number;
 }
-
-type Outcome = 'stopped' | 'ended' | 'lost';
 
 const FETCH_EXPIRES_MS = 2000;
 const PEER_GONE_RETRY_MS = 200;
@@ -79,28 +77,12 @@ export class FromNatsBridge extends BridgeBase {
     return this.mode === 'core' ? this.queue.length : this.pendingInConsumer;
   }
 
-  protected async run(first: NatsConnection): Promise<void> {
-    let nc: NatsConnection | undefined = first;
-    try {
-      if (this.mode === 'core') {
-        await this.coreSession(nc);
-        return;
-      }
-      for (;;) {
-        const outcome = await this.jetStreamSession(nc);
-        if (outcome !== 'lost' || this.stopping.signal.aborted) return;
-        this.event('disconnected', 'lost the connection to NATS; connecting again');
-        await nc.close();
-        nc = await connectWithRetry({ ...this.connectOptions, reconnect: false }, this.stopping.signal, () => {});
-        if (nc === undefined) return;
-        this.adopt(nc);
-      }
-    } finally {
-      if (nc !== undefined) await this.finish(nc);
-    }
+  protected pendingWhenLost(): string {
+    return `${this.delivered} is the last stream sequence delivered`;
   }
 
-  private async jetStreamSession(nc: NatsConnection): Promise<Outcome> {
+
+  protected async jetStreamSession(nc: NatsConnection): Promise<SessionOutcome> {
     const { jetstreamManager, jetstream } = natsModules().jetstream;
     const producer = this.producer!;
     let jsm: JetStreamManager;
@@ -271,7 +253,7 @@ export class FromNatsBridge extends BridgeBase {
 
   /** At most once: a subscription; messages that arrive while the channel stays full
    * queue up to maxPending, and further ones are dropped. */
-  private async coreSession(nc: NatsConnection): Promise<void> {
+  protected async coreSession(nc: NatsConnection): Promise<void> {
     this.watchStatus(nc);
     const notifier = new Notifier();
     const subscription = nc.subscribe(this.subject, {

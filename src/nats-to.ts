@@ -10,12 +10,12 @@ import {
   Notifier,
   positiveInteger,
   type NatsBridgeOptions,
+  type SessionOutcome,
 } from './nats-bridge';
 import {
   MSG_ID_HEADER,
   PipelinedPublisher,
   PublishRejected,
-  connectWithRetry,
   endMarkerHeaders,
   ensureStream,
   natsModules,
@@ -34,8 +34,6 @@ export interface ToNatsOptions extends NatsBridgeOptions {
   /** JetStream: the duplicate window of a stream the bridge creates, in ms. Default 120000. */
   duplicateWindow?: number;
 }
-
-type Outcome = 'stopped' | 'ended' | 'lost';
 
 /** Core mode waits for the server's PONG this often, so publishing cannot run far ahead. */
 const CORE_FLUSH_EVERY = 1024;
@@ -64,26 +62,10 @@ export class ToNatsBridge extends BridgeBase {
     return stats.messagesSent - stats.messagesReceived;
   }
 
-  protected async run(first: NatsConnection): Promise<void> {
-    let nc: NatsConnection | undefined = first;
-    try {
-      if (this.mode === 'core') {
-        await this.coreSession(nc);
-        return;
-      }
-      for (;;) {
-        const outcome = await this.jetStreamSession(nc);
-        if (outcome !== 'lost' || this.stopping.signal.aborted) return;
-        this.event('disconnected', `lost the connection to NATS; connecting again (${this.relay.pending} messages await acknowledgement)`);
-        await nc.close();
-        nc = await connectWithRetry({ ...this.connectOptions, reconnect: false }, this.stopping.signal, () => {});
-        if (nc === undefined) return;
-        this.adopt(nc);
-      }
-    } finally {
-      if (nc !== undefined) await this.finish(nc);
-    }
+  protected pendingWhenLost(): string {
+    return `${this.relay.pending} messages await acknowledgement`;
   }
+
 
   /**
    * Publishes up to `window` messages ahead and consumes each, in order, once its
@@ -91,7 +73,7 @@ export class ToNatsBridge extends BridgeBase {
    * message: JetStream stored a prefix of what one connection sent, so publishing
    * the rest again, in order, keeps the order and adds no duplicate.
    */
-  private async jetStreamSession(nc: NatsConnection): Promise<Outcome> {
+  protected async jetStreamSession(nc: NatsConnection): Promise<SessionOutcome> {
     const { jetstreamManager } = natsModules().jetstream;
     const { headers } = natsModules().transport;
     const lost = new AbortController();
@@ -179,7 +161,7 @@ export class ToNatsBridge extends BridgeBase {
   }
 
   /** At most once: each message is consumed as soon as it is handed to the client. */
-  private async coreSession(nc: NatsConnection): Promise<void> {
+  protected async coreSession(nc: NatsConnection): Promise<void> {
     this.watchStatus(nc);
     this.markReady();
     let unflushed = 0;

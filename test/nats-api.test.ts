@@ -142,6 +142,15 @@ describe.skipIf(binary === undefined)('shmchan/nats against a real nats-server',
     await nc.drain();
   });
 
+  it('stops with an error on a message larger than the server accepts, and leaves it in the channel', async () => {
+    const a = Channel.create<Buffer>(uniqueName('large-A'), { codec: 'raw', capacity: 4 << 20, maxMessageSize: 2_000_000 });
+    a.sendSync(Buffer.alloc(1_500_000));
+    const bridge = await bridgeToNats(a.name, { servers: server.url, subject: subject('large') });
+    await expect(bridge.done).rejects.toThrow(/cannot publish.*(payload|large)/i);
+    expect(a.stats()).toMatchObject({ messagesSent: 1, messagesReceived: 0 });
+    a.close();
+  });
+
   function endMarker() {
     const h = headers();
     h.set('Shmchan-End', '1');
