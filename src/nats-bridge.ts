@@ -112,6 +112,8 @@ export abstract class BridgeBase implements Bridge {
   readonly subject: string;
   done!: Promise<void>;
   protected readonly stopping = new AbortController();
+  /** Resolves when stop() is called. */
+  protected readonly stopped = new Promise<void>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(), { once: true }));
   protected readonly counters = { messages: 0, bytes: 0, reconnects: 0, dropped: 0, repeats: 0 };
   protected connection: NatsConnection | undefined;
   protected readonly connectOptions: ConnectionOptions;
@@ -218,7 +220,7 @@ export abstract class BridgeBase implements Bridge {
 
   /** Core mode: the client reconnects by itself; tell about it. */
   protected watchStatus(nc: NatsConnection): void {
-    void (async () => {
+    (async () => {
       for await (const status of nc.status()) {
         if (status.type === 'disconnect') this.event('disconnected', `lost the connection to ${status.server}; the client reconnects`);
         else if (status.type === 'reconnect') {
@@ -226,7 +228,7 @@ export abstract class BridgeBase implements Bridge {
           this.event('connected', `reconnected to ${status.server}`);
         }
       }
-    })();
+    })().catch(() => {}); // the status stream ends with the connection
   }
 
   /** Drains a connection that is still open, flushing acks and publishes. */

@@ -35,6 +35,8 @@ export interface ToNatsOptions extends NatsBridgeOptions {
   duplicateWindow?: number;
 }
 
+/** JetStream: bytes published and not yet acknowledged, at most (besides one message). */
+const MAX_IN_FLIGHT_BYTES = 8 << 20;
 /** Core mode waits for the server's PONG this often, so publishing cannot run far ahead. */
 const CORE_FLUSH_EVERY = 1024;
 
@@ -65,7 +67,6 @@ export class ToNatsBridge extends BridgeBase {
   protected pendingWhenLost(): string {
     return `${this.relay.pending} messages await acknowledgement`;
   }
-
 
   /**
    * Publishes up to `window` messages ahead and consumes each, in order, once its
@@ -100,9 +101,16 @@ export class ToNatsBridge extends BridgeBase {
       this.markReady();
       this.relay.rewind();
       const inFlight: { acked: boolean; error?: Error; bytes: number }[] = [];
+      let inFlightBytes = 0;
       let endSeen = false;
       for (;;) {
-        while (!this.stopping.signal.aborted && !endSeen && !nc.isClosed() && inFlight.length < this.window) {
+        while (
+          !this.stopping.signal.aborted &&
+          !endSeen &&
+          !nc.isClosed() &&
+          inFlight.length < this.window &&
+          inFlightBytes < MAX_IN_FLIGHT_BYTES
+        ) {
           const message = this.relay.next();
           if (message === EMPTY) break;
           if (message === ENDED) {
@@ -113,6 +121,7 @@ export class ToNatsBridge extends BridgeBase {
           h.set(MSG_ID_HEADER, `${this.idPrefix}:${message.position}`);
           const entry: (typeof inFlight)[number] = { acked: false, bytes: message.bytes.length };
           inFlight.push(entry);
+          inFlightBytes += entry.bytes;
           publisher.publish(message.bytes, h).then(
             () => {
               entry.acked = true;
@@ -126,8 +135,10 @@ export class ToNatsBridge extends BridgeBase {
         }
         while (inFlight.length > 0 && inFlight[0].acked) {
           this.relay.commit();
+          const { bytes } = inFlight.shift()!;
+          inFlightBytes -= bytes;
           this.counters.messages++;
-          this.counters.bytes += inFlight.shift()!.bytes;
+          this.counters.bytes += bytes;
         }
         const failed = inFlight[0]?.error;
         if (failed !== undefined) {
@@ -189,7 +200,7 @@ export class ToNatsBridge extends BridgeBase {
   }
 
   private flush(nc: NatsConnection): Promise<void> {
-    return Promise.race([nc.flush(), new Promise<void>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(), { once: true }))]);
+    return Promise.race([nc.flush(), this.stopped]);
   }
 
   /** Waits for another message in the channel, or for stop() or the other signal. */
