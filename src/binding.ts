@@ -88,6 +88,13 @@ export interface Layout {
   SYSV_SLOTS: number;
   SYSV_NSEMS: number;
   OFF_SLEEPERS: number;
+  OFF_CREATOR: number;
+  OFF_CREATED_MS: number;
+  OFF_HEAD_POSITION: number;
+  PRODUCER_CHECKPOINT_SEQ: number;
+  PRODUCER_CHECKPOINT_TAIL: number;
+  PRODUCER_CHECKPOINT_SOURCE: number;
+  PRODUCER_IN_FLIGHT_SEQ: number;
   MODE_SPSC: number;
   MODE_MPSC: number;
   CODEC_RAW: number;
@@ -100,7 +107,6 @@ export interface Layout {
   RECORD_PADDING: number;
   WAIT_DATA: number;
   WAIT_SPACE: number;
-  OFF_CREATED_MS: number;
 }
 
 interface Binding {

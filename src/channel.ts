@@ -17,6 +17,7 @@ import {
 import { MpscReader, MpscWriter, StreamEnded } from './mpsc';
 import { hexKey, keyTakenError, rejectKey, sysvKey, type SysvKey } from './sysv';
 import { AGAIN, Announcements, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
+import { RelayConsumer, RelayProducer, relayConsumer, relayProducer, type RelayHooks } from './relay';
 
 export type Backend = 'posix' | 'sysv';
 export type Mode = 'spsc' | 'mpsc';
@@ -460,6 +461,41 @@ export class Channel<T = unknown> {
     if (rc < 0) throw this.roleError(rc, 'consumer', 'one consumer at a time');
     this.reader = this.mode === 'mpsc' ? new MpscReader(this.ring) : new SpscReader(this.ring);
     return this.reader;
+  }
+
+  // ---- relaying (internal: for shmchan/nats, not public API) ----
+
+  /** Takes the consumer role; messages are looked at first and consumed later. */
+  [relayConsumer](): RelayConsumer {
+    return new RelayConsumer(this.consumer(), this.ring, this.relayHooks());
+  }
+
+  /** Takes the producer role of an spsc channel; sends still go through send(). */
+  [relayProducer](): RelayProducer {
+    if (this.mode !== 'spsc') throw invalidArg(`channel '${this.name}' is mpsc; a relaying producer needs an spsc channel`);
+    this.producer();
+    return new RelayProducer(this.ring, 0, this.relayHooks());
+  }
+
+  private relayHooks(): RelayHooks {
+    return {
+      live: () => void this.live(),
+      error: (error) => this.dataPathError(error),
+      waitUntil: (ready, signal) => {
+        if (signal?.aborted) return Promise.reject(abortError(signal));
+        const plan: WaitPlan<undefined> = {
+          ...this.receivePlan(undefined),
+          attempt: () => {
+            try {
+              return ready() ? undefined : AGAIN;
+            } catch (error) {
+              throw this.dataPathError(error);
+            }
+          },
+        };
+        return waitAsync(waitSteps(plan, this.announcements), this.live(), signal);
+      },
+    };
   }
 
   // ---- lifecycle ----

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Channel, normalizeName } from './channel';
 import { runDemo } from './demo';
+import { bridgeHelp, bridgeOptions, runBridge } from './bridge-cli';
 import { ShmChanError } from './errors';
 import { inspect, listDetails, list, posixNameLooksLikeChannel, type ChannelDetails, type ChannelInfo } from './list';
 import {
@@ -422,7 +423,16 @@ only an mpsc channel name; the spooler prints jobs in arrival order and a summar
   },
 };
 
-const commands: Record<string, Command> = { ls, stat, rm, send, recv, demo };
+// ---- bridge ----
+
+const bridge: Command = {
+  synopsis: 'bridge NAME --to|--from nats://HOST:PORT/SUBJECT   connect a channel to a NATS subject (shmchan/nats)',
+  help: bridgeHelp,
+  options: bridgeOptions,
+  run: (values, positionals) => runBridge(values, positionals),
+};
+
+const commands: Record<string, Command> = { ls, stat, rm, send, recv, demo, bridge };
 
 const usage = `usage: shmchan <command> [options]
 

@@ -13,6 +13,8 @@ import {
   addCounter,
   align8,
   checkSize,
+  storeHeadPosition,
+  type PeekedRecord,
   type RingMemory,
 } from './ring';
 
@@ -199,7 +201,7 @@ export class MpscReader {
           continue;
         }
         if (type >= 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
-        if (!this.claimIsDead(type)) {
+        if (!this.claimIsDead(type, this.head)) {
           this.waitingOnClaim = true;
           return EMPTY;
         }
@@ -228,10 +230,77 @@ export class MpscReader {
     }
   }
 
-  private claimIsDead(marker: number): boolean {
+  /** Like SpscReader.peek: the message at `position` (at or after the head), not consumed. */
+  peek(position: number): PeekedRecord | typeof EMPTY | typeof ENDED {
+    const { i32, capacity, mask } = this.ring;
+    for (;;) {
+      const idx = position & mask;
+      const lengthIndex = this.ring.lengthIndex(idx);
+      const length = Atomics.load(i32, lengthIndex);
+      if (length === 0) {
+        this.waitingOnClaim = false;
+        if (Atomics.load(i32, ENDED_FLAG) === 0) return EMPTY;
+        if (Atomics.load(i32, TAIL) >>> 0 === position && Atomics.load(i32, lengthIndex) === 0) return ENDED;
+        return EMPTY;
+      }
+      const type = Atomics.load(i32, lengthIndex + 1);
+      if (length < 0) {
+        const need = -length;
+        if (need % 8 !== 0 || need < 2 * RECORD || need > capacity)
+          throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
+        if (type === L.RECORD_PADDING) {
+          Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));
+          continue;
+        }
+        if (type >= 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
+        if (!this.claimIsDead(type, position)) {
+          this.waitingOnClaim = true;
+          return EMPTY;
+        }
+        finishAsPadding(this.ring, idx, need);
+        continue;
+      }
+      this.waitingOnClaim = false;
+      if (type === L.RECORD_PADDING) {
+        if (length % 8 !== 0 || idx + length > capacity) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+        position = (position + length) >>> 0;
+        continue;
+      }
+      const payload = length - RECORD;
+      if ((type !== L.RECORD_DATA && type >= 0) || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
+        throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
+      return { start: idx + RECORD, end: idx + length, next: (position + align8(length)) >>> 0 };
+    }
+  }
+
+  get headIndex(): number {
+    return this.head;
+  }
+
+  /** Consumes every record up to peeked.next, zeroing them (padding before the
+   * message included); `position` is the 64-bit head after it. */
+  commit(peeked: PeekedRecord, position: bigint): void {
+    const { i32, bytes, capacity, mask } = this.ring;
+    addCounter(i32, L.OFF_RECV_MESSAGES >> 2, 1);
+    addCounter(i32, L.OFF_RECV_BYTES >> 2, peeked.end - peeked.start);
+    storeHeadPosition(this.ring, position);
+    const next = peeked.next;
+    Atomics.store(i32, RELEASING, next | 0);
+    for (let at = this.head; at !== next; ) {
+      const idx = at & mask;
+      const chunk = Math.min((next - at) >>> 0, capacity - idx);
+      bytes.fill(0, idx, idx + chunk);
+      at = (at + chunk) >>> 0;
+    }
+    this.head = next;
+    Atomics.store(i32, HEAD, next | 0);
+    if (Atomics.load(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
+  }
+
+  private claimIsDead(marker: number, at: number): boolean {
     const now = performance.now();
-    if (this.stuckAt !== this.head) {
-      this.stuckAt = this.head;
+    if (this.stuckAt !== at) {
+      this.stuckAt = at;
       this.stuckSince = now;
       return false;
     }

@@ -180,6 +180,39 @@ export class MessageTooLarge extends Error {
 export const EMPTY: unique symbol = Symbol('empty');
 export const ENDED: unique symbol = Symbol('ended');
 
+/** A message looked at but not consumed: its payload is ring bytes [start, end),
+ * and `next` is the ring position after it (after any padding before it, too). */
+export interface PeekedRecord {
+  readonly start: number;
+  readonly end: number;
+  readonly next: number;
+}
+
+/** The head as a 64-bit position, from OFF_HEAD_POSITION (rule in shmchan.h). */
+export function recoverHeadPosition(ring: RingMemory, head: number): bigint {
+  const stored = headPositionView(ring);
+  const position = Atomics.load(stored, 0);
+  const low = Number(position & 0xffffffffn);
+  const ahead = (low - head) >>> 0;
+  if (ahead <= ring.capacity) return position - BigInt(ahead);
+  return position + BigInt((head - low) >>> 0);
+}
+
+/** Stored in one 64-bit write, before the head itself moves. */
+export function storeHeadPosition(ring: RingMemory, position: bigint): void {
+  Atomics.store(headPositionView(ring), 0, position);
+}
+
+const headPositionViews = new WeakMap<RingMemory, BigUint64Array>();
+function headPositionView(ring: RingMemory): BigUint64Array {
+  let view = headPositionViews.get(ring);
+  if (view === undefined) {
+    view = new BigUint64Array(ring.i32.buffer, L.OFF_HEAD_POSITION, 1);
+    headPositionViews.set(ring, view);
+  }
+  return view;
+}
+
 /** The single consumer. Reading a record and publishing the new head is what
  * makes a message consumed. */
 export class SpscReader {
@@ -222,6 +255,48 @@ export class SpscReader {
       this.consumed(align8(length), payload);
       return value;
     }
+  }
+
+  /**
+   * Looks at the message at ring position `position` (the head, or the `next` of
+   * an earlier peek) without consuming it. For consumers that hand a message on
+   * and consume it only once it is safe elsewhere; the producer never writes over
+   * unconsumed records, so the payload stays put until commit().
+   */
+  peek(position: number): PeekedRecord | typeof EMPTY | typeof ENDED {
+    const { i32, capacity, mask } = this.ring;
+    for (;;) {
+      const idx = position & mask;
+      const length = Atomics.load(i32, this.ring.lengthIndex(idx));
+      if (length === 0) {
+        if (Atomics.load(i32, L.OFF_ENDED >> 2) === 0) return EMPTY;
+        if (Atomics.load(i32, this.ring.lengthIndex(idx)) === 0) return ENDED;
+        continue;
+      }
+      const type = i32[this.ring.lengthIndex(idx) + 1];
+      if (type === L.RECORD_PADDING) {
+        if (length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+        position = (position + length) >>> 0;
+        continue;
+      }
+      const payload = length - RECORD;
+      if (type !== L.RECORD_DATA || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
+        throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
+      return { start: idx + RECORD, end: idx + length, next: (position + align8(length)) >>> 0 };
+    }
+  }
+
+  get headIndex(): number {
+    return this.head;
+  }
+
+  /** Consumes every record up to peeked.next, the oldest peeked message first;
+   * `position` is the 64-bit head after it, stored before the head moves. */
+  commit(peeked: PeekedRecord, position: bigint): void {
+    addCounter(this.ring.i32, L.OFF_RECV_MESSAGES >> 2, 1);
+    addCounter(this.ring.i32, L.OFF_RECV_BYTES >> 2, peeked.end - peeked.start);
+    storeHeadPosition(this.ring, position);
+    this.advance((peeked.next - this.head) >>> 0);
   }
 
   /** True when a record (or the end) is there to read; cheap enough to spin on. */

@@ -64,6 +64,8 @@ extern "C" {
 #define SHMCHAN_OFF_RECV_MESSAGES 264u  /* u64 */
 #define SHMCHAN_OFF_RECV_BYTES 272u     /* u64 */
 #define SHMCHAN_OFF_CONSUMER 280u       /* u64: owner word of the consumer, 0 = none */
+#define SHMCHAN_OFF_HEAD_POSITION 288u  /* u64: the head as a 64-bit position, kept only by
+                                         * consumers that need a stable id per message (below) */
 
 /* wait lines: a futex/semaphore sequence and a "somebody sleeps" flag each */
 #define SHMCHAN_OFF_DATA_SEQ 384u       /* u32: bumped when data arrives and a consumer sleeps */
@@ -79,6 +81,12 @@ extern "C" {
 #define SHMCHAN_PRODUCER_OWNER 0u       /* u64: owner word, 0 = free slot */
 #define SHMCHAN_PRODUCER_MESSAGES 8u    /* u64: messages this slot has sent */
 #define SHMCHAN_PRODUCER_BYTES 16u      /* u64: payload bytes this slot has sent */
+/* A producer that relays messages from elsewhere (the NATS bridge) records here,
+ * in its own slot, how far it got, so a successor knows what the ring holds: */
+#define SHMCHAN_PRODUCER_CHECKPOINT_SEQ 24u    /* u64: source sequence of the last message sent */
+#define SHMCHAN_PRODUCER_CHECKPOINT_TAIL 32u   /* u32: the tail right after that message */
+#define SHMCHAN_PRODUCER_CHECKPOINT_SOURCE 36u /* u32: a tag naming the source of the sequences */
+#define SHMCHAN_PRODUCER_IN_FLIGHT_SEQ 40u     /* u64: source sequence of the message being sent */
 
 /* System V sleeper slots (unused by POSIX): per wait line, SHMCHAN_SYSV_SLOTS
  * u64 owner words of the processes sleeping in that slot (0 = free). Slot s of
@@ -140,6 +148,26 @@ extern "C" {
  * the high 42 bits.
  */
 #define SHMCHAN_OWNER_PID_BITS 22u
+
+/*
+ * Relaying consumers and producers (used by the NATS bridge; other peers may
+ * ignore these fields, which stay zero).
+ *
+ * Head position: a consumer that hands a message on before it consumes it (to
+ * publish it elsewhere and consume it once acknowledged) names the message by its
+ * 64-bit ring position. Before each store of the head it stores the new head as a
+ * u64 here, in one store. A successor computes the 64-bit head from it: with
+ * d = (u32)position - head, a d of at most the capacity means the position is
+ * the head plus at most one record not yet published (the predecessor died in
+ * between), so the head is position - d; otherwise the head moved without this
+ * field (another consumer) and is position + (head - (u32)position).
+ *
+ * Checkpoint: a producer that relays numbered messages stores, in its slot, the
+ * number of the message in flight before it sends it, then after the send the
+ * pair (number, tail after it): the number first, the tail second. A successor
+ * that finds the recovered tail past the checkpoint tail, and an in-flight number
+ * above the checkpoint number, knows that the in-flight message was committed.
+ */
 
 /* ---- segments ------------------------------------------------------------ */
 

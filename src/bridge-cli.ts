@@ -1,0 +1,180 @@
+// `shmchan bridge NAME --to|--from nats://HOST:PORT/SUBJECT`: runs one bridge
+// until it is stopped (SIGINT, SIGTERM) or the channel's stream ends, printing
+// a line of counters every few seconds.
+import type { Bridge, BridgeStats } from './nats-bridge';
+
+export const bridgeHelp = `usage: shmchan bridge NAME --to nats://HOST:PORT/SUBJECT [options]
+       shmchan bridge NAME --from nats://HOST:PORT/SUBJECT [options]
+
+Connects the local channel NAME to a NATS subject, so that channels on different
+hosts exchange messages through NATS. --to receives from the channel and publishes;
+--from subscribes and sends into the channel. The channel is created if it does not
+exist (and never removed). Messages cross as their encoded bytes.
+
+JetStream (the default) stores every message and delivers it exactly once, in
+order, across restarts of the bridges and of the server; --core uses plain NATS
+publish/subscribe instead: faster, at most once.
+
+options:
+  --to URL              channel -> NATS
+  --from URL            NATS -> channel (an spsc channel whose only producer is the bridge)
+  --core                core NATS: at most once (default JetStream: exactly once)
+  --stream NAME         JetStream stream (default: the one storing the subject, else SHMCHAN_<subject>)
+  --durable NAME        --from: the durable consumer (default shmchan-<NAME>)
+  --capacity BYTES      ring size if the bridge creates the channel (default 1 MiB)
+  --mpsc                --to: create the channel in mpsc mode
+  --interval SECONDS    how often to print the counters (default 5; 0 never)
+  -h, --help            show this help
+
+URL: nats://[USER:PASSWORD@]HOST[:PORT]/SUBJECT (port 4222 by default). The subject
+of --from may hold wildcards (orders.>).
+Stops cleanly on SIGINT or SIGTERM (exit 0): the message in hand is finished and
+acknowledged, nothing is half sent. Exits 0 after forwarding the end of the stream.
+`;
+
+export interface BridgeUrl {
+  servers: string;
+  subject: string;
+  user?: string;
+  pass?: string;
+}
+
+export function parseNatsUrl(text: string): BridgeUrl {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`not a URL: ${text} (expected nats://HOST:PORT/SUBJECT)`);
+  }
+  if (url.protocol !== 'nats:' && url.protocol !== 'tls:')
+    throw new UsageError(`${text}: the URL must start with nats:// (or tls://)`);
+  const subject = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (subject === '' || /\s|\//.test(subject)) throw new UsageError(`${text}: name a subject after the host, e.g. nats://127.0.0.1:4222/orders`);
+  const servers = `${url.protocol}//${url.hostname}:${url.port || '4222'}`;
+  return {
+    servers,
+    subject,
+    ...(url.username !== '' ? { user: decodeURIComponent(url.username) } : {}),
+    ...(url.password !== '' ? { pass: decodeURIComponent(url.password) } : {}),
+  };
+}
+
+export class UsageError extends Error {}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function countersLine(label: string, stats: BridgeStats, previous: BridgeStats | undefined, seconds: number): string {
+  const rate = previous === undefined || seconds <= 0 ? '' : ` (${Math.round((stats.messages - previous.messages) / seconds)}/s)`;
+  const extra = [
+    stats.connected ? 'connected' : 'disconnected',
+    ...(stats.reconnects > 0 ? [`${stats.reconnects} reconnects`] : []),
+    ...(stats.dropped > 0 ? [`${stats.dropped} dropped`] : []),
+  ].join(', ');
+  return `${label}: ${stats.messages} messages${rate}, ${formatBytes(stats.bytes)}, lag ${stats.lag}, ${extra}\n`;
+}
+
+/** The command's options, for the CLI's parseArgs (strict, with --help added). */
+export const bridgeOptions = {
+  to: { type: 'string' },
+  from: { type: 'string' },
+  core: { type: 'boolean' },
+  stream: { type: 'string' },
+  durable: { type: 'string' },
+  capacity: { type: 'string' },
+  mpsc: { type: 'boolean' },
+  interval: { type: 'string' },
+} as const;
+
+type BridgeValues = { [K in keyof typeof bridgeOptions]?: (typeof bridgeOptions)[K]['type'] extends 'string' ? string : boolean };
+
+/** Runs the command on parsed arguments; resolves with the exit status. */
+export async function runBridge(values: BridgeValues, positionals: string[]): Promise<number> {
+  let url: BridgeUrl;
+  let interval: number;
+  let capacity: number | undefined;
+  try {
+    if (positionals.length !== 1) throw new UsageError('name one channel');
+    if ((values.to === undefined) === (values.from === undefined)) throw new UsageError('give exactly one of --to URL and --from URL');
+    url = parseNatsUrl((values.to ?? values.from)!);
+    interval = values.interval === undefined ? 5 : Number(values.interval);
+    if (!Number.isFinite(interval) || interval < 0) throw new UsageError(`--interval must be a number of seconds, got ${values.interval}`);
+    if (values.capacity !== undefined) {
+      capacity = Number(values.capacity);
+      if (!Number.isInteger(capacity) || capacity < 1) throw new UsageError(`--capacity must be a number of bytes, got ${values.capacity}`);
+    }
+    if (values.mpsc && values.from !== undefined && !values.core)
+      throw new UsageError('--mpsc goes with --to (or --core): a JetStream --from bridge needs an spsc channel');
+    if (values.durable !== undefined && values.from === undefined) throw new UsageError('--durable goes with --from');
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`shmchan bridge: ${error.message}\n\n${bridgeHelp}`);
+    return 2;
+  }
+
+  // loaded here, so that the rest of the CLI never loads the NATS client
+  const { bridgeFromNats, bridgeToNats } = require('./nats') as typeof import('./nats');
+  const name = positionals[0];
+  const direction = values.to !== undefined ? 'to' : 'from';
+  const options = {
+    servers: url.servers,
+    subject: url.subject,
+    mode: values.core ? ('core' as const) : ('jetstream' as const),
+    ...(values.stream !== undefined ? { stream: values.stream } : {}),
+    connectOptions: { ...(url.user !== undefined ? { user: url.user } : {}), ...(url.pass !== undefined ? { pass: url.pass } : {}) },
+    channelOptions: { ...(capacity !== undefined ? { capacity } : {}), ...(values.mpsc ? { mode: 'mpsc' as const } : {}) },
+    onEvent: (event: { type: string; message: string }) => process.stderr.write(`shmchan bridge: ${event.message}\n`),
+  };
+  const target = `${url.servers}/${url.subject}`;
+  const label = direction === 'to' ? `${name} -> ${target}` : `${target} -> ${name}`;
+
+  let stopRequested = false;
+  let bridge: Bridge | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopRequested) {
+      process.stderr.write(`shmchan bridge: ${signal} again, exiting without finishing\n`);
+      process.exit(1);
+    }
+    stopRequested = true;
+    process.stderr.write(`shmchan bridge: ${signal}, stopping\n`);
+    void bridge?.stop().catch(() => {});
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const running =
+      direction === 'to'
+        ? await bridgeToNats(name, options)
+        : await bridgeFromNats({ ...options, ...(values.durable !== undefined ? { durable: values.durable } : {}) }, name);
+    bridge = running;
+    process.stdout.write(`${label} [${running.mode}]: bridging (pid ${process.pid})\n`);
+    if (stopRequested) void running.stop().catch(() => {});
+    let previous: BridgeStats | undefined;
+    let previousAt = performance.now();
+    if (interval > 0)
+      timer = setInterval(() => {
+        const now = performance.now();
+        const stats = running.stats();
+        process.stdout.write(countersLine(label, stats, previous, (now - previousAt) / 1000));
+        previous = stats;
+        previousAt = now;
+      }, interval * 1000);
+    await running.done;
+    process.stdout.write(countersLine(`${label} stopped`, running.stats(), undefined, 0));
+    return 0;
+  } finally {
+    if (timer !== undefined) clearInterval(timer);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,253 @@
+// What both bridge directions share: options, the local channel, counters,
+// events, and the stop/done lifecycle.
+import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
+import { Channel, type CreateOptions } from './channel';
+import { ShmChanError } from './errors';
+import { connectWithRetry } from './nats-client';
+
+export type NatsMode = 'jetstream' | 'core';
+
+export interface BridgeEvent {
+  type: 'connected' | 'disconnected' | 'reset' | 'waiting' | 'warning';
+  message: string;
+}
+
+export interface BridgeStats {
+  /** Messages moved: published and acknowledged (to NATS), or sent into the channel (from NATS). */
+  messages: number;
+  /** Payload bytes of those messages. */
+  bytes: number;
+  /** Messages still to move: unconsumed in the channel (to NATS), or pending in the consumer (from NATS). */
+  lag: number;
+  /** Connections made after the first one. */
+  reconnects: number;
+  /** Core mode, from NATS: messages dropped because the channel stayed full. */
+  dropped: number;
+  /** From NATS: messages skipped because their sender's order key showed them already delivered. */
+  repeats: number;
+  connected: boolean;
+}
+
+export interface Bridge {
+  readonly direction: 'to' | 'from';
+  readonly mode: NatsMode;
+  readonly channel: string;
+  readonly subject: string;
+  /** Settles when the bridge has stopped: after stop(), or after it forwarded the end of
+   * the stream. Rejects with the error that stopped it otherwise. */
+  readonly done: Promise<void>;
+  stats(): BridgeStats;
+  /** Finishes the message in hand, acknowledges what was delivered, drains the NATS
+   * connection and closes the channel. Resolves like `done`. */
+  stop(): Promise<void>;
+}
+
+/** How the bridge creates a missing local channel. It never removes a channel. */
+export type BridgeChannelOptions = Pick<CreateOptions, 'capacity' | 'mode' | 'permissions' | 'maxMessageSize'> & {
+  /** The codec recorded in the header for other openers: 'msgpack' (default) or 'raw'. */
+  codec?: 'msgpack' | 'raw';
+};
+
+export interface NatsBridgeOptions {
+  /** e.g. 'nats://127.0.0.1:4222' or several. */
+  servers: string | string[];
+  subject: string;
+  /** 'jetstream' (default): stored, acknowledged, exactly once. 'core': fast, at most once. */
+  mode?: NatsMode;
+  /** JetStream: the stream that stores the subject. Default: a stream whose subjects take it,
+   * or a new one named SHMCHAN_<subject>. */
+  stream?: string;
+  /** More options for connect() of @nats-io/transport-node (user, pass, token, tls, name...). */
+  connectOptions?: Record<string, unknown>;
+  /** Used to create the local channel when it does not exist. */
+  channelOptions?: BridgeChannelOptions;
+  /** Told about disconnects, reconnects and other things the bridge recovers from. */
+  onEvent?: (event: BridgeEvent) => void;
+}
+
+/** Bytes in, the same bytes out: the bridge never decodes a message. */
+export const identityCodec = { encode: (bytes: Buffer) => bytes, decode: (bytes: Buffer) => bytes };
+
+/** Opens the channel, creating it (unlinkOnClose false) when it does not exist. */
+export function openLocalChannel(name: string, create: BridgeChannelOptions | undefined): Channel<Buffer> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return Channel.open<Buffer>(name, { codec: identityCodec });
+    } catch (error) {
+      if ((error as ShmChanError).code !== 'ERR_CHANNEL_NOT_FOUND' || attempt > 0) throw error;
+    }
+    try {
+      Channel.create(name, { ...create, codec: create?.codec ?? 'msgpack', unlinkOnClose: false }).close();
+    } catch (error) {
+      if ((error as ShmChanError).code !== 'ERR_CHANNEL_EXISTS') throw error;
+    }
+  }
+}
+
+export function checkBridgeOptions(options: NatsBridgeOptions): void {
+  const bad = (what: string) => new ShmChanError('ERR_INVALID_ARG', what);
+  if (options === null || typeof options !== 'object') throw bad('options must be an object with servers and subject');
+  const servers = Array.isArray(options.servers) ? options.servers : [options.servers];
+  if (servers.length === 0 || servers.some((s) => typeof s !== 'string' || s === ''))
+    throw bad(`servers must be a NATS URL or a list of them, e.g. 'nats://127.0.0.1:4222'`);
+  if (typeof options.subject !== 'string' || !/^[^\s]+$/.test(options.subject))
+    throw bad(`subject must be a NATS subject such as 'orders' or 'orders.>', got ${JSON.stringify(options.subject)}`);
+  if (options.mode !== undefined && options.mode !== 'jetstream' && options.mode !== 'core')
+    throw bad(`mode must be 'jetstream' or 'core', got ${JSON.stringify(options.mode)}`);
+}
+
+export function positiveInteger(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+    throw new ShmChanError('ERR_INVALID_ARG', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export type SessionOutcome = 'stopped' | 'ended' | 'lost';
+
+export abstract class BridgeBase implements Bridge {
+  abstract readonly direction: 'to' | 'from';
+  readonly mode: NatsMode;
+  readonly channel: string;
+  readonly subject: string;
+  done!: Promise<void>;
+  protected readonly stopping = new AbortController();
+  /** Resolves when stop() is called. */
+  protected readonly stopped = new Promise<void>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(), { once: true }));
+  protected readonly counters = { messages: 0, bytes: 0, reconnects: 0, dropped: 0, repeats: 0 };
+  protected connection: NatsConnection | undefined;
+  protected readonly connectOptions: ConnectionOptions;
+  private connections = 0;
+
+  constructor(
+    protected readonly local: Channel<Buffer>,
+    protected readonly options: NatsBridgeOptions,
+  ) {
+    this.mode = options.mode ?? 'jetstream';
+    this.channel = local.name;
+    this.subject = options.subject;
+    this.connectOptions = {
+      name: `shmchan bridge ${local.name}`,
+      ...options.connectOptions,
+      servers: options.servers,
+    };
+  }
+
+  /** The first connection: in JetStream mode the bridge makes new connections itself
+   * (so nothing buffered in the client is sent out of order after a reconnect); in
+   * core mode the client reconnects and buffers meanwhile. */
+  firstConnectOptions(): ConnectionOptions {
+    return this.mode === 'core'
+      ? { ...this.connectOptions, reconnect: true, maxReconnectAttempts: -1 }
+      : { ...this.connectOptions, reconnect: false };
+  }
+
+  private onReady!: () => void;
+  /** Resolves once the first session is set up (stream and consumer exist). */
+  readonly ready = new Promise<void>((resolve) => (this.onReady = resolve));
+
+  /** Starts the bridge on an already open connection. */
+  start(nc: NatsConnection): this {
+    this.adopt(nc);
+    this.done = this.run(nc).finally(() => {
+      this.onReady();
+      this.local.close();
+    });
+    this.done.catch(() => {});
+    return this;
+  }
+
+  protected markReady(): void {
+    this.onReady();
+  }
+
+  protected abstract lag(): number;
+  /** Runs on one connection until stopped, ended, or the connection is gone ('lost'). */
+  protected abstract jetStreamSession(nc: NatsConnection): Promise<SessionOutcome>;
+  /** Runs until stopped or ended; the client reconnects by itself. */
+  protected abstract coreSession(nc: NatsConnection): Promise<void>;
+  /** Says what a lost connection leaves pending. */
+  protected abstract pendingWhenLost(): string;
+
+  private async run(first: NatsConnection): Promise<void> {
+    let nc: NatsConnection | undefined = first;
+    try {
+      if (this.mode === 'core') {
+        await this.coreSession(nc);
+        return;
+      }
+      for (;;) {
+        const outcome = await this.jetStreamSession(nc);
+        if (outcome !== 'lost' || this.stopping.signal.aborted) return;
+        this.event('disconnected', `lost the connection to NATS; connecting again (${this.pendingWhenLost()})`);
+        await nc.close();
+        let failures = 0;
+        nc = await connectWithRetry({ ...this.connectOptions, reconnect: false }, this.stopping.signal, (error) => {
+          if (failures++ === 0) this.event('waiting', `cannot reach NATS (${error.message}); trying again until it answers`);
+        });
+        if (nc === undefined) return;
+        this.adopt(nc);
+      }
+    } finally {
+      if (nc !== undefined) await this.finish(nc);
+    }
+  }
+
+  stats(): BridgeStats {
+    return {
+      ...this.counters,
+      lag: this.local.closed ? 0 : this.lag(),
+      connected: this.connection !== undefined && !this.connection.isClosed(),
+    };
+  }
+
+  stop(): Promise<void> {
+    this.stopping.abort();
+    return this.done;
+  }
+
+  protected event(type: BridgeEvent['type'], message: string): void {
+    this.options.onEvent?.({ type, message });
+  }
+
+  protected adopt(nc: NatsConnection): void {
+    this.connection = nc;
+    if (this.connections++ > 0) {
+      this.counters.reconnects++;
+      this.event('connected', `reconnected to ${nc.getServer()}`);
+    }
+  }
+
+  /** Core mode: the client reconnects by itself; tell about it. */
+  protected watchStatus(nc: NatsConnection): void {
+    (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') this.event('disconnected', `lost the connection to ${status.server}; the client reconnects`);
+        else if (status.type === 'reconnect') {
+          this.counters.reconnects++;
+          this.event('connected', `reconnected to ${status.server}`);
+        }
+      }
+    })().catch(() => {}); // the status stream ends with the connection
+  }
+
+  /** Drains a connection that is still open, flushing acks and publishes. */
+  private async finish(nc: NatsConnection): Promise<void> {
+    if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+}
+
+/** A wake-up for a loop that waits on several things at once. */
+export class Notifier {
+  private wake: (() => void) | undefined;
+
+  wait(): Promise<void> {
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}

@@ -1,0 +1,55 @@
+// shmchan/nats: bridges between a local channel and a NATS subject, so that
+// channels on different hosts are connected through NATS (JetStream by default).
+// The NATS client is an optional peer dependency, loaded only by this entry.
+import { checkBridgeOptions, openLocalChannel, type Bridge, type BridgeBase } from './nats-bridge';
+import { natsModules } from './nats-client';
+import { FromNatsBridge, type FromNatsOptions } from './nats-from';
+import { ToNatsBridge, type ToNatsOptions } from './nats-to';
+
+export type { Bridge, BridgeChannelOptions, BridgeEvent, BridgeStats, NatsBridgeOptions, NatsMode } from './nats-bridge';
+export type { ToNatsOptions } from './nats-to';
+export type { FromNatsOptions } from './nats-from';
+
+/**
+ * Receives from the local channel `channelName` (created if missing) and publishes
+ * each message's bytes to `options.subject`. Resolves once connected and set up.
+ */
+export function bridgeToNats(channelName: string, options: ToNatsOptions): Promise<Bridge> {
+  return startBridge(channelName, options, (local) => new ToNatsBridge(local, options));
+}
+
+/**
+ * Takes the messages of `options.subject` and sends their bytes into the local
+ * channel `channelName` (created if missing; spsc in JetStream mode).
+ */
+export function bridgeFromNats(options: FromNatsOptions, channelName: string): Promise<Bridge> {
+  return startBridge(channelName, options, (local) => new FromNatsBridge(local, options));
+}
+
+async function startBridge(
+  channelName: string,
+  options: ToNatsOptions | FromNatsOptions,
+  make: (local: ReturnType<typeof openLocalChannel>) => BridgeBase,
+): Promise<Bridge> {
+  checkBridgeOptions(options);
+  const { connect } = natsModules().transport;
+  const local = openLocalChannel(channelName, options.channelOptions);
+  let bridge: BridgeBase;
+  try {
+    bridge = make(local);
+  } catch (error) {
+    local.close();
+    throw error;
+  }
+  let nc;
+  try {
+    nc = await connect(bridge.firstConnectOptions());
+  } catch (error) {
+    local.close();
+    const { code, message } = error as { code?: string; message: string };
+    throw Object.assign(new Error(`cannot connect to NATS at ${String(options.servers)}: ${message}`, { cause: error }), { code });
+  }
+  bridge.start(nc);
+  await Promise.race([bridge.ready, bridge.done]);
+  return bridge;
+}

@@ -1,0 +1,132 @@
+// Two hosts, played by two channels on this machine: host A's producers ->
+// channel A -> `shmchan bridge --to` -> NATS JetStream -> `shmchan bridge --from`
+// -> channel B -> host B's consumer. Every process is real, and so is the
+// nats-server (started here on a free loopback port with a temporary store).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Channel } from '../dist/index.js';
+import { cleanupChannels, killFixtures, startFixture, uniqueName, type Fixture } from './helpers';
+import { findNatsServer, NatsServer } from './nats-server';
+
+const binary = findNatsServer();
+if (binary === undefined)
+  console.warn('\n*** SKIPPED: the NATS bridge tests need nats-server, which is not installed (.ci/run installs it with apt-get) ***\n');
+
+describe.skipIf(binary === undefined)('bridging channels between hosts over NATS JetStream', () => {
+  let server: NatsServer;
+  let subjects = 0;
+
+  beforeAll(async () => {
+    server = await NatsServer.start(binary!);
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+  afterEach(() => {
+    killFixtures();
+    cleanupChannels();
+  });
+
+  function bridge(direction: 'to' | 'from', channel: string, subject: string, extra: string[] = []): Fixture {
+    const options = direction === 'to' ? ['--capacity', '65536', '--mpsc'] : ['--capacity', '65536'];
+    return startFixture('../../bin/shmchan.js', ['bridge', channel, `--${direction}`, `${server.url}/${subject}`, '--interval', '1', ...options, ...extra]);
+  }
+
+  async function finished(fixture: Fixture): Promise<any> {
+    const { code, signal } = await fixture.exited;
+    if (code !== 0) throw new Error(`exited with ${code ?? signal}\nstdout: ${fixture.stdout()}\nstderr: ${fixture.stderr()}`);
+    const lines = fixture.stdout().trim().split('\n');
+    return lines[lines.length - 1];
+  }
+
+  interface Run {
+    a: string;
+    b: string;
+    subject: string;
+    to: Fixture;
+    from: Fixture;
+    consumer: Fixture;
+    /** Resolves when both producers are done and channel A has ended. */
+    produced: Promise<void>;
+  }
+
+  /** Starts the bridges, host B's consumer and host A's two producers. */
+  async function start(label: string, perProducer: number): Promise<Run> {
+    const a = uniqueName(`${label}-A`);
+    const b = uniqueName(`${label}-B`);
+    const subject = `shmchan.test.${process.pid}.${label}.${subjects++}`;
+    const from = bridge('from', b, subject);
+    const to = bridge('to', a, subject);
+    await Promise.all([from.line('bridging'), to.line('bridging')]);
+    const consumer = startFixture('nats-consumer.mjs', [b]);
+    const producers = ['p1', 'p2'].map((id) => startFixture('nats-producer.mjs', [a, id, String(perProducer)]));
+    const produced = (async () => {
+      for (const producer of producers) await finished(producer);
+      const end = Channel.open(a);
+      end.end();
+      end.close();
+    })();
+    return { a, b, subject, to, from, consumer, produced };
+  }
+
+  async function expectExactlyOnce(run: Run, perProducer: number, to: Fixture, from: Fixture): Promise<void> {
+    await run.produced;
+    const summary = JSON.parse(await finished(run.consumer));
+    expect(summary).toEqual({
+      received: 2 * perProducer,
+      duplicates: 0,
+      gaps: 0,
+      first: null,
+      perProducer: { p1: perProducer, p2: perProducer },
+    });
+    // both bridges stop by themselves once the end of the stream went through
+    expect(await finished(to)).toMatch(/stopped: \d+ messages/);
+    expect(await finished(from)).toMatch(/stopped: \d+ messages/);
+  }
+
+  it('carries 100,000 messages from host A to host B exactly once and in order', async () => {
+    const run = await start('plain', 50_000);
+    await expectExactlyOnce(run, 50_000, run.to, run.from);
+    expect(run.to.stdout()).toMatch(/-> nats:.*: \d+ messages \(\d+\/s\), [\d.]+ [KM]iB, lag \d+, connected/);
+  });
+
+  it('loses and duplicates nothing when the receiving bridge is killed (SIGKILL) mid-stream and restarted', async () => {
+    const run = await start('kill-from', 50_000);
+    await run.consumer.line('received 20000');
+    run.from.child.kill('SIGKILL');
+    expect((await run.from.exited).signal).toBe('SIGKILL');
+    const restarted = bridge('from', run.b, run.subject);
+    await restarted.line('bridging');
+    await run.consumer.line('received 60000');
+    restarted.child.kill('SIGKILL');
+    await restarted.exited;
+    const again = bridge('from', run.b, run.subject);
+    await expectExactlyOnce(run, 50_000, run.to, again);
+  });
+
+  it('loses and duplicates nothing when the sending bridge is killed (SIGKILL) mid-stream and restarted', async () => {
+    const run = await start('kill-to', 25_000);
+    await run.consumer.line('received 15000');
+    run.to.child.kill('SIGKILL');
+    expect((await run.to.exited).signal).toBe('SIGKILL');
+    const restarted = bridge('to', run.a, run.subject);
+    await expectExactlyOnce(run, 25_000, restarted, run.from);
+  });
+
+  it('stops both bridges cleanly on SIGTERM and SIGINT (exit 0), and restarted they finish exactly once', async () => {
+    const run = await start('sigterm', 25_000);
+    await run.consumer.line('received 15000');
+    run.to.child.kill('SIGTERM');
+    run.from.child.kill('SIGINT');
+    expect(await finished(run.to)).toMatch(/stopped: \d+ messages/);
+    expect(await finished(run.from)).toMatch(/stopped: \d+ messages/);
+    await expectExactlyOnce(run, 25_000, bridge('to', run.a, run.subject), bridge('from', run.b, run.subject));
+  });
+
+  it('survives a restart of the NATS server mid-stream: the bridges reconnect and finish', async () => {
+    const run = await start('server-restart', 25_000);
+    await run.consumer.line('received 15000');
+    await server.restart();
+    await expectExactlyOnce(run, 25_000, run.to, run.from);
+    expect(run.to.stderr() + run.from.stderr()).toMatch(/reconnected/);
+  });
+});
