@@ -1,7 +1,7 @@
 // Every shmchan channel on this host, found without joining any of them: each
 // candidate segment is mapped, its header validated by the native open, read,
 // and unmapped again. No role is claimed and nothing in the segment is written.
-import { closeSync, fstatSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { layout as L, native, type NativeSegment } from './binding';
 import { normalizeName, type Backend, type Mode } from './channel';
 import type { CodecKind } from './codec';
@@ -113,11 +113,56 @@ function listPosix(): ChannelDetails[] {
   return found;
 }
 
+/** Maps a System V channel by its key, reads it and detaches. Throws a ShmChanError. */
+function inspectSysv(name: string, key: number, timeoutMs: number, permissions?: number): ChannelDetails {
+  let segment: NativeSegment;
+  try {
+    segment = native.openSysv(name, key, timeoutMs);
+  } catch (error) {
+    const { errno: rc, syscall } = error as { errno?: number; syscall?: string };
+    if (typeof rc !== 'number') throw error;
+    throw errorFromErrno(rc, { channel: name, syscall });
+  }
+  try {
+    const header = new DataView(segment.buffer(), 0, L.HEADER_SIZE);
+    const details = describeSegment(name, 'sysv', segment, permissions ?? header.getUint32(L.OFF_PERMISSIONS, true));
+    details.key = key;
+    return details;
+  } finally {
+    segment.close();
+  }
+}
+
+/** Candidates are the segments of /proc/sysvipc/shm with a key and room for a
+ * header and the smallest ring; the header names the channel. */
+function listSysv(): ChannelDetails[] {
+  let table: string;
+  try {
+    table = readFileSync('/proc/sysvipc/shm', 'utf8');
+  } catch {
+    return [];
+  }
+  const found: ChannelDetails[] = [];
+  for (const line of table.split('\n').slice(1)) {
+    const [keyText, , permsText, sizeText] = line.trim().split(/\s+/);
+    const key = Number(keyText) >>> 0;
+    if (keyText === undefined || key === 0 || Number(sizeText) < L.HEADER_SIZE + L.MIN_CAPACITY) continue;
+    try {
+      const name = native.sysvHolder(key);
+      if (typeof name !== 'string') continue;
+      found.push(inspectSysv(name, key, 0, parseInt(permsText, 8) & 0o777));
+    } catch {
+      // foreign, unreadable, corrupt, still initialising, or removed meanwhile
+    }
+  }
+  return found;
+}
+
 /** One source of channels per backend. A backend adds itself here with a
  * function that never throws because of one bad segment. */
 const sources: Record<Backend, (() => ChannelDetails[]) | undefined> = {
   posix: listPosix,
-  sysv: undefined,
+  sysv: listSysv,
 };
 
 function toInfo(d: ChannelDetails): ChannelInfo {
@@ -152,7 +197,18 @@ export function list(): ChannelInfo[] {
 /** One channel's header and counters, without joining it. Waits up to timeoutMs
  * for a creator that is still initialising it. */
 export function inspect(name: string, timeoutMs = 1000): ChannelDetails {
-  return inspectPosix(normalizeName(name), timeoutMs);
+  const channel = normalizeName(name);
+  try {
+    return inspectPosix(channel, timeoutMs);
+  } catch (error) {
+    if ((error as ShmChanError).code !== 'ERR_CHANNEL_NOT_FOUND') throw error;
+    // not a POSIX channel: a System V one under the key derived from its name?
+    try {
+      return inspectSysv(channel, native.sysvKeyOfName(channel), timeoutMs);
+    } catch {
+      throw error;
+    }
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { Channel, ShmChanError } from '../dist/index.js';
+import { Channel, ShmChanError, list } from '../dist/index.js';
 import { cleanupChannels, killFixtures, sysvKeyOf, sysvRows, trackKey, uniqueName, using } from './helpers';
 
 afterEach(() => {
@@ -241,4 +241,18 @@ it('errors from System V calls are ShmChanErrors', () => {
     expect(error).toBeInstanceOf(ShmChanError);
     expect(error).toMatchObject({ code: 'ERR_CHANNEL_NOT_FOUND', errno: 'ENOENT' });
   }
+});
+
+it('list() and `shmchan stat` show System V channels with their key and permissions, and forget them after close', () => {
+  const name = uniqueName('sysv-listed');
+  const channel = b.create(name, { mode: 'mpsc', permissions: 0o640 });
+  try {
+    const entry = list().find((c) => c.name === name);
+    expect(entry).toMatchObject({ backend: 'sysv', mode: 'mpsc', key: channel.key, permissions: 0o640, stale: false });
+    const stat = JSON.parse(execFileSync(process.execPath, ['bin/shmchan.js', 'stat', name, '--json'], { encoding: 'utf8' }));
+    expect(stat).toMatchObject({ name, backend: 'sysv', key: channel.key, mode: 'mpsc' });
+  } finally {
+    channel.close();
+  }
+  expect(list().some((c) => c.name === name)).toBe(false);
 });
