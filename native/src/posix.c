@@ -72,9 +72,16 @@ int shmchan_posix_open(shmchan_segment_t *seg, const char *name, int timeout_ms)
       if (base == MAP_FAILED) { rc = -errno; break; }
       rc = shmchan_header_check(base, (size_t)st.st_size);
       if (rc == 0 && *U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
+      /* Keep exactly header + capacity mapped (both page multiples): the capacity
+       * is then known from the mapping, whatever the header says later. */
+      uint32_t capacity = load_u32(base, SHMCHAN_OFF_CAPACITY); /* re-read: it may have changed since the check */
+      size_t size = (size_t)SHMCHAN_HEADER_SIZE + capacity;
+      if (rc == 0 && (!shmchan_capacity_valid(capacity) || size > (size_t)st.st_size ||
+                      (size < (size_t)st.st_size && munmap((uint8_t *)base + size, (size_t)st.st_size - size) != 0)))
+        rc = -EBADMSG;
       if (rc == 0) {
         seg->base = base;
-        seg->size = (size_t)st.st_size;
+        seg->size = size;
         seg->backend = SHMCHAN_BACKEND_POSIX;
         seg->syscall = NULL;
         break;

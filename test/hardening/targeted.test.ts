@@ -1,0 +1,40 @@
+// Targeted corruption: one impossible value at a time, each written into a live
+// channel by another process, where it once crashed, hung or misled shmchan.
+// Every call afterwards must return valid data or throw ERR_CORRUPT (or a code
+// listed in corruption.test.ts), and the process must live.
+import { afterEach, expect, it } from 'vitest';
+import { Channel } from '../../dist/index.js';
+import { cleanupChannels, killFixtures, uniqueName } from '../helpers';
+import { HEADER, OFF, callsAfterCorruption, scribble, u32 } from './util';
+
+afterEach(() => {
+  killFixtures();
+  cleanupChannels();
+});
+
+it('never indexes memory with a capacity changed under a live handle', async () => {
+  for (const mode of ['spsc', 'mpsc'] as const) {
+    const name = uniqueName(`capacity-${mode}`);
+    const channel = Channel.create(name, { capacity: 4096, mode });
+    try {
+      const outcomes = await callsAfterCorruption(
+        name,
+        () => {
+          scribble(name, OFF.capacity, u32(1 << 30));
+          // cursors far beyond the real ring: with the header's capacity they look fine
+          scribble(name, OFF.tail, u32(0x3ff00000));
+          scribble(name, OFF.head, u32(0x3ff00000));
+          scribble(name, OFF.releasing, u32(0x3ff00100));
+        },
+        [['trySend', 'x'], ['tryReceive'], ['stats']],
+      );
+      // the cursors are consistent with each other, so the channel still works,
+      // on the ring size it was opened with
+      expect(outcomes[0]).toEqual({ value: true });
+      expect(outcomes[1]).toEqual({ value: 'x' });
+      expect(outcomes[2].value).toMatchObject({ capacity: 4096 });
+    } finally {
+      channel.close();
+    }
+  }
+});
