@@ -38,3 +38,14 @@ it('never indexes memory with a capacity changed under a live handle', async () 
     }
   }
 });
+
+it('refuses a record length that rounds up past 2^32 when a producer takes over (it once looped forever)', async () => {
+  const name = uniqueName('huge-length');
+  const channel = Channel.create(name, { capacity: 4096 });
+  try {
+    const outcomes = await callsAfterCorruption(name, () => scribble(name, HEADER, u32(0xfffffff9, 1)), [['trySend', 'x']]);
+    expect(outcomes).toEqual([expect.objectContaining({ code: 'ERR_CORRUPT' })]);
+  } finally {
+    channel.close();
+  }
+});
