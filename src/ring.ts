@@ -204,7 +204,9 @@ export class SpscReader {
       }
       const type = i32[this.ring.lengthIndex(idx) + 1];
       if (type === L.RECORD_PADDING) {
-        if (length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+        // Padding fills the ring to its end and never starts at 0 (a record always
+        // fits there), so this loop turns at most once.
+        if (idx === 0 || length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
         this.advance(length);
         continue;
       }

@@ -49,3 +49,18 @@ it('refuses a record length that rounds up past 2^32 when a producer takes over 
     channel.close();
   }
 });
+
+it('refuses padding at ring offset 0 (the spsc consumer once looped on it forever)', async () => {
+  const name = uniqueName('padding-at-0');
+  const channel = Channel.create(name, { capacity: 4096 });
+  try {
+    const outcomes = await callsAfterCorruption(name, () => scribble(name, HEADER, u32(4096, 2)), [
+      ['tryReceive'],
+      ['receiveSync', { timeout: 50 }],
+      ['receive', { timeout: 50 }],
+    ]);
+    expect(outcomes.map((o) => o.code)).toEqual(['ERR_CORRUPT', 'ERR_CORRUPT', 'ERR_CORRUPT']);
+  } finally {
+    channel.close();
+  }
+});
