@@ -194,21 +194,34 @@ export class MpscReader {
 
   tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
     const { i32, capacity, mask } = this.ring;
+    if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
     for (;;) {
       const idx = this.head & mask;
       const lengthIndex = this.ring.lengthIndex(idx);
       const length = Atomics.load(i32, lengthIndex);
       if (length === 0) {
         this.waitingOnClaim = false;
-        if (Atomics.load(i32, ENDED_FLAG) === 0) return EMPTY;
+        // Read before the tail: a producer checks for the end after it moves the
+        // tail, so one that missed the end has moved a tail we are about to read.
+        const ended = Atomics.load(i32, ENDED_FLAG) !== 0;
+        const tail = Atomics.load(i32, TAIL) >>> 0;
+        if (tail !== this.head) {
+          // A claimant stores its length before it moves the tail, and the consumer
+          // zeroes a record before it moves the head: read after a tail that has moved
+          // on, an empty header at the head is a hole that nothing will ever fill.
+          if (Atomics.load(i32, lengthIndex) !== 0) continue;
+          const used = (tail - this.head) >>> 0;
+          throw new CorruptRing(
+            used > capacity ? `the consumer cursor (${this.head}) is ahead of the producer cursor (${tail})` : `an empty record at ${idx}, before the tail`,
+          );
+        }
         // the end counts once every claim made before it is finished
-        if (Atomics.load(i32, TAIL) >>> 0 === this.head && Atomics.load(i32, lengthIndex) === 0) return ENDED;
-        return EMPTY;
+        return ended ? ENDED : EMPTY;
       }
       const type = Atomics.load(i32, lengthIndex + 1);
       if (length < 0) {
         const need = -length;
-        if (need % 8 !== 0 || need < 2 * RECORD || need > capacity)
+        if (need % 8 !== 0 || need < RECORD || need > capacity)
           throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
         if (type === L.RECORD_PADDING) {
           Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));

@@ -85,3 +85,46 @@ it('an mpsc producer facing a stuck claim of a live process reports no room inst
     channel.close();
   }
 });
+
+it("skips a dead producer's unfinished claim of an empty raw message (once reported as corrupt)", async () => {
+  const name = uniqueName('empty-claim');
+  const channel = Channel.create<Uint8Array>(name, { capacity: 4096, mode: 'mpsc', codec: 'raw' });
+  try {
+    const outcomes = await callsAfterCorruption(
+      name,
+      () => {
+        // a claim of 8 bytes (a record with no payload) by a producer that is gone
+        scribble(name, HEADER, u32(-8, marker(5, 4_000_000)));
+        scribble(name, OFF.tail, u32(8));
+        channel.sendSync(Buffer.from('after'));
+      },
+      [['receiveSync', { timeout: 10_000 }]],
+    );
+    expect(outcomes).toEqual([{ value: 'after' }]);
+  } finally {
+    channel.close();
+  }
+});
+
+it('an mpsc consumer reports a hole before the tail, or a head past the tail, instead of waiting for ever', async () => {
+  const hole = uniqueName('hole');
+  const channel = Channel.create(hole, { capacity: 4096, mode: 'mpsc' });
+  try {
+    channel.sendSync('lost');
+    channel.sendSync('stuck behind it');
+    const outcomes = await callsAfterCorruption(hole, () => scribble(hole, HEADER, u32(0, 0)), [['receive']]);
+    expect(outcomes).toEqual([expect.objectContaining({ code: 'ERR_CORRUPT' })]);
+  } finally {
+    channel.close();
+  }
+  const ahead = uniqueName('ahead');
+  const ended = Channel.create(ahead, { capacity: 4096, mode: 'mpsc' });
+  try {
+    ended.end();
+    // the iterator waited for a tail that could never reach the head
+    const outcomes = await callsAfterCorruption(ahead, () => scribble(ahead, OFF.head, u32(64, 64)), [['receive']]);
+    expect(outcomes).toEqual([expect.objectContaining({ code: 'ERR_CORRUPT' })]);
+  } finally {
+    ended.close();
+  }
+});
