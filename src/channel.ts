@@ -140,6 +140,33 @@ function inodeOf(name: string): number | undefined {
   }
 }
 
+/** The header fields a handle relies on, read once and checked: another process
+ * may change them at any time, so they are never read again. */
+interface HeaderFields {
+  mode: Mode;
+  capacity: number;
+  maxMessageSize: number;
+  codec: number;
+}
+
+function readHeader(channel: string, buffer: ArrayBuffer): HeaderFields {
+  const header = new Uint32Array(buffer, 0, L.HEADER_SIZE >> 2);
+  // The mapping is exactly header + ring: the native side checked the header's
+  // capacity when it mapped the segment, and sized the mapping by it.
+  const capacity = buffer.byteLength - L.HEADER_SIZE;
+  const mode = header[L.OFF_MODE >> 2];
+  const maxMessageSize = header[L.OFF_MAX_MESSAGE >> 2];
+  const codec = header[L.OFF_CODEC >> 2];
+  if (
+    (mode !== L.MODE_SPSC && mode !== L.MODE_MPSC) ||
+    maxMessageSize < 1 ||
+    maxMessageSize > native.maxMessageLimit(capacity) ||
+    codec > L.CODEC_CUSTOM
+  )
+    throw new ShmChanError('ERR_CORRUPT', `channel '${channel}' is corrupt: its header changed while it was being opened; remove and recreate it`);
+  return { mode: mode === L.MODE_MPSC ? 'mpsc' : 'spsc', capacity, maxMessageSize, codec };
+}
+
 const unlinkOnCollect = new FinalizationRegistry<{ name: string; inode: number | undefined }>(({ name, inode }) => {
   if (inode !== undefined && inodeOf(name) === inode) native.unlinkPosix(name);
 });
@@ -161,19 +188,24 @@ export class Channel<T = unknown> {
   private writer: SpscWriter | MpscWriter | undefined;
   private reader: SpscReader | MpscReader | undefined;
 
-  private constructor(name: string, segment: NativeSegment, codec: Codec<T>, spinMicros: number, unlinkOnClose: boolean) {
+  private constructor(
+    name: string,
+    segment: NativeSegment,
+    fields: HeaderFields,
+    codec: Codec<T>,
+    spinMicros: number,
+    unlinkOnClose: boolean,
+  ) {
     this.name = name;
     this.backend = 'posix';
     this.segment = segment;
     this.codec = codec;
     this.spinMicros = spinMicros;
     this.unlinkOnClose = unlinkOnClose;
-    const buffer = segment.buffer();
-    const header = new Uint32Array(buffer, 0, L.HEADER_SIZE >> 2);
-    this.mode = header[L.OFF_MODE >> 2] === L.MODE_MPSC ? 'mpsc' : 'spsc';
-    this.capacity = header[L.OFF_CAPACITY >> 2];
-    this.maxMessageSize = header[L.OFF_MAX_MESSAGE >> 2];
-    this.ring = new RingMemory(segment, buffer, this.capacity, this.maxMessageSize);
+    this.mode = fields.mode;
+    this.capacity = fields.capacity;
+    this.maxMessageSize = fields.maxMessageSize;
+    this.ring = new RingMemory(segment, segment.buffer(), this.capacity, this.maxMessageSize);
     this.announcements = new Announcements(this.ring.i32);
     this.inode = unlinkOnClose ? inodeOf(name) : undefined;
     if (unlinkOnClose) unlinkOnCollect.register(this, { name, inode: this.inode }, this);
@@ -205,7 +237,13 @@ export class Channel<T = unknown> {
     } catch (error) {
       throw fromNative(error, channel);
     }
-    return new Channel<T>(channel, segment, codec, spinMicros, unlinkOnClose);
+    try {
+      return new Channel<T>(channel, segment, readHeader(channel, segment.buffer()), codec, spinMicros, unlinkOnClose);
+    } catch (error) {
+      segment.close();
+      native.unlinkPosix(channel);
+      throw error;
+    }
   }
 
   /** Opens an existing channel; capacity and mode come from its header. */
@@ -221,9 +259,9 @@ export class Channel<T = unknown> {
     const segment = openWaitingForName(channel, timeout, explicitTimeout !== undefined);
     let handle: Channel<T>;
     try {
-      const header = new Uint32Array(segment.buffer(), 0, L.HEADER_SIZE >> 2);
-      const codec = codecFor<T>(channel, header[L.OFF_CODEC >> 2], o.codec as CodecOption<T> | undefined);
-      handle = new Channel<T>(channel, segment, codec, spinMicros, unlinkOnClose);
+      const fields = readHeader(channel, segment.buffer());
+      const codec = codecFor<T>(channel, fields.codec, o.codec as CodecOption<T> | undefined);
+      handle = new Channel<T>(channel, segment, fields, codec, spinMicros, unlinkOnClose);
     } catch (error) {
       segment.close();
       throw error;
@@ -286,11 +324,14 @@ export class Channel<T = unknown> {
       throw invalidArg(`channel '${this.name}': cannot send undefined (it is what tryReceive() answers when empty); send null instead`);
     this.checkNotEnded();
     const writer = this.producer();
+    let result: typeof COMMITTED | Uint8Array;
     try {
-      return writer.trySendValue(this.codec, value);
+      result = writer.trySendValue(this.codec, value);
     } catch (error) {
       throw this.dataPathError(error);
     }
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader(); // truncated while we wrote
+    return result;
   }
 
   /** Waiting for room for bytes that did not fit on the first try. */
@@ -301,11 +342,14 @@ export class Channel<T = unknown> {
       timeout,
       spinMicros: this.spinMicros,
       attempt: () => {
+        let sent: boolean;
         try {
-          return writer.trySendBytes(pending) ? undefined : AGAIN;
+          sent = writer.trySendBytes(pending);
         } catch (error) {
           throw this.dataPathError(error);
         }
+        if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+        return sent ? undefined : AGAIN;
       },
       check: () => {
         const segment = this.live();
@@ -386,12 +430,15 @@ export class Channel<T = unknown> {
   }
 
   private attemptReceive(): T | typeof EMPTY | typeof ENDED {
-    const reader = this.consumer();
+    let value: T | typeof EMPTY | typeof ENDED;
     try {
-      return reader.tryRead(this.codec);
+      value = this.consumer().tryRead(this.codec);
     } catch (error) {
       throw this.dataPathError(error);
     }
+    // a value read while the segment was truncated may be half zeros: never return it
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+    return value;
   }
 
   private receivePlan(timeout: number | undefined): WaitPlan<T | typeof ENDED> {
@@ -451,9 +498,20 @@ export class Channel<T = unknown> {
     this.close();
   }
 
+  /** The segment of an open handle whose header still holds the magic. The magic
+   * never changes in a healthy channel; it reads as 0 after another process
+   * truncated the segment (see native/src/guard.c) or overwrote it. */
   private live(): NativeSegment {
     if (this.segment === undefined) throw errorFromErrno(-errno.EBADF, { channel: this.name });
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
     return this.segment;
+  }
+
+  private corruptHeader(): ShmChanError {
+    return new ShmChanError(
+      'ERR_CORRUPT',
+      `channel '${this.name}' is corrupt: its header no longer holds shmchan's magic (another process overwrote or truncated the segment); remove and recreate it`,
+    );
   }
 
   private roleError(rc: number, role: string, rule: string): ShmChanError {

@@ -193,6 +193,7 @@ export class SpscReader {
    * and the decoder's error is thrown wrapped in DecodeFailure. */
   tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
     const { i32, capacity, mask } = this.ring;
+    if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
     for (;;) {
       const idx = this.head & mask;
       const length = Atomics.load(i32, this.ring.lengthIndex(idx));

@@ -128,3 +128,19 @@ it('an mpsc consumer reports a hole before the tail, or a head past the tail, in
     ended.close();
   }
 });
+
+it('a live handle whose magic is overwritten reports ERR_CORRUPT; a new opener gets ERR_INCOMPATIBLE', async () => {
+  const name = uniqueName('magic');
+  const channel = Channel.create(name, { capacity: 4096 });
+  try {
+    channel.sendSync('before');
+    const outcomes = await callsAfterCorruption(name, () => scribble(name, OFF.magic, u32(0xdeadbeef)), [
+      ['tryReceive'],
+      ['trySend', 'x'],
+      ['open', {}],
+    ]);
+    expect(outcomes.map((o) => o.code)).toEqual(['ERR_CORRUPT', 'ERR_CORRUPT', 'ERR_INCOMPATIBLE']);
+  } finally {
+    channel.close();
+  }
+});
