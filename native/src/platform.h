@@ -51,6 +51,12 @@ static inline void cpu_relax(void) {
 
 static inline uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
 
+/* The segments shmchan_guard_install() protects (guard.c): call add right after
+ * mmap, before the first access, and remove before munmap. */
+void shmchan_guard_add(void *base, size_t size);
+void shmchan_guard_resize(void *base, size_t size);
+void shmchan_guard_remove(void *base);
+
 /* Milliseconds on the monotonic clock. */
 int64_t shmchan_now_ms(void);
 int64_t shmchan_now_us(void);

@@ -2,9 +2,10 @@
 // channel by another process, where it once crashed, hung or misled shmchan.
 // Every call afterwards must return valid data or throw ERR_CORRUPT (or a code
 // listed in corruption.test.ts), and the process must live.
+import { truncateSync } from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
 import { Channel } from '../../dist/index.js';
-import { cleanupChannels, killFixtures, uniqueName } from '../helpers';
+import { cleanupChannels, killFixtures, startFixture, uniqueName } from '../helpers';
 import { HEADER, OFF, callsAfterCorruption, scribble, u32 } from './util';
 
 afterEach(() => {
@@ -126,6 +127,64 @@ it('an mpsc consumer reports a hole before the tail, or a head past the tail, in
     expect(outcomes).toEqual([expect.objectContaining({ code: 'ERR_CORRUPT' })]);
   } finally {
     ended.close();
+  }
+});
+
+it('survives a segment truncated by another process: calls report ERR_CORRUPT (SIGBUS killed it before)', async () => {
+  const calls = [
+    ['tryReceive'],
+    ['receiveSync', { timeout: 50 }],
+    ['receive', { timeout: 50 }],
+    ['open', {}],
+    ['trySend', 'x'],
+    ['sendSync', 'x', { timeout: 50 }],
+    ['send', 'x', { timeout: 50 }],
+    ['stats'],
+    ['end'],
+  ];
+  for (const [mode, size] of [
+    ['spsc', 0],
+    ['spsc', 4096], // inside the header
+    ['mpsc', HEADER], // the whole ring
+    ['spsc', HEADER + 1000], // inside the ring: pages before the new end still work
+    ['mpsc', HEADER + 5000],
+  ] as const) {
+    const name = uniqueName(`truncated-${mode}-${size}`);
+    const channel = Channel.create(name, { capacity: 16384, mode });
+    try {
+      const outcomes = await callsAfterCorruption(name, () => truncateSync(`/dev/shm/${name}`, size), calls);
+      // a reopen finds no complete header and waits for one, in vain; or it finds
+      // the segment shorter than its header says
+      const reopen = size < HEADER ? 'ERR_TIMEOUT' : 'ERR_CORRUPT';
+      if (size <= HEADER) {
+        expect(outcomes.map((o) => o.code)).toEqual(['ERR_CORRUPT', 'ERR_CORRUPT', 'ERR_CORRUPT', reopen, ...Array(5).fill('ERR_CORRUPT')]);
+      } else {
+        expect(outcomes[3].code).toBe(reopen);
+        for (const outcome of outcomes) if (outcome.code !== undefined) expect(['ERR_CORRUPT', 'ERR_TIMEOUT']).toContain(outcome.code);
+      }
+    } finally {
+      channel.close();
+    }
+  }
+});
+
+it('a consumer waiting in receive() when the segment is truncated gets ERR_CORRUPT', async () => {
+  const name = uniqueName('truncated-waiting');
+  const channel = Channel.create(name, { capacity: 16384 });
+  try {
+    const waiter = startFixture('calls.mjs', [name, '{}', '["receive", {"timeout": 60000}]']);
+    await waiter.line('opened');
+    waiter.child.stdin!.end('go\n');
+    // the receive is asleep on the futex in the segment once the consumer role shows
+    while (channel.stats().consumerPid === null) await new Promise((resolve) => setTimeout(resolve, 10));
+    truncateSync(`/dev/shm/${name}`, 0);
+    // the creator's own mapping faults too, and reads as zeros from now on
+    expect(() => channel.trySend('x')).toThrow(expect.objectContaining({ code: 'ERR_CORRUPT' }));
+    const { code, signal } = await waiter.exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(JSON.parse(waiter.stdout().trim().split('\n').pop()!)).toEqual([expect.objectContaining({ code: 'ERR_CORRUPT' })]);
+  } finally {
+    channel.close();
   }
 });
 
