@@ -74,7 +74,8 @@ const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodej
 
 /** Names are stored without the leading '/'. */
 function normalizeName(name: unknown): string {
-  if (typeof name !== 'string' || native.checkName(name) !== 0)
+  // a NUL would end the name early in C: 'a\0b' must not become channel 'a'
+  if (typeof name !== 'string' || name.includes('\0') || native.checkName(name) !== 0)
     throw new ShmChanError(
       'ERR_INVALID_NAME',
       `invalid channel name ${describe(name)}: use 1 to ${L.NAME_MAX} of A-Z a-z 0-9 . _ - (optionally after one leading '/')`,
@@ -108,6 +109,13 @@ function booleanOption(options: Record<string, unknown>, key: string, fallback: 
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw invalidArg(`${key} must be a boolean, got ${describe(value)}`);
   return value;
+}
+
+/** The options of a waiting call: undefined or an object (a bare number there
+ * would otherwise be ignored, and the call would wait for ever). */
+function waitOptionsOf(options: unknown): { timeout: number | undefined; signal: AbortSignal | undefined } {
+  const o = checkOptions(options);
+  return { timeout: timeoutOf(o), signal: signalOf(o) };
 }
 
 function timeoutOf(options: { timeout?: unknown } | undefined): number | undefined {
@@ -216,7 +224,7 @@ export class Channel<T = unknown> {
     const channel = normalizeName(name);
     const o = checkOptions(options);
     checkBackend(o.backend);
-    const mode = o.mode ?? 'spsc';
+    const mode = o.mode === undefined ? 'spsc' : o.mode;
     if (mode !== 'spsc' && mode !== 'mpsc') throw invalidArg(`mode must be 'spsc' or 'mpsc', got ${describe(mode)}`);
     const capacity = roundCapacity(integerOption(o, 'capacity', DEFAULT_CAPACITY, 1, L.MAX_CAPACITY));
     const limit = native.maxMessageLimit(capacity);
@@ -291,8 +299,7 @@ export class Channel<T = unknown> {
 
   send(value: T, options?: WaitOptions): Promise<void> {
     try {
-      const signal = signalOf(options);
-      const timeout = timeoutOf(options);
+      const { signal, timeout } = waitOptionsOf(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptSend(value);
       if (first === COMMITTED) return Promise.resolve();
@@ -303,7 +310,7 @@ export class Channel<T = unknown> {
   }
 
   sendSync(value: T, options?: { timeout?: number }): void {
-    const timeout = timeoutOf(options);
+    const { timeout } = waitOptionsOf(options);
     const first = this.attemptSend(value);
     if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live());
   }
@@ -322,6 +329,7 @@ export class Channel<T = unknown> {
     this.live();
     if (value === undefined)
       throw invalidArg(`channel '${this.name}': cannot send undefined (it is what tryReceive() answers when empty); send null instead`);
+    this.codec.check?.(value); // before the role is taken: a bad argument changes nothing
     this.checkNotEnded();
     const writer = this.producer();
     let result: typeof COMMITTED | Uint8Array;
@@ -397,8 +405,7 @@ export class Channel<T = unknown> {
 
   receive(options?: WaitOptions): Promise<T> {
     try {
-      const signal = signalOf(options);
-      const timeout = timeoutOf(options);
+      const { signal, timeout } = waitOptionsOf(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptReceive();
       if (first === ENDED) throw this.endedError();
@@ -413,7 +420,7 @@ export class Channel<T = unknown> {
   }
 
   receiveSync(options?: { timeout?: number }): T {
-    const timeout = timeoutOf(options);
+    const { timeout } = waitOptionsOf(options);
     let value = this.attemptReceive();
     if (value === EMPTY) value = waitSync(waitSteps(this.receivePlan(timeout), this.announcements), this.live());
     if (value === ENDED) throw this.endedError();
@@ -554,7 +561,8 @@ function openWaitingForName(channel: string, timeout: number, waitForName: boole
   const deadline = Date.now() + timeout;
   for (;;) {
     try {
-      return native.openPosix(channel, Math.max(0, deadline - Date.now()));
+      // the native wait takes an int32 of milliseconds; Infinity would become 0
+      return native.openPosix(channel, Math.min(2 ** 31 - 1, Math.max(0, deadline - Date.now())));
     } catch (error) {
       const rc = (error as { errno?: number }).errno;
       if (!(waitForName && rc !== undefined && errnoName(rc) === 'ENOENT' && Date.now() < deadline)) {
