@@ -4,6 +4,7 @@
       "target_name": "shmchan",
       "sources": [
         "native/binding.cc",
+        "native/src/guard.c",
         "native/src/header.c",
         "native/src/owners.c",
         "native/src/posix.c",

@@ -429,6 +429,8 @@ Napi::Object Layout(Napi::Env env) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // A segment truncated by another process must not kill this one (guard.c).
+  shmchan_guard_install();
   auto *data = new AddonData();
   data->segment_class = Napi::Persistent(Segment::Define(env));
   env.SetInstanceData(data);

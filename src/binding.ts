@@ -133,5 +133,10 @@ interface Binding {
   layout: Layout;
 }
 
-export const native: Binding = nodeGypBuild(path.join(__dirname, '..'));
+// SHMCHAN_ADDON_PATH loads another build of the addon, e.g. the sanitizer build
+// that `npm run test:asan` makes; otherwise node-gyp-build finds build/Release or
+// the prebuild for this platform.
+export const native: Binding = process.env.SHMCHAN_ADDON_PATH
+  ? require(path.resolve(process.env.SHMCHAN_ADDON_PATH))
+  : nodeGypBuild(path.join(__dirname, '..'));
 export const layout: Layout = native.layout;

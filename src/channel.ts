@@ -81,7 +81,8 @@ const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodej
 
 /** Names are stored without the leading '/'. */
 export function normalizeName(name: unknown): string {
-  if (typeof name !== 'string' || native.checkName(name) !== 0)
+  // a NUL would end the name early in C: 'a\0b' must not become channel 'a'
+  if (typeof name !== 'string' || name.includes('\0') || native.checkName(name) !== 0)
     throw new ShmChanError(
       'ERR_INVALID_NAME',
       `invalid channel name ${describe(name)}: use 1 to ${L.NAME_MAX} of A-Z a-z 0-9 . _ - (optionally after one leading '/')`,
@@ -116,6 +117,13 @@ function booleanOption(options: Record<string, unknown>, key: string, fallback: 
   return value;
 }
 
+/** The options of a waiting call: undefined or an object (a bare number there
+ * would otherwise be ignored, and the call would wait for ever). */
+function waitOptionsOf(options: unknown): { timeout: number | undefined; signal: AbortSignal | undefined } {
+  const o = checkOptions(options);
+  return { timeout: timeoutOf(o), signal: signalOf(o) };
+}
+
 function timeoutOf(options: { timeout?: unknown } | undefined): number | undefined {
   const timeout = options?.timeout;
   if (timeout === undefined) return undefined;
@@ -144,6 +152,33 @@ function inodeOf(name: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The header fields a handle relies on, read once and checked: another process
+ * may change them at any time, so they are never read again. */
+interface HeaderFields {
+  mode: Mode;
+  capacity: number;
+  maxMessageSize: number;
+  codec: number;
+}
+
+function readHeader(channel: string, buffer: ArrayBuffer): HeaderFields {
+  const header = new Uint32Array(buffer, 0, L.HEADER_SIZE >> 2);
+  // The mapping is exactly header + ring: the native side checked the header's
+  // capacity when it mapped the segment, and sized the mapping by it.
+  const capacity = buffer.byteLength - L.HEADER_SIZE;
+  const mode = header[L.OFF_MODE >> 2];
+  const maxMessageSize = header[L.OFF_MAX_MESSAGE >> 2];
+  const codec = header[L.OFF_CODEC >> 2];
+  if (
+    (mode !== L.MODE_SPSC && mode !== L.MODE_MPSC) ||
+    maxMessageSize < 1 ||
+    maxMessageSize > native.maxMessageLimit(capacity) ||
+    codec > L.CODEC_CUSTOM
+  )
+    throw new ShmChanError('ERR_CORRUPT', `channel '${channel}' is corrupt: its header changed while it was being opened; remove and recreate it`);
+  return { mode: mode === L.MODE_MPSC ? 'mpsc' : 'spsc', capacity, maxMessageSize, codec };
 }
 
 /** The System V key to use, or undefined for POSIX (where a key is refused). */
@@ -185,19 +220,25 @@ export class Channel<T = unknown> {
   private writer: SpscWriter | MpscWriter | undefined;
   private reader: SpscReader | MpscReader | undefined;
 
-  private constructor(name: string, segment: NativeSegment, codec: Codec<T>, spinMicros: number, unlinkOnClose: boolean) {
+  private constructor(
+    name: string,
+    segment: NativeSegment,
+    fields: HeaderFields,
+    codec: Codec<T>,
+    spinMicros: number,
+    unlinkOnClose: boolean,
+  ) {
     this.name = name;
     this.segment = segment;
     this.codec = codec;
     this.spinMicros = spinMicros;
     const buffer = segment.buffer();
-    const header = new Uint32Array(buffer, 0, L.HEADER_SIZE >> 2);
-    this.backend = header[L.OFF_BACKEND >> 2] === L.BACKEND_SYSV ? 'sysv' : 'posix';
+    this.backend = new Uint32Array(buffer, 0, L.HEADER_SIZE >> 2)[L.OFF_BACKEND >> 2] === L.BACKEND_SYSV ? 'sysv' : 'posix';
     const ids = this.backend === 'sysv' ? segment.ids() : undefined;
     this.key = ids?.key;
-    this.mode = header[L.OFF_MODE >> 2] === L.MODE_MPSC ? 'mpsc' : 'spsc';
-    this.capacity = header[L.OFF_CAPACITY >> 2];
-    this.maxMessageSize = header[L.OFF_MAX_MESSAGE >> 2];
+    this.mode = fields.mode;
+    this.capacity = fields.capacity;
+    this.maxMessageSize = fields.maxMessageSize;
     this.ring = new RingMemory(segment, buffer, this.capacity, this.maxMessageSize);
     this.announcements = new Announcements(this.ring.i32);
     if (unlinkOnClose) {
@@ -214,7 +255,7 @@ export class Channel<T = unknown> {
     const channel = normalizeName(name);
     const o = checkOptions(options);
     const key = keyFor(checkBackend(o.backend), o.key, channel);
-    const mode = o.mode ?? 'spsc';
+    const mode = o.mode === undefined ? 'spsc' : o.mode;
     if (mode !== 'spsc' && mode !== 'mpsc') throw invalidArg(`mode must be 'spsc' or 'mpsc', got ${describe(mode)}`);
     const capacity = roundCapacity(integerOption(o, 'capacity', DEFAULT_CAPACITY, 1, L.MAX_CAPACITY));
     const limit = native.maxMessageLimit(capacity);
@@ -236,7 +277,13 @@ export class Channel<T = unknown> {
     } catch (error) {
       throw fromNative(error, channel, key === undefined ? undefined : { key, action: 'create' });
     }
-    return new Channel<T>(channel, segment, codec, spinMicros, unlinkOnClose);
+    try {
+      return new Channel<T>(channel, segment, readHeader(channel, segment.buffer()), codec, spinMicros, unlinkOnClose);
+    } catch (error) {
+      segment.close();
+      native.unlinkPosix(channel);
+      throw error;
+    }
   }
 
   /** Opens an existing channel; capacity and mode come from its header. */
@@ -252,9 +299,9 @@ export class Channel<T = unknown> {
     const segment = openWaitingForName(channel, key, timeout, explicitTimeout !== undefined);
     let handle: Channel<T>;
     try {
-      const header = new Uint32Array(segment.buffer(), 0, L.HEADER_SIZE >> 2);
-      const codec = codecFor<T>(channel, header[L.OFF_CODEC >> 2], o.codec as CodecOption<T> | undefined);
-      handle = new Channel<T>(channel, segment, codec, spinMicros, unlinkOnClose);
+      const fields = readHeader(channel, segment.buffer());
+      const codec = codecFor<T>(channel, fields.codec, o.codec as CodecOption<T> | undefined);
+      handle = new Channel<T>(channel, segment, fields, codec, spinMicros, unlinkOnClose);
     } catch (error) {
       segment.close();
       throw error;
@@ -287,8 +334,7 @@ export class Channel<T = unknown> {
 
   send(value: T, options?: WaitOptions): Promise<void> {
     try {
-      const signal = signalOf(options);
-      const timeout = timeoutOf(options);
+      const { signal, timeout } = waitOptionsOf(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptSend(value);
       if (first === COMMITTED) return Promise.resolve();
@@ -299,7 +345,7 @@ export class Channel<T = unknown> {
   }
 
   sendSync(value: T, options?: { timeout?: number }): void {
-    const timeout = timeoutOf(options);
+    const { timeout } = waitOptionsOf(options);
     const first = this.attemptSend(value);
     if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live());
   }
@@ -318,13 +364,17 @@ export class Channel<T = unknown> {
     this.live();
     if (value === undefined)
       throw invalidArg(`channel '${this.name}': cannot send undefined (it is what tryReceive() answers when empty); send null instead`);
+    this.codec.check?.(value); // before the role is taken: a bad argument changes nothing
     this.checkNotEnded();
     const writer = this.producer();
+    let result: typeof COMMITTED | Uint8Array;
     try {
-      return writer.trySendValue(this.codec, value);
+      result = writer.trySendValue(this.codec, value);
     } catch (error) {
       throw this.dataPathError(error);
     }
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader(); // truncated while we wrote
+    return result;
   }
 
   /** Waiting for room for bytes that did not fit on the first try. */
@@ -335,11 +385,14 @@ export class Channel<T = unknown> {
       timeout,
       spinMicros: this.spinMicros,
       attempt: () => {
+        let sent: boolean;
         try {
-          return writer.trySendBytes(pending) ? undefined : AGAIN;
+          sent = writer.trySendBytes(pending);
         } catch (error) {
           throw this.dataPathError(error);
         }
+        if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+        return sent ? undefined : AGAIN;
       },
       check: () => {
         const segment = this.live();
@@ -388,8 +441,7 @@ export class Channel<T = unknown> {
 
   receive(options?: WaitOptions): Promise<T> {
     try {
-      const signal = signalOf(options);
-      const timeout = timeoutOf(options);
+      const { signal, timeout } = waitOptionsOf(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptReceive();
       if (first === ENDED) throw this.endedError();
@@ -404,7 +456,7 @@ export class Channel<T = unknown> {
   }
 
   receiveSync(options?: { timeout?: number }): T {
-    const timeout = timeoutOf(options);
+    const { timeout } = waitOptionsOf(options);
     let value = this.attemptReceive();
     if (value === EMPTY) value = waitSync(waitSteps(this.receivePlan(timeout), this.announcements), this.live());
     if (value === ENDED) throw this.endedError();
@@ -421,12 +473,15 @@ export class Channel<T = unknown> {
   }
 
   private attemptReceive(): T | typeof EMPTY | typeof ENDED {
-    const reader = this.consumer();
+    let value: T | typeof EMPTY | typeof ENDED;
     try {
-      return reader.tryRead(this.codec);
+      value = this.consumer().tryRead(this.codec);
     } catch (error) {
       throw this.dataPathError(error);
     }
+    // a value read while the segment was truncated may be half zeros: never return it
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+    return value;
   }
 
   private receivePlan(timeout: number | undefined): WaitPlan<T | typeof ENDED> {
@@ -527,9 +582,20 @@ export class Channel<T = unknown> {
     this.close();
   }
 
+  /** The segment of an open handle whose header still holds the magic. The magic
+   * never changes in a healthy channel; it reads as 0 after another process
+   * truncated the segment (see native/src/guard.c) or overwrote it. */
   private live(): NativeSegment {
     if (this.segment === undefined) throw errorFromErrno(-errno.EBADF, { channel: this.name });
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
     return this.segment;
+  }
+
+  private corruptHeader(): ShmChanError {
+    return new ShmChanError(
+      'ERR_CORRUPT',
+      `channel '${this.name}' is corrupt: its header no longer holds shmchan's magic (another process overwrote or truncated the segment); remove and recreate it`,
+    );
   }
 
   private roleError(rc: number, role: string, rule: string): ShmChanError {
@@ -572,7 +638,8 @@ function openWaitingForName(channel: string, key: number | undefined, timeout: n
   const deadline = Date.now() + timeout;
   for (;;) {
     try {
-      const left = Math.max(0, deadline - Date.now());
+      // the native wait takes an int32 of milliseconds; Infinity would become 0
+      const left = Math.min(2 ** 31 - 1, Math.max(0, deadline - Date.now()));
       return key === undefined ? native.openPosix(channel, left) : native.openSysv(channel, key, left);
     } catch (error) {
       const rc = (error as { errno?: number }).errno;

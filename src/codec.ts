@@ -23,6 +23,8 @@ export interface Codec<T> {
    * May leave bytes in target past offset either way.
    */
   encodeInto?(value: T, target: Buffer, offset: number): Uint8Array;
+  /** Throws ERR_INVALID_ARG for a value this codec never accepts, before anything is claimed or written. */
+  check?(value: T): void;
   /** Decodes target[start, end); the bytes are only valid during the call. */
   decode(target: Buffer, start: number, end: number): T;
 }
@@ -74,6 +76,9 @@ function asBytes(value: unknown, what: string): Uint8Array {
 
 class RawCodec implements Codec<Uint8Array> {
   readonly kind = 'raw';
+  check(value: Uint8Array): void {
+    asBytes(value, "a message on a 'raw' channel");
+  }
   encode(value: Uint8Array): Uint8Array {
     return asBytes(value, "a message on a 'raw' channel");
   }
@@ -86,7 +91,10 @@ class WrappedCustomCodec<T> implements Codec<T> {
   readonly kind = 'custom';
   constructor(private readonly custom: CustomCodec<T>) {}
   encode(value: T): Uint8Array {
-    return asBytes(this.custom.encode(value), 'codec.encode() result');
+    const bytes = this.custom.encode(value);
+    // the codec failed, not the caller: ERR_ENCODE
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`codec.encode() returned ${describe(bytes)}, not a Uint8Array`);
+    return bytes;
   }
   decode(target: Buffer, start: number, end: number): T {
     return this.custom.decode(copyOut(target, start, end));

@@ -26,7 +26,8 @@ const ENDED_FLAG = L.OFF_ENDED >> 2;
 const PID_MASK = (1 << L.CLAIM_SLOT_SHIFT) - 1;
 /** How long the consumer waits on an unfinished claim before it asks whether its owner lives. */
 const DEAD_CLAIM_CHECK_MS = 1;
-/** How many times a producer finds a claim without its length before it asks whether its owner lives. */
+/** How many times a producer finds a claim without its length before it asks whether its owner
+ * lives; a live owner that stays stuck that long makes the producer report no room for now. */
 const CONTENDED_CHECKS = 256;
 
 /** Thrown by a producer whose claim came after end(): nothing was sent. */
@@ -59,6 +60,8 @@ export class MpscWriter {
   private readonly messagesIndex: number;
   private readonly bytesIndex: number;
   private contended = 0;
+  private stuckTail = -1;
+  private stuckMarker = 0;
 
   constructor(
     private readonly ring: RingMemory,
@@ -84,6 +87,7 @@ export class MpscWriter {
     const size = align8(RECORD + encoded.length);
     for (;;) {
       const tail = Atomics.load(i32, TAIL) >>> 0;
+      if ((tail & 7) !== 0) throw new CorruptRing(`a tail of ${tail}, not a multiple of 8`);
       const idx = tail & mask;
       const padding = capacity - idx < size ? capacity - idx : 0;
       const need = padding + size;
@@ -91,7 +95,7 @@ export class MpscWriter {
       const lengthIndex = this.ring.lengthIndex(idx);
       const type = Atomics.load(i32, lengthIndex + 1);
       if (type !== 0) {
-        this.meetClaim(tail, idx, type);
+        if (!this.meetClaim(tail, idx, type)) return false;
         continue;
       }
       if (Atomics.compareExchange(i32, lengthIndex + 1, 0, this.marker) !== 0) continue;
@@ -143,22 +147,34 @@ export class MpscWriter {
   }
 
   /** The header at the tail is taken: help its claimant move the tail on, or take
-   * back a claim whose owner died before it said how much it needed. */
-  private meetClaim(tail: number, idx: number, type: number): void {
-    const { i32 } = this.ring;
+   * back a claim whose owner died before it said how much it needed. False when a
+   * live claimant stays stuck there: no room for now (the caller may wait), rather
+   * than spinning for as long as it is stopped, or for ever if the marker is forged. */
+  private meetClaim(tail: number, idx: number, type: number): boolean {
+    const { i32, capacity } = this.ring;
     const length = Atomics.load(i32, this.ring.lengthIndex(idx));
     // Read after the header: a claimant moves the tail before it commits, so a
     // tail that has not moved means the header really is an unfinished claim.
-    if (Atomics.load(i32, TAIL) >>> 0 !== tail) return;
+    if (Atomics.load(i32, TAIL) >>> 0 !== tail) return true;
     if (type >= 0) throw new CorruptRing(`a committed record of type ${type} at the tail (${idx})`);
     if (length < 0) {
-      Atomics.compareExchange(i32, TAIL, tail | 0, (tail - length) | 0);
-      return;
+      const need = -length;
+      if (need % 8 !== 0 || need < RECORD || need > capacity) throw new CorruptRing(`a claim of ${need} bytes at the tail (${idx})`);
+      Atomics.compareExchange(i32, TAIL, tail | 0, (tail + need) | 0);
+      return true;
     }
     if (length !== 0) throw new CorruptRing(`a claim at the tail (${idx}) with length ${length}`);
-    if (++this.contended % CONTENDED_CHECKS !== 0) return;
+    if (type === this.marker) throw new CorruptRing(`an unfinished claim at the tail (${idx}) in this handle's own name`);
+    if (tail !== this.stuckTail || type !== this.stuckMarker) {
+      this.stuckTail = tail;
+      this.stuckMarker = type;
+      this.contended = 0;
+    }
+    if (++this.contended % CONTENDED_CHECKS !== 0) return true;
     const { slot, pid } = claimOwner(type);
-    if (!this.ring.segment.claimantAlive(slot, pid)) Atomics.compareExchange(i32, this.ring.lengthIndex(idx) + 1, type, 0);
+    if (this.ring.segment.claimantAlive(slot, pid)) return false;
+    Atomics.compareExchange(i32, this.ring.lengthIndex(idx) + 1, type, 0);
+    return true;
   }
 
   private wakeConsumer(): void {
@@ -180,21 +196,34 @@ export class MpscReader {
 
   tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
     const { i32, capacity, mask } = this.ring;
+    if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
     for (;;) {
       const idx = this.head & mask;
       const lengthIndex = this.ring.lengthIndex(idx);
       const length = Atomics.load(i32, lengthIndex);
       if (length === 0) {
         this.waitingOnClaim = false;
-        if (Atomics.load(i32, ENDED_FLAG) === 0) return EMPTY;
+        // Read before the tail: a producer checks for the end after it moves the
+        // tail, so one that missed the end has moved a tail we are about to read.
+        const ended = Atomics.load(i32, ENDED_FLAG) !== 0;
+        const tail = Atomics.load(i32, TAIL) >>> 0;
+        if (tail !== this.head) {
+          // A claimant stores its length before it moves the tail, and the consumer
+          // zeroes a record before it moves the head: read after a tail that has moved
+          // on, an empty header at the head is a hole that nothing will ever fill.
+          if (Atomics.load(i32, lengthIndex) !== 0) continue;
+          const used = (tail - this.head) >>> 0;
+          throw new CorruptRing(
+            used > capacity ? `the consumer cursor (${this.head}) is ahead of the producer cursor (${tail})` : `an empty record at ${idx}, before the tail`,
+          );
+        }
         // the end counts once every claim made before it is finished
-        if (Atomics.load(i32, TAIL) >>> 0 === this.head && Atomics.load(i32, lengthIndex) === 0) return ENDED;
-        return EMPTY;
+        return ended ? ENDED : EMPTY;
       }
       const type = Atomics.load(i32, lengthIndex + 1);
       if (length < 0) {
         const need = -length;
-        if (need % 8 !== 0 || need < 2 * RECORD || need > capacity)
+        if (need % 8 !== 0 || need < RECORD || need > capacity)
           throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
         if (type === L.RECORD_PADDING) {
           Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));

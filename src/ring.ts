@@ -226,6 +226,7 @@ export class SpscReader {
    * and the decoder's error is thrown wrapped in DecodeFailure. */
   tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
     const { i32, capacity, mask } = this.ring;
+    if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
     for (;;) {
       const idx = this.head & mask;
       const length = Atomics.load(i32, this.ring.lengthIndex(idx));
@@ -237,7 +238,9 @@ export class SpscReader {
       }
       const type = i32[this.ring.lengthIndex(idx) + 1];
       if (type === L.RECORD_PADDING) {
-        if (length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+        // Padding fills the ring to its end and never starts at 0 (a record always
+        // fits there), so this loop turns at most once.
+        if (idx === 0 || length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
         this.advance(length);
         continue;
       }

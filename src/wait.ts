@@ -107,6 +107,36 @@ export function waitSync<T>(steps: Generator<Sleep, T, number>, segment: NativeS
   return step.value;
 }
 
+/**
+ * A segment has one native waiter thread per wait line, which takes one sleep at
+ * a time. Several waits of one handle (two receive() calls at once, or receive()
+ * beside the iterator) share it: a sleep requested while one is in flight joins
+ * it and wakes with it. That is safe because a joining sleeper's sequence is
+ * never older than the one in flight, so the shared sleep ends no later than its
+ * own would have on a change it has seen; it may end later on its own timeout,
+ * by at most one slice (SLICE_MS), after which it looks again.
+ */
+const sharedSleeps = new WeakMap<NativeSegment, { pending: boolean; wakers: ((rc: number) => void)[] }[]>();
+
+function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (rc: number) => void): void {
+  let lines = sharedSleeps.get(segment);
+  if (lines === undefined) sharedSleeps.set(segment, (lines = [0, 1].map(() => ({ pending: false, wakers: [] }))));
+  const line = lines[sleep.which];
+  line.wakers.push(wake);
+  if (line.pending) return;
+  line.pending = true;
+  try {
+    segment.waitAsync(sleep.which, sleep.sequence, sleep.ms, (rc) => {
+      line.pending = false;
+      for (const waker of line.wakers.splice(0)) waker(rc);
+    });
+  } catch (error) {
+    line.pending = false;
+    line.wakers.length = 0;
+    throw error;
+  }
+}
+
 /** Runs the steps, sleeping on the segment's waiter thread so the event loop stays free. */
 export function waitAsync<T>(
   steps: Generator<Sleep, T, number>,
@@ -136,7 +166,12 @@ export function waitAsync<T>(
       }
       if (step.done) return finish(() => resolve(step.value));
       sleeping = step.value;
-      segment.waitAsync(sleeping.which, sleeping.sequence, sleeping.ms, advance);
+      try {
+        sleepAsync(segment, sleeping, advance);
+      } catch (error) {
+        steps.return(undefined as T);
+        return finish(() => reject(error));
+      }
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     advance();

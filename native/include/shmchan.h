@@ -254,6 +254,14 @@ void shmchan_sysv_remove_ids(int shmid, int semid);
  * segment), -EAGAIN (not initialised yet), -EACCES. */
 int shmchan_sysv_holder(uint32_t key, char *out);
 
+/* Installs a SIGBUS handler for segments that another process truncates: a
+ * fault inside a mapped segment replaces its whole mapping with private zero
+ * pages instead of killing the process, so the segment then reads as zeros
+ * (magic 0) and should be reported as corrupt; a fault anywhere else goes to the
+ * previous handler. Optional for C programs; the Node addon installs it.
+ * Idempotent. 0 or -errno. */
+int shmchan_guard_install(void);
+
 /* Validates a mapped header against the mapped size. 0, -EBADMSG, -EPROTONOSUPPORT,
  * or -EAGAIN while the magic is not yet published. */
 int shmchan_header_check(const uint8_t *base, size_t mapped_size);

@@ -27,12 +27,12 @@ uint32_t shmchan_max_message_limit(uint32_t capacity) {
   return capacity / 2 - SHMCHAN_RECORD_HEADER;
 }
 
-static int is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+int shmchan_capacity_valid(uint32_t capacity) {
+  return (capacity & (capacity - 1)) == 0 && capacity >= SHMCHAN_MIN_CAPACITY && capacity <= SHMCHAN_MAX_CAPACITY;
+}
 
 int shmchan_check_create_options(const shmchan_create_options_t *opt) {
-  if (!is_power_of_two(opt->capacity) || opt->capacity < SHMCHAN_MIN_CAPACITY ||
-      opt->capacity > SHMCHAN_MAX_CAPACITY)
-    return -EINVAL;
+  if (!shmchan_capacity_valid(opt->capacity)) return -EINVAL;
   if (opt->mode != SHMCHAN_MODE_SPSC && opt->mode != SHMCHAN_MODE_MPSC) return -EINVAL;
   if (opt->max_message_size < 1 || opt->max_message_size > shmchan_max_message_limit(opt->capacity))
     return -EINVAL;

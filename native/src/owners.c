@@ -92,7 +92,8 @@ static void finish_release(shmchan_segment_t *seg) {
   uint32_t head = load_u32(base, SHMCHAN_OFF_HEAD);
   uint32_t releasing = load_u32(base, SHMCHAN_OFF_RELEASING);
   uint32_t tail = load_u32(base, SHMCHAN_OFF_TAIL);
-  if (releasing == head || releasing - head > tail - head) return; /* nothing pending, or nonsense */
+  /* nothing pending, or cursors no consumer could have left (then the data path reports them) */
+  if (releasing == head || tail - head > capacity || releasing - head > tail - head) return;
   for (uint32_t at = head; at != releasing;) {
     uint32_t idx = at & mask, chunk = releasing - at;
     if (chunk > capacity - idx) chunk = capacity - idx;

@@ -29,8 +29,17 @@ static inline void add_u64(uint8_t *base, uint32_t off, uint64_t v) {
 static inline uint8_t *ring_of(const shmchan_segment_t *seg) {
   return seg->base + SHMCHAN_HEADER_SIZE;
 }
+/* The ring size as validated at open: seg->size is exactly header + capacity.
+ * Never re-read the header's capacity, which another process may change. */
 static inline uint32_t capacity_of(const shmchan_segment_t *seg) {
-  return *U32_AT(seg->base, SHMCHAN_OFF_CAPACITY);
+  return (uint32_t)(seg->size - SHMCHAN_HEADER_SIZE);
+}
+/* The largest payload a record may carry: the header's limit, but never more
+ * than the ring can hold, whatever the header says now. */
+static inline uint32_t max_payload_of(const shmchan_segment_t *seg) {
+  uint32_t max = __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_MAX_MESSAGE), __ATOMIC_RELAXED);
+  uint32_t limit = shmchan_max_message_limit(capacity_of(seg));
+  return max < limit ? max : limit;
 }
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -42,6 +51,12 @@ static inline void cpu_relax(void) {
 
 static inline uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
 
+/* The segments shmchan_guard_install() protects (guard.c): call add right after
+ * mmap, before the first access, and remove before munmap. */
+void shmchan_guard_add(void *base, size_t size);
+void shmchan_guard_resize(void *base, size_t size);
+void shmchan_guard_remove(void *base);
+
 /* Milliseconds on the monotonic clock. */
 int64_t shmchan_now_ms(void);
 int64_t shmchan_now_us(void);
@@ -49,6 +64,8 @@ int64_t shmchan_now_us(void);
 /* Writes the header of a freshly created, zeroed segment; publishes the magic last. */
 void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint32_t key,
                          const shmchan_create_options_t *opt);
+/* A power of two from SHMCHAN_MIN_CAPACITY to SHMCHAN_MAX_CAPACITY. */
+int shmchan_capacity_valid(uint32_t capacity);
 /* Validates creation options. 0 or -EINVAL. */
 int shmchan_check_create_options(const shmchan_create_options_t *opt);
 

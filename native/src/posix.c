@@ -38,6 +38,7 @@ int shmchan_posix_create(shmchan_segment_t *seg, const char *name, const shmchan
   seg->syscall = "mmap";
   void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) goto fail;
+  shmchan_guard_add(base, size);
   close(fd);
   seg->syscall = NULL;
   seg->base = base;
@@ -70,15 +71,26 @@ int shmchan_posix_open(shmchan_segment_t *seg, const char *name, int timeout_ms)
     if ((size_t)st.st_size >= SHMCHAN_HEADER_SIZE) {
       void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
       if (base == MAP_FAILED) { rc = -errno; break; }
+      shmchan_guard_add(base, (size_t)st.st_size);
       rc = shmchan_header_check(base, (size_t)st.st_size);
       if (rc == 0 && *U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
+      uint32_t capacity = load_u32(base, SHMCHAN_OFF_CAPACITY); /* again: it may have changed since the check */
+      size_t size = (size_t)SHMCHAN_HEADER_SIZE + capacity;
+      if (rc == 0 && (!shmchan_capacity_valid(capacity) || size > (size_t)st.st_size)) rc = -EBADMSG;
       if (rc == 0) {
-        seg->base = base;
-        seg->size = (size_t)st.st_size;
-        seg->backend = SHMCHAN_BACKEND_POSIX;
-        seg->syscall = NULL;
-        break;
+        /* Keep exactly header + capacity mapped (both page multiples): the core then
+         * knows the capacity from the mapping, whatever the header says later. */
+        shmchan_guard_resize(base, size);
+        if (size == (size_t)st.st_size || munmap((uint8_t *)base + size, (size_t)st.st_size - size) == 0) {
+          seg->base = base;
+          seg->size = size;
+          seg->backend = SHMCHAN_BACKEND_POSIX;
+          seg->syscall = NULL;
+          break;
+        }
+        rc = -errno;
       }
+      shmchan_guard_remove(base);
       munmap(base, (size_t)st.st_size);
     }
     if (rc != -EAGAIN) break;
@@ -97,6 +109,7 @@ int shmchan_posix_unlink(const char *name) {
 }
 
 void shmchan_segment_unmap(shmchan_segment_t *seg) {
+  if (seg->base) shmchan_guard_remove(seg->base);
   if (seg->base && seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_detach(seg);
   else if (seg->base) munmap(seg->base, seg->size);
   seg->base = NULL;

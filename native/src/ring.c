@@ -15,6 +15,19 @@ static void wake_if_waiting(shmchan_segment_t *seg, int which) {
   if (__atomic_load_n(waiters_of(seg, which), __ATOMIC_SEQ_CST) != 0) shmchan_wake(seg, which);
 }
 
+/* The bytes the record at ring index idx occupies, or 0 if its header is
+ * impossible: checked before anything is rounded, so a huge length cannot wrap. */
+static uint32_t record_step(const shmchan_segment_t *seg, uint32_t idx, uint32_t length, uint32_t type) {
+  uint32_t capacity = capacity_of(seg);
+  if (type == SHMCHAN_RECORD_PADDING)
+    /* padding fills the ring to its end and never starts at 0 (a record always fits there) */
+    return idx != 0 && length == capacity - idx ? length : 0;
+  if (type != SHMCHAN_RECORD_DATA || length < SHMCHAN_RECORD_HEADER ||
+      length - SHMCHAN_RECORD_HEADER > max_payload_of(seg) || align8(length) > capacity - idx)
+    return 0;
+  return align8(length);
+}
+
 int64_t shmchan_recover_tail(shmchan_segment_t *seg) {
   uint8_t *ring = ring_of(seg);
   uint32_t capacity = capacity_of(seg), mask = capacity - 1;
@@ -26,15 +39,14 @@ int64_t shmchan_recover_tail(shmchan_segment_t *seg) {
     if (head - tail > capacity) return -EBADMSG;
     tail = head;
   }
+  if ((tail & 7u) != 0) return -EBADMSG;
   /* At most one committed record (and its padding) can lie past the stored tail. */
   while (tail - head < capacity) {
     uint32_t idx = tail & mask;
     uint32_t length = load_u32(ring, idx);
     if (length == 0) break;
-    uint32_t type = *U32_AT(ring, idx + 4);
-    uint32_t step = type == SHMCHAN_RECORD_PADDING ? length : align8(length);
-    if (length < SHMCHAN_RECORD_HEADER || idx + step > capacity || step > capacity - (tail - head))
-      return -EBADMSG;
+    uint32_t step = record_step(seg, idx, length, *U32_AT(ring, idx + 4));
+    if (step == 0 || step > capacity - (tail - head)) return -EBADMSG;
     tail += step;
   }
   store_u32(seg->base, SHMCHAN_OFF_TAIL, tail);
@@ -44,16 +56,18 @@ int64_t shmchan_recover_tail(shmchan_segment_t *seg) {
 int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const void *data, uint32_t len) {
   uint8_t *base = seg->base, *ring = ring_of(seg);
   uint32_t capacity = capacity_of(seg), mask = capacity - 1;
-  if (len > *U32_AT(base, SHMCHAN_OFF_MAX_MESSAGE)) return -EMSGSIZE;
+  if (len > max_payload_of(seg)) return -EMSGSIZE;
   if (load_u32(base, SHMCHAN_OFF_ENDED)) return -ESHUTDOWN;
+  if ((cur->position & 7u) != 0) return -EBADMSG;
 
   uint32_t size = align8(SHMCHAN_RECORD_HEADER + len);
   uint32_t idx = cur->position & mask;
   uint32_t padding = capacity - idx < size ? capacity - idx : 0;
   uint32_t needed = padding + size + SHMCHAN_RECORD_HEADER; /* + slack for the next length word */
-  if (capacity - (cur->position - cur->other) < needed) {
+  uint32_t used = cur->position - cur->other;
+  if (used > capacity || capacity - used < needed) {
     cur->other = load_u32(base, SHMCHAN_OFF_HEAD);
-    uint32_t used = cur->position - cur->other;
+    used = cur->position - cur->other;
     if (used > capacity) return -EBADMSG;
     if (capacity - used < needed) return -EAGAIN;
   }
@@ -68,7 +82,7 @@ int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const v
   }
   cur->position += padding + size;
   store_u32(base, SHMCHAN_OFF_TAIL, cur->position);
-  uint32_t entry = SHMCHAN_OFF_PRODUCERS + cur->slot * SHMCHAN_PRODUCER_SIZE;
+  uint32_t entry = SHMCHAN_OFF_PRODUCERS + (cur->slot % SHMCHAN_MAX_PRODUCERS) * SHMCHAN_PRODUCER_SIZE;
   add_u64(base, entry + SHMCHAN_PRODUCER_MESSAGES, 1);
   add_u64(base, entry + SHMCHAN_PRODUCER_BYTES, len);
   wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
@@ -78,6 +92,7 @@ int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const v
 int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void *buf, uint32_t cap) {
   uint8_t *base = seg->base, *ring = ring_of(seg);
   uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  if ((cur->position & 7u) != 0) return -EBADMSG;
   for (;;) {
     uint32_t idx = cur->position & mask;
     uint32_t length = __atomic_load_n(U32_AT(ring, idx), __ATOMIC_SEQ_CST);
@@ -88,19 +103,18 @@ int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void
       continue;
     }
     uint32_t type = *U32_AT(ring, idx + 4);
+    uint32_t step = record_step(seg, idx, length, type);
+    if (step == 0) return -EBADMSG;
     if (type == SHMCHAN_RECORD_PADDING) {
-      if (length != capacity - idx) return -EBADMSG;
-      cur->position += length;
+      /* the loop goes round at most twice: padding moves to index 0, where it is refused */
+      cur->position += step;
       store_u32(base, SHMCHAN_OFF_HEAD, cur->position);
       continue;
     }
     uint32_t payload = length - SHMCHAN_RECORD_HEADER;
-    if (type != SHMCHAN_RECORD_DATA || length < SHMCHAN_RECORD_HEADER ||
-        payload > *U32_AT(base, SHMCHAN_OFF_MAX_MESSAGE) || idx + align8(length) > capacity)
-      return -EBADMSG;
     if (payload > cap) return -EMSGSIZE;
     memcpy(buf, ring + idx + SHMCHAN_RECORD_HEADER, payload);
-    cur->position += align8(length);
+    cur->position += step;
     store_u32(base, SHMCHAN_OFF_HEAD, cur->position);
     add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, 1);
     add_u64(base, SHMCHAN_OFF_RECV_BYTES, payload);

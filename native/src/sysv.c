@@ -134,7 +134,9 @@ int shmchan_sysv_open(shmchan_segment_t *seg, const char *name, uint32_t key, in
     return rc;
   }
   seg->base = base;
-  seg->size = ds.shm_segsz;
+  /* header_check validated header + capacity <= shm_segsz; the ring is sized by
+   * the header, read once here (a larger segment's tail is never used). */
+  seg->size = (size_t)*U64_AT(base, SHMCHAN_OFF_SEGMENT_SIZE);
   seg->backend = SHMCHAN_BACKEND_SYSV;
   seg->key = key;
   seg->shmid = shmid;

@@ -1,0 +1,180 @@
+/*
+ * Fuzz target for everything in the C core that reads a segment another process
+ * can write: the header check and the ring's record parsing, with the segment
+ * scribbled on between calls, as a hostile or crashing peer could.
+ *
+ * The input is a program. Byte 0 picks the ring size and mode; then each step is
+ * an opcode and its operands: overwrite bytes, set a field to an interesting
+ * value, or call the core (check the header, receive, send, recover the tail,
+ * claim roles, read stats). A correct core never reads or writes outside the
+ * segment and never loops forever, whatever the bytes; AddressSanitizer and
+ * UndefinedBehaviorSanitizer say when it does, and libFuzzer's -timeout when it
+ * hangs.
+ *
+ * Built with libFuzzer (clang -fsanitize=fuzzer) or, without clang, with
+ * fuzz_main.c, a seeded random driver. See scripts/fuzz.sh.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/platform.h"
+
+typedef struct {
+  const uint8_t *data;
+  size_t size, at;
+} input_t;
+
+static uint32_t take(input_t *in, unsigned bytes) {
+  uint32_t v = 0;
+  for (unsigned i = 0; i < bytes; i++) v |= (uint32_t)(in->at < in->size ? in->data[in->at++] : 0) << (8 * i);
+  return v;
+}
+
+/* Fields worth hitting on purpose: the identity line, the cursors, the role words. */
+static const uint32_t field_offsets[] = {
+    SHMCHAN_OFF_MAGIC,       SHMCHAN_OFF_VERSION,      SHMCHAN_OFF_HEADER_SIZE, SHMCHAN_OFF_MODE,
+    SHMCHAN_OFF_CAPACITY,    SHMCHAN_OFF_MAX_MESSAGE,  SHMCHAN_OFF_CODEC,       SHMCHAN_OFF_BACKEND,
+    SHMCHAN_OFF_SEGMENT_SIZE, SHMCHAN_OFF_ENDED,       SHMCHAN_OFF_TAIL,        SHMCHAN_OFF_HEAD,
+    SHMCHAN_OFF_RELEASING,   SHMCHAN_OFF_CONSUMER,     SHMCHAN_OFF_DATA_WAITERS, SHMCHAN_OFF_SPACE_WAITERS,
+    SHMCHAN_OFF_PRODUCERS,   SHMCHAN_OFF_NAME + 200,
+};
+
+static uint32_t interesting(uint32_t pick, uint32_t capacity, uint32_t raw) {
+  switch (pick % 14) {
+    case 0: return 0;
+    case 1: return 1;
+    case 2: return 7;
+    case 3: return 8;
+    case 4: return capacity;
+    case 5: return capacity - 8;
+    case 6: return capacity + 8;
+    case 7: return 0x7fffffffu;
+    case 8: return 0x80000000u;
+    case 9: return 0xffffffffu;
+    case 10: return 0xfffffff9u; /* rounds up to 2^32 */
+    case 11: return (uint32_t)-(int32_t)(raw % 4096); /* an MPSC "claim in progress" length */
+    case 12: return SHMCHAN_CLAIM_FLAG | (raw & 0x3fffffffu); /* a claim marker */
+    default: return raw;
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  input_t in = {data, size, 0};
+  uint32_t flags = take(&in, 1);
+  uint32_t capacity = SHMCHAN_MIN_CAPACITY << (flags % 5);
+  size_t segment_size = (size_t)SHMCHAN_HEADER_SIZE + capacity;
+  uint8_t *base = aligned_alloc(4096, segment_size);
+  if (base == NULL) return 0;
+  memset(base, 0, segment_size);
+
+  shmchan_create_options_t opt = {
+      .capacity = capacity,
+      .mode = (flags & 8) ? SHMCHAN_MODE_MPSC : SHMCHAN_MODE_SPSC,
+      .max_message_size = shmchan_max_message_limit(capacity),
+      .codec = SHMCHAN_CODEC_RAW,
+      .permissions = 0600,
+  };
+  shmchan_header_init(base, "fuzz", SHMCHAN_BACKEND_POSIX, 0, &opt);
+  if (flags & 16) {
+    /* a foreign header: the rest of the input, as is */
+    size_t n = size - in.at < SHMCHAN_HEADER_SIZE ? size - in.at : SHMCHAN_HEADER_SIZE;
+    memcpy(base, data + in.at, n);
+    in.at += n;
+  }
+  size_t mapped = (flags & 32) ? segment_size - 4096 * (take(&in, 1) % 3) : segment_size;
+  shmchan_header_check(base, mapped);
+
+  /* From here on the segment is "open": the core trusts only its size. */
+  shmchan_segment_t seg = {.base = base, .size = segment_size, .backend = SHMCHAN_BACKEND_POSIX};
+  shmchan_cursor_t consumer = {.position = load_u32(base, SHMCHAN_OFF_HEAD)};
+  shmchan_cursor_t producer = {.slot = 0};
+  int producing = 0;
+  uint8_t message[4096], received[4096];
+
+  for (int steps = 0; steps < 256 && in.at < in.size; steps++) {
+    uint32_t op = take(&in, 1);
+    switch (op % 11) {
+      case 0: { /* overwrite a few bytes anywhere */
+        uint32_t off = take(&in, 4) % segment_size;
+        uint32_t n = take(&in, 1) % 16 + 1;
+        for (uint32_t i = 0; i < n && off + i < segment_size; i++) base[off + i] = (uint8_t)take(&in, 1);
+        break;
+      }
+      case 1: { /* set a header field */
+        uint32_t off = field_offsets[take(&in, 1) % (sizeof field_offsets / sizeof field_offsets[0])];
+        uint32_t pick = take(&in, 1);
+        store_u32(base, off, interesting(pick, capacity, take(&in, 4)));
+        break;
+      }
+      case 2: { /* set a record header where a reader or writer will look */
+        uint32_t where = take(&in, 1) % 3;
+        uint32_t pos = where == 0 ? consumer.position : where == 1 ? producer.position : take(&in, 4);
+        uint32_t idx = pos & (capacity - 1) & ~3u;
+        uint32_t pick = take(&in, 1);
+        store_u32(base + SHMCHAN_HEADER_SIZE, idx, interesting(pick, capacity, take(&in, 4)));
+        if (idx + 4 < capacity) store_u32(base + SHMCHAN_HEADER_SIZE, idx + 4, take(&in, 1) % 4);
+        break;
+      }
+      case 3:
+        shmchan_header_check(base, mapped);
+        break;
+      case 4: {
+        uint32_t cap = take(&in, 2) % sizeof received;
+        for (int i = 0; i < 4; i++)
+          if (shmchan_spsc_try_receive(&seg, &consumer, received, cap) < 0) break;
+        break;
+      }
+      case 5: {
+        if (!producing) {
+          int64_t tail = shmchan_recover_tail(&seg);
+          if (tail < 0) break;
+          producer.position = (uint32_t)tail;
+          producer.other = load_u32(base, SHMCHAN_OFF_HEAD);
+          producing = 1;
+        }
+        uint32_t len = take(&in, 2) % sizeof message;
+        memset(message, (int)op, len);
+        shmchan_spsc_try_send(&seg, &producer, message, len);
+        break;
+      }
+      case 6: {
+        int64_t tail = shmchan_recover_tail(&seg);
+        if (tail >= 0) {
+          producer.position = (uint32_t)tail;
+          producing = 1;
+        }
+        break;
+      }
+      case 7: {
+        shmchan_stats_t stats;
+        shmchan_stats(&seg, &stats);
+        break;
+      }
+      case 8:
+        /* MPSC: a new consumer finishes a predecessor's release */
+        if (shmchan_claim_consumer(&seg) == 0) {
+          consumer.position = load_u32(base, SHMCHAN_OFF_HEAD);
+          shmchan_release_consumer(&seg);
+        }
+        break;
+      case 9: {
+        int slot = shmchan_claim_producer(&seg);
+        shmchan_claimant_alive(&seg, take(&in, 1), take(&in, 4));
+        shmchan_consumer_gone(&seg);
+        if (slot >= 0) shmchan_release_producer(&seg, slot);
+        break;
+      }
+      default: {
+        char name[260];
+        uint32_t n = take(&in, 1);
+        for (uint32_t i = 0; i < n && i < sizeof name - 1; i++) name[i] = (char)take(&in, 1);
+        name[n < sizeof name - 1 ? n : sizeof name - 1] = 0;
+        shmchan_check_name(name);
+        break;
+      }
+    }
+  }
+  free(base);
+  return 0;
+}

@@ -1,0 +1,55 @@
+// Plumbing for the hardening tests: writing into a live segment, running calls
+// in a child process that may crash, and the codes that corruption may cause.
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { expect } from 'vitest';
+import { startFixture } from '../helpers';
+
+/** Writes bytes into /dev/shm/NAME at a segment offset, as another process could. */
+export function scribble(name: string, offset: number, bytes: Buffer): void {
+  const fd = openSync(`/dev/shm/${name}`, 'r+');
+  try {
+    writeSync(fd, bytes, 0, bytes.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Little-endian u32 words (negative numbers as two's complement). */
+export function u32(...words: number[]): Buffer {
+  const buffer = Buffer.alloc(4 * words.length);
+  words.forEach((word, i) => buffer.writeUInt32LE(word >>> 0, 4 * i));
+  return buffer;
+}
+
+export const HEADER = 8192;
+export const OFF = { magic: 0, version: 4, capacity: 16, maxMessage: 20, codec: 24, tail: 128, head: 256, releasing: 260, consumer: 280 };
+
+export interface Outcome {
+  value?: unknown;
+  code?: string;
+  message?: string;
+}
+
+/**
+ * Opens NAME in a child, lets `corrupt` scribble on the live segment, then runs
+ * the calls there. Fails if the child dies by a signal or does not finish within
+ * `hangMs` (only to turn a hang into a failure: no test here measures time).
+ */
+export async function callsAfterCorruption(
+  name: string,
+  corrupt: () => void | Promise<void>,
+  calls: unknown[][],
+  openOptions: object = {},
+  hangMs = 20_000,
+): Promise<Outcome[]> {
+  const child = startFixture('calls.mjs', [name, JSON.stringify(openOptions), ...calls.map((c) => JSON.stringify(c))]);
+  await child.line('opened');
+  await corrupt();
+  child.child.stdin!.end('go\n');
+  const timer = setTimeout(() => child.child.kill('SIGKILL'), hangMs);
+  const { code, signal } = await child.exited;
+  clearTimeout(timer);
+  expect({ code, signal, stderr: child.stderr() }, `child hung (killed after ${hangMs} ms) or crashed`).toEqual({ code: 0, signal: null, stderr: '' });
+  const lines = child.stdout().trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
