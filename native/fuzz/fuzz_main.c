@@ -7,6 +7,7 @@
  * The same seed gives the same inputs, so a failure reproduces with its seed
  * (printed at the start). The sanitizers stop the process at the first error.
  */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
