@@ -6,7 +6,7 @@
  * The input is a program. Byte 0 picks the ring size and mode; then each step is
  * an opcode and its operands: overwrite bytes, set a field to an interesting
  * value, or call the core (check the header, receive, send, recover the tail,
- * claim roles, read stats). A correct core never reads or writes outside the
+ * claim roles, read stats, send and receive as MPSC peers). A correct core never reads or writes outside the
  * segment and never loops forever, whatever the bytes; AddressSanitizer and
  * UndefinedBehaviorSanitizer say when it does, and libFuzzer's -timeout when it
  * hangs.
@@ -91,10 +91,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   shmchan_cursor_t producer = {.slot = 0};
   int producing = 0;
   uint8_t message[4096], received[4096];
+  shmchan_mpsc_writer_t mpsc_producer;
+  shmchan_mpsc_reader_t mpsc_consumer;
+  shmchan_mpsc_writer_init(&mpsc_producer, &seg, 0, 4000000u);
+  shmchan_mpsc_reader_init(&mpsc_consumer, &seg);
 
   for (int steps = 0; steps < 256 && in.at < in.size; steps++) {
     uint32_t op = take(&in, 1);
-    switch (op % 11) {
+    switch (op % 13) {
       case 0: { /* overwrite a few bytes anywhere */
         uint32_t off = take(&in, 4) % segment_size;
         uint32_t n = take(&in, 1) % 16 + 1;
@@ -163,6 +167,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         shmchan_claimant_alive(&seg, take(&in, 1), take(&in, 4));
         shmchan_consumer_gone(&seg);
         if (slot >= 0) shmchan_release_producer(&seg, slot);
+        break;
+      }
+      case 10: { /* an MPSC producer; its marker names a process that does not exist */
+        uint32_t len = take(&in, 2) % sizeof message;
+        memset(message, (int)op, len);
+        shmchan_mpsc_try_send(&seg, &mpsc_producer, message, len);
+        break;
+      }
+      case 11: {
+        uint32_t cap = take(&in, 2) % sizeof received;
+        for (int i = 0; i < 4; i++)
+          if (shmchan_mpsc_try_receive(&seg, &mpsc_consumer, received, cap) < 0) break;
         break;
       }
       default: {

@@ -5,16 +5,6 @@
 
 #include "platform.h"
 
-#define LIVENESS_CHECK_MS 100
-
-static uint32_t *waiters_of(shmchan_segment_t *seg, int which) {
-  return U32_AT(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_WAITERS : SHMCHAN_OFF_SPACE_WAITERS);
-}
-
-static void wake_if_waiting(shmchan_segment_t *seg, int which) {
-  if (__atomic_load_n(waiters_of(seg, which), __ATOMIC_SEQ_CST) != 0) shmchan_wake(seg, which);
-}
-
 /* The bytes the record at ring index idx occupies, or 0 if its header is
  * impossible: checked before anything is rounded, so a huge length cannot wrap. */
 static uint32_t record_step(const shmchan_segment_t *seg, uint32_t idx, uint32_t length, uint32_t type) {
@@ -72,7 +62,7 @@ int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const v
     if (capacity - used < needed) return -EAGAIN;
   }
   uint32_t at = padding ? 0 : idx;
-  memcpy(ring + at + SHMCHAN_RECORD_HEADER, data, len);
+  if (len) memcpy(ring + at + SHMCHAN_RECORD_HEADER, data, len);
   *U32_AT(ring, at + 4) = SHMCHAN_RECORD_DATA;
   *U32_AT(ring, (at + size) & mask) = 0;
   __atomic_store_n(U32_AT(ring, at), SHMCHAN_RECORD_HEADER + len, __ATOMIC_SEQ_CST);
@@ -85,7 +75,7 @@ int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const v
   uint32_t entry = SHMCHAN_OFF_PRODUCERS + (cur->slot % SHMCHAN_MAX_PRODUCERS) * SHMCHAN_PRODUCER_SIZE;
   add_u64(base, entry + SHMCHAN_PRODUCER_MESSAGES, 1);
   add_u64(base, entry + SHMCHAN_PRODUCER_BYTES, len);
-  wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
+  shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
   return 0;
 }
 
@@ -113,62 +103,51 @@ int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void
     }
     uint32_t payload = length - SHMCHAN_RECORD_HEADER;
     if (payload > cap) return -EMSGSIZE;
-    memcpy(buf, ring + idx + SHMCHAN_RECORD_HEADER, payload);
+    if (payload) memcpy(buf, ring + idx + SHMCHAN_RECORD_HEADER, payload);
     cur->position += step;
     store_u32(base, SHMCHAN_OFF_HEAD, cur->position);
     add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, 1);
     add_u64(base, SHMCHAN_OFF_RECV_BYTES, payload);
-    wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
+    shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
     return (int)payload;
   }
 }
 
 void shmchan_end(shmchan_segment_t *seg) {
   __atomic_store_n(U32_AT(seg->base, SHMCHAN_OFF_ENDED), 1, __ATOMIC_SEQ_CST);
-  wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
-  wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
+  shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
+  shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
 }
 
-/* Retries `attempt` until it stops answering -EAGAIN: spins for spin_us, then
- * announces itself as a waiter, looks again, and sleeps on the wait line. */
-typedef int (*attempt_fn)(shmchan_segment_t *, shmchan_cursor_t *, void *, uint32_t);
+/* The blocking calls: one attempt is one try_send / try_receive. */
+typedef struct spsc_attempt {
+  shmchan_segment_t *seg;
+  shmchan_cursor_t *cur;
+  const void *data;
+  void *buf;
+  uint32_t len;
+} spsc_attempt_t;
 
-static int wait_for(shmchan_segment_t *seg, int which, shmchan_cursor_t *cur, attempt_fn attempt, void *data,
-                    uint32_t len, int timeout_ms, int spin_us) {
-  int64_t start = shmchan_now_us();
-  int rc;
-  while ((rc = attempt(seg, cur, data, len)) == -EAGAIN && shmchan_now_us() - start < spin_us)
-    cpu_relax();
-  uint32_t *waiters = waiters_of(seg, which);
-  int64_t deadline_ms = timeout_ms < 0 ? -1 : start / 1000 + timeout_ms;
-  while (rc == -EAGAIN) {
-    if (which == SHMCHAN_WAIT_SPACE && shmchan_consumer_gone(seg)) return -EPIPE;
-    int64_t now = shmchan_now_ms();
-    if (deadline_ms >= 0 && now >= deadline_ms) return -ETIMEDOUT;
-    int sleep_ms = LIVENESS_CHECK_MS;
-    if (deadline_ms >= 0 && deadline_ms - now < sleep_ms) sleep_ms = (int)(deadline_ms - now);
-    __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
-    uint32_t seq = load_u32(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ);
-    rc = attempt(seg, cur, data, len);
-    int slept = rc == -EAGAIN ? shmchan_wait(seg, which, seq, sleep_ms) : 0;
-    __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
-    if (rc == -EAGAIN) rc = attempt(seg, cur, data, len);
-    /* e.g. -EIDRM: nothing can wake us any more, once what was published is taken */
-    if (rc == -EAGAIN && slept != 0 && slept != -ETIMEDOUT && slept != -EINTR) return slept;
-  }
-  return rc;
+static int attempt_send(void *context) {
+  spsc_attempt_t *a = context;
+  return shmchan_spsc_try_send(a->seg, a->cur, a->data, a->len);
 }
 
-static int attempt_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, void *data, uint32_t len) {
-  return shmchan_spsc_try_send(seg, cur, data, len);
+static int attempt_receive(void *context) {
+  spsc_attempt_t *a = context;
+  return shmchan_spsc_try_receive(a->seg, a->cur, a->buf, a->len);
 }
 
 int shmchan_spsc_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const void *data, uint32_t len,
                       int timeout_ms, int spin_us) {
-  return wait_for(seg, SHMCHAN_WAIT_SPACE, cur, attempt_send, (void *)data, len, timeout_ms, spin_us);
+  spsc_attempt_t a = {seg, cur, data, NULL, len};
+  shmchan_wait_plan_t plan = {SHMCHAN_WAIT_SPACE, attempt_send, NULL, &a};
+  return shmchan_wait_for(seg, &plan, timeout_ms, spin_us);
 }
 
 int shmchan_spsc_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void *buf, uint32_t cap,
                          int timeout_ms, int spin_us) {
-  return wait_for(seg, SHMCHAN_WAIT_DATA, cur, shmchan_spsc_try_receive, buf, cap, timeout_ms, spin_us);
+  spsc_attempt_t a = {seg, cur, NULL, buf, cap};
+  shmchan_wait_plan_t plan = {SHMCHAN_WAIT_DATA, attempt_receive, NULL, &a};
+  return shmchan_wait_for(seg, &plan, timeout_ms, spin_us);
 }

@@ -60,6 +60,8 @@
 #include "platform.h"
 
 #define OVERFLOW_NAP_MS 1
+/* Upper bound of one sleep: how often a sleeper re-checks its deadline and its peer. */
+#define LIVENESS_CHECK_MS 100
 
 union semun {
   int val;
@@ -161,4 +163,33 @@ int shmchan_wake(shmchan_segment_t *seg, int which) {
   if (seg->backend == SHMCHAN_BACKEND_SYSV) return semaphore_wake(seg, which);
   syscall(SYS_futex, seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
   return 0;
+}
+
+/* The sleeper's side of the eventcount, for the C data path (src/wait.ts is the
+ * same for TypeScript): announce, read the sequence, look once more, sleep. */
+int shmchan_wait_for(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us) {
+  int64_t start = shmchan_now_us();
+  int rc = plan->attempt(plan->context);
+  if (rc != -EAGAIN) return rc;
+  if (timeout_ms == 0) return -ETIMEDOUT;
+  while ((rc = plan->attempt(plan->context)) == -EAGAIN && shmchan_now_us() - start < spin_us) cpu_relax();
+  uint32_t *waiters = U32_AT(seg->base, plan->which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_WAITERS : SHMCHAN_OFF_SPACE_WAITERS);
+  int64_t deadline_ms = timeout_ms < 0 ? -1 : start / 1000 + timeout_ms;
+  while (rc == -EAGAIN) {
+    if (plan->which == SHMCHAN_WAIT_SPACE && shmchan_consumer_gone(seg)) return -EPIPE;
+    int64_t now = shmchan_now_ms();
+    if (deadline_ms >= 0 && now >= deadline_ms) return -ETIMEDOUT;
+    int slice = plan->slice_ms != NULL ? plan->slice_ms(plan->context) : 0;
+    int sleep_ms = slice > 0 && slice < LIVENESS_CHECK_MS ? slice : LIVENESS_CHECK_MS;
+    if (deadline_ms >= 0 && deadline_ms - now < sleep_ms) sleep_ms = (int)(deadline_ms - now);
+    __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
+    uint32_t seq = __atomic_load_n(sequence_of(seg, plan->which), __ATOMIC_SEQ_CST);
+    rc = plan->attempt(plan->context);
+    int slept = rc == -EAGAIN ? shmchan_wait(seg, plan->which, seq, sleep_ms) : 0;
+    __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
+    if (rc == -EAGAIN) rc = plan->attempt(plan->context);
+    /* e.g. -EIDRM: nothing can wake us any more, once what was published is taken */
+    if (rc == -EAGAIN && slept != 0 && slept != -ETIMEDOUT && slept != -EINTR) return slept;
+  }
+  return rc;
 }

@@ -1,0 +1,251 @@
+/* The MPSC ring for C programs: many producers claim records with a CAS, commit
+ * on their own, and the consumer delivers committed records in ring order,
+ * turning the claim of a producer that died into padding. The TypeScript data
+ * path (src/mpsc.ts) follows the same protocol; see "MPSC records" in shmchan.h.
+ * Every shared word is accessed sequentially consistently, as JavaScript's
+ * Atomics do, so the two sides interleave exactly as two TypeScript peers would. */
+#define _GNU_SOURCE
+#include <errno.h>
+
+#include "platform.h"
+
+#define PID_MASK ((1u << SHMCHAN_CLAIM_SLOT_SHIFT) - 1)
+/* How long the consumer waits on an unfinished claim before it asks whether its owner lives. */
+#define DEAD_CLAIM_CHECK_US 1000
+/* How many times a producer finds a claim without its length before it asks whether its
+ * owner lives; a live owner stuck that long makes the producer report no room for now. */
+#define CONTENDED_CHECKS 256u
+
+static int32_t load_i32(const uint8_t *ring, uint32_t idx) {
+  return (int32_t)__atomic_load_n(U32_AT(ring, idx), __ATOMIC_SEQ_CST);
+}
+static void store_i32(uint8_t *ring, uint32_t idx, int32_t v) {
+  __atomic_store_n(U32_AT(ring, idx), (uint32_t)v, __ATOMIC_SEQ_CST);
+}
+/* 1 if the word at idx held expected and now holds desired. */
+static int cas_u32(uint8_t *base, uint32_t off, uint32_t expected, uint32_t desired) {
+  return __atomic_compare_exchange_n(U32_AT(base, off), &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static uint32_t tail_of(const shmchan_segment_t *seg) {
+  return __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_TAIL), __ATOMIC_SEQ_CST);
+}
+/* A claim's "in progress" length -need, read as the positive need without overflow. */
+static uint32_t need_of(int32_t length) { return 0u - (uint32_t)length; }
+
+static int claim_need_valid(uint32_t need, uint32_t capacity) {
+  return need % 8 == 0 && need >= SHMCHAN_RECORD_HEADER && need <= capacity;
+}
+
+/* Turns the claim at idx (need bytes, possibly wrapping to offset 0) into padding:
+ * a claim whose record is committed at 0 (the normal wrap), a claim made after
+ * the end, or a dead producer's claim. The final length is set by CAS, so the
+ * consumer and the producer can both finish it and neither writes late. */
+static void finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t need) {
+  uint8_t *ring = ring_of(seg);
+  uint32_t to_end = capacity_of(seg) - idx;
+  if (need > to_end && load_i32(ring, 0) == 0) {
+    store_i32(ring, 4, SHMCHAN_RECORD_PADDING);
+    store_i32(ring, 0, (int32_t)(need - to_end));
+  }
+  store_i32(ring, idx + 4, SHMCHAN_RECORD_PADDING);
+  cas_u32(ring, idx, (uint32_t)0 - need, need < to_end ? need : to_end);
+}
+
+void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg, uint32_t slot, uint32_t pid) {
+  memset(w, 0, sizeof *w);
+  w->cached_head = __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_HEAD), __ATOMIC_SEQ_CST);
+  w->slot = slot % SHMCHAN_MAX_PRODUCERS;
+  w->marker = SHMCHAN_CLAIM_FLAG | (w->slot << SHMCHAN_CLAIM_SLOT_SHIFT) | (pid & PID_MASK);
+  w->stuck_tail = UINT32_MAX; /* never a tail: tails are multiples of 8 */
+}
+
+/* 1 if need bytes are free at tail, 0 if not (yet), -EBADMSG for impossible cursors. */
+static int has_room(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, uint32_t tail, uint32_t need) {
+  uint32_t capacity = capacity_of(seg);
+  for (int refreshed = 0;; refreshed = 1) {
+    uint32_t used = tail - w->cached_head;
+    if (used > capacity) {
+      if (!refreshed) {
+        w->cached_head = __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_HEAD), __ATOMIC_SEQ_CST);
+        continue;
+      }
+      /* the tail we read may be older than the head we just read */
+      if (tail_of(seg) != tail) return 1;
+      return -EBADMSG;
+    }
+    if (capacity - used >= need) return 1;
+    if (refreshed) return 0;
+    w->cached_head = __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_HEAD), __ATOMIC_SEQ_CST);
+  }
+}
+
+/* The header at the tail is taken: help its claimant move the tail on, or take back
+ * a claim whose owner died before it said how much it needed. 1 to try again, 0 when
+ * a live claimant stays stuck there (no room for now, rather than spinning for as
+ * long as it is stopped, or for ever if the marker is forged), or -EBADMSG. */
+static int meet_claim(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, uint32_t tail, uint32_t idx, int32_t type) {
+  uint8_t *ring = ring_of(seg);
+  int32_t length = load_i32(ring, idx);
+  /* Read after the header: a claimant moves the tail before it commits, so a tail
+   * that has not moved means the header really is an unfinished claim. */
+  if (tail_of(seg) != tail) return 1;
+  if (type >= 0) return -EBADMSG; /* a committed record at the tail */
+  if (length < 0) {
+    uint32_t need = need_of(length);
+    if (!claim_need_valid(need, capacity_of(seg))) return -EBADMSG;
+    cas_u32(seg->base, SHMCHAN_OFF_TAIL, tail, tail + need);
+    return 1;
+  }
+  if (length != 0 || (uint32_t)type == w->marker) return -EBADMSG;
+  if (tail != w->stuck_tail || (uint32_t)type != w->stuck_marker) {
+    w->stuck_tail = tail;
+    w->stuck_marker = (uint32_t)type;
+    w->contended = 0;
+  }
+  if (++w->contended % CONTENDED_CHECKS != 0) return 1;
+  uint32_t marker = (uint32_t)type;
+  if (shmchan_claimant_alive(seg, (marker >> SHMCHAN_CLAIM_SLOT_SHIFT) & (SHMCHAN_MAX_PRODUCERS - 1), marker & PID_MASK))
+    return 0;
+  cas_u32(ring, idx + 4, marker, 0);
+  return 1;
+}
+
+int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, const void *data, uint32_t len) {
+  uint8_t *ring = ring_of(seg);
+  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  if (len > max_payload_of(seg)) return -EMSGSIZE;
+  if (load_u32(seg->base, SHMCHAN_OFF_ENDED)) return -ESHUTDOWN;
+  uint32_t size = align8(SHMCHAN_RECORD_HEADER + len);
+  for (;;) {
+    uint32_t tail = tail_of(seg);
+    if ((tail & 7u) != 0) return -EBADMSG;
+    uint32_t idx = tail & mask;
+    uint32_t padding = capacity - idx < size ? capacity - idx : 0;
+    uint32_t need = padding + size;
+    int room = has_room(seg, w, tail, need);
+    if (room <= 0) return room < 0 ? room : -EAGAIN;
+    int32_t type = load_i32(ring, idx + 4);
+    if (type != 0) {
+      int rc = meet_claim(seg, w, tail, idx, type);
+      if (rc <= 0) return rc < 0 ? rc : -EAGAIN;
+      continue;
+    }
+    if (!cas_u32(ring, idx + 4, 0, w->marker)) continue;
+    if (tail_of(seg) != tail) {
+      /* the header was free because the tail had already moved past it: give it back */
+      cas_u32(ring, idx + 4, w->marker, 0);
+      continue;
+    }
+    store_i32(ring, idx, (int32_t)(0u - need));
+    cas_u32(seg->base, SHMCHAN_OFF_TAIL, tail, tail + need);
+    if (load_u32(seg->base, SHMCHAN_OFF_ENDED)) {
+      finish_as_padding(seg, idx, need);
+      shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
+      return -ESHUTDOWN;
+    }
+    uint32_t at = padding ? 0 : idx;
+    if (len) memcpy(ring + at + SHMCHAN_RECORD_HEADER, data, len);
+    if (padding == 0) {
+      store_i32(ring, idx, (int32_t)(SHMCHAN_RECORD_HEADER + len));
+    } else {
+      *U32_AT(ring, 4) = SHMCHAN_RECORD_DATA;
+      store_i32(ring, 0, (int32_t)(SHMCHAN_RECORD_HEADER + len));
+      finish_as_padding(seg, idx, need);
+    }
+    uint32_t entry = SHMCHAN_OFF_PRODUCERS + w->slot * SHMCHAN_PRODUCER_SIZE;
+    add_u64(seg->base, entry + SHMCHAN_PRODUCER_MESSAGES, 1);
+    add_u64(seg->base, entry + SHMCHAN_PRODUCER_BYTES, len);
+    shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
+    return 0;
+  }
+}
+
+void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg) {
+  memset(r, 0, sizeof *r);
+  r->head = __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_HEAD), __ATOMIC_SEQ_CST);
+  r->stuck_at = UINT32_MAX;
+}
+
+/* 1 once the claim at `at` has stayed unfinished for a while and names a producer
+ * that is no longer alive in its slot. */
+static int claim_is_dead(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint32_t marker, uint32_t at) {
+  int64_t now = shmchan_now_us();
+  if (r->stuck_at != at) {
+    r->stuck_at = at;
+    r->stuck_since_us = now;
+    return 0;
+  }
+  if (now - r->stuck_since_us < DEAD_CLAIM_CHECK_US) return 0;
+  r->stuck_since_us = now;
+  return !shmchan_claimant_alive(seg, (marker >> SHMCHAN_CLAIM_SLOT_SHIFT) & (SHMCHAN_MAX_PRODUCERS - 1), marker & PID_MASK);
+}
+
+/* Zeroes a consumed record (free ring bytes are always zero) and moves the head past
+ * it; SHMCHAN_OFF_RELEASING lets a successor finish this if we die halfway. */
+static void release(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint32_t idx, uint32_t step) {
+  uint32_t next = r->head + step;
+  __atomic_store_n(U32_AT(seg->base, SHMCHAN_OFF_RELEASING), next, __ATOMIC_SEQ_CST);
+  memset(ring_of(seg) + idx, 0, step);
+  r->head = next;
+  __atomic_store_n(U32_AT(seg->base, SHMCHAN_OFF_HEAD), next, __ATOMIC_SEQ_CST);
+  shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
+}
+
+int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, void *buf, uint32_t cap) {
+  uint8_t *ring = ring_of(seg);
+  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  if ((r->head & 7u) != 0) return -EBADMSG;
+  for (;;) {
+    uint32_t idx = r->head & mask;
+    int32_t length = load_i32(ring, idx);
+    if (length == 0) {
+      r->waiting_on_claim = 0;
+      /* Read before the tail: a producer checks for the end after it moves the
+       * tail, so one that missed the end has moved a tail we are about to read. */
+      int ended = load_u32(seg->base, SHMCHAN_OFF_ENDED) != 0;
+      uint32_t tail = tail_of(seg);
+      if (tail != r->head) {
+        /* A claimant stores its length before it moves the tail, and the consumer
+         * zeroes a record before it moves the head: after a tail that has moved on,
+         * an empty header at the head is a hole that nothing will ever fill. */
+        if (load_i32(ring, idx) != 0) continue;
+        return -EBADMSG;
+      }
+      /* the end counts once every claim made before it is finished */
+      return ended ? -ESHUTDOWN : -EAGAIN;
+    }
+    int32_t type = load_i32(ring, idx + 4);
+    if (length < 0) {
+      uint32_t need = need_of(length);
+      if (!claim_need_valid(need, capacity)) return -EBADMSG;
+      if (type == SHMCHAN_RECORD_PADDING) {
+        cas_u32(ring, idx, (uint32_t)length, need < capacity - idx ? need : capacity - idx);
+        continue;
+      }
+      if (type >= 0) return -EBADMSG; /* an unfinished record that is no claim */
+      if (!claim_is_dead(seg, r, (uint32_t)type, r->head)) {
+        r->waiting_on_claim = 1;
+        return -EAGAIN;
+      }
+      finish_as_padding(seg, idx, need);
+      continue;
+    }
+    r->waiting_on_claim = 0;
+    uint32_t ulength = (uint32_t)length;
+    if (type == SHMCHAN_RECORD_PADDING) {
+      if (ulength % 8 != 0 || ulength > capacity - idx) return -EBADMSG;
+      release(seg, r, idx, ulength);
+      continue;
+    }
+    if ((type != SHMCHAN_RECORD_DATA && type >= 0) || ulength < SHMCHAN_RECORD_HEADER ||
+        ulength - SHMCHAN_RECORD_HEADER > max_payload_of(seg) || align8(ulength) > capacity - idx)
+      return -EBADMSG;
+    uint32_t payload = ulength - SHMCHAN_RECORD_HEADER;
+    if (payload > cap) return -EMSGSIZE; /* the message stays for a larger buffer */
+    if (payload) memcpy(buf, ring + idx + SHMCHAN_RECORD_HEADER, payload);
+    add_u64(seg->base, SHMCHAN_OFF_RECV_MESSAGES, 1);
+    add_u64(seg->base, SHMCHAN_OFF_RECV_BYTES, payload);
+    release(seg, r, idx, align8(ulength));
+    return (int)payload;
+  }
+}
