@@ -12,6 +12,12 @@
  *   -ESHUTDOWN        the channel was ended (end of stream)
  *   -EPIPE            the consumer died while a producer waited for room
  *   -EIDRM            System V: the channel's semaphore set was removed while in use
+ *
+ * C programs normally use only the channel API at the end of this file
+ * (shmchan_create, shmchan_send, shmchan_receive, ...): it speaks the same
+ * protocol as the Node package, so C and Node peers share channels. The
+ * segment, role and ring functions in between are the building blocks the Node
+ * addon uses.
  */
 #ifndef SHMCHAN_H
 #define SHMCHAN_H
@@ -345,7 +351,8 @@ typedef struct shmchan_cursor {
 int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len);
 int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap);
 
-/* Blocking variants: spin for spin_us, then sleep; timeout_ms < 0 waits forever.
+/* Blocking variants: spin for spin_us, then sleep; timeout_ms < 0 waits forever,
+ * 0 tries once (-ETIMEDOUT instead of -EAGAIN).
  * send also returns -EPIPE when the consumer has died while it waited; both
  * return -EIDRM when a System V channel's semaphore set was removed. */
 int shmchan_spsc_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len,
@@ -355,6 +362,93 @@ int shmchan_spsc_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *b
 
 /* Marks the end of the stream. */
 void shmchan_end(shmchan_segment_t *seg);
+
+/* ---- channels: the C API --------------------------------------------------
+ *
+ * A channel handle, like the Node package's Channel: it claims its roles the
+ * way Channel does (the consumer role on the first receive, the producer role,
+ * or an MPSC producer slot, on the first send or end), so C and Node peers
+ * respect each other's roles, and a role whose holder died is taken over. Both
+ * modes (SPSC, MPSC) and both backends (POSIX, System V) work. Messages are
+ * bytes: what the Node side makes of them is its codec's business (a channel
+ * created with codec SHMCHAN_CODEC_MSGPACK is decoded with msgpack by Node
+ * peers; examples/c/producer.c encodes strings).
+ *
+ * A handle is used by one thread at a time; several handles (in one process or
+ * many) may share a channel. Results are 0 or a length on success, -errno on
+ * failure:
+ *   -EINVAL      a bad name or option
+ *   -ENOENT      open: no such channel        -EEXIST  create: the name (or key) is taken
+ *   -EACCES      permissions                  -ETIMEDOUT  nothing happened before the timeout
+ *   -EAGAIN      try_*: full / empty          -EMSGSIZE   message > max_message_size, or a
+ *                                                         receive buffer too small (the message stays)
+ *   -EBUSY       the role is held by a live handle (SPSC producer, or the consumer)
+ *   -EUSERS      MPSC: SHMCHAN_MAX_PRODUCERS live producers already
+ *   -ESHUTDOWN   the stream was ended: sends fail, receives fail once every message is taken
+ *   -EPIPE       send: the consumer died while the producer waited for room
+ *   -EBADMSG     the segment is corrupt       -EPROTONOSUPPORT  not a shmchan v1 segment
+ *   -EIDRM       System V: the channel was removed while waiting
+ */
+typedef struct shmchan shmchan_t;
+
+/* Options of create and open. Zero means the default for every field, so
+ * `shmchan_options_t o = {0};` (or a NULL pointer) gives the Node defaults. */
+typedef struct shmchan_options {
+  uint32_t backend;          /* SHMCHAN_BACKEND_POSIX (default) or SHMCHAN_BACKEND_SYSV */
+  uint32_t key;              /* System V key; 0: shmchan_sysv_key_of_name(name) */
+  /* create only */
+  uint32_t mode;             /* SHMCHAN_MODE_SPSC (default) or SHMCHAN_MODE_MPSC */
+  uint32_t capacity;         /* ring bytes, rounded up to a power of two, 4 KiB..1 GiB; 0: 1 MiB */
+  uint32_t max_message_size; /* largest message; 0: capacity / 4 */
+  uint32_t codec;            /* a hint for Node openers: SHMCHAN_CODEC_RAW (0, default) or _MSGPACK */
+  uint32_t permissions;      /* mode bits; 0: 0600 */
+  /* open only: ms to wait for the channel to appear and be initialised; 0: fail at
+   * once if it does not exist, wait up to 1000 ms for a creator still initialising
+   * it; < 0: wait forever */
+  int open_timeout_ms;
+  /* both */
+  int spin_us;               /* how long waiting calls spin before they sleep; 0: 50; < 0: none */
+  int unlink_on_close;       /* 0: yes for the creator, no for an opener; 1: yes; -1: no */
+} shmchan_options_t;
+
+/* Creates a channel (exclusively) and returns its handle in *out. */
+int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *options);
+/* Opens an existing channel; mode, capacity and limits come from its header. */
+int shmchan_open(shmchan_t **out, const char *name, const shmchan_options_t *options);
+/* Releases the handle's roles and mapping, removes the channel if unlink_on_close
+ * says so (never a channel created again under the name since), and frees the
+ * handle. NULL is ignored. */
+void shmchan_close(shmchan_t *ch);
+/* Removes a channel by name (options: backend and key only). Open handles keep
+ * working, except that System V waits end with -EIDRM. 0, -ENOENT, -EACCES... */
+int shmchan_unlink(const char *name, const shmchan_options_t *options);
+
+/* Sends len bytes as one message, waiting up to timeout_ms for room (< 0: forever,
+ * 0: one try, then -ETIMEDOUT). try_send never waits: -EAGAIN when full. */
+int shmchan_send(shmchan_t *ch, const void *data, size_t len, int timeout_ms);
+int shmchan_try_send(shmchan_t *ch, const void *data, size_t len);
+
+/* Receives the next message into buf and returns its length, waiting up to
+ * timeout_ms (as for send). A message longer than cap gives -EMSGSIZE and stays
+ * in the ring (a buffer of shmchan_max_message_size() bytes always suffices).
+ * -ESHUTDOWN after the last message of an ended stream. try_receive never
+ * waits: -EAGAIN when empty. */
+int shmchan_receive(shmchan_t *ch, void *buf, size_t cap, int timeout_ms);
+int shmchan_try_receive(shmchan_t *ch, void *buf, size_t cap);
+
+/* Ends the stream, like closing a Go channel: a producing call (it claims the
+ * producer role, or a slot). Later sends fail with -ESHUTDOWN; the consumer gets
+ * every earlier message first. Idempotent. */
+int shmchan_end_stream(shmchan_t *ch);
+
+/* The channel's counters (see shmchan_stats_t). 0 or -EBADMSG. */
+int shmchan_get_stats(shmchan_t *ch, shmchan_stats_t *out);
+
+/* The handle's channel, as read at open. */
+uint32_t shmchan_mode(const shmchan_t *ch);             /* SHMCHAN_MODE_* */
+uint32_t shmchan_capacity(const shmchan_t *ch);
+uint32_t shmchan_max_message_size(const shmchan_t *ch);
+uint32_t shmchan_codec(const shmchan_t *ch);            /* SHMCHAN_CODEC_*: the creator's hint */
 
 #ifdef __cplusplus
 }

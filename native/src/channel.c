@@ -1,0 +1,270 @@
+/* Channel handles for C programs (the channel API in shmchan.h): options, roles,
+ * the data path of each mode, waiting, and removal on close, as src/channel.ts
+ * does for Node. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+#define DEFAULT_CAPACITY (1u << 20)
+#define DEFAULT_OPEN_TIMEOUT_MS 1000
+#define DEFAULT_SPIN_US 50
+/* While the next MPSC record is claimed but not committed, sleeps are this short so
+ * that a dead claimant is noticed within milliseconds. */
+#define CLAIM_SLICE_MS 2
+#define NAME_POLL_US 5000
+
+struct shmchan {
+  shmchan_segment_t seg;
+  uint32_t mode;
+  uint32_t capacity;
+  uint32_t max_message_size;
+  uint32_t codec;
+  int spin_us;
+  int producer_slot; /* -1 until the first producing call */
+  int consumer_held;
+  shmchan_cursor_t spsc_tail, spsc_head;
+  shmchan_mpsc_writer_t writer;
+  shmchan_mpsc_reader_t reader;
+  /* what close removes: a POSIX name still naming this inode, or System V ids */
+  int unlink_on_close;
+  ino_t inode;
+};
+
+static const shmchan_options_t no_options;
+
+static ino_t inode_of(const char *slash_name) {
+  char path[SHMCHAN_NAME_MAX + 16];
+  struct stat st;
+  snprintf(path, sizeof path, "/dev/shm%s", slash_name);
+  return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+static uint32_t key_for(const char *name, const shmchan_options_t *o) {
+  return o->key != 0 ? o->key : shmchan_sysv_key_of_name(name);
+}
+
+static int backend_valid(uint32_t backend) {
+  return backend == 0 || backend == SHMCHAN_BACKEND_POSIX || backend == SHMCHAN_BACKEND_SYSV;
+}
+
+/* The handle around a mapped segment; the header was validated by create/open. */
+static int adopt(shmchan_t **out, shmchan_segment_t *seg, const shmchan_options_t *o, int creator) {
+  uint32_t mode = load_u32(seg->base, SHMCHAN_OFF_MODE);
+  shmchan_t *ch = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? calloc(1, sizeof *ch) : NULL;
+  if (ch == NULL) {
+    int rc = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? -ENOMEM : -EBADMSG;
+    if (creator && seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove(seg);
+    else if (creator) shm_unlink(seg->name);
+    shmchan_segment_unmap(seg);
+    return rc;
+  }
+  ch->seg = *seg;
+  ch->mode = mode;
+  ch->capacity = capacity_of(seg);
+  ch->max_message_size = max_payload_of(seg);
+  ch->codec = load_u32(seg->base, SHMCHAN_OFF_CODEC);
+  ch->spin_us = o->spin_us == 0 ? DEFAULT_SPIN_US : o->spin_us < 0 ? 0 : o->spin_us;
+  ch->producer_slot = -1;
+  ch->unlink_on_close = o->unlink_on_close == 0 ? creator : o->unlink_on_close > 0;
+  if (ch->unlink_on_close && seg->backend == SHMCHAN_BACKEND_POSIX) ch->inode = inode_of(seg->name);
+  *out = ch;
+  return 0;
+}
+
+int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *options) {
+  const shmchan_options_t *o = options != NULL ? options : &no_options;
+  *out = NULL;
+  if (!backend_valid(o->backend) || o->capacity > SHMCHAN_MAX_CAPACITY) return -EINVAL;
+  uint32_t capacity = SHMCHAN_MIN_CAPACITY;
+  while (capacity < (o->capacity != 0 ? o->capacity : DEFAULT_CAPACITY)) capacity *= 2;
+  uint32_t limit = shmchan_max_message_limit(capacity);
+  shmchan_create_options_t layout = {
+      .capacity = capacity,
+      .mode = o->mode != 0 ? o->mode : SHMCHAN_MODE_SPSC,
+      .max_message_size = o->max_message_size != 0 ? o->max_message_size : capacity / 4 < limit ? capacity / 4 : limit,
+      .codec = o->codec,
+      .permissions = o->permissions != 0 ? o->permissions : 0600,
+  };
+  shmchan_segment_t seg;
+  int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_sysv_create(&seg, name, key_for(name, o), &layout)
+                                                : shmchan_posix_create(&seg, name, &layout);
+  if (rc != 0) return rc;
+  return adopt(out, &seg, o, 1);
+}
+
+int shmchan_open(shmchan_t **out, const char *name, const shmchan_options_t *options) {
+  const shmchan_options_t *o = options != NULL ? options : &no_options;
+  *out = NULL;
+  if (!backend_valid(o->backend)) return -EINVAL;
+  int forever = o->open_timeout_ms < 0;
+  int timeout = o->open_timeout_ms > 0 ? o->open_timeout_ms : DEFAULT_OPEN_TIMEOUT_MS;
+  int64_t deadline = shmchan_now_ms() + timeout;
+  shmchan_segment_t seg;
+  for (;;) {
+    int64_t left = forever ? DEFAULT_OPEN_TIMEOUT_MS : deadline - shmchan_now_ms();
+    if (left < 0) left = 0;
+    int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_sysv_open(&seg, name, key_for(name, o), (int)left)
+                                                  : shmchan_posix_open(&seg, name, (int)left);
+    if (rc == 0) return adopt(out, &seg, o, 0);
+    /* a name that does not exist yet is waited for only when asked to */
+    int again = (rc == -ENOENT && o->open_timeout_ms != 0) || (rc == -ETIMEDOUT && forever);
+    if (!again || (!forever && shmchan_now_ms() >= deadline)) return rc;
+    usleep(NAME_POLL_US);
+  }
+}
+
+void shmchan_close(shmchan_t *ch) {
+  if (ch == NULL) return;
+  if (ch->consumer_held) shmchan_release_consumer(&ch->seg);
+  if (ch->producer_slot >= 0) shmchan_release_producer(&ch->seg, ch->producer_slot);
+  int shmid = ch->seg.shmid, semid = ch->seg.semid;
+  uint32_t backend = ch->seg.backend;
+  shmchan_segment_unmap(&ch->seg);
+  if (ch->unlink_on_close && backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove_ids(shmid, semid);
+  else if (ch->unlink_on_close && ch->inode != 0 && inode_of(ch->seg.name) == ch->inode) shm_unlink(ch->seg.name);
+  free(ch);
+}
+
+int shmchan_unlink(const char *name, const shmchan_options_t *options) {
+  const shmchan_options_t *o = options != NULL ? options : &no_options;
+  if (!backend_valid(o->backend)) return -EINVAL;
+  if (o->backend == SHMCHAN_BACKEND_SYSV) return shmchan_sysv_unlink(name, key_for(name, o));
+  return shmchan_posix_unlink(name);
+}
+
+/* The magic never changes in a healthy channel: it reads as 0 after another
+ * process truncated the segment (with the guard installed) or overwrote it. */
+static int live(const shmchan_t *ch) {
+  return load_u32(ch->seg.base, SHMCHAN_OFF_MAGIC) == SHMCHAN_MAGIC ? 0 : -EBADMSG;
+}
+
+static int claim_producer(shmchan_t *ch) {
+  if (ch->producer_slot >= 0) return 0;
+  int slot = shmchan_claim_producer(&ch->seg);
+  if (slot < 0) return slot;
+  if (ch->mode == SHMCHAN_MODE_MPSC) {
+    shmchan_mpsc_writer_init(&ch->writer, &ch->seg, (uint32_t)slot, (uint32_t)getpid());
+  } else {
+    int64_t tail = shmchan_recover_tail(&ch->seg);
+    if (tail < 0) {
+      shmchan_release_producer(&ch->seg, slot);
+      return (int)tail;
+    }
+    ch->spsc_tail = (shmchan_cursor_t){
+        .position = (uint32_t)tail, .other = load_u32(ch->seg.base, SHMCHAN_OFF_HEAD), .slot = (uint32_t)slot};
+  }
+  ch->producer_slot = slot;
+  return 0;
+}
+
+static int claim_consumer(shmchan_t *ch) {
+  if (ch->consumer_held) return 0;
+  int rc = shmchan_claim_consumer(&ch->seg);
+  if (rc != 0) return rc;
+  if (ch->mode == SHMCHAN_MODE_MPSC) shmchan_mpsc_reader_init(&ch->reader, &ch->seg);
+  else ch->spsc_head = (shmchan_cursor_t){.position = load_u32(ch->seg.base, SHMCHAN_OFF_HEAD)};
+  ch->consumer_held = 1;
+  return 0;
+}
+
+static int ended(const shmchan_t *ch) { return load_u32(ch->seg.base, SHMCHAN_OFF_ENDED) != 0; }
+
+/* One try of a send or a receive, for shmchan_wait_for. */
+typedef struct attempt {
+  shmchan_t *ch;
+  const void *data;
+  void *buf;
+  uint32_t len;
+} attempt_t;
+
+static int attempt_send(void *context) {
+  attempt_t *a = context;
+  shmchan_t *ch = a->ch;
+  int rc = live(ch);
+  if (rc != 0) return rc;
+  if (ch->mode == SHMCHAN_MODE_MPSC) return shmchan_mpsc_try_send(&ch->seg, &ch->writer, a->data, a->len);
+  return shmchan_spsc_try_send(&ch->seg, &ch->spsc_tail, a->data, a->len);
+}
+
+static int attempt_receive(void *context) {
+  attempt_t *a = context;
+  shmchan_t *ch = a->ch;
+  int rc = live(ch);
+  if (rc != 0) return rc;
+  if (ch->mode == SHMCHAN_MODE_MPSC) rc = shmchan_mpsc_try_receive(&ch->seg, &ch->reader, a->buf, a->len);
+  else rc = shmchan_spsc_try_receive(&ch->seg, &ch->spsc_head, a->buf, a->len);
+  /* bytes read while the segment was truncated may be half zeros: never return them */
+  return rc >= 0 && live(ch) != 0 ? -EBADMSG : rc;
+}
+
+static int receive_slice_ms(void *context) {
+  const shmchan_t *ch = ((attempt_t *)context)->ch;
+  return ch->mode == SHMCHAN_MODE_MPSC && ch->reader.waiting_on_claim ? CLAIM_SLICE_MS : 0;
+}
+
+/* Checks made before the producer role is claimed: a send that cannot succeed
+ * changes nothing. */
+static int start_send(shmchan_t *ch, size_t len) {
+  int rc = live(ch);
+  if (rc != 0) return rc;
+  if (len > ch->max_message_size) return -EMSGSIZE;
+  if (ended(ch)) return -ESHUTDOWN;
+  return claim_producer(ch);
+}
+
+int shmchan_send(shmchan_t *ch, const void *data, size_t len, int timeout_ms) {
+  int rc = start_send(ch, len);
+  if (rc != 0) return rc;
+  attempt_t a = {ch, data, NULL, (uint32_t)len};
+  shmchan_wait_plan_t plan = {SHMCHAN_WAIT_SPACE, attempt_send, NULL, &a};
+  return shmchan_wait_for(&ch->seg, &plan, timeout_ms, ch->spin_us);
+}
+
+int shmchan_try_send(shmchan_t *ch, const void *data, size_t len) {
+  int rc = start_send(ch, len);
+  if (rc != 0) return rc;
+  attempt_t a = {ch, data, NULL, (uint32_t)len};
+  return attempt_send(&a);
+}
+
+int shmchan_receive(shmchan_t *ch, void *buf, size_t cap, int timeout_ms) {
+  int rc = live(ch);
+  if (rc == 0) rc = claim_consumer(ch);
+  if (rc != 0) return rc;
+  attempt_t a = {ch, NULL, buf, cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap};
+  shmchan_wait_plan_t plan = {SHMCHAN_WAIT_DATA, attempt_receive, receive_slice_ms, &a};
+  return shmchan_wait_for(&ch->seg, &plan, timeout_ms, ch->spin_us);
+}
+
+int shmchan_try_receive(shmchan_t *ch, void *buf, size_t cap) {
+  int rc = live(ch);
+  if (rc == 0) rc = claim_consumer(ch);
+  if (rc != 0) return rc;
+  attempt_t a = {ch, NULL, buf, cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap};
+  return attempt_receive(&a);
+}
+
+int shmchan_end_stream(shmchan_t *ch) {
+  int rc = live(ch);
+  if (rc != 0 || ended(ch)) return rc;
+  if ((rc = claim_producer(ch)) != 0) return rc;
+  shmchan_end(&ch->seg);
+  return 0;
+}
+
+int shmchan_get_stats(shmchan_t *ch, shmchan_stats_t *out) {
+  int rc = live(ch);
+  if (rc == 0) shmchan_stats(&ch->seg, out);
+  return rc;
+}
+
+uint32_t shmchan_mode(const shmchan_t *ch) { return ch->mode; }
+uint32_t shmchan_capacity(const shmchan_t *ch) { return ch->capacity; }
+uint32_t shmchan_max_message_size(const shmchan_t *ch) { return ch->max_message_size; }
+uint32_t shmchan_codec(const shmchan_t *ch) { return ch->codec; }
