@@ -1,0 +1,85 @@
+/*
+ * consumer: channel -> stdout until the end of the stream, one line per message.
+ *
+ *   consumer NAME [--create [--mpsc] [--capacity BYTES] [--raw]] [--sysv] [--hex] [--timeout MS]
+ *
+ * On an msgpack channel a message that is a msgpack string is printed as its
+ * text (what a Node producer's `send('text')` or examples/c/producer sends);
+ * anything else is printed as its bytes. --hex prints every message as hex
+ * instead (an empty message as an empty line). --create creates the channel
+ * (msgpack, or raw with --raw) and removes it at exit; otherwise the channel
+ * must exist, or appear within --timeout milliseconds.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shmchan.h"
+
+/* The text of a msgpack string message (fixstr, str8/16/32), or NULL. */
+static const uint8_t *msgpack_str(const uint8_t *m, size_t size, size_t *len) {
+  if (size < 1) return NULL;
+  size_t header, n;
+  if ((m[0] & 0xe0) == 0xa0) header = 1, n = m[0] & 0x1f;
+  else if (m[0] == 0xd9 && size >= 2) header = 2, n = m[1];
+  else if (m[0] == 0xda && size >= 3) header = 3, n = (size_t)m[1] << 8 | m[2];
+  else if (m[0] == 0xdb && size >= 5) header = 5, n = (size_t)m[1] << 24 | (size_t)m[2] << 16 | (size_t)m[3] << 8 | m[4];
+  else return NULL;
+  if (header + n != size) return NULL;
+  *len = n;
+  return m + header;
+}
+
+static int usage(void) {
+  fprintf(stderr, "usage: consumer NAME [--create [--mpsc] [--capacity BYTES] [--raw]] [--sysv] [--hex] [--timeout MS]\n");
+  return 2;
+}
+
+static int fail(const char *name, const char *what, int rc) {
+  fprintf(stderr, "consumer: channel '%s': %s: %s\n", name, what, strerror(-rc));
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || argv[1][0] == '-') return usage();
+  const char *name = argv[1];
+  shmchan_options_t options = {0};
+  int create = 0, hex = 0;
+  options.codec = SHMCHAN_CODEC_MSGPACK;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--create") == 0) create = 1;
+    else if (strcmp(argv[i], "--mpsc") == 0) options.mode = SHMCHAN_MODE_MPSC;
+    else if (strcmp(argv[i], "--sysv") == 0) options.backend = SHMCHAN_BACKEND_SYSV;
+    else if (strcmp(argv[i], "--raw") == 0) options.codec = SHMCHAN_CODEC_RAW;
+    else if (strcmp(argv[i], "--hex") == 0) hex = 1;
+    else if (strcmp(argv[i], "--capacity") == 0 && i + 1 < argc) options.capacity = (uint32_t)strtoul(argv[++i], NULL, 10);
+    else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) options.open_timeout_ms = atoi(argv[++i]);
+    else return usage();
+  }
+
+  shmchan_t *ch;
+  int rc = create ? shmchan_create(&ch, name, &options) : shmchan_open(&ch, name, &options);
+  if (rc != 0) return fail(name, create ? "create" : "open", rc);
+  int msgpack = shmchan_codec(ch) == SHMCHAN_CODEC_MSGPACK;
+  uint32_t cap = shmchan_max_message_size(ch);
+  uint8_t *buf = malloc(cap);
+  int n = buf == NULL ? -ENOMEM : 0;
+  while (n >= 0 && (n = shmchan_receive(ch, buf, cap, -1)) >= 0) {
+    size_t size = (size_t)n, len;
+    const uint8_t *text = msgpack && !hex ? msgpack_str(buf, size, &len) : NULL;
+    if (hex) {
+      for (size_t i = 0; i < size; i++) printf("%02x", buf[i]);
+    } else if (text != NULL) {
+      fwrite(text, 1, len, stdout);
+    } else {
+      fwrite(buf, 1, size, stdout);
+    }
+    putchar('\n');
+  }
+  free(buf);
+  shmchan_close(ch);
+  if (n != -ESHUTDOWN) return fail(name, "receive", n);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
