@@ -1,0 +1,508 @@
+// Every mechanism the benchmarks compare, behind one interface. A trial's main
+// process opens its side with openMain(), which also starts the peers (processes,
+// or worker threads for MessagePort); each peer opens its side with openPeer().
+//
+// A side has receivers (endpoints messages arrive on) and senders (endpoints it
+// writes to). An endpoint offers:
+//   write(value)      sends one message; returns undefined, or a promise to await
+//                     before the next write when the mechanism pushes back
+//   listen(handler)   calls handler(value) for each message until it returns true
+//   next()            a promise of the next message
+//   nextSync()        shmchan only, with the 'sync' API: blocks this thread
+// Each mechanism does one write (one send call) per message and batches only as
+// far as the mechanism itself does.
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { Packr, Unpackr } from 'msgpackr';
+
+const trialScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'trial.mjs');
+
+// ---- messages ----
+
+/** The same settings as shmchan's own msgpack codec, for every mechanism that uses msgpackr. */
+export const packr = new Packr({ useRecords: false });
+export const unpackr = new Unpackr({ useRecords: false });
+
+const payload = Buffer.alloc(64, 0x5a);
+
+/** The messages every mechanism carries. `make(seq)` may return the same object each time. */
+export const messageKinds = {
+  small: {
+    label: 'small object',
+    raw: false,
+    make: (() => {
+      const message = { seq: 0, ts: 0, kind: 'tick', payload };
+      return (seq) => {
+        message.seq = seq;
+        message.ts = Date.now();
+        return message;
+      };
+    })(),
+  },
+  raw64: { label: 'raw 64 B', raw: true, make: (() => { const b = Buffer.alloc(64, 7); return () => b; })() },
+  raw64k: { label: 'raw 64 KiB', raw: true, make: (() => { const b = Buffer.alloc(65536, 7); return () => b; })() },
+};
+
+/** Bytes one message carries: its length when raw, its msgpack encoding otherwise. */
+export function messageBytes(kind) {
+  const k = messageKinds[kind];
+  return k.raw ? k.make(0).length : packr.pack(k.make(0)).length;
+}
+
+// ---- mechanisms ----
+
+const shmchanVariants = ['posix', 'sysv'].flatMap((backend) =>
+  ['spsc', 'mpsc'].map((mode) => ({
+    id: `shmchan-${backend}-${mode}`,
+    label: `shmchan ${backend} ${mode}`,
+    family: 'shmchan',
+    backend,
+    mode,
+    multiProducer: mode === 'mpsc',
+  })),
+);
+
+export const mechanisms = [
+  ...shmchanVariants,
+  { id: 'pipe', label: 'pipe (FIFO)', family: 'pipe', multiProducer: true },
+  { id: 'unix', label: 'unix socket', family: 'unix', multiProducer: true },
+  { id: 'ipc-json', label: "child IPC 'json'", family: 'ipc', serialization: 'json', multiProducer: true },
+  { id: 'ipc-advanced', label: "child IPC 'advanced'", family: 'ipc', serialization: 'advanced', multiProducer: true },
+  { id: 'messageport', label: 'MessagePort (threads)', family: 'messageport', multiProducer: true },
+];
+
+export const mechanismById = Object.fromEntries(mechanisms.map((m) => [m.id, m]));
+
+// ---- delivery for event-driven mechanisms ----
+
+/** Messages that arrive by callback, handed to a listener or to next() callers. */
+class Inbox {
+  handler = null;
+  waiters = [];
+  queue = [];
+
+  deliver(value) {
+    if (this.handler !== null) {
+      if (this.handler(value) === true) this.handler = null;
+    } else if (this.waiters.length > 0) this.waiters.shift()(value);
+    else this.queue.push(value);
+  }
+
+  listen(handler) {
+    while (this.queue.length > 0) if (handler(this.queue.shift()) === true) return;
+    this.handler = handler;
+  }
+
+  next() {
+    if (this.queue.length > 0) return Promise.resolve(this.queue.shift());
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+// ---- byte streams: pipe and unix socket ----
+
+const BIG_FRAME = 16384;
+
+/** Splits a byte stream into length-prefixed frames (u32 little-endian length, then the bytes). */
+class FrameReader {
+  parts = [];
+  have = 0;
+
+  constructor(onFrame) {
+    this.onFrame = onFrame;
+  }
+
+  push(chunk) {
+    if (this.have > 0) {
+      this.parts.push(chunk);
+      this.have += chunk.length;
+      if (this.have < 4) return;
+      if (this.parts[0].length < 4) this.parts = [Buffer.concat(this.parts, this.have)];
+      if (this.have < 4 + this.parts[0].readUInt32LE(0)) return;
+      chunk = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.have);
+      this.parts = [];
+      this.have = 0;
+    }
+    let offset = 0;
+    while (chunk.length - offset >= 4) {
+      const end = offset + 4 + chunk.readUInt32LE(offset);
+      if (end > chunk.length) break;
+      this.onFrame(chunk.subarray(offset + 4, end));
+      offset = end;
+    }
+    if (offset < chunk.length) {
+      this.parts.push(chunk.subarray(offset));
+      this.have = chunk.length - offset;
+    }
+  }
+}
+
+class StreamEndpoint {
+  constructor(readable, writable, raw) {
+    this.writable = writable;
+    this.raw = raw;
+    this.inbox = new Inbox();
+    if (readable !== null) {
+      const reader = new FrameReader(raw ? (frame) => this.inbox.deliver(frame) : (frame) => this.inbox.deliver(unpackr.unpack(frame)));
+      readable.on('data', (chunk) => reader.push(chunk));
+    }
+  }
+
+  write(value) {
+    const bytes = this.raw ? value : packr.pack(value);
+    const w = this.writable;
+    let ok;
+    if (bytes.length < BIG_FRAME) {
+      const frame = Buffer.allocUnsafe(4 + bytes.length);
+      frame.writeUInt32LE(bytes.length, 0);
+      frame.set(bytes, 4);
+      ok = w.write(frame);
+    } else {
+      // two chunks, one writev: no copy of a big message into a frame
+      const header = Buffer.allocUnsafe(4);
+      header.writeUInt32LE(bytes.length, 0);
+      w.cork();
+      w.write(header);
+      ok = w.write(bytes);
+      w.uncork();
+    }
+    return ok ? undefined : once(w, 'drain');
+  }
+
+  listen(handler) {
+    this.inbox.listen(handler);
+  }
+
+  next() {
+    return this.inbox.next();
+  }
+}
+
+const { O_RDONLY, O_WRONLY, O_NONBLOCK } = fs.constants;
+
+function fifoReader(file) {
+  return new net.Socket({ fd: fs.openSync(file, O_RDONLY | O_NONBLOCK), readable: true, writable: false });
+}
+
+/** Opens a FIFO for writing once its reader has opened it (ENXIO until then). */
+async function fifoWriter(file) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return new net.Socket({ fd: fs.openSync(file, O_WRONLY | O_NONBLOCK), readable: false, writable: true });
+    } catch (error) {
+      if (error.code !== 'ENXIO' || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+}
+
+// ---- child_process IPC ----
+
+/** process.send() has no 'drain': count flushed messages and wait for the backlog to shrink. */
+class IpcEndpoint {
+  sent = 0;
+  flushed = 0;
+  resume = null;
+
+  constructor(target) {
+    this.target = target; // a ChildProcess, or process in the child
+    this.inbox = new Inbox();
+    target.on('message', (value) => this.inbox.deliver(value));
+    this.onFlushed = () => {
+      this.flushed++;
+      if (this.resume !== null && this.sent - this.flushed <= 64) {
+        const resume = this.resume;
+        this.resume = null;
+        resume();
+      }
+    };
+  }
+
+  write(value) {
+    this.sent++;
+    if (this.target.send(value, this.onFlushed)) return undefined;
+    return new Promise((resolve) => (this.resume = resolve));
+  }
+
+  listen(handler) {
+    this.inbox.listen(handler);
+  }
+
+  next() {
+    return this.inbox.next();
+  }
+}
+
+// ---- worker_threads MessagePort ----
+
+/** postMessage queues without limit: the receiver acknowledges every ACK_EVERY messages
+ * (a number message), and the sender keeps at most `window` unacknowledged. */
+const ACK_EVERY = 256;
+
+class PortEndpoint {
+  sent = 0;
+  acked = 0;
+  received = 0;
+  resume = null;
+
+  constructor(port, raw, bytes) {
+    this.port = port;
+    this.raw = raw;
+    this.window = Math.max(4 * ACK_EVERY, Math.min(16 * ACK_EVERY, Math.floor((16 << 20) / bytes)));
+    this.inbox = new Inbox();
+    port.on('message', (data) => {
+      if (typeof data === 'number') {
+        this.acked = data;
+        if (this.resume !== null && this.sent - this.acked < this.window) {
+          const resume = this.resume;
+          this.resume = null;
+          resume();
+        }
+        return;
+      }
+      if (++this.received % ACK_EVERY === 0) port.postMessage(this.received);
+      this.inbox.deliver(raw ? data : unpackr.unpack(data));
+    });
+  }
+
+  write(value) {
+    this.port.postMessage(this.raw ? value : packr.pack(value));
+    if (++this.sent - this.acked < this.window) return undefined;
+    return new Promise((resolve) => (this.resume = resolve));
+  }
+
+  listen(handler) {
+    this.inbox.listen(handler);
+  }
+
+  next() {
+    return this.inbox.next();
+  }
+}
+
+// ---- shmchan ----
+
+let shmchan;
+async function loadShmchan() {
+  shmchan ??= await import('../dist/index.mjs');
+  return shmchan;
+}
+
+class ShmchanEndpoint {
+  constructor(channel, api) {
+    this.channel = channel;
+    if (api === 'sync') this.nextSync = () => channel.receiveSync();
+  }
+
+  write(value) {
+    return this.channel.trySend(value) ? undefined : this.channel.send(value);
+  }
+
+  async listen(handler) {
+    const channel = this.channel;
+    for (;;) {
+      let value;
+      while ((value = channel.tryReceive()) !== undefined) if (handler(value) === true) return;
+      // receive() spins briefly before it sleeps
+      if (handler(await channel.receive()) === true) return;
+    }
+  }
+
+  next() {
+    return this.channel.receive();
+  }
+}
+
+/** The two channels of a trial: down (main to peers) and up (peers to main). */
+function shmchanOptions(spec) {
+  const m = mechanismById[spec.mechanism];
+  return {
+    backend: m.backend,
+    mode: m.mode,
+    codec: messageKinds[spec.message].raw ? 'raw' : 'msgpack',
+  };
+}
+
+// ---- peers ----
+
+/** Processes and workers a main side started; stop() ends them and waits until they are gone. */
+class Peers {
+  children = [];
+  workers = [];
+  stopping = false;
+  failed = null;
+
+  watch(peer, what) {
+    peer.once('exit', (code, signal) => {
+      if (!this.stopping) this.failed ??= new Error(`${what} exited early (${signal ?? `code ${code}`})`);
+    });
+    peer.once('error', (error) => (this.failed ??= error));
+  }
+
+  spawn(peerSpec, { ipc } = {}) {
+    const args = [trialScript, JSON.stringify(peerSpec)];
+    const child = ipc
+      ? fork(trialScript, args.slice(1), { serialization: ipc, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+      : spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    this.watch(child, `peer process ${peerSpec.index}`);
+    this.children.push(child);
+    return child;
+  }
+
+  worker(peerSpec) {
+    const worker = new Worker(trialScript, { workerData: peerSpec, stdout: false, stderr: false });
+    this.watch(worker, `peer worker ${peerSpec.index}`);
+    this.workers.push(worker);
+    return worker;
+  }
+
+  check() {
+    if (this.failed !== null) throw this.failed;
+  }
+
+  async stop() {
+    this.stopping = true;
+    const exits = this.children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => once(c, 'exit'));
+    for (const child of this.children) child.kill('SIGKILL');
+    await Promise.all([...exits, ...this.workers.map((w) => w.terminate())]);
+  }
+}
+
+/**
+ * Opens the main side of a trial and starts `spec.peers` peers. Resolves when every
+ * peer is connected. The side's close() stops the peers first, then closes.
+ */
+export async function openMain(spec) {
+  const m = mechanismById[spec.mechanism];
+  const { raw } = messageKinds[spec.message];
+  const peers = new Peers();
+  const peerSpec = (index) => ({ ...spec, role: 'peer', index });
+  const indexes = [...Array(spec.peers).keys()];
+  const side = { receivers: [], senders: [], peers, closers: [] };
+  side.close = async () => {
+    await peers.stop();
+    for (const close of side.closers) close();
+  };
+
+  switch (m.family) {
+    case 'shmchan': {
+      const { Channel } = await loadShmchan();
+      const options = shmchanOptions(spec);
+      const [downName, upName] = spec.resources.channels;
+      const down = Channel.create(downName, options);
+      const up = Channel.create(upName, options);
+      side.closers.push(() => down.close(), () => up.close());
+      side.senders.push(new ShmchanEndpoint(down, spec.api));
+      side.receivers.push(new ShmchanEndpoint(up, spec.api));
+      indexes.forEach((i) => peers.spawn(peerSpec(i)));
+      break;
+    }
+    case 'unix': {
+      const server = net.createServer();
+      const connections = [];
+      const all = new Promise((resolve) =>
+        server.on('connection', (socket) => connections.push(socket) === spec.peers && resolve()),
+      );
+      server.listen(spec.resources.socket);
+      await once(server, 'listening');
+      indexes.forEach((i) => peers.spawn(peerSpec(i)));
+      await Promise.race([all, failureOf(peers)]);
+      server.close();
+      for (const socket of connections) {
+        const endpoint = new StreamEndpoint(socket, socket, raw);
+        side.receivers.push(endpoint);
+        side.senders.push(endpoint);
+        side.closers.push(() => socket.destroy());
+      }
+      break;
+    }
+    case 'pipe': {
+      const { dir } = spec.resources;
+      for (const i of indexes) execFileSync('mkfifo', ['-m', '600', path.join(dir, `down-${i}`), path.join(dir, `up-${i}`)]);
+      const readables = indexes.map((i) => fifoReader(path.join(dir, `up-${i}`)));
+      indexes.forEach((i) => peers.spawn(peerSpec(i)));
+      const writables = await Promise.race([Promise.all(indexes.map((i) => fifoWriter(path.join(dir, `down-${i}`)))), failureOf(peers)]);
+      for (const i of indexes) {
+        const endpoint = new StreamEndpoint(readables[i], writables[i], raw);
+        side.receivers.push(endpoint);
+        side.senders.push(endpoint);
+        side.closers.push(() => readables[i].destroy(), () => writables[i].destroy());
+      }
+      break;
+    }
+    case 'ipc':
+      for (const i of indexes) {
+        const endpoint = new IpcEndpoint(peers.spawn(peerSpec(i), { ipc: m.serialization }));
+        side.receivers.push(endpoint);
+        side.senders.push(endpoint);
+      }
+      break;
+    case 'messageport':
+      for (const i of indexes) {
+        const endpoint = new PortEndpoint(peers.worker(peerSpec(i)), raw, messageBytes(spec.message));
+        side.receivers.push(endpoint);
+        side.senders.push(endpoint);
+      }
+      break;
+    default:
+      throw new Error(`unknown mechanism ${spec.mechanism}`);
+  }
+  return side;
+}
+
+/** A promise that rejects once a peer has failed (and never resolves otherwise). */
+function failureOf(peers) {
+  return new Promise((_resolve, reject) => {
+    const poll = setInterval(() => {
+      if (peers.failed !== null) {
+        clearInterval(poll);
+        reject(peers.failed);
+      }
+    }, 20);
+    poll.unref();
+  });
+}
+
+/** Opens a peer's side: one receiver (from main) and one sender (to main). */
+export async function openPeer(spec, parentPort) {
+  const m = mechanismById[spec.mechanism];
+  const { raw } = messageKinds[spec.message];
+  let endpoint;
+  switch (m.family) {
+    case 'shmchan': {
+      const { Channel } = await loadShmchan();
+      const [downName, upName] = spec.resources.channels;
+      const { backend } = shmchanOptions(spec);
+      const down = Channel.open(downName, { backend, timeout: 10_000 });
+      const up = Channel.open(upName, { backend, timeout: 10_000 });
+      return { receiver: new ShmchanEndpoint(down, spec.api), sender: new ShmchanEndpoint(up, spec.api) };
+    }
+    case 'unix': {
+      const socket = net.connect(spec.resources.socket);
+      await once(socket, 'connect');
+      endpoint = new StreamEndpoint(socket, socket, raw);
+      break;
+    }
+    case 'pipe': {
+      const { dir } = spec.resources;
+      const readable = fifoReader(path.join(dir, `down-${spec.index}`));
+      endpoint = new StreamEndpoint(readable, await fifoWriter(path.join(dir, `up-${spec.index}`)), raw);
+      break;
+    }
+    case 'ipc':
+      endpoint = new IpcEndpoint(process);
+      break;
+    case 'messageport':
+      endpoint = new PortEndpoint(parentPort, raw, messageBytes(spec.message));
+      break;
+    default:
+      throw new Error(`unknown mechanism ${spec.mechanism}`);
+  }
+  return { receiver: endpoint, sender: endpoint };
+}

@@ -1,0 +1,307 @@
+// What a run's results look like to people: ratios to the unix socket, the speed
+// targets of issue 6, tables (plain or Markdown) and a self-contained SVG chart.
+import { mechanismById, mechanisms } from './drivers.mjs';
+import { scenarios } from './scenarios.mjs';
+
+const REFERENCE = 'unix';
+const latencyScenarios = new Set(['pingpong', 'wakeup']);
+const throughputScenarios = new Set(['oneway', 'fanin']);
+
+function find(results, scenario, message, mechanism) {
+  return results.find((r) => r.scenario === scenario && r.message === message && r.mechanism === mechanism);
+}
+
+/** Ratios say how many times better than the unix socket: its latency over ours, our rate over its. */
+function vsReference(results, r) {
+  const ref = find(results, r.scenario, r.message, REFERENCE);
+  if (ref === undefined) return undefined;
+  if (latencyScenarios.has(r.scenario)) return ref.p50 / r.p50;
+  if (throughputScenarios.has(r.scenario)) return r.msgsPerSec / ref.msgsPerSec;
+  return undefined;
+}
+
+const shmchanIds = mechanisms.filter((m) => m.family === 'shmchan').map((m) => m.id);
+
+const times = (value, factor) => (value === undefined ? undefined : value * factor);
+const unixValue = (rs, scenario, field) => find(rs, scenario, 'small', REFERENCE)?.[field];
+
+/**
+ * The speed targets of issue 6, item 5, each checked for every shmchan variant:
+ * the variant's `field` of (scenario, message) against limit(results); `below`
+ * when lower is better.
+ */
+const targetDefinitions = [
+  {
+    id: 'roundtrip',
+    text: 'small-object round trip p50 <= unix socket / 25',
+    at: ['pingpong', 'small', 'p50'],
+    limit: (rs) => times(unixValue(rs, 'pingpong', 'p50'), 1 / 25),
+    below: true,
+    unit: 'µs',
+  },
+  {
+    id: 'oneway-vs-unix',
+    text: 'one-way small objects >= 5 x unix socket',
+    at: ['oneway', 'small', 'msgsPerSec'],
+    limit: (rs) => times(unixValue(rs, 'oneway', 'msgsPerSec'), 5),
+    unit: 'msgs/s',
+  },
+  {
+    id: 'oneway-vs-msgpackr',
+    text: 'one-way small objects >= 90% of msgpackr encode alone',
+    at: ['oneway', 'small', 'msgsPerSec'],
+    limit: (rs) => times(find(rs, 'msgpackr', 'small', null)?.encodePerSec, 0.9),
+    unit: 'msgs/s',
+  },
+  { id: 'raw64', text: 'one-way raw 64 B >= 8 M msgs/s', at: ['oneway', 'raw64', 'msgsPerSec'], limit: () => 8e6, unit: 'msgs/s' },
+  { id: 'raw64k', text: 'one-way raw 64 KiB >= 8 GB/s', at: ['oneway', 'raw64k', 'bytesPerSec'], limit: () => 8e9, unit: 'B/s' },
+  {
+    id: 'wakeup',
+    text: 'asleep receiver answers p50 <= unix socket',
+    at: ['wakeup', 'small', 'p50'],
+    limit: (rs) => unixValue(rs, 'wakeup', 'p50'),
+    below: true,
+    unit: 'µs',
+  },
+  { id: 'parked', text: 'parked receiver < 1% of a core', at: ['parked', 'small', 'cpuPercent'], limit: () => 1, below: true, unit: '%' },
+];
+
+export function withRatiosAndTargets(report) {
+  const results = report.results.map((r) => {
+    const vsUnix = vsReference(report.results, r);
+    return vsUnix === undefined ? r : { ...r, vsUnix };
+  });
+  const targets = [];
+  for (const t of targetDefinitions) {
+    const limit = t.limit(results);
+    const [scenario, message, field] = t.at;
+    for (const mechanism of shmchanIds) {
+      const measured = find(results, scenario, message, mechanism)?.[field];
+      if (measured === undefined || limit === undefined) continue;
+      const pass = t.below ? measured <= limit : measured >= limit;
+      targets.push({ id: t.id, text: t.text, mechanism, unit: t.unit, limit, measured, pass });
+    }
+  }
+  return { ...report, results, targets };
+}
+
+// ---- numbers as text ----
+
+/** Three significant digits, without exponent. */
+function sig(x) {
+  if (!Number.isFinite(x)) return String(x);
+  if (x >= 100) return Math.round(x).toLocaleString('en-US');
+  if (x >= 10) return x.toFixed(1);
+  if (x >= 1) return x.toFixed(2);
+  return x.toPrecision(2);
+}
+
+function rate(msgsPerSec) {
+  return msgsPerSec >= 1e6 ? `${sig(msgsPerSec / 1e6)} M/s` : `${sig(msgsPerSec / 1e3)} k/s`;
+}
+
+function bytesRate(bytesPerSec) {
+  return bytesPerSec >= 1e9 ? `${sig(bytesPerSec / 1e9)} GB/s` : `${sig(bytesPerSec / 1e6)} MB/s`;
+}
+
+function inUnit(value, unit) {
+  if (unit === 'µs') return `${sig(value)} µs`;
+  if (unit === 'msgs/s') return rate(value).replace('/s', ' msgs/s');
+  if (unit === 'B/s') return bytesRate(value);
+  return `${sig(value)} %`;
+}
+
+const ratio = (r) => (r.vsUnix === undefined ? '' : `${sig(r.vsUnix)}×`);
+
+function cellsOf(r) {
+  if (r === undefined) return ['-', ''];
+  if (latencyScenarios.has(r.scenario)) return [`${sig(r.p50)} / ${sig(r.p99)} / ${sig(r.p999)}`, ratio(r)];
+  if (throughputScenarios.has(r.scenario)) return [`${rate(r.msgsPerSec)}  ${bytesRate(r.bytesPerSec)}`, ratio(r)];
+  if (r.scenario === 'parked') return [`${r.cpuPercent.toFixed(2)} %`, ''];
+  return ['', ''];
+}
+
+const units = {
+  pingpong: 'µs p50 / p99 / p99.9',
+  wakeup: 'µs p50 / p99 / p99.9',
+  oneway: 'messages and bytes per second',
+  fanin: 'messages and bytes per second, all producers together',
+  parked: 'CPU of the waiting process over the wait, % of one core',
+};
+
+/** One table per scenario: a row per mechanism, a value and a ratio column per message. */
+function scenarioTables(report) {
+  const tables = [];
+  for (const [id, scenario] of Object.entries(scenarios)) {
+    if (id === 'msgpackr') continue;
+    const rows = report.results.filter((r) => r.scenario === id);
+    if (rows.length === 0) continue;
+    const messages = scenario.messages.filter((m) => rows.some((r) => r.message === m));
+    const withRatio = id !== 'parked';
+    const header = ['mechanism', ...messages.flatMap((m) => (withRatio ? [report.messages[m].label, '×unix'] : [report.messages[m].label]))];
+    const body = [];
+    for (const m of mechanisms) {
+      if (!rows.some((r) => r.mechanism === m.id)) continue;
+      body.push([m.label, ...messages.flatMap((msg) => cellsOf(find(rows, id, msg, m.id)).slice(0, withRatio ? 2 : 1))]);
+    }
+    tables.push({ title: `${scenario.label[0].toUpperCase()}${scenario.label.slice(1)}: ${units[id]}`, header, body });
+  }
+  const alone = find(report.results, 'msgpackr', 'small', null);
+  if (alone !== undefined)
+    tables.push({
+      title: `msgpackr alone, the small object (${alone.messageBytes} B encoded), one thread`,
+      header: ['encode', 'decode', 'encode + decode'],
+      body: [
+        [
+          `${rate(alone.encodePerSec)} (${sig(alone.encodeNs)} ns)`,
+          `${rate(alone.decodePerSec)} (${sig(alone.decodeNs)} ns)`,
+          `${rate(alone.encodeDecodePerSec)} (${sig(1e9 / alone.encodeDecodePerSec)} ns)`,
+        ],
+      ],
+    });
+  return tables;
+}
+
+function targetTable(report) {
+  const measured = shmchanIds.filter((id) => report.targets.some((t) => t.mechanism === id));
+  if (measured.length === 0) return undefined;
+  const body = [];
+  for (const t of targetDefinitions) {
+    const rows = report.targets.filter((x) => x.id === t.id);
+    if (rows.length === 0) continue;
+    body.push([
+      t.text,
+      inUnit(rows[0].limit, t.unit),
+      ...measured.map((id) => {
+        const x = rows.find((r) => r.mechanism === id);
+        return x === undefined ? '-' : `${inUnit(x.measured, t.unit)} ${x.pass ? 'pass' : 'MISS'}`;
+      }),
+    ]);
+  }
+  return {
+    title: 'Targets (issue 6, item 5), informational',
+    header: ['target', 'limit', ...measured.map((id) => mechanismById[id].label)],
+    body,
+  };
+}
+
+function machineLine(report) {
+  const m = report.machine;
+  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average before the run ${m.loadAverage.join(' ')}`;
+}
+
+function heading(report) {
+  return [
+    `shmchan benchmarks (${report.mode} run, ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${report.elapsedSeconds.toFixed(0)} s)`,
+    machineLine(report),
+    '×unix: how many times better than the unix socket in the same run (its p50 over this one, or this rate over its rate); higher is better',
+  ];
+}
+
+function plainTable({ title, header, body }) {
+  const rows = [header, ...body];
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => [...r[i]].length)));
+  const line = (r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - [...c].length))).join('  ').trimEnd();
+  return [title, ...rows.map(line)].join('\n');
+}
+
+export function textReport(report) {
+  const parts = [heading(report).join('\n')];
+  for (const t of scenarioTables(report)) parts.push(plainTable(t));
+  const targets = targetTable(report);
+  if (targets !== undefined) parts.push(plainTable(targets));
+  if (report.failures.length > 0)
+    parts.push(['Failed trials', ...report.failures.map((f) => `${f.scenario}/${f.message}/${f.mechanism ?? 'msgpackr'}: ${f.error}`)].join('\n'));
+  return `${parts.join('\n\n')}\n`;
+}
+
+function markdownTable({ title, header, body }) {
+  const esc = (c) => c.replace(/\|/g, '\\|');
+  return [
+    `**${esc(title)}**`,
+    '',
+    `| ${header.map(esc).join(' | ')} |`,
+    `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    ...body.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+export function markdownReport(report) {
+  const [title, machine, note] = heading(report);
+  const parts = [`${title}  \n${machine}  \n${note}`];
+  for (const t of scenarioTables(report)) parts.push(markdownTable(t));
+  const targets = targetTable(report);
+  if (targets !== undefined) parts.push(markdownTable(targets));
+  if (report.failures.length > 0) parts.push(report.failures.map((f) => `- failed: ${f.scenario}/${f.message}/${f.mechanism}: ${f.error}`).join('\n'));
+  return `${parts.join('\n\n')}\n`;
+}
+
+// ---- the chart ----
+
+const xml = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** Horizontal bars, one per mechanism; returns SVG elements and the height used. */
+function barPanel({ x, y, width, title, rows, format }) {
+  const labelWidth = 170;
+  const valueWidth = 150;
+  const barHeight = 16;
+  const gap = 6;
+  const max = Math.max(...rows.map((r) => r.value));
+  const scale = (width - labelWidth - valueWidth) / max;
+  const out = [`<text x="${x}" y="${y + 14}" class="title">${xml(title)}</text>`];
+  let top = y + 28;
+  for (const r of rows) {
+    const w = Math.max(1, r.value * scale);
+    const colour = r.family === 'shmchan' ? '#2f6fb0' : r.id === REFERENCE ? '#d9822b' : '#8c8c8c';
+    out.push(
+      `<text x="${x + labelWidth - 8}" y="${top + 12}" class="label" text-anchor="end">${xml(r.label)}</text>`,
+      `<rect x="${x + labelWidth}" y="${top}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colour}"/>`,
+      `<text x="${(x + labelWidth + w + 6).toFixed(1)}" y="${top + 12}" class="value">${xml(format(r))}</text>`,
+    );
+    top += barHeight + gap;
+  }
+  return { elements: out, height: top - y };
+}
+
+export function svgChart(report) {
+  const width = 760;
+  const pad = 16;
+  const rowsOf = (scenario, pick) =>
+    mechanisms
+      .map((m) => ({ ...m, r: find(report.results, scenario, 'small', m.id) }))
+      .filter((m) => m.r !== undefined)
+      .map((m) => ({ id: m.id, label: m.label, family: m.family, value: pick(m.r), vsUnix: m.r.vsUnix }));
+  const versus = (r) => (r.vsUnix === undefined ? '' : `  (${sig(r.vsUnix)}× unix)`);
+  const panels = [
+    {
+      title: 'Round trip p50, small object (µs, lower is better)',
+      rows: rowsOf('pingpong', (r) => r.p50),
+      format: (r) => `${sig(r.value)} µs${versus(r)}`,
+    },
+    {
+      title: 'One-way throughput, small object (million messages/s, higher is better)',
+      rows: rowsOf('oneway', (r) => r.msgsPerSec / 1e6),
+      format: (r) => `${sig(r.value)} M/s${versus(r)}`,
+    },
+  ].filter((p) => p.rows.length > 0);
+  const elements = [];
+  let y = pad;
+  for (const panel of panels) {
+    const { elements: e, height } = barPanel({ x: pad, y, width: width - 2 * pad, ...panel });
+    elements.push(...e);
+    y += height + 18;
+  }
+  const m = report.machine;
+  elements.push(
+    `<text x="${pad}" y="${y + 4}" class="note">${xml(`${m.cpus} × ${m.cpuModel}, Node ${m.node}, ${report.date.slice(0, 10)}, ${report.mode} run of npm run bench`)}</text>`,
+  );
+  const height = y + 16;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    '<style>.title{font-size:14px;font-weight:bold;fill:#222}.label{font-size:12px;fill:#222}.value{font-size:11px;fill:#444}.note{font-size:11px;fill:#666}</style>',
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    ...elements,
+    '</svg>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+// The benchmark runner: shmchan against a pipe, a unix socket, child_process IPC
+// and worker_threads MessagePort, on this machine, in this run.
+//
+//   node bench/run.mjs [--quick] [--json | --markdown] [--svg FILE] [--only REGEX]
+//   (the same as npm run bench -- ... and shmchan bench ...; see shmchan bench --help)
+//
+// Every (scenario, message, mechanism) trial runs in fresh processes: this runner
+// starts `node bench/trial.mjs SPEC` for it, in a process group of its own, and
+// reads one line of JSON back. The channels, FIFOs and socket a trial uses are
+// named here and removed here afterwards, whatever became of the trial.
+// SHMCHAN_BENCH_TINY=1 makes every trial a few milliseconds long (for the test);
+// SHMCHAN_BENCH_API=async|sync picks which shmchan calls the round trips use.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { mechanismById, mechanisms, messageBytes, messageKinds } from './drivers.mjs';
+import { markdownReport, svgChart, textReport, withRatiosAndTargets } from './report.mjs';
+import { scenarios } from './scenarios.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const trialScript = path.join(here, 'trial.mjs');
+
+const durationSets = {
+  full: { warmMs: 300, measureMs: 1000, parkedMs: 2000, wakeup: { warmCount: 50, count: 1000 } },
+  quick: { warmMs: 60, measureMs: 150, parkedMs: 500, wakeup: { warmCount: 10, count: 150 } },
+  tiny: { warmMs: 10, measureMs: 30, parkedMs: 100, wakeup: { warmCount: 2, count: 8 } },
+};
+
+function cpuModel() {
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+    return line?.split(':')[1].trim() ?? os.cpus()[0]?.model ?? 'unknown';
+  } catch {
+    return os.cpus()[0]?.model ?? 'unknown';
+  }
+}
+
+function planTrials(only, mode, api) {
+  const filter = only === undefined ? null : new RegExp(only);
+  const durations = durationSets[mode];
+  const trials = [];
+  for (const [scenarioId, scenario] of Object.entries(scenarios))
+    for (const message of mode === 'full' ? scenario.messages : scenario.quickMessages ?? scenario.messages)
+      for (const mechanism of scenario.peers === 0 ? [null] : mechanisms) {
+        if (mechanism !== null && scenario.multiProducer && !mechanism.multiProducer) continue;
+        const id = `${scenarioId}/${message}/${mechanism?.id ?? 'msgpackr'}`;
+        if (filter !== null && !filter.test(id)) continue;
+        trials.push({ id, scenario: scenarioId, message, mechanism: mechanism?.id ?? null, peers: scenario.peers, durations, api });
+      }
+  return trials;
+}
+
+function describeResult(trial, result) {
+  if (result.p50 !== undefined) return `p50 ${result.p50.toFixed(1)} µs`;
+  if (result.msgsPerSec !== undefined) return `${(result.msgsPerSec / 1e6).toFixed(3)} M msgs/s`;
+  if (result.cpuPercent !== undefined) return `${result.cpuPercent.toFixed(2)} % CPU`;
+  if (result.encodePerSec !== undefined) return `encode ${(result.encodePerSec / 1e6).toFixed(2)} M/s`;
+  return '';
+}
+
+class Progress {
+  constructor(stream, total) {
+    this.stream = stream;
+    this.total = total;
+    this.tty = stream.isTTY === true;
+  }
+
+  label(index, trial) {
+    const m = trial.mechanism === null ? 'msgpackr' : mechanismById[trial.mechanism].label;
+    return `[${String(index + 1).padStart(String(this.total).length)}/${this.total}] ${scenarios[trial.scenario].label} · ${messageKinds[trial.message].label} · ${m}`;
+  }
+
+  start(index, trial) {
+    if (this.tty) this.stream.write(`\r\x1b[K${this.label(index, trial).slice(0, (this.stream.columns ?? 80) - 1)}`);
+  }
+
+  done(index, trial, text) {
+    const line = `${this.label(index, trial)}: ${text}`;
+    if (this.tty) this.stream.write(`\r\x1b[K${line.slice(0, (this.stream.columns ?? 80) - 1)}`);
+    else this.stream.write(`${line}\n`);
+  }
+
+  finish(text) {
+    this.stream.write(`${this.tty ? '\r\x1b[K' : ''}${text}\n`);
+  }
+}
+
+/** Runs one trial's main process to the end (or its deadline); removes what it used. */
+async function runTrial(trial, index, prefix, shmchan) {
+  const mechanism = trial.mechanism === null ? null : mechanismById[trial.mechanism];
+  const resources = {
+    channels: [`${prefix}${index}-down`, `${prefix}${index}-up`],
+    socket: `\0${prefix}${index}`,
+    dir: mechanism?.family === 'pipe' ? fs.mkdtempSync(path.join(os.tmpdir(), prefix)) : null,
+  };
+  const spec = { ...trial, role: 'main', resources };
+  const deadlineMs = 20_000 + 3 * scenarios[trial.scenario].budgetMs(trial.durations);
+  const child = spawn(process.execPath, [trialScript, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  current = child;
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s) => (stderr += s));
+  const timer = setTimeout(() => killGroup(child), deadlineMs);
+  const [code, signal] = await new Promise((resolve) => child.on('close', (c, s) => resolve([c, s])));
+  clearTimeout(timer);
+  killGroup(child); // peers left behind by a trial that failed
+  current = null;
+  if (mechanism?.family === 'shmchan')
+    for (const name of resources.channels)
+      try {
+        shmchan.Channel.unlink(name, { backend: mechanism.backend });
+      } catch {
+        // already gone, or never made
+      }
+  if (resources.dir !== null) fs.rmSync(resources.dir, { recursive: true, force: true });
+  if (code === 0) {
+    try {
+      return { ok: true, result: JSON.parse(stdout.trim().split('\n').pop()) };
+    } catch {
+      // fall through: a failure
+    }
+  }
+  const why = signal === 'SIGKILL' ? `no result within ${deadlineMs / 1000} s` : signal !== null ? `killed by ${signal}` : `exit code ${code}`;
+  const detail = stderr.trim().split('\n').filter(Boolean).slice(0, 3).join(' | ');
+  return { ok: false, error: detail ? `${why}: ${detail}` : why };
+}
+
+let current = null;
+
+/** Bad options: `usage` tells a caller to exit with status 2. */
+function usageError(message) {
+  return Object.assign(new Error(message), { usage: true });
+}
+
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // the group is gone already
+  }
+}
+
+/**
+ * Runs the benchmarks and prints the report. Resolves with the exit status: 0, or
+ * 1 when a trial failed (a missed speed target is reported, not an error).
+ * Rejects with an error whose `usage` is true for bad options.
+ */
+export async function runBench(options = {}) {
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const mode = process.env.SHMCHAN_BENCH_TINY === '1' ? 'tiny' : options.quick ? 'quick' : 'full';
+  const api = process.env.SHMCHAN_BENCH_API ?? 'sync';
+  if (api !== 'sync' && api !== 'async') throw usageError(`SHMCHAN_BENCH_API must be 'sync' or 'async', got '${api}'`);
+  if (options.only !== undefined)
+    try {
+      new RegExp(options.only);
+    } catch {
+      throw usageError(`--only must be a regular expression, got '${options.only}'`);
+    }
+  const trials = planTrials(options.only, mode, api);
+  if (trials.length === 0) throw usageError(`no trial matches --only '${options.only}'`);
+  const prefix = process.env.SHMCHAN_BENCH_PREFIX ?? `shmchan-bench-${process.pid}-`;
+  const shmchan = await import('../dist/index.mjs');
+
+  const onSignal = (signal) => {
+    if (current !== null) killGroup(current);
+    process.kill(process.pid, signal);
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.once(signal, onSignal);
+
+  const started = process.hrtime.bigint();
+  const progress = new Progress(stderr, trials.length);
+  const results = [];
+  const failures = [];
+  try {
+    for (const [index, trial] of trials.entries()) {
+      progress.start(index, trial);
+      const outcome = await runTrial(trial, index, prefix, shmchan);
+      const row = { scenario: trial.scenario, message: trial.message, mechanism: trial.mechanism };
+      if (outcome.ok) {
+        results.push({ ...row, ...outcome.result });
+        progress.done(index, trial, describeResult(trial, outcome.result));
+      } else {
+        failures.push({ ...row, error: outcome.error });
+        progress.done(index, trial, `FAILED (${outcome.error})`);
+      }
+    }
+  } finally {
+    for (const signal of signals) process.removeListener(signal, onSignal);
+  }
+  const elapsedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  progress.finish(`${trials.length} trials in ${elapsedSeconds.toFixed(1)} s${failures.length ? `, ${failures.length} failed` : ''}`);
+
+  const report = withRatiosAndTargets({
+    schema: 1,
+    date: new Date().toISOString(),
+    machine: {
+      cpuModel: cpuModel(),
+      cpus: os.availableParallelism?.() ?? os.cpus().length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      kernel: os.release(),
+      loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+    },
+    mode,
+    shmchanApi: api,
+    durations: durationSets[mode],
+    elapsedSeconds,
+    mechanisms: mechanisms.map(({ id, label }) => ({ id, label })),
+    messages: Object.fromEntries(Object.entries(messageKinds).map(([id, k]) => [id, { label: k.label, bytes: messageBytes(id) }])),
+    results,
+    failures,
+  });
+  if (options.svg !== undefined) fs.writeFileSync(options.svg, svgChart(report));
+  if (options.json) stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  else stdout.write(options.markdown ? markdownReport(report) : textReport(report));
+  return failures.length === 0 ? 0 : 1;
+}
+
+// Run directly (npm run bench), it is the CLI's bench command: one parser, one --help.
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(fs.realpathSync(process.argv[1])).href;
+if (invokedDirectly) {
+  const { main } = createRequire(import.meta.url)('../dist/cli.js');
+  // not a top-level await: the CLI imports this module, which must have finished evaluating
+  main(['bench', ...process.argv.slice(2)]).then((code) => (process.exitCode = code));
+}

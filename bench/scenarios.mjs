@@ -1,0 +1,292 @@
+// What a trial measures. Each scenario has a main part (in the trial's process,
+// which measures) and a peer part (in each peer); `peers` says how many peers.
+// `messages` are the message kinds it runs with, `quickMessages` those of --quick
+// (default: the same). Times come from process.hrtime.bigint(); every scenario warms up first and
+// discards what it measured meanwhile.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Packr, Unpackr } from 'msgpackr';
+import { messageBytes, messageKinds } from './drivers.mjs';
+
+const now = () => Number(process.hrtime.bigint()); // ns; exact in a double for centuries of uptime
+
+function percentiles(samples) {
+  if (samples.length === 0) throw new Error('no samples: the measured time is too short for one round trip');
+  const sorted = Float64Array.from(samples).sort();
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] / 1000;
+  let sum = 0;
+  for (const s of sorted) sum += s;
+  return { samples: sorted.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), mean: sum / sorted.length / 1000 };
+}
+
+/** Runs handler-driven work on a side's receivers until `finish` is called; a peer's failure rejects. */
+function untilFinished(side, start) {
+  return new Promise((resolve, reject) => {
+    const poll = setInterval(() => {
+      if (side.peers.failed !== null) reject(side.peers.failed);
+    }, 50);
+    const finish = (value) => {
+      clearInterval(poll);
+      resolve(value);
+    };
+    try {
+      Promise.resolve(start(finish)).catch(reject);
+    } catch (error) {
+      reject(error);
+    }
+  });
+}
+
+// ---- round trips ----
+
+/** One round trip, with the fastest call the receiver has. */
+function roundTrip(rx, tx, value) {
+  tx.write(value);
+  return rx.nextSync !== undefined ? rx.nextSync() : rx.next();
+}
+
+/** Main: round trips one after the other for the warm-up plus the measured time,
+ * from the first answer on (so a peer's start-up is not in it). */
+async function pingPong(side, spec) {
+  const [rx] = side.receivers;
+  const [tx] = side.senders;
+  const make = messageKinds[spec.message].make;
+  const { warmMs, measureMs } = spec.durations;
+  await roundTrip(rx, tx, make(0));
+  const max = 2_000_000;
+  const samples = new Float64Array(max);
+  const start = now();
+  const warmEnd = start + warmMs * 1e6;
+  const end = warmEnd + measureMs * 1e6;
+  let n = 0;
+  let i = 1;
+  if (rx.nextSync !== undefined) {
+    for (let t = start; t < end && n < max; i++) {
+      const t0 = now();
+      tx.write(make(i));
+      rx.nextSync();
+      t = now();
+      if (t0 >= warmEnd) samples[n++] = t - t0;
+    }
+  } else {
+    await untilFinished(side, (finish) => {
+      let t0 = 0;
+      const send = () => {
+        t0 = now();
+        tx.write(make(i++));
+      };
+      const started = rx.listen(() => {
+        const t = now();
+        if (t0 >= warmEnd) samples[n++] = t - t0;
+        if (t >= end || n === max) {
+          finish();
+          return true;
+        }
+        send();
+        return false;
+      });
+      send();
+      return started;
+    });
+  }
+  return percentiles(samples.subarray(0, n));
+}
+
+/** Main: one round trip at a time with a pause of at least 1 ms before each, so the receiver has gone to sleep. */
+async function wakeUp(side, spec) {
+  const [rx] = side.receivers;
+  const [tx] = side.senders;
+  const make = messageKinds[spec.message].make;
+  const { warmCount, count } = spec.durations.wakeup;
+  const samples = new Float64Array(count);
+  for (let i = 0; i < warmCount + count; i++) {
+    await sleep(1);
+    side.peers.check();
+    const t0 = now();
+    await roundTrip(rx, tx, make(i));
+    if (i >= warmCount) samples[i - warmCount] = now() - t0;
+  }
+  return percentiles(samples);
+}
+
+/** Peer: sends back every message it gets. */
+async function echo(side) {
+  const { receiver: rx, sender: tx } = side;
+  if (rx.nextSync !== undefined) for (;;) tx.write(rx.nextSync());
+  await rx.listen((value) => void tx.write(value));
+  await new Promise(() => {}); // until stopped
+}
+
+// ---- throughput ----
+
+/** Main: counts what arrives on every receiver over the measured time, after a
+ * warm-up that starts with the first message. */
+async function consume(side, spec) {
+  const { warmMs, measureMs } = spec.durations;
+  const bytes = messageBytes(spec.message);
+  const mask = bytes >= 16384 ? 7 : 255; // look at the clock every mask + 1 messages
+  let warmEnd = 0;
+  let count = 0;
+  let t1 = 0;
+  let c1 = 0;
+  let result;
+  await untilFinished(side, (finish) => {
+    const handler = () => {
+      if (result !== undefined) return true;
+      if (++count === 1) warmEnd = now() + warmMs * 1e6;
+      if ((count & mask) !== 0) return false;
+      const t = now();
+      if (t1 === 0) {
+        if (t >= warmEnd) {
+          t1 = t;
+          c1 = count;
+        }
+      } else if (t - t1 >= measureMs * 1e6) {
+        const seconds = (t - t1) / 1e9;
+        const messages = count - c1;
+        result = { messages, seconds, msgsPerSec: messages / seconds, bytesPerSec: (messages * bytes) / seconds, messageBytes: bytes };
+        finish();
+        return true;
+      }
+      return false;
+    };
+    return Promise.all(side.receivers.map((rx) => rx.listen(handler)));
+  });
+  return result;
+}
+
+/** Peer: sends as fast as the mechanism takes messages until it is stopped. */
+async function produce(side, spec) {
+  const tx = side.sender;
+  const make = messageKinds[spec.message].make;
+  for (let i = 0; ; i++) {
+    const wait = tx.write(make(i));
+    if (wait !== undefined) await wait;
+  }
+}
+
+// ---- a parked receiver ----
+
+/** Main: lets the peer settle after it starts, then leaves it waiting on an empty
+ * channel for the parked time, then asks it what that wait cost. */
+async function parkedMain(side, spec) {
+  const [rx] = side.receivers;
+  const [tx] = side.senders;
+  const poke = async (ms) => {
+    await sleep(ms);
+    side.peers.check();
+    tx.write(messageKinds.small.make(0));
+  };
+  await rx.next(); // ready
+  await poke(Math.min(200, spec.durations.parkedMs));
+  await poke(spec.durations.parkedMs);
+  const report = await rx.next();
+  return { seconds: report.wallNs / 1e9, cpuMicros: report.cpuMicros, cpuPercent: (report.cpuMicros * 1e5) / report.wallNs };
+}
+
+/** Peer: the CPU time (every thread's) of one asynchronous wait, `await receive()` for shmchan.
+ * The wait before it absorbs what start-up left running (compilation, collection). */
+async function parkedPeer(side) {
+  side.sender.write(messageKinds.small.make(0));
+  await side.receiver.next();
+  const cpu = process.cpuUsage();
+  const t0 = now();
+  const message = await side.receiver.next();
+  const wallNs = now() - t0;
+  const used = process.cpuUsage(cpu);
+  side.sender.write({ ...message, kind: 'cpu', cpuMicros: used.user + used.system, wallNs });
+  await new Promise(() => {}); // until stopped
+}
+
+// ---- msgpackr alone ----
+
+/** The codec's share: msgpackr with shmchan's settings, encoding and decoding the small object. */
+async function msgpackrAlone(spec) {
+  const packr = new Packr({ useRecords: false });
+  const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+  const make = messageKinds.small.make;
+  const encoded = packr.pack(make(0));
+  const loop = (ms, body) => {
+    const end = now() + ms * 1e6;
+    let n = 0;
+    const t0 = now();
+    let t = t0;
+    while (t < end) {
+      for (let j = 0; j < 1024; j++) body(n++);
+      t = now();
+    }
+    return n / ((t - t0) / 1e9);
+  };
+  const { warmMs, measureMs } = spec.durations;
+  const encode = (i) => packr.pack(make(i));
+  const decode = () => unpackr.unpack(encoded);
+  const both = (i) => unpackr.unpack(packr.pack(make(i)));
+  for (const body of [encode, decode, both]) loop(warmMs / 3, body);
+  const encodePerSec = loop(measureMs, encode);
+  const decodePerSec = loop(measureMs, decode);
+  const bothPerSec = loop(measureMs, both);
+  return {
+    messageBytes: encoded.length,
+    encodePerSec,
+    decodePerSec,
+    encodeDecodePerSec: bothPerSec,
+    encodeNs: 1e9 / encodePerSec,
+    decodeNs: 1e9 / decodePerSec,
+  };
+}
+
+// ---- the table ----
+
+const all = ['small', 'raw64', 'raw64k'];
+
+export const scenarios = {
+  pingpong: {
+    label: 'round trip (ping-pong)',
+    messages: all,
+    quickMessages: ['small'],
+    peers: 1,
+    main: pingPong,
+    peer: echo,
+    budgetMs: (d) => d.warmMs + d.measureMs,
+  },
+  oneway: {
+    label: 'one-way throughput',
+    messages: all,
+    peers: 1,
+    main: consume,
+    peer: produce,
+    budgetMs: (d) => d.warmMs + d.measureMs,
+  },
+  fanin: {
+    label: '4 producers -> 1 consumer',
+    messages: all,
+    quickMessages: ['small'],
+    peers: 4,
+    multiProducer: true,
+    main: consume,
+    peer: produce,
+    budgetMs: (d) => d.warmMs + d.measureMs,
+  },
+  wakeup: {
+    label: 'wake-up (asleep receiver)',
+    messages: ['small'],
+    peers: 1,
+    main: wakeUp,
+    peer: echo,
+    budgetMs: (d) => 1.2 * (d.wakeup.warmCount + d.wakeup.count),
+  },
+  parked: {
+    label: 'parked receiver CPU',
+    messages: ['small'],
+    peers: 1,
+    main: parkedMain,
+    peer: parkedPeer,
+    budgetMs: (d) => d.parkedMs + 200,
+  },
+  msgpackr: {
+    label: 'msgpackr alone',
+    messages: ['small'],
+    peers: 0,
+    alone: msgpackrAlone,
+    budgetMs: (d) => d.warmMs + 3 * d.measureMs,
+  },
+};

@@ -1,0 +1,37 @@
+// One process (or worker thread) of a trial. The runner starts the main one as
+//   node bench/trial.mjs SPEC_JSON
+// and it prints one line of JSON with what it measured; the main one starts
+// the peers the same way (with role 'peer'), or as worker threads.
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { openMain, openPeer } from './drivers.mjs';
+import { scenarios } from './scenarios.mjs';
+
+const spec = isMainThread ? JSON.parse(process.argv[2]) : workerData;
+const scenario = scenarios[spec.scenario];
+
+if (spec.role === 'peer') {
+  openPeer(spec, parentPort)
+    .then((side) => scenario.peer(side, spec))
+    .catch((error) => {
+      process.stderr.write(`bench peer (${spec.mechanism}, ${spec.scenario}): ${error.stack ?? error}\n`);
+      process.exit(1);
+    });
+} else {
+  try {
+    let result;
+    if (scenario.alone !== undefined) result = await scenario.alone(spec);
+    else {
+      const side = await openMain(spec);
+      try {
+        result = await scenario.main(side, spec);
+      } finally {
+        await side.close();
+      }
+    }
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.exit(0);
+  } catch (error) {
+    process.stderr.write(`bench trial (${spec.mechanism}, ${spec.scenario}, ${spec.message}): ${error.stack ?? error}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,169 @@
+// The benchmark harness runs end to end in its tiny mode (trials of a few
+// milliseconds): the shape of its JSON, a number from every mechanism, a
+// well-formed chart, and nothing left behind. No assertion here is about speed.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Channel, list } from '../dist/index.js';
+import { packageRoot, sysvKeyOf, sysvRows } from './helpers';
+
+const bin = path.join(packageRoot, 'bin', 'shmchan.js');
+const work = mkdtempSync(path.join(tmpdir(), 'shmchan-bench-test-'));
+const prefix = `shmchan-test-${process.pid}-bench-`;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function shmchan(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const child = spawn(process.execPath, [bin, ...args], { cwd: packageRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Every name the runner may have given a trial's channels. */
+function namesUsed(trials: number): string[] {
+  return Array.from({ length: trials }, (_, i) => [`${prefix}${i}-down`, `${prefix}${i}-up`]).flat();
+}
+
+function leftovers(trials: number): string[] {
+  const keys = new Set(namesUsed(trials).map(sysvKeyOf));
+  return [
+    ...list()
+      .filter((c) => c.name.startsWith(prefix))
+      .map((c) => `${c.backend} ${c.name}`),
+    ...readdirSync('/dev/shm').filter((f) => f.startsWith(prefix)),
+    ...[...sysvRows('shm'), ...sysvRows('sem')].filter((row) => keys.has(row.key)).map((row) => `sysv key ${row.key}`),
+  ];
+}
+
+/** Tags nest and close, attributes are quoted, text has no stray '<' or '&'. */
+function wellFormedXml(text: string): boolean {
+  const stack: string[] = [];
+  const token = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>|([^<]+)/gy;
+  let match: RegExpExecArray | null;
+  let end = 0;
+  while ((match = token.exec(text)) !== null) {
+    end = token.lastIndex;
+    const [, closing, name, , selfClosing, chars] = match;
+    if (chars !== undefined) {
+      if (/&(?!(amp|lt|gt|quot|apos|#\d+);)/.test(chars)) return false;
+    } else if (closing) {
+      if (stack.pop() !== name) return false;
+    } else if (!selfClosing) stack.push(name);
+  }
+  return end === text.length && stack.length === 0;
+}
+
+interface Report {
+  schema: number;
+  date: string;
+  mode: string;
+  machine: { cpus: number; cpuModel: string; node: string };
+  mechanisms: { id: string; label: string }[];
+  messages: Record<string, { label: string; bytes: number }>;
+  results: Record<string, unknown>[];
+  failures: unknown[];
+  targets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean }[];
+}
+
+describe('shmchan bench (tiny trials)', () => {
+  let run: Run;
+  let report: Report;
+  const svgFile = path.join(work, 'chart.svg');
+
+  beforeAll(async () => {
+    run = await shmchan(['bench', '--json', '--svg', svgFile], { SHMCHAN_BENCH_TINY: '1', SHMCHAN_BENCH_PREFIX: prefix });
+    report = JSON.parse(run.stdout) as Report;
+  }, 300_000);
+
+  afterAll(() => {
+    for (const c of list()) if (c.name.startsWith(prefix)) Channel.unlink(c.name, { backend: c.backend });
+    for (const file of readdirSync('/dev/shm')) if (file.startsWith(prefix)) Channel.unlink(file);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('finishes with every trial done', () => {
+    expect(run.stderr).toMatch(/trials in [\d.]+ s/);
+    expect(report.failures).toEqual([]);
+    expect(run.code).toBe(0);
+  });
+
+  it('describes the machine and the run', () => {
+    expect(report.schema).toBe(1);
+    expect(report.mode).toBe('tiny');
+    expect(Number.isNaN(Date.parse(report.date))).toBe(false);
+    expect(report.machine.cpus).toBeGreaterThan(0);
+    expect(report.machine.cpuModel).not.toBe('');
+    expect(report.machine.node).toBe(process.version);
+    expect(Object.keys(report.messages)).toEqual(['small', 'raw64', 'raw64k']);
+    expect(report.messages.raw64k.bytes).toBe(65536);
+  });
+
+  it('has numbers from every mechanism in every scenario it applies to', () => {
+    const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+    const fields: Record<string, string[]> = {
+      pingpong: ['p50', 'p99', 'p999', 'mean'],
+      wakeup: ['p50', 'p99', 'p999'],
+      oneway: ['msgsPerSec', 'bytesPerSec'],
+      fanin: ['msgsPerSec', 'bytesPerSec'],
+    };
+    for (const { id } of report.mechanisms) {
+      const scenarios = ['pingpong', 'oneway', 'wakeup', 'parked'];
+      if (id.endsWith('-mpsc') || !id.startsWith('shmchan')) scenarios.push('fanin');
+      for (const scenario of scenarios) {
+        const r = report.results.find((x) => x.mechanism === id && x.scenario === scenario && x.message === 'small');
+        expect(r, `${scenario}/small/${id}`).toBeDefined();
+        if (scenario === 'parked') expect(r!.cpuPercent, `${scenario}/${id}`).toBeGreaterThanOrEqual(0);
+        else for (const field of fields[scenario]) expect(positive(r![field]), `${scenario}/${id} ${field}`).toBe(true);
+        if (scenario !== 'parked') expect(positive(r!.vsUnix), `${scenario}/${id} vsUnix`).toBe(true);
+      }
+      for (const message of ['raw64', 'raw64k'])
+        expect(report.results.find((x) => x.mechanism === id && x.scenario === 'oneway' && x.message === message)).toBeDefined();
+    }
+    const unix = report.results.find((x) => x.mechanism === 'unix' && x.scenario === 'pingpong');
+    expect(unix!.vsUnix).toBe(1);
+    const alone = report.results.find((x) => x.scenario === 'msgpackr');
+    expect(positive(alone!.encodePerSec) && positive(alone!.decodePerSec) && positive(alone!.encodeDecodePerSec)).toBe(true);
+  });
+
+  it('checks every target for every shmchan variant', () => {
+    const ids = new Set(report.targets.map((t) => t.id));
+    expect([...ids].sort()).toEqual(['oneway-vs-msgpackr', 'oneway-vs-unix', 'parked', 'raw64', 'raw64k', 'roundtrip', 'wakeup']);
+    expect(report.targets).toHaveLength(7 * 4);
+    for (const t of report.targets) expect(typeof t.pass).toBe('boolean');
+  });
+
+  it('writes a well-formed SVG chart with a bar per mechanism', () => {
+    const svg = readFileSync(svgFile, 'utf8');
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(wellFormedXml(svg.trim())).toBe(true);
+    expect(svg.match(/<rect /g)!.length).toBe(1 + 2 * report.mechanisms.length);
+    for (const { label } of report.mechanisms) expect(svg).toContain(`>${label}</text>`);
+  });
+
+  it('removes every channel, FIFO and socket it made', () => {
+    expect(leftovers(200)).toEqual([]);
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith(prefix))).toEqual([]);
+  });
+});
+
+describe('shmchan bench usage', () => {
+  it('has help, and exit status 2 for bad options', async () => {
+    const help = await shmchan(['bench', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: shmchan bench/);
+    for (const args of [['--nope'], ['--only', '('], ['--only', 'no-such-trial'], ['--svg'], ['--json', '--markdown'], ['extra']]) {
+      const bad = await shmchan(['bench', ...args]);
+      expect(bad.code, args.join(' ')).toBe(2);
+      expect(bad.stderr).toMatch(/^shmchan bench: /);
+    }
+  });
+});
