@@ -116,7 +116,7 @@ const ratio = (r) => (r.vsUnix === undefined ? '' : `${sig(r.vsUnix)}×`);
 function cellsOf(r) {
   if (r === undefined) return ['-', ''];
   if (latencyScenarios.has(r.scenario)) return [`${sig(r.p50)} / ${sig(r.p99)} / ${sig(r.p999)}`, ratio(r)];
-  if (throughputScenarios.has(r.scenario)) return [`${rate(r.msgsPerSec)}  ${bytesRate(r.bytesPerSec)}`, ratio(r)];
+  if (throughputScenarios.has(r.scenario)) return [`${rate(r.msgsPerSec)} · ${bytesRate(r.bytesPerSec)}`, ratio(r)];
   if (r.scenario === 'parked') return [`${r.cpuPercent.toFixed(2)} %`, ''];
   return ['', ''];
 }
@@ -187,7 +187,7 @@ function targetTable(report) {
 
 function machineLine(report) {
   const m = report.machine;
-  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average before the run ${m.loadAverage.join(' ')}`;
+  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average ${m.loadAverageBefore.join(' ')} before, ${m.loadAverageAfter.join(' ')} after`;
 }
 
 function heading(report) {

@@ -25,8 +25,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const trialScript = path.join(here, 'trial.mjs');
 
 const durationSets = {
-  full: { warmMs: 300, measureMs: 1000, parkedMs: 2000, wakeup: { warmCount: 50, count: 1000 } },
-  quick: { warmMs: 60, measureMs: 150, parkedMs: 500, wakeup: { warmCount: 10, count: 150 } },
+  full: { warmMs: 200, measureMs: 800, parkedMs: 2000, wakeup: { warmCount: 50, count: 1000 } },
+  quick: { warmMs: 60, measureMs: 150, parkedMs: 300, wakeup: { warmCount: 10, count: 150 } },
   tiny: { warmMs: 10, measureMs: 30, parkedMs: 100, wakeup: { warmCount: 2, count: 8 } },
 };
 
@@ -38,6 +38,9 @@ function cpuModel() {
     return os.cpus()[0]?.model ?? 'unknown';
   }
 }
+
+/** 1, 5 and 15 minute load averages: how busy the machine was besides the benchmark. */
+const loadAverage = () => os.loadavg().map((l) => Number(l.toFixed(2)));
 
 function planTrials(only, mode, api) {
   const filter = only === undefined ? null : new RegExp(only);
@@ -99,6 +102,7 @@ async function runTrial(trial, index, prefix, shmchan) {
   };
   const spec = { ...trial, role: 'main', resources };
   const deadlineMs = 20_000 + 3 * scenarios[trial.scenario].budgetMs(trial.durations);
+  const started = process.hrtime.bigint();
   const child = spawn(process.execPath, [trialScript, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   current = child;
   let stdout = '';
@@ -120,7 +124,8 @@ async function runTrial(trial, index, prefix, shmchan) {
   if (resources.dir !== null) fs.rmSync(resources.dir, { recursive: true, force: true });
   if (code === 0) {
     try {
-      return { ok: true, result: JSON.parse(stdout.trim().split('\n').pop()) };
+      const trialSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+      return { ok: true, result: { ...JSON.parse(stdout.trim().split('\n').pop()), trialSeconds } };
     } catch {
       // fall through: a failure
     }
@@ -174,6 +179,7 @@ export async function runBench(options = {}) {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.once(signal, onSignal);
 
+  const loadAverageBefore = loadAverage();
   const started = process.hrtime.bigint();
   const progress = new Progress(stderr, trials.length);
   const results = [];
@@ -206,7 +212,8 @@ export async function runBench(options = {}) {
       memoryGiB: Math.round(os.totalmem() / 2 ** 30),
       node: process.version,
       kernel: os.release(),
-      loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+      loadAverageBefore,
+      loadAverageAfter: loadAverage(),
     },
     mode,
     shmchanApi: api,
