@@ -102,9 +102,19 @@ async function runTrial(trial, index, prefix, shmchan) {
   };
   const spec = { ...trial, role: 'main', resources };
   const deadlineMs = 20_000 + 3 * scenarios[trial.scenario].budgetMs(trial.durations);
+  const removeResources = () => {
+    if (mechanism?.family === 'shmchan')
+      for (const name of resources.channels)
+        try {
+          shmchan.Channel.unlink(name, { backend: mechanism.backend });
+        } catch {
+          // already gone, or never made
+        }
+    if (resources.dir !== null) fs.rmSync(resources.dir, { recursive: true, force: true });
+  };
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, [trialScript, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  current = child;
+  current = { child, removeResources };
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s) => (stdout += s));
@@ -114,14 +124,7 @@ async function runTrial(trial, index, prefix, shmchan) {
   clearTimeout(timer);
   killGroup(child); // peers left behind by a trial that failed
   current = null;
-  if (mechanism?.family === 'shmchan')
-    for (const name of resources.channels)
-      try {
-        shmchan.Channel.unlink(name, { backend: mechanism.backend });
-      } catch {
-        // already gone, or never made
-      }
-  if (resources.dir !== null) fs.rmSync(resources.dir, { recursive: true, force: true });
+  removeResources();
   if (code === 0) {
     try {
       const trialSeconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -135,6 +138,7 @@ async function runTrial(trial, index, prefix, shmchan) {
   return { ok: false, error: detail ? `${why}: ${detail}` : why };
 }
 
+/** The trial running now: its process group and what it uses, for an interruption. */
 let current = null;
 
 /** Bad options: `usage` tells a caller to exit with status 2. */
@@ -173,7 +177,10 @@ export async function runBench(options = {}) {
   const shmchan = await import('../dist/index.mjs');
 
   const onSignal = (signal) => {
-    if (current !== null) killGroup(current);
+    if (current !== null) {
+      killGroup(current.child);
+      current.removeResources();
+    }
     process.kill(process.pid, signal);
   };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];

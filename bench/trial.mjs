@@ -28,8 +28,7 @@ if (spec.role === 'peer') {
         await side.close();
       }
     }
-    process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.exit(0);
+    process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
   } catch (error) {
     process.stderr.write(`bench trial (${spec.mechanism}, ${spec.scenario}, ${spec.message}): ${error.stack ?? error}\n`);
     process.exit(1);
