@@ -74,7 +74,7 @@ class Progress {
 
   label(index, trial) {
     const m = trial.mechanism === null ? 'msgpackr' : mechanismById[trial.mechanism].label;
-    return `[${String(index + 1).padStart(String(this.total).length)}/${this.total}] ${scenarios[trial.scenario].label} · ${messageKinds[trial.message].label} · ${m}`;
+    return `[${String(index + 1).padStart(String(this.total).length)}/${this.total}] ${trial.scenario} · ${messageKinds[trial.message].label} · ${m}`;
   }
 
   start(index, trial) {
