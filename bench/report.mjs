@@ -226,9 +226,17 @@ function markdownTable({ title, header, body }) {
   ].join('\n');
 }
 
-export function markdownReport(report) {
-  const [title, machine, note] = heading(report);
-  const parts = [`${title}  \n${machine}  \n${note}`];
+/** The README's results: the run and the machine, the chart when one was written, the tables. */
+export function markdownReport(report, svgPath) {
+  const m = report.machine;
+  const [, , note] = heading(report);
+  const parts = [
+    `One ${report.mode} run of \`npm run bench\` on ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${report.elapsedSeconds.toFixed(0)} s: ` +
+      `${m.cpus} × ${m.cpuModel} (as /proc/cpuinfo names it), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}. ` +
+      `Load average ${m.loadAverageBefore.join(' ')} before the run, ${m.loadAverageAfter.join(' ')} after it (the run included).`,
+  ];
+  if (svgPath !== undefined) parts.push(`![Round trip p50 and one-way throughput per mechanism, small object](${svgPath})`);
+  parts.push(`${note}.`);
   for (const t of scenarioTables(report)) parts.push(markdownTable(t));
   const targets = targetTable(report);
   if (targets !== undefined) parts.push(markdownTable(targets));

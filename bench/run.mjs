@@ -233,7 +233,7 @@ export async function runBench(options = {}) {
   });
   if (options.svg !== undefined) fs.writeFileSync(options.svg, svgChart(report));
   if (options.json) stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else stdout.write(options.markdown ? markdownReport(report) : textReport(report));
+  else stdout.write(options.markdown ? markdownReport(report, options.svg) : textReport(report));
   return failures.length === 0 ? 0 : 1;
 }
 
