@@ -187,7 +187,7 @@ function targetTable(report) {
 
 function machineLine(report) {
   const m = report.machine;
-  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average ${m.loadAverageBefore.join(' ')} before, ${m.loadAverageAfter.join(' ')} after`;
+  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}; other processes kept ${m.othersBusyCores} of the ${m.cpus} cores busy during the run`;
 }
 
 function heading(report) {
@@ -233,7 +233,7 @@ export function markdownReport(report, svgPath) {
   const parts = [
     `One ${report.mode} run of \`npm run bench\` on ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${report.elapsedSeconds.toFixed(0)} s: ` +
       `${m.cpus} × ${m.cpuModel} (as /proc/cpuinfo names it), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}. ` +
-      `Load average ${m.loadAverageBefore.join(' ')} before the run, ${m.loadAverageAfter.join(' ')} after it (the run included).`,
+      `Other processes kept ${m.othersBusyCores} of the ${m.cpus} cores busy during the run, on average.`,
   ];
   if (svgPath !== undefined) parts.push(`![Round trip p50 and one-way throughput per mechanism, small object](${svgPath})`);
   parts.push(`${note}.`);

@@ -39,8 +39,25 @@ function cpuModel() {
   }
 }
 
-/** 1, 5 and 15 minute load averages: how busy the machine was besides the benchmark. */
+/** 1, 5 and 15 minute load averages. */
 const loadAverage = () => os.loadavg().map((l) => Number(l.toFixed(2)));
+
+/** Clock ticks: every core's busy and total time, and this process's with its reaped
+ * children's (every trial and peer), so what others used in between can be told apart. */
+function cpuTicks() {
+  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const self = fs.readFileSync('/proc/self/stat', 'utf8');
+  const own = self.slice(self.lastIndexOf(')') + 2).split(' ').slice(11, 15).map(Number);
+  return { busy: total - fields[3] - fields[4], total, own: own.reduce((a, b) => a + b, 0) };
+}
+
+/** Cores that processes other than the benchmark's kept busy between two cpuTicks(), on average. */
+function othersBusyCores(before, after, cores) {
+  const span = after.total - before.total;
+  if (span <= 0) return 0;
+  return Math.max(0, ((after.busy - before.busy - (after.own - before.own)) / span) * cores);
+}
 
 function planTrials(only, mode, api) {
   const filter = only === undefined ? null : new RegExp(only);
@@ -187,6 +204,7 @@ export async function runBench(options = {}) {
   for (const signal of signals) process.once(signal, onSignal);
 
   const loadAverageBefore = loadAverage();
+  const ticksBefore = cpuTicks();
   const started = process.hrtime.bigint();
   const progress = new Progress(stderr, trials.length);
   const results = [];
@@ -221,6 +239,7 @@ export async function runBench(options = {}) {
       kernel: os.release(),
       loadAverageBefore,
       loadAverageAfter: loadAverage(),
+      othersBusyCores: Number(othersBusyCores(ticksBefore, cpuTicks(), os.cpus().length).toFixed(2)),
     },
     mode,
     shmchanApi: api,
