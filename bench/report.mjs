@@ -90,9 +90,9 @@ export function withRatiosAndTargets(report) {
 /** Three significant digits, without exponent. */
 function sig(x) {
   if (!Number.isFinite(x)) return String(x);
-  if (x >= 100) return Math.round(x).toLocaleString('en-US');
-  if (x >= 10) return x.toFixed(1);
-  if (x >= 1) return x.toFixed(2);
+  if (x >= 99.95) return Math.round(x).toLocaleString('en-US');
+  if (x >= 9.995) return x.toFixed(1);
+  if (x >= 0.9995) return x.toFixed(2);
   return x.toPrecision(2);
 }
 
