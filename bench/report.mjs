@@ -190,10 +190,18 @@ function machineLine(report) {
   return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}; other processes kept ${m.othersBusyCores} of the ${m.cpus} cores busy during the run`;
 }
 
+/** The code measured, in words: the commit, uncommitted changes, a rebuild during the run. */
+function codeLine({ commit, changed, distRebuiltDuringRun }) {
+  const parts = [];
+  if (commit !== undefined) parts.push(`shmchan at ${commit}${changed.length > 0 ? ` with uncommitted changes to ${changed.join(', ')}` : ''}`);
+  if (distRebuiltDuringRun) parts.push('dist/ was rebuilt during the run, so later trials ran newer code');
+  return parts.join('; ');
+}
+
 function heading(report) {
   return [
     `shmchan benchmarks (${report.mode} run, ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${report.elapsedSeconds.toFixed(0)} s)`,
-    machineLine(report),
+    [machineLine(report), codeLine(report.code)].filter(Boolean).join('\n'),
     '×unix: how many times better than the unix socket in the same run (its p50 over this one, or this rate over its rate); higher is better',
   ];
 }
@@ -233,7 +241,8 @@ export function markdownReport(report, svgPath) {
   const parts = [
     `One ${report.mode} run of \`npm run bench\` on ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${report.elapsedSeconds.toFixed(0)} s: ` +
       `${m.cpus} × ${m.cpuModel} (as /proc/cpuinfo names it), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}. ` +
-      `Other processes kept ${m.othersBusyCores} of the ${m.cpus} cores busy during the run, on average.`,
+      `Other processes kept ${m.othersBusyCores} of the ${m.cpus} cores busy during the run, on average.` +
+      (codeLine(report.code) === '' ? '' : ` Measured: ${codeLine(report.code)}.`),
   ];
   if (svgPath !== undefined) parts.push(`![Round trip p50 and one-way throughput per mechanism, small object](${svgPath})`);
   parts.push(`${note}.`);

@@ -11,7 +11,7 @@
 // named here and removed here afterwards, whatever became of the trial.
 // SHMCHAN_BENCH_TINY=1 makes every trial a few milliseconds long (for the test);
 // SHMCHAN_BENCH_API=async|sync picks which shmchan calls the round trips use.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -41,6 +41,29 @@ function cpuModel() {
 
 /** 1, 5 and 15 minute load averages. */
 const loadAverage = () => os.loadavg().map((l) => Number(l.toFixed(2)));
+
+/**
+ * Which code a run measures: the commit, the files of src/ and native/ that differ
+ * from it, and when dist/ (what the trials load) was last built. Outside a git
+ * checkout only the last.
+ */
+function codeState() {
+  const root = path.join(here, '..');
+  const dist = path.join(root, 'dist');
+  const builtMs = Math.max(0, ...fs.readdirSync(dist).map((f) => fs.statSync(path.join(dist, f)).mtimeMs));
+  const state = { distBuiltAt: new Date(builtMs).toISOString() };
+  try {
+    const git = (...args) => execFileSync('git', ['-C', root, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trimEnd();
+    state.commit = git('rev-parse', '--short=12', 'HEAD');
+    state.changed = git('status', '--porcelain', '--', 'src', 'native')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.slice(3));
+  } catch {
+    // not a git checkout (an installed package): dist/ is all there is
+  }
+  return state;
+}
 
 /** Clock ticks: every core's busy and total time, and this process's with its reaped
  * children's (every trial and peer), so what others used in between can be told apart. */
@@ -205,6 +228,7 @@ export async function runBench(options = {}) {
 
   const loadAverageBefore = loadAverage();
   const ticksBefore = cpuTicks();
+  const code = codeState();
   const started = process.hrtime.bigint();
   const progress = new Progress(stderr, trials.length);
   const results = [];
@@ -241,6 +265,7 @@ export async function runBench(options = {}) {
       loadAverageAfter: loadAverage(),
       othersBusyCores: Number(othersBusyCores(ticksBefore, cpuTicks(), os.cpus().length).toFixed(2)),
     },
+    code: { ...code, distRebuiltDuringRun: codeState().distBuiltAt !== code.distBuiltAt },
     mode,
     shmchanApi: api,
     durations: durationSets[mode],
