@@ -1,7 +1,7 @@
 // How values become bytes and back. A codec may encode straight into the ring
 // (encodeInto) and always decodes straight out of it, so the common message
 // is copied once, by the encoder.
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 import { invalidArg } from './errors';
 
 export interface CustomCodec<T> {
@@ -18,11 +18,11 @@ export interface Codec<T> {
   /** The encoded bytes; they may live in a scratch buffer until the next encode. */
   encode(value: T): Uint8Array;
   /**
-   * Encodes into target at offset when it fits before target's end; otherwise
-   * anywhere. The caller compares the result's position with the one it asked for.
-   * May leave bytes in target past offset either way.
+   * Encodes into target at offset when it fits before target's end, and answers
+   * the number of bytes written there; otherwise encodes anywhere and answers the
+   * bytes. May leave bytes in target past offset either way.
    */
-  encodeInto?(value: T, target: Buffer, offset: number): Uint8Array;
+  encodeInto?(value: T, target: Buffer, offset: number): number | Uint8Array;
   /** Throws ERR_INVALID_ARG for a value this codec never accepts, before anything is claimed or written. */
   check?(value: T): void;
   /** Decodes target[start, end); the bytes are only valid during the call. */
@@ -39,21 +39,41 @@ export interface Codec<T> {
 const parking = Buffer.alloc(8192);
 const minInPlaceRoom = 0x800 + 16; // msgpackr starts a new buffer when less than 2 KiB is left
 
+/**
+ * msgpackr decodes a source shorter than this in JavaScript and a longer one with
+ * its native string extractor, which scans the source once per message and only
+ * pays off for long ones. A message decoded in place, at an offset deep in the
+ * ring, always looks long to it; so a short message is first copied to a scratch
+ * buffer and decoded from there, as it would be from a buffer of its own.
+ */
+const smallMessage = 140;
+
+/** A Buffer that msgpackr returned in REUSE_BUFFER_MODE: its encoding is [start, end). */
+type ReusedTarget = Buffer & { start: number; end: number };
+
 class MsgpackCodec implements Codec<unknown> {
   readonly kind = 'msgpack';
   private readonly packr = new Packr({ useRecords: false });
+  // copyBuffers: decoded byte arrays are copies, never views of the ring or the scratch buffer
   private readonly unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+  private readonly scratch = Buffer.alloc(smallMessage);
+  private readonly scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, smallMessage >> 2);
+  private source: Buffer | undefined;
+  private sourceWords: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
   encode(value: unknown): Uint8Array {
     return this.packr.pack(value);
   }
 
-  encodeInto(value: unknown, target: Buffer, offset: number): Uint8Array {
+  encodeInto(value: unknown, target: Buffer, offset: number): number | Uint8Array {
     if (target.length - offset < minInPlaceRoom) return this.packr.pack(value);
     this.packr.useBuffer(target);
     this.packr.position = offset;
     try {
-      return this.packr.pack(value);
+      // REUSE_BUFFER_MODE answers with the buffer itself, sparing a subarray per message
+      const result = this.packr.pack(value, REUSE_BUFFER_MODE) as ReusedTarget;
+      if (result === target && result.start === offset) return result.end - offset;
+      return result.subarray(result.start, result.end); // it outgrew the room and moved to a new buffer
     } finally {
       this.packr.useBuffer(parking);
       this.packr.position = parking.length;
@@ -61,7 +81,27 @@ class MsgpackCodec implements Codec<unknown> {
   }
 
   decode(target: Buffer, start: number, end: number): unknown {
-    return this.unpackr.unpack(target, { start, end });
+    const length = end - start;
+    if (length >= smallMessage) return this.unpackr.unpack(target, { start, end });
+    this.copyToScratch(target, start, length);
+    return this.unpackr.unpack(this.scratch, length);
+  }
+
+  /** Four bytes at a time: Buffer.copy costs more than the decode it saves. Ring
+   * records are 8-aligned and padded to 8, so the last word stays inside target. */
+  private copyToScratch(target: Buffer, start: number, length: number): void {
+    if (((target.byteOffset + start) & 3) !== 0 || start + length + 3 > target.length) {
+      target.copy(this.scratch, 0, start, start + length);
+      return;
+    }
+    if (target !== this.source) {
+      this.source = target;
+      this.sourceWords = new Int32Array(target.buffer, target.byteOffset, target.length >> 2);
+    }
+    const from = this.sourceWords;
+    const to = this.scratchWords;
+    const first = start >> 2;
+    for (let i = 0, words = (length + 3) >> 2; i < words; i++) to[i] = from[first + i];
   }
 }
 

@@ -97,14 +97,14 @@ export class SpscWriter {
     if (codec.encodeInto !== undefined && this.freeToEnd(idx)) {
       const offset = idx + RECORD;
       const encoded = codec.encodeInto(value, bytes, offset);
-      if (encoded.buffer === bytes.buffer && encoded.byteOffset === bytes.byteOffset + offset) {
-        checkSize(encoded.length, this.ring.maxMessageSize);
-        const size = align8(RECORD + encoded.length);
+      if (typeof encoded === 'number') {
+        checkSize(encoded, this.ring.maxMessageSize);
+        const size = align8(RECORD + encoded);
         if (idx + size <= capacity && this.hasRoom(size + RECORD)) {
-          this.commit(idx, 0, encoded.length);
+          this.commit(idx, 0, encoded);
           return COMMITTED;
         }
-        return Buffer.from(encoded); // no room yet: keep our own copy for the retry
+        return Buffer.from(bytes.subarray(offset, offset + encoded)); // no room yet: keep our own copy for the retry
       }
       return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
     }
