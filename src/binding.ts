@@ -100,6 +100,12 @@ export interface Layout {
   CODEC_RAW: number;
   CODEC_MSGPACK: number;
   CODEC_CUSTOM: number;
+  CODEC_MSGPACK_RECORDS: number;
+  OFF_STRUCTURES_LOCK: number;
+  OFF_STRUCTURES_LENGTH: number;
+  OFF_STRUCTURES: number;
+  STRUCTURES_SIZE: number;
+  MAX_STRUCTURES: number;
   BACKEND_POSIX: number;
   BACKEND_SYSV: number;
   RECORD_HEADER: number;

@@ -2,7 +2,9 @@
 // (encodeInto) and always decodes straight out of it, so the common message
 // is copied once, by the encoder.
 import { Packr, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
+import { layout as L } from './binding';
 import { invalidArg } from './errors';
+import type { SharedStructures } from './structures';
 
 export interface CustomCodec<T> {
   encode(value: T): Uint8Array;
@@ -51,16 +53,56 @@ const smallMessage = 140;
 /** A Buffer that msgpackr returned in REUSE_BUFFER_MODE: its encoding is [start, end). */
 type ReusedTarget = Buffer & { start: number; end: number };
 
+/** Plain MessagePack, or with { records } msgpackr's record extension over the
+ * channel's shared structures (src/structures.ts). */
 class MsgpackCodec implements Codec<unknown> {
   readonly kind = 'msgpack';
-  private readonly packr = new Packr({ useRecords: false });
-  // copyBuffers: decoded byte arrays are copies, never views of the ring or the scratch buffer
-  private readonly unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+  private readonly packr: Packr;
+  private unpackr: Unpackr;
+  /** The table length the unpackr's structures were loaded at (records only). */
+  private loadedLength = -1;
   private readonly scratch = Buffer.alloc(smallMessage);
   private readonly scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, smallMessage >> 2);
   private source: Buffer | undefined;
   private sourceWords: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
+  constructor(readonly records?: SharedStructures) {
+    // copyBuffers: decoded byte arrays are copies, never views of the ring or the scratch buffer
+    if (records === undefined) {
+      this.packr = new Packr({ useRecords: false });
+      this.unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+      return;
+    }
+    const getStructures = () => records.load();
+    // msgpackr passes saveStructures a second argument that its typings leave out
+    const saveStructures = (structures: {}[], isCompatible?: (existing: string[][]) => boolean) =>
+      records.save(structures as string[][], isCompatible ?? (() => true));
+    this.packr = new Packr({
+      getStructures,
+      saveStructures,
+      shouldShareStructure: () => records.shouldShare(),
+      maxSharedStructures: L.MAX_STRUCTURES,
+    });
+    this.unpackr = this.recordsUnpackr();
+  }
+
+  /**
+   * An Unpackr that already knows every published structure. msgpackr could load
+   * them itself halfway through a message (getStructures), but then decodes the
+   * rest of that message from a Uint8Array copy, and its byte arrays would come
+   * out as Uint8Array instead of Buffer. Structures are published before the
+   * messages that use them, so loading when the table grew is always early enough.
+   */
+  private recordsUnpackr(): Unpackr {
+    const records = this.records!;
+    this.loadedLength = records.publishedLength();
+    return new Unpackr({
+      structures: records.load(),
+      getStructures: () => records.load(),
+      copyBuffers: true,
+      maxSharedStructures: L.MAX_STRUCTURES,
+    });
+  }
   encode(value: unknown): Uint8Array {
     return this.packr.pack(value);
   }
@@ -72,8 +114,13 @@ class MsgpackCodec implements Codec<unknown> {
     try {
       // REUSE_BUFFER_MODE answers with the buffer itself, sparing a subarray per message
       const result = this.packr.pack(value, REUSE_BUFFER_MODE) as ReusedTarget;
-      if (result === target && result.start === offset) return result.end - offset;
-      return result.subarray(result.start, result.end); // it outgrew the room and moved to a new buffer
+      if (result === target) {
+        if (result.start === offset) return result.end - offset;
+      } else if (result.buffer === target.buffer && result.byteOffset === target.byteOffset + offset) {
+        return result.length; // saving new record structures answers a view, not the buffer
+      }
+      // it outgrew the room and moved to a new buffer (with start and end), or a view of one
+      return typeof result.start === 'number' ? result.subarray(result.start, result.end) : result;
     } finally {
       this.packr.useBuffer(parking);
       this.packr.position = parking.length;
@@ -81,6 +128,7 @@ class MsgpackCodec implements Codec<unknown> {
   }
 
   decode(target: Buffer, start: number, end: number): unknown {
+    if (this.records !== undefined && this.records.publishedLength() !== this.loadedLength) this.unpackr = this.recordsUnpackr();
     const length = end - start;
     if (length >= smallMessage) return this.unpackr.unpack(target, { start, end });
     this.copyToScratch(target, start, length);
@@ -141,8 +189,9 @@ class WrappedCustomCodec<T> implements Codec<T> {
   }
 }
 
-export function makeCodec<T>(option: CodecOption<T> | undefined): Codec<T> {
-  if (option === undefined || option === 'msgpack') return new MsgpackCodec() as Codec<T>;
+/** `records`: the channel's shared structures, for a channel created with { records: true }. */
+export function makeCodec<T>(option: CodecOption<T> | undefined, records?: SharedStructures): Codec<T> {
+  if (option === undefined || option === 'msgpack') return new MsgpackCodec(records) as Codec<T>;
   if (option === 'raw') return new RawCodec() as unknown as Codec<T>;
   if (
     option !== null &&

@@ -39,7 +39,7 @@ export interface ChannelDetails extends ChannelInfo {
 }
 
 const POSIX_DIR = '/dev/shm';
-const codecKinds: readonly CodecKind[] = ['raw', 'msgpack', 'custom'];
+const codecKinds: readonly CodecKind[] = ['raw', 'msgpack', 'custom', 'msgpack']; // 3: msgpack with records
 
 /** Reads a validated, mapped segment. */
 function describeSegment(name: string, backend: Backend, segment: NativeSegment, permissions: number): ChannelDetails {

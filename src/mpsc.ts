@@ -251,6 +251,8 @@ export class MpscReader {
       try {
         value = codec.decode(this.ring.bytes, start, start + payload);
       } catch (error) {
+        // a damaged record structure table (src/structures.ts) is the segment's fault, not the message's
+        if (error instanceof CorruptRing) throw error;
         this.consumed(idx, length);
         throw new DecodeFailure(error);
       }

@@ -252,6 +252,8 @@ export class SpscReader {
       try {
         value = codec.decode(this.ring.bytes, start, start + payload);
       } catch (error) {
+        // a damaged record structure table (src/structures.ts) is the segment's fault, not the message's
+        if (error instanceof CorruptRing) throw error;
         this.consumed(align8(length), payload);
         throw new DecodeFailure(error);
       }

@@ -101,11 +101,29 @@ extern "C" {
 #define SHMCHAN_SYSV_NSEMS (2u * SHMCHAN_SYSV_SLOTS)
 #define SHMCHAN_OFF_SLEEPERS 5120u      /* u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 
+/* Shared record structures, for codec SHMCHAN_CODEC_MSGPACK_RECORDS (unused
+ * otherwise). msgpackr's record extension sends an object's keys once, as a
+ * numbered structure, instead of in every message; the structures live here so
+ * every process on the channel (and a successor of any) reads the same ones.
+ * The table is append-only: entries are written past the published length and
+ * then published by storing the new length (release). Readers read only
+ * [0, length). Writers (producers) serialise on the lock word, which holds the
+ * writer's claim marker (as for MPSC claims); a lock whose owner is dead is
+ * taken over, and whatever it wrote past the length is simply overwritten.
+ * An entry is u16 key count, then per key u16 byte length and the UTF-8 bytes.
+ * Record id 0x40 + i refers to entry i; at most SHMCHAN_MAX_STRUCTURES. */
+#define SHMCHAN_OFF_STRUCTURES_LOCK 6144u   /* u32: claim marker of the writer, 0 = free */
+#define SHMCHAN_OFF_STRUCTURES_LENGTH 6148u /* u32: published bytes of the table */
+#define SHMCHAN_OFF_STRUCTURES 6160u        /* the table */
+#define SHMCHAN_STRUCTURES_SIZE 2032u       /* up to the end of the header */
+#define SHMCHAN_MAX_STRUCTURES 32u
+
 #define SHMCHAN_MODE_SPSC 1u
 #define SHMCHAN_MODE_MPSC 2u
 #define SHMCHAN_CODEC_RAW 0u
 #define SHMCHAN_CODEC_MSGPACK 1u
 #define SHMCHAN_CODEC_CUSTOM 2u
+#define SHMCHAN_CODEC_MSGPACK_RECORDS 3u /* msgpack with shared record structures (above) */
 #define SHMCHAN_BACKEND_POSIX 1u
 #define SHMCHAN_BACKEND_SYSV 2u
 

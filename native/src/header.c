@@ -36,7 +36,7 @@ int shmchan_check_create_options(const shmchan_create_options_t *opt) {
   if (opt->mode != SHMCHAN_MODE_SPSC && opt->mode != SHMCHAN_MODE_MPSC) return -EINVAL;
   if (opt->max_message_size < 1 || opt->max_message_size > shmchan_max_message_limit(opt->capacity))
     return -EINVAL;
-  if (opt->codec > SHMCHAN_CODEC_CUSTOM) return -EINVAL;
+  if (opt->codec > SHMCHAN_CODEC_MSGPACK_RECORDS) return -EINVAL;
   if (opt->permissions & ~0777u) return -EINVAL;
   return 0;
 }
