@@ -17,7 +17,7 @@ import {
 import { MpscReader, MpscWriter, StreamEnded } from './mpsc';
 import { SharedStructures } from './structures';
 import { hexKey, keyTakenError, rejectKey, sysvKey, type SysvKey } from './sysv';
-import { AGAIN, Announcements, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
+import { AGAIN, Announcements, SpinBudget, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
 import { RelayConsumer, RelayProducer, relayConsumer, relayProducer, type RelayHooks } from './relay';
 
 export type Backend = 'posix' | 'sysv';
@@ -223,7 +223,7 @@ export class Channel<T = unknown> {
   private readonly codec: Codec<T>;
   private readonly structures: SharedStructures | undefined;
   private readonly announcements: Announcements;
-  private readonly spinMicros: number;
+  private readonly spin: SpinBudget;
   private readonly removal: Removal | undefined;
   private writer: SpscWriter | MpscWriter | undefined;
   private reader: SpscReader | MpscReader | undefined;
@@ -245,7 +245,7 @@ export class Channel<T = unknown> {
     } else {
       this.codec = codec;
     }
-    this.spinMicros = spinMicros;
+    this.spin = new SpinBudget(spinMicros);
     const buffer = segment.buffer();
     this.backend = new Uint32Array(buffer, 0, L.HEADER_SIZE >> 2)[L.OFF_BACKEND >> 2] === L.BACKEND_SYSV ? 'sysv' : 'posix';
     const ids = this.backend === 'sysv' ? segment.ids() : undefined;
@@ -400,7 +400,7 @@ export class Channel<T = unknown> {
     return {
       which: L.WAIT_SPACE,
       timeout,
-      spinMicros: this.spinMicros,
+      spin: this.spin,
       attempt: () => {
         let sent: boolean;
         try {
@@ -506,7 +506,7 @@ export class Channel<T = unknown> {
     return {
       which: L.WAIT_DATA,
       timeout,
-      spinMicros: this.spinMicros,
+      spin: this.spin,
       attempt: () => {
         const value = this.attemptReceive();
         return value === EMPTY ? AGAIN : value;

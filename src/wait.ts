@@ -28,7 +28,8 @@ export interface WaitPlan<T> {
   check(): void;
   /** Milliseconds; undefined waits forever. */
   timeout: number | undefined;
-  spinMicros: number;
+  /** How long to poll before sleeping; it adapts to how waits of this handle end. */
+  spin: SpinBudget;
   /** How long one sleep may last now, when it must be shorter than usual. */
   sliceMs?(): number | undefined;
   onTimeout(): Error;
@@ -38,6 +39,33 @@ export interface WaitPlan<T> {
 
 /** Sleep results after which waiting simply goes on. */
 const transient = new Set([0, -errno.ETIMEDOUT, -errno.EINTR, -errno.ECANCELED]);
+
+/**
+ * How long a handle's next wait on a line polls before it sleeps: from 0 up to
+ * the handle's spinMicros. Polling pays when the other side answers within it;
+ * when waits keep outlasting it, polling only burns CPU, and on a machine with
+ * more busy processes than cores it takes the very core the other side needs
+ * (four producers spinning on a full ring starve its one consumer). So a wait
+ * that ended later than the full budget halves it, and one that ended within
+ * the budget doubles it again (from at least 1 µs).
+ */
+export class SpinBudget {
+  private readonly micros: number[];
+  constructor(readonly maxMicros: number) {
+    this.micros = [maxMicros, maxMicros];
+  }
+
+  current(which: number): number {
+    return this.micros[which];
+  }
+
+  /** A wait on `which` ended after waitedMicros. */
+  waited(which: number, waitedMicros: number): void {
+    const now = this.micros[which];
+    if (waitedMicros <= this.maxMicros) this.micros[which] = Math.min(this.maxMicros, Math.max(1, now * 2));
+    else this.micros[which] = now < 1 ? 0 : now / 2;
+  }
+}
 
 /** Sleepers this handle has announced in shared memory, so close() can withdraw
  * them even while a wait is in flight. */
@@ -73,11 +101,24 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): 
   if (plan.timeout === 0) throw plan.onTimeout();
   const start = performance.now();
   const deadline = plan.timeout === undefined ? Infinity : start + plan.timeout;
-  const spinUntil = start + plan.spinMicros / 1000;
+  const spinUntil = start + plan.spin.current(plan.which) / 1000;
   while (performance.now() < spinUntil) {
     result = plan.attempt();
-    if (result !== AGAIN) return result;
+    if (result !== AGAIN) {
+      plan.spin.waited(plan.which, (performance.now() - start) * 1000);
+      return result;
+    }
   }
+  try {
+    return yield* sleepUntilReady(plan, announcements, deadline);
+  } finally {
+    plan.spin.waited(plan.which, (performance.now() - start) * 1000);
+  }
+}
+
+/** The sleeping part of waitSteps: announce, look again, sleep, until a result. */
+function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, deadline: number): Generator<Sleep, T, number> {
+  let result: T | typeof AGAIN;
   for (;;) {
     plan.check();
     const remaining = deadline - performance.now();
