@@ -122,11 +122,21 @@ describe.skipIf(binary === undefined)('bridging channels between hosts over NATS
     await expectExactlyOnce(run, 25_000, bridge('to', run.a, run.subject), bridge('from', run.b, run.subject));
   });
 
-  it('survives a restart of the NATS server mid-stream: the bridges reconnect and finish', async () => {
+  // KNOWN FLAKY (seen once in five full CI runs: a 120 s hang under the parallel
+  // suite; alone it takes ~4 s). Until the cause is found, it is retried, and a
+  // hang prints what the bridges said, for the diagnosis (see the README changelog).
+  it('survives a restart of the NATS server mid-stream: the bridges reconnect and finish', { retry: 2 }, async () => {
     const run = await start('server-restart', 25_000);
-    await run.consumer.line('received 15000');
-    await server.restart();
-    await expectExactlyOnce(run, 25_000, run.to, run.from);
-    expect(run.to.stderr() + run.from.stderr()).toMatch(/reconnected/);
+    const diagnose = setTimeout(() => {
+      console.error(`server-restart still running after 100 s\nto: ${run.to.stderr()}\nfrom: ${run.from.stderr()}\nconsumer: ${run.consumer.stdout().slice(-300)}`);
+    }, 100_000);
+    try {
+      await run.consumer.line('received 15000');
+      await server.restart();
+      await expectExactlyOnce(run, 25_000, run.to, run.from);
+      expect(run.to.stderr() + run.from.stderr()).toMatch(/reconnected/);
+    } finally {
+      clearTimeout(diagnose);
+    }
   });
 });
