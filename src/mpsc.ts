@@ -7,7 +7,6 @@ import type { Codec } from './codec';
 import {
   COMMITTED,
   CorruptRing,
-  SpaceWaker,
   DecodeFailure,
   EMPTY,
   ENDED,
@@ -190,11 +189,9 @@ export class MpscReader {
   /** True while the next record is claimed but not committed: waits use short sleeps
    * so that a dead claimant is noticed within milliseconds. */
   waitingOnClaim = false;
-  private readonly spaceWaker: SpaceWaker;
 
   constructor(private readonly ring: RingMemory) {
     this.head = Atomics.load(ring.i32, HEAD) >>> 0;
-    this.spaceWaker = new SpaceWaker(ring);
   }
 
   tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
@@ -326,10 +323,9 @@ export class MpscReader {
       bytes.fill(0, idx, idx + chunk);
       at = (at + chunk) >>> 0;
     }
-    const step = (next - this.head) >>> 0;
     this.head = next;
     Atomics.store(i32, HEAD, next | 0);
-    this.spaceWaker.released(step, next);
+    if (Atomics.load(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
   }
 
   private claimIsDead(marker: number, at: number): boolean {
@@ -360,6 +356,6 @@ export class MpscReader {
     this.ring.bytes.fill(0, idx, idx + step);
     this.head = next;
     Atomics.store(i32, HEAD, next | 0);
-    this.spaceWaker.released(step, next);
+    if (Atomics.load(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
   }
 }
