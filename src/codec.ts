@@ -73,12 +73,11 @@ class MsgpackCodec implements Codec<unknown> {
       this.unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
       return;
     }
-    const getStructures = () => records.load();
     // msgpackr passes saveStructures a second argument that its typings leave out
     const saveStructures = (structures: {}[], isCompatible?: (existing: string[][]) => boolean) =>
       records.save(structures as string[][], isCompatible ?? (() => true));
     this.packr = new Packr({
-      getStructures,
+      getStructures: () => records.load(),
       saveStructures,
       shouldShareStructure: () => records.shouldShare(),
       maxSharedStructures: L.MAX_STRUCTURES,
@@ -135,7 +134,8 @@ class MsgpackCodec implements Codec<unknown> {
     return this.unpackr.unpack(this.scratch, length);
   }
 
-  /** Four bytes at a time: Buffer.copy costs more than the decode it saves. Ring
+  /** Four bytes at a time: Buffer.copy's argument handling cost ~60-100 ns more per
+   * small message here (receive CPU 0.84-0.96 us against 0.91-1.07 us). Ring
    * records are 8-aligned and padded to 8, so the last word stays inside target. */
   private copyToScratch(target: Buffer, start: number, length: number): void {
     if (((target.byteOffset + start) & 3) !== 0 || start + length + 3 > target.length) {
