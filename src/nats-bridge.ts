@@ -3,7 +3,10 @@
 import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
 import { Channel, type CreateOptions } from './channel';
 import { ShmChanError } from './errors';
-import { connectWithRetry } from './nats-client';
+import { connectWithRetry, isJetStreamAway, pause } from './nats-client';
+
+/** How long stopping waits for the connection's drain before closing it. */
+const DRAIN_MS = 5000;
 
 export type NatsMode = 'jetstream' | 'core';
 
@@ -103,7 +106,9 @@ export function positiveInteger(value: unknown, name: string, fallback: number):
   return value;
 }
 
-export type SessionOutcome = 'stopped' | 'ended' | 'lost';
+/** How a session ends: stopped or ended for good; 'lost' the connection, or JetStream
+ * 'away' on an open one (both: connect again and start a new session). */
+export type SessionOutcome = 'stopped' | 'ended' | 'lost' | 'away';
 
 export abstract class BridgeBase implements Bridge {
   abstract readonly direction: 'to' | 'from';
@@ -157,7 +162,11 @@ export abstract class BridgeBase implements Bridge {
     return this;
   }
 
+  /** True once a session got ready: from then on, JetStream away is waited out. */
+  private wasReady = false;
+
   protected markReady(): void {
+    this.wasReady = true;
     this.onReady();
   }
 
@@ -176,11 +185,25 @@ export abstract class BridgeBase implements Bridge {
         await this.coreSession(nc);
         return;
       }
+      let awayFor = 0;
       for (;;) {
-        const outcome = await this.jetStreamSession(nc);
-        if (outcome !== 'lost' || this.stopping.signal.aborted) return;
-        this.event('disconnected', `lost the connection to NATS; connecting again (${this.pendingWhenLost()})`);
+        let outcome: SessionOutcome;
+        try {
+          outcome = await this.jetStreamSession(nc);
+        } catch (error) {
+          // Once running, JetStream away (a server shutting down or starting) is waited
+          // out like a lost connection. Before the first session was ready it is an
+          // error, so that a server without JetStream is reported at once.
+          if (!this.wasReady || !(nc.isClosed() || isJetStreamAway(error))) throw error;
+          outcome = nc.isClosed() ? 'lost' : 'away';
+          if (outcome === 'away') this.event('waiting', `JetStream does not answer (${(error as Error).message}); trying again (${this.pendingWhenLost()})`);
+        }
+        if (this.stopping.signal.aborted || (outcome !== 'lost' && outcome !== 'away')) return;
+        if (outcome === 'lost') this.event('disconnected', `lost the connection to NATS; connecting again (${this.pendingWhenLost()})`);
         await nc.close();
+        // JetStream away twice in a row: let it come back before asking again
+        awayFor = outcome === 'away' ? Math.min(Math.max(2 * awayFor, 100), 2000) : 0;
+        if (awayFor > 0) await pause(awayFor, this.stopping.signal);
         let failures = 0;
         nc = await connectWithRetry({ ...this.connectOptions, reconnect: false }, this.stopping.signal, (error) => {
           if (failures++ === 0) this.event('waiting', `cannot reach NATS (${error.message}); trying again until it answers`);
@@ -231,9 +254,15 @@ export abstract class BridgeBase implements Bridge {
     })().catch(() => {}); // the status stream ends with the connection
   }
 
-  /** Drains a connection that is still open, flushing acks and publishes. */
+  /** Drains a connection that is still open, flushing acks and publishes. A drain
+   * does not always settle when the server goes away meanwhile (the client waits for
+   * the unsubscriptions' flush), so it gets DRAIN_MS and then the connection is closed. */
   private async finish(nc: NatsConnection): Promise<void> {
-    if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+    if (nc.isClosed()) return;
+    const gaveUp = new AbortController();
+    await Promise.race([nc.drain().catch(() => {}), nc.closed(), pause(DRAIN_MS, gaveUp.signal)]);
+    gaveUp.abort();
+    if (!nc.isClosed()) await nc.close();
   }
 }
 

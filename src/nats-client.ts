@@ -145,7 +145,27 @@ export async function ensureStream(
   return stream;
 }
 
+/** The server refused this message: it would be refused again (too large, no permission...). */
 export class PublishRejected extends Error {}
+
+/** JetStream did not answer a publish (503 no responders) on a connection that is still
+ * open: the server is shutting down or starting, or JetStream is recovering. */
+export class JetStreamUnavailable extends Error {}
+
+/**
+ * Whether an error means JetStream is away for now rather than that something is
+ * wrong: our 503 above, a request that met no responders or timed out (the client
+ * reports a JetStream API without responders as "not enabled"), or the API's own
+ * "temporarily unavailable" (503). A bridge that ran before waits and tries again.
+ */
+export function isJetStreamAway(error: unknown): boolean {
+  if (error instanceof JetStreamUnavailable) return true;
+  const { name, status, cause } = error as { name?: string; status?: unknown; cause?: unknown };
+  if (name === 'TimeoutError' || name === 'NoResponders' || name === 'JetStreamNotEnabled') return true;
+  if (name === 'JetStreamApiError' && status === 503) return true;
+  if (name === 'RequestError' && cause !== undefined) return isJetStreamAway(cause);
+  return false;
+}
 
 interface Awaited {
   resolve(ack: { seq: number; duplicate: boolean }): void;
@@ -204,7 +224,7 @@ export class PipelinedPublisher {
     if (awaited === undefined) return;
     this.waiting.delete(id);
     if (msg.headers?.code === 503) {
-      awaited.reject(new PublishRejected(`no JetStream stream stores subject '${this.subject}' (503 no responders)`));
+      awaited.reject(new JetStreamUnavailable(`JetStream did not answer a publish to '${this.subject}' (503 no responders)`));
       return;
     }
     let ack: { seq?: number; duplicate?: boolean; error?: { code?: number; description?: string } };

@@ -13,6 +13,7 @@ import {
   type SessionOutcome,
 } from './nats-bridge';
 import {
+  JetStreamUnavailable,
   MSG_ID_HEADER,
   PipelinedPublisher,
   PublishRejected,
@@ -39,6 +40,17 @@ export interface ToNatsOptions extends NatsBridgeOptions {
 const MAX_IN_FLIGHT_BYTES = 8 << 20;
 /** Core mode waits for the server's PONG this often, so publishing cannot run far ahead. */
 const CORE_FLUSH_EVERY = 1024;
+
+/**
+ * After a failed publish, unacknowledged messages are published again in a new
+ * session: on a new connection ('lost'), or after JetStream came back (thrown, for
+ * the bridge to wait out). A message the server refuses is an error.
+ */
+function endOfSession(error: Error, nc: NatsConnection): SessionOutcome {
+  if (nc.isClosed()) return 'lost';
+  if (error instanceof PublishRejected || error instanceof JetStreamUnavailable) throw error;
+  return 'lost';
+}
 
 export class ToNatsBridge extends BridgeBase {
   readonly direction = 'to';
@@ -141,10 +153,7 @@ export class ToNatsBridge extends BridgeBase {
           this.counters.bytes += bytes;
         }
         const failed = inFlight[0]?.error;
-        if (failed !== undefined) {
-          if (failed instanceof PublishRejected && !nc.isClosed()) throw failed;
-          return 'lost';
-        }
+        if (failed !== undefined) return endOfSession(failed, nc);
         if (nc.isClosed()) return 'lost';
         if (inFlight.length > 0) {
           await notifier.wait();
@@ -157,8 +166,7 @@ export class ToNatsBridge extends BridgeBase {
           try {
             await publisher.publish(new Uint8Array(0), h);
           } catch (error) {
-            if (error instanceof PublishRejected && !nc.isClosed()) throw error;
-            return 'lost';
+            return endOfSession(error as Error, nc);
           }
           return 'ended';
         }
