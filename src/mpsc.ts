@@ -7,6 +7,7 @@ import type { Codec } from './codec';
 import {
   COMMITTED,
   CorruptRing,
+  SpaceWaker,
   DecodeFailure,
   EMPTY,
   ENDED,
@@ -189,9 +190,11 @@ export class MpscReader {
   /** True while the next record is claimed but not committed: waits use short sleeps
    * so that a dead claimant is noticed within milliseconds. */
   waitingOnClaim = false;
+  private readonly spaceWaker: SpaceWaker;
 
   constructor(private readonly ring: RingMemory) {
     this.head = Atomics.load(ring.i32, HEAD) >>> 0;
+    this.spaceWaker = new SpaceWaker(ring);
   }
 
   tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
@@ -323,9 +326,10 @@ export class MpscReader {
       bytes.fill(0, idx, idx + chunk);
       at = (at + chunk) >>> 0;
     }
+    const step = (next - this.head) >>> 0;
     this.head = next;
     Atomics.store(i32, HEAD, next | 0);
-    if (Atomics.load(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
+    this.spaceWaker.released(step, next);
   }
 
   private claimIsDead(marker: number, at: number): boolean {
@@ -356,6 +360,6 @@ export class MpscReader {
     this.ring.bytes.fill(0, idx, idx + step);
     this.head = next;
     Atomics.store(i32, HEAD, next | 0);
-    if (Atomics.load(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
+    this.spaceWaker.released(step, next);
   }
 }
