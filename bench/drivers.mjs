@@ -319,6 +319,37 @@ class ShmchanEndpoint {
   }
 }
 
+/**
+ * Raw messages are received with receiveInto, into one buffer the endpoint reuses,
+ * as a user after raw speed would: a message handed on is a view of that buffer,
+ * valid until the next receive (the echo peer's trySend copies it at once).
+ */
+class RawShmchanEndpoint extends ShmchanEndpoint {
+  constructor(channel, api) {
+    super(channel, api);
+    const into = new Uint8Array(channel.maxMessageSize);
+    this.into = into;
+    if (api === 'sync') this.nextSync = () => into.subarray(0, channel.receiveIntoSync(into));
+  }
+
+  async listen(handler) {
+    const { channel, into } = this;
+    for (;;) {
+      let length;
+      while ((length = channel.tryReceiveInto(into)) !== undefined) if (handler(into.subarray(0, length)) === true) return;
+      if (handler(into.subarray(0, await channel.receiveInto(into))) === true) return;
+    }
+  }
+
+  async next() {
+    return this.into.subarray(0, await this.channel.receiveInto(this.into));
+  }
+}
+
+function shmchanEndpoint(channel, spec) {
+  return messageKinds[spec.message].raw ? new RawShmchanEndpoint(channel, spec.api) : new ShmchanEndpoint(channel, spec.api);
+}
+
 /** The two channels of a trial: down (main to peers) and up (peers to main). */
 function shmchanOptions(spec) {
   const m = mechanismById[spec.mechanism];
@@ -398,8 +429,8 @@ export async function openMain(spec) {
       const down = Channel.create(downName, options);
       const up = Channel.create(upName, options);
       side.closers.push(() => down.close(), () => up.close());
-      side.senders.push(new ShmchanEndpoint(down, spec.api));
-      side.receivers.push(new ShmchanEndpoint(up, spec.api));
+      side.senders.push(shmchanEndpoint(down, spec));
+      side.receivers.push(shmchanEndpoint(up, spec));
       indexes.forEach((i) => peers.spawn(peerSpec(i)));
       break;
     }
@@ -481,7 +512,7 @@ export async function openPeer(spec, parentPort) {
       const { backend } = shmchanOptions(spec);
       const down = Channel.open(downName, { backend, timeout: 10_000 });
       const up = Channel.open(upName, { backend, timeout: 10_000 });
-      return { receiver: new ShmchanEndpoint(down, spec.api), sender: new ShmchanEndpoint(up, spec.api) };
+      return { receiver: shmchanEndpoint(down, spec), sender: shmchanEndpoint(up, spec) };
     }
     case 'unix': {
       const socket = net.connect(spec.resources.socket);

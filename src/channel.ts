@@ -1,7 +1,7 @@
 // The public Channel: options, roles, lifecycle and errors around the ring.
 import { statSync } from 'node:fs';
 import { layout as L, native, type NativeSegment } from './binding';
-import { makeCodec, describe, type Codec, type CodecKind, type CodecOption } from './codec';
+import { CopyInto, makeCodec, describe, type Codec, type CodecKind, type CodecOption, type Decoder } from './codec';
 import { ShmChanError, abortError, errno, errorFromErrno, errnoName, invalidArg } from './errors';
 import {
   COMMITTED,
@@ -9,6 +9,7 @@ import {
   DecodeFailure,
   EMPTY,
   ENDED,
+  LeaveUnread,
   MessageTooLarge,
   RingMemory,
   SpscReader,
@@ -481,6 +482,61 @@ export class Channel<T = unknown> {
     return value;
   }
 
+  // ---- receiving into a buffer of the caller's (raw channels) ----
+
+  /**
+   * Copies the next message into target and answers its length, or undefined when
+   * the channel is empty: receiving that allocates nothing. A message longer than
+   * target stays in the channel (ERR_MESSAGE_TOO_LARGE); a target of
+   * maxMessageSize bytes always fits. Only raw channels, whose messages are bytes.
+   */
+  tryReceiveInto(target: Uint8Array): number | undefined {
+    const length = this.attemptReceive(this.copyInto(target));
+    if (length === EMPTY) return undefined;
+    if (length === ENDED) throw this.endedError();
+    return length;
+  }
+
+  /** receive(), into target: see tryReceiveInto. */
+  receiveInto(target: Uint8Array, options?: WaitOptions): Promise<number> {
+    try {
+      const { signal, timeout } = waitOptionsOf(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      const decoder = this.copyInto(target);
+      const first = this.attemptReceive(decoder);
+      if (first === ENDED) throw this.endedError();
+      if (first !== EMPTY) return Promise.resolve(first);
+      return waitAsync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live(), signal).then((length) => {
+        if (length === ENDED) throw this.endedError();
+        return length;
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** receiveSync(), into target: see tryReceiveInto. */
+  receiveIntoSync(target: Uint8Array, options?: { timeout?: number }): number {
+    const { timeout } = waitOptionsOf(options);
+    const decoder = this.copyInto(target);
+    let length = this.attemptReceive(decoder);
+    if (length === EMPTY) length = waitSync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live());
+    if (length === ENDED) throw this.endedError();
+    return length;
+  }
+
+  private intoDecoder: CopyInto | undefined;
+
+  private copyInto(target: Uint8Array): CopyInto {
+    if (!(target instanceof Uint8Array)) throw invalidArg(`channel '${this.name}': receiveInto needs a Uint8Array or Buffer to copy into, got ${describe(target)}`);
+    this.live();
+    if (this.codec.kind !== 'raw')
+      throw invalidArg(`channel '${this.name}' uses the '${this.codec.kind}' codec; receiveInto copies the bytes of raw channels: use receive()`);
+    const decoder = (this.intoDecoder ??= new CopyInto());
+    decoder.target = target;
+    return decoder;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       let value = this.attemptReceive();
@@ -490,11 +546,18 @@ export class Channel<T = unknown> {
     }
   }
 
-  private attemptReceive(): T | typeof EMPTY | typeof ENDED {
-    let value: T | typeof EMPTY | typeof ENDED;
+  private attemptReceive(): T | typeof EMPTY | typeof ENDED;
+  private attemptReceive<V>(decoder: Decoder<V>): V | typeof EMPTY | typeof ENDED;
+  private attemptReceive(decoder: Decoder<unknown> = this.codec): unknown {
+    let value: unknown;
     try {
-      value = this.consumer().tryRead(this.codec);
+      value = this.consumer().tryRead(decoder);
     } catch (error) {
+      if (error instanceof LeaveUnread)
+        throw new ShmChanError(
+          'ERR_MESSAGE_TOO_LARGE',
+          `channel '${this.name}': the next message has ${error.payload} bytes, more than the ${this.intoDecoder?.target.length} of the buffer to receive into; it stays in the channel (a buffer of maxMessageSize, ${this.maxMessageSize} bytes, always fits)`,
+        );
       throw this.dataPathError(error);
     }
     // a value read while the segment was truncated may be half zeros: never return it
@@ -502,13 +565,15 @@ export class Channel<T = unknown> {
     return value;
   }
 
-  private receivePlan(timeout: number | undefined): WaitPlan<T | typeof ENDED> {
+  private receivePlan(timeout: number | undefined): WaitPlan<T | typeof ENDED>;
+  private receivePlan<V>(timeout: number | undefined, decoder: Decoder<V>): WaitPlan<V | typeof ENDED>;
+  private receivePlan(timeout: number | undefined, decoder: Decoder<unknown> = this.codec): WaitPlan<unknown> {
     return {
       which: L.WAIT_DATA,
       timeout,
       spin: this.spin,
       attempt: () => {
-        const value = this.attemptReceive();
+        const value = this.attemptReceive(decoder);
         return value === EMPTY ? AGAIN : value;
       },
       check: () => void this.live(),

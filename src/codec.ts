@@ -4,6 +4,7 @@
 import { Packr, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 import { layout as L } from './binding';
 import { invalidArg } from './errors';
+import { LeaveUnread } from './ring';
 import type { SharedStructures } from './structures';
 
 export interface CustomCodec<T> {
@@ -150,6 +151,28 @@ class MsgpackCodec implements Codec<unknown> {
     const to = this.scratchWords;
     const first = start >> 2;
     for (let i = 0, words = (length + 3) >> 2; i < words; i++) to[i] = from[first + i];
+  }
+}
+
+/** What a reader needs of a codec. */
+export type Decoder<T> = Pick<Codec<T>, 'decode'>;
+
+/**
+ * receiveInto's decoder: copies a message's bytes into the caller's buffer and
+ * answers their length, so that receiving allocates nothing (a fresh 64 KiB Buffer
+ * costs ~12 us to allocate and first touch here, a copy into warm memory ~1.7 us).
+ * A message longer than the buffer is left unread.
+ */
+export class CopyInto implements Decoder<number> {
+  target: Uint8Array = new Uint8Array(0);
+
+  decode(bytes: Buffer, start: number, end: number): number {
+    const length = end - start;
+    const target = this.target;
+    if (length > target.length) throw new LeaveUnread(length);
+    // set() of a view: for 64 B, 111 ns per receive against 152 ns for a byte loop
+    target.set(bytes.subarray(start, end));
+    return length;
   }
 }
 

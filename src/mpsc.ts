@@ -3,7 +3,7 @@
 // claim of a producer that died into padding. The protocol is described in
 // native/include/shmchan.h ("MPSC records").
 import { layout as L } from './binding';
-import type { Codec } from './codec';
+import type { Codec, Decoder } from './codec';
 import {
   COMMITTED,
   CorruptRing,
@@ -11,6 +11,7 @@ import {
   DecodeFailure,
   EMPTY,
   ENDED,
+  LeaveUnread,
   addCounter,
   align8,
   checkSize,
@@ -197,7 +198,7 @@ export class MpscReader {
     this.spaceWaker = new SpaceWaker(ring);
   }
 
-  tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
+  tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
     const { i32, capacity, mask } = this.ring;
     if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
     for (;;) {
@@ -255,7 +256,7 @@ export class MpscReader {
         value = codec.decode(this.ring.bytes, start, start + payload);
       } catch (error) {
         // a damaged record structure table (src/structures.ts) is the segment's fault, not the message's
-        if (error instanceof CorruptRing) throw error;
+        if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
         this.consumed(idx, length);
         throw new DecodeFailure(error);
       }

@@ -2,7 +2,7 @@
 // Atomics, with no native call per message. The protocol is the one described
 // in native/include/shmchan.h and implemented for C programs in native/src/ring.c.
 import { layout as L, type NativeSegment } from './binding';
-import type { Codec } from './codec';
+import type { Codec, Decoder } from './codec';
 
 const H = L.HEADER_SIZE;
 const RECORD = L.RECORD_HEADER;
@@ -254,7 +254,7 @@ export class SpscReader {
 
   /** The next message, EMPTY, or ENDED. A message that fails to decode is consumed
    * and the decoder's error is thrown wrapped in DecodeFailure. */
-  tryRead<T>(codec: Codec<T>): T | typeof EMPTY | typeof ENDED {
+  tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
     const { i32, capacity, mask } = this.ring;
     if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
     for (;;) {
@@ -283,7 +283,7 @@ export class SpscReader {
         value = codec.decode(this.ring.bytes, start, start + payload);
       } catch (error) {
         // a damaged record structure table (src/structures.ts) is the segment's fault, not the message's
-        if (error instanceof CorruptRing) throw error;
+        if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
         this.consumed(align8(length), payload);
         throw new DecodeFailure(error);
       }
@@ -353,6 +353,14 @@ export class SpscReader {
     this.head = (this.head + step) >>> 0;
     Atomics.store(i32, L.OFF_HEAD >> 2, this.head | 0);
     this.spaceWaker.released(step, this.head);
+  }
+}
+
+/** Thrown by a decoder that cannot take a message (a caller's buffer too small for
+ * it): the reader leaves the message unread, to be read again. */
+export class LeaveUnread extends Error {
+  constructor(readonly payload: number) {
+    super('message left unread');
   }
 }
 

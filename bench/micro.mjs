@@ -1,0 +1,111 @@
+// node bench/micro.mjs [--rounds N]: CPU time per call of shmchan's data path in
+// one process, no peer and no waiting: fill a channel with trySend, then empty it
+// with tryReceive (or tryReceiveInto), and so on. It says what each side costs on
+// its own, which the one-way benchmark cannot tell apart (both sides run at once
+// there, on two cores). Best of the rounds, in ns per message; msgpackr alone is
+// there as the floor of the msgpack rows. Run it alone: it is a timing.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Packr, Unpackr } from 'msgpackr';
+import { Channel } from '../dist/index.mjs';
+
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, kind: { type: 'string' } } });
+const rounds = Number(values.rounds);
+
+const payload = Buffer.alloc(64, 0x5a);
+const small = { seq: 0, ts: Date.now(), kind: 'tick', payload };
+const kinds = {
+  small: { label: 'small object', codec: 'msgpack', message: small },
+  raw64: { label: 'raw 64 B', codec: 'raw', message: Buffer.alloc(64, 7) },
+  raw64k: { label: 'raw 64 KiB', codec: 'raw', message: Buffer.alloc(65536, 7) },
+};
+
+// Each kind in a fresh process, so that one kind's code does not slow another's
+// (V8's inline caches turn polymorphic when one process uses several codecs).
+if (values.kind === undefined) {
+  const ns = (v) => (v === null ? '-' : `${v.toFixed(0)} ns`);
+  console.log(`CPU time per message, one process per row, best of ${rounds} (node bench/micro.mjs)`);
+  console.log(['message', 'trySend', 'tryReceive', 'tryReceiveInto'].map((h) => h.padEnd(14)).join(''));
+  for (const kind of [...Object.keys(kinds), 'msgpackr']) {
+    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--kind', kind, '--rounds', String(rounds)], { encoding: 'utf8' });
+    const row = JSON.parse(out);
+    if (kind === 'msgpackr') console.log(`msgpackr alone, small object: encode ${ns(row.encode)}, decode ${ns(row.decode)}`);
+    else console.log([row.label, ns(row.send), ns(row.receive), ns(row.receiveInto)].map((c) => c.padEnd(14)).join(''));
+  }
+  process.exit(0);
+}
+
+const cpuNs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) * 1000;
+};
+
+/** ns per call of body(n), which makes n calls: CPU time, or the wall clock when
+ * that is less (process.cpuUsage ticks coarsely). */
+function timed(n, body) {
+  const t0 = cpuNs();
+  const h0 = process.hrtime.bigint();
+  body(n);
+  const wall = Number(process.hrtime.bigint() - h0);
+  return Math.min(wall, Math.max(cpuNs() - t0, 1)) / n;
+}
+
+/** The best of the rounds. */
+function best(n, body) {
+  let min = Infinity;
+  for (let r = 0; r < rounds; r++) min = Math.min(min, timed(n, body));
+  return min;
+}
+
+if (values.kind === 'msgpackr') {
+  const packr = new Packr({ useRecords: false });
+  const unpackr = new Unpackr({ useRecords: false });
+  const packed = packr.pack(small);
+  const encode = best(200_000, (n) => {
+    for (let i = 0; i < n; i++) packr.pack(small);
+  });
+  const decode = best(200_000, (n) => {
+    for (let i = 0; i < n; i++) unpackr.unpack(packed);
+  });
+  console.log(JSON.stringify({ encode, decode }));
+} else {
+  const { label, codec, message } = kinds[values.kind];
+  const name = `shmchan-micro-${process.pid}`;
+  const capacity = 1 << 22;
+  const tx = Channel.create(name, { capacity, codec, spinMicros: 0 });
+  const rx = Channel.open(name, { codec });
+  try {
+    const into = new Uint8Array(rx.maxMessageSize);
+    // how many fit, so every call below succeeds
+    let fit = 0;
+    while (tx.trySend(message)) fit++;
+    while (rx.tryReceive() !== undefined);
+    const n = Math.max(1, Math.floor(fit * 0.9));
+    const fill = (count) => {
+      for (let i = 0; i < count; i++) if (!tx.trySend(message)) throw new Error('full');
+    };
+    const drain = (count) => {
+      for (let i = 0; i < count; i++) if (rx.tryReceive() === undefined) throw new Error('empty');
+    };
+    const drainInto = (count) => {
+      for (let i = 0; i < count; i++) if (rx.tryReceiveInto(into) === undefined) throw new Error('empty');
+    };
+    let send = Infinity;
+    let receive = Infinity;
+    let receiveInto = Infinity;
+    for (let r = 0; r < rounds; r++) {
+      send = Math.min(send, timed(n, fill));
+      receive = Math.min(receive, timed(n, drain));
+      if (codec === 'raw') {
+        fill(n);
+        receiveInto = Math.min(receiveInto, timed(n, drainInto));
+      }
+    }
+    console.log(JSON.stringify({ label, send, receive, receiveInto: codec === 'raw' ? receiveInto : null }));
+  } finally {
+    rx.close();
+    tx.close();
+  }
+}
+
