@@ -18,7 +18,7 @@ import {
 import { MpscReader, MpscWriter, StreamEnded } from './mpsc';
 import { SharedStructures } from './structures';
 import { hexKey, keyTakenError, rejectKey, sysvKey, type SysvKey } from './sysv';
-import { AGAIN, Announcements, SpinBudget, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
+import { AGAIN, Announcements, SpinBudget, sleepThread, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
 import { RelayConsumer, RelayProducer, relayConsumer, relayProducer, type RelayHooks } from './relay';
 
 export type Backend = 'posix' | 'sysv';
@@ -745,12 +745,10 @@ function openWaitingForName(channel: string, key: number | undefined, timeout: n
           );
         throw fromNative(error, channel, key === undefined ? undefined : { key, action: 'open' });
       }
-      Atomics.wait(sleeper, 0, 0, 5);
+      sleepThread(5);
     }
   }
 }
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 function codecFor<T>(channel: string, stored: number, option: CodecOption<T> | undefined): Codec<T> {
   const storedName = codecNames[stored] ?? 'custom';

@@ -5,6 +5,7 @@
 // native/include/shmchan.h ("Shared record structures").
 import { layout as L } from './binding';
 import { CorruptRing } from './ring';
+import { sleepThread } from './wait';
 
 /** Whether producer slot `slot` is held by the live process `pid` (native). */
 export type ClaimantAlive = (slot: number, pid: number) => boolean;
@@ -12,7 +13,6 @@ export type ClaimantAlive = (slot: number, pid: number) => boolean;
 /** How long a producer waits for a live process holding the table's lock. Writing
  * the table takes microseconds, so this only ends a wait on a stuck writer. */
 const LOCK_WAIT_MS = 1000;
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export class SharedStructures {
   private readonly i32: Int32Array;
@@ -128,7 +128,7 @@ export class SharedStructures {
         continue;
       }
       if (Date.now() > deadline) throw new CorruptRing(`the record structure table stays locked by process ${pid}`);
-      if (attempt > 100) Atomics.wait(sleeper, 0, 0, 1);
+      if (attempt > 100) sleepThread(1);
     }
   }
 }

@@ -218,3 +218,11 @@ export function waitAsync<T>(
     advance();
   });
 }
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks this thread for ms: for the rare short waits of a synchronous call (a
+ * name about to appear, a lock about to be released). Nothing ever wakes it early. */
+export function sleepThread(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}

@@ -369,14 +369,8 @@ typedef struct shmchan_cursor {
 int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len);
 int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap);
 
-/* Blocking variants: spin for spin_us, then sleep; timeout_ms < 0 waits forever,
- * 0 tries once (-ETIMEDOUT instead of -EAGAIN).
- * send also returns -EPIPE when the consumer has died while it waited; both
- * return -EIDRM when a System V channel's semaphore set was removed. */
-int shmchan_spsc_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len,
-                      int timeout_ms, int spin_us);
-int shmchan_spsc_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap,
-                         int timeout_ms, int spin_us);
+/* The blocking forms are the handle API's shmchan_send and shmchan_receive below,
+ * which also keep the roles. */
 
 /* Marks the end of the stream. */
 void shmchan_end(shmchan_segment_t *seg);

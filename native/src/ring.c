@@ -118,36 +118,3 @@ void shmchan_end(shmchan_segment_t *seg) {
   shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
   shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
 }
-
-/* The blocking calls: one attempt is one try_send / try_receive. */
-typedef struct spsc_attempt {
-  shmchan_segment_t *seg;
-  shmchan_cursor_t *cur;
-  const void *data;
-  void *buf;
-  uint32_t len;
-} spsc_attempt_t;
-
-static int attempt_send(void *context) {
-  spsc_attempt_t *a = context;
-  return shmchan_spsc_try_send(a->seg, a->cur, a->data, a->len);
-}
-
-static int attempt_receive(void *context) {
-  spsc_attempt_t *a = context;
-  return shmchan_spsc_try_receive(a->seg, a->cur, a->buf, a->len);
-}
-
-int shmchan_spsc_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const void *data, uint32_t len,
-                      int timeout_ms, int spin_us) {
-  spsc_attempt_t a = {seg, cur, data, NULL, len};
-  shmchan_wait_plan_t plan = {SHMCHAN_WAIT_SPACE, attempt_send, NULL, &a};
-  return shmchan_wait_for(seg, &plan, timeout_ms, spin_us);
-}
-
-int shmchan_spsc_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void *buf, uint32_t cap,
-                         int timeout_ms, int spin_us) {
-  spsc_attempt_t a = {seg, cur, NULL, buf, cap};
-  shmchan_wait_plan_t plan = {SHMCHAN_WAIT_DATA, attempt_receive, NULL, &a};
-  return shmchan_wait_for(seg, &plan, timeout_ms, spin_us);
-}
