@@ -105,7 +105,10 @@ int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void
     if (payload > cap) return -EMSGSIZE;
     if (payload) memcpy(buf, ring + idx + SHMCHAN_RECORD_HEADER, payload);
     cur->position += step;
-    store_u32(base, SHMCHAN_OFF_HEAD, cur->position);
+    /* seq_cst, not release: it must be ordered before the load of the space waiters
+     * below (store, then load: only a full fence keeps them apart), or a producer
+     * that just announced itself could sleep through its wake-up */
+    __atomic_store_n(U32_AT(base, SHMCHAN_OFF_HEAD), cur->position, __ATOMIC_SEQ_CST);
     add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, 1);
     add_u64(base, SHMCHAN_OFF_RECV_BYTES, payload);
     shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
