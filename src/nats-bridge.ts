@@ -7,6 +7,8 @@ import { connectWithRetry, isJetStreamAway, pause } from './nats-client';
 
 /** How long stopping waits for the connection's drain before closing it. */
 const DRAIN_MS = 5000;
+/** A session that lasted longer than this ends a streak of JetStream not answering. */
+const AWAY_STREAK_MS = 10_000;
 
 export type NatsMode = 'jetstream' | 'core';
 
@@ -185,8 +187,9 @@ export abstract class BridgeBase implements Bridge {
         await this.coreSession(nc);
         return;
       }
-      let awayFor = 0;
+      let awayFor = 0; // ms to pause before the next try while JetStream stays away
       for (;;) {
+        const started = performance.now();
         let outcome: SessionOutcome;
         try {
           outcome = await this.jetStreamSession(nc);
@@ -196,12 +199,15 @@ export abstract class BridgeBase implements Bridge {
           // error, so that a server without JetStream is reported at once.
           if (!this.wasReady || !(nc.isClosed() || isJetStreamAway(error))) throw error;
           outcome = nc.isClosed() ? 'lost' : 'away';
-          if (outcome === 'away') this.event('waiting', `JetStream does not answer (${(error as Error).message}); trying again (${this.pendingWhenLost()})`);
+          // a session that ran a while starts a new streak: told again, short pause first
+          if (performance.now() - started > AWAY_STREAK_MS) awayFor = 0;
+          if (outcome === 'away' && awayFor === 0)
+            this.event('waiting', `JetStream does not answer (${(error as Error).message}); trying again until it does (${this.pendingWhenLost()})`);
         }
         if (this.stopping.signal.aborted || (outcome !== 'lost' && outcome !== 'away')) return;
         if (outcome === 'lost') this.event('disconnected', `lost the connection to NATS; connecting again (${this.pendingWhenLost()})`);
         await nc.close();
-        // JetStream away twice in a row: let it come back before asking again
+        // JetStream away: give it 100 ms, then twice as long each time, up to 2 s
         awayFor = outcome === 'away' ? Math.min(Math.max(2 * awayFor, 100), 2000) : 0;
         if (awayFor > 0) await pause(awayFor, this.stopping.signal);
         let failures = 0;
