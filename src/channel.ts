@@ -452,34 +452,15 @@ export class Channel<T = unknown> {
   // ---- consuming ----
 
   tryReceive(): T | undefined {
-    const value = this.attemptReceive();
-    if (value === EMPTY) return undefined;
-    if (value === ENDED) throw this.endedError();
-    return value;
+    return this.tryReceiveWith(this.codec);
   }
 
   receive(options?: WaitOptions): Promise<T> {
-    try {
-      const { signal, timeout } = waitOptionsOf(options);
-      if (signal?.aborted) return Promise.reject(abortError(signal));
-      const first = this.attemptReceive();
-      if (first === ENDED) throw this.endedError();
-      if (first !== EMPTY) return Promise.resolve(first);
-      return waitAsync(waitSteps(this.receivePlan(timeout), this.announcements), this.live(), signal).then((value) => {
-        if (value === ENDED) throw this.endedError();
-        return value;
-      });
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.receiveWith(this.codec, options);
   }
 
   receiveSync(options?: { timeout?: number }): T {
-    const { timeout } = waitOptionsOf(options);
-    let value = this.attemptReceive();
-    if (value === EMPTY) value = waitSync(waitSteps(this.receivePlan(timeout), this.announcements), this.live());
-    if (value === ENDED) throw this.endedError();
-    return value;
+    return this.receiveSyncWith(this.codec, options);
   }
 
   // ---- receiving into a buffer of the caller's (raw channels) ----
@@ -491,25 +472,13 @@ export class Channel<T = unknown> {
    * maxMessageSize bytes always fits. Only raw channels, whose messages are bytes.
    */
   tryReceiveInto(target: Uint8Array): number | undefined {
-    const length = this.attemptReceive(this.copyInto(target));
-    if (length === EMPTY) return undefined;
-    if (length === ENDED) throw this.endedError();
-    return length;
+    return this.tryReceiveWith(this.copyInto(target));
   }
 
   /** receive(), into target: see tryReceiveInto. */
   receiveInto(target: Uint8Array, options?: WaitOptions): Promise<number> {
     try {
-      const { signal, timeout } = waitOptionsOf(options);
-      if (signal?.aborted) return Promise.reject(abortError(signal));
-      const decoder = this.copyInto(target);
-      const first = this.attemptReceive(decoder);
-      if (first === ENDED) throw this.endedError();
-      if (first !== EMPTY) return Promise.resolve(first);
-      return waitAsync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live(), signal).then((length) => {
-        if (length === ENDED) throw this.endedError();
-        return length;
-      });
+      return this.receiveWith(this.copyInto(target), options);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -517,12 +486,40 @@ export class Channel<T = unknown> {
 
   /** receiveSync(), into target: see tryReceiveInto. */
   receiveIntoSync(target: Uint8Array, options?: { timeout?: number }): number {
+    return this.receiveSyncWith(this.copyInto(target), options);
+  }
+
+  // ---- the three ways of receiving, for any decoder ----
+
+  private tryReceiveWith<V>(decoder: Decoder<V>): V | undefined {
+    const value = this.attemptReceive(decoder);
+    if (value === EMPTY) return undefined;
+    if (value === ENDED) throw this.endedError();
+    return value;
+  }
+
+  private receiveWith<V>(decoder: Decoder<V>, options: WaitOptions | undefined): Promise<V> {
+    try {
+      const { signal, timeout } = waitOptionsOf(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      const first = this.attemptReceive(decoder);
+      if (first === ENDED) throw this.endedError();
+      if (first !== EMPTY) return Promise.resolve(first);
+      return waitAsync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live(), signal).then((value) => {
+        if (value === ENDED) throw this.endedError();
+        return value;
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private receiveSyncWith<V>(decoder: Decoder<V>, options: { timeout?: number } | undefined): V {
     const { timeout } = waitOptionsOf(options);
-    const decoder = this.copyInto(target);
-    let length = this.attemptReceive(decoder);
-    if (length === EMPTY) length = waitSync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live());
-    if (length === ENDED) throw this.endedError();
-    return length;
+    let value = this.attemptReceive(decoder);
+    if (value === EMPTY) value = waitSync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live());
+    if (value === ENDED) throw this.endedError();
+    return value;
   }
 
   private intoDecoder: CopyInto | undefined;
@@ -539,25 +536,18 @@ export class Channel<T = unknown> {
 
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
-      let value = this.attemptReceive();
-      if (value === EMPTY) value = await waitAsync(waitSteps(this.receivePlan(undefined), this.announcements), this.live(), undefined);
+      let value = this.attemptReceive(this.codec);
+      if (value === EMPTY) value = await waitAsync(waitSteps(this.receivePlan(undefined, this.codec), this.announcements), this.live(), undefined);
       if (value === ENDED) return;
       yield value;
     }
   }
 
-  private attemptReceive(): T | typeof EMPTY | typeof ENDED;
-  private attemptReceive<V>(decoder: Decoder<V>): V | typeof EMPTY | typeof ENDED;
-  private attemptReceive(decoder: Decoder<unknown> = this.codec): unknown {
-    let value: unknown;
+  private attemptReceive<V>(decoder: Decoder<V>): V | typeof EMPTY | typeof ENDED {
+    let value: V | typeof EMPTY | typeof ENDED;
     try {
       value = this.consumer().tryRead(decoder);
     } catch (error) {
-      if (error instanceof LeaveUnread)
-        throw new ShmChanError(
-          'ERR_MESSAGE_TOO_LARGE',
-          `channel '${this.name}': the next message has ${error.payload} bytes, more than the ${this.intoDecoder?.target.length} of the buffer to receive into; it stays in the channel (a buffer of maxMessageSize, ${this.maxMessageSize} bytes, always fits)`,
-        );
       throw this.dataPathError(error);
     }
     // a value read while the segment was truncated may be half zeros: never return it
@@ -565,9 +555,7 @@ export class Channel<T = unknown> {
     return value;
   }
 
-  private receivePlan(timeout: number | undefined): WaitPlan<T | typeof ENDED>;
-  private receivePlan<V>(timeout: number | undefined, decoder: Decoder<V>): WaitPlan<V | typeof ENDED>;
-  private receivePlan(timeout: number | undefined, decoder: Decoder<unknown> = this.codec): WaitPlan<unknown> {
+  private receivePlan<V>(timeout: number | undefined, decoder: Decoder<V>): WaitPlan<V | typeof ENDED> {
     return {
       which: L.WAIT_DATA,
       timeout,
@@ -633,7 +621,7 @@ export class Channel<T = unknown> {
       waitUntil: (ready, signal) => {
         if (signal?.aborted) return Promise.reject(abortError(signal));
         const plan: WaitPlan<undefined> = {
-          ...this.receivePlan(undefined),
+          ...this.receivePlan(undefined, this.codec),
           attempt: () => {
             try {
               return ready() ? undefined : AGAIN;
@@ -713,6 +701,11 @@ export class Channel<T = unknown> {
       return new ShmChanError(
         'ERR_MESSAGE_TOO_LARGE',
         `channel '${this.name}': the message encodes to ${error.length} bytes, more than maxMessageSize ${error.max} (create the channel with a larger maxMessageSize or capacity)`,
+      );
+    if (error instanceof LeaveUnread)
+      return new ShmChanError(
+        'ERR_MESSAGE_TOO_LARGE',
+        `channel '${this.name}': the next message has ${error.payload} bytes, more than the ${error.room} of the buffer to receive into; it stays in the channel (a buffer of maxMessageSize, ${this.maxMessageSize} bytes, always fits)`,
       );
     if (error instanceof DecodeFailure)
       return new ShmChanError(

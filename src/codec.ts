@@ -169,7 +169,7 @@ export class CopyInto implements Decoder<number> {
   decode(bytes: Buffer, start: number, end: number): number {
     const length = end - start;
     const target = this.target;
-    if (length > target.length) throw new LeaveUnread(length);
+    if (length > target.length) throw new LeaveUnread(length, target.length);
     // set() of a view: for 64 B, 111 ns per receive against 152 ns for a byte loop
     target.set(bytes.subarray(start, end));
     return length;

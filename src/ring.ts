@@ -364,7 +364,10 @@ export class SpscReader {
 /** Thrown by a decoder that cannot take a message (a caller's buffer too small for
  * it): the reader leaves the message unread, to be read again. */
 export class LeaveUnread extends Error {
-  constructor(readonly payload: number) {
+  constructor(
+    readonly payload: number,
+    readonly room: number,
+  ) {
     super('message left unread');
   }
 }
