@@ -108,9 +108,7 @@ export function positiveInteger(value: unknown, name: string, fallback: number):
   return value;
 }
 
-/** How a session ends: stopped or ended for good; 'lost' the connection, or JetStream
- * 'away' on an open one (both: connect again and start a new session). */
-export type SessionOutcome = 'stopped' | 'ended' | 'lost' | 'away';
+export type SessionOutcome = 'stopped' | 'ended' | 'lost';
 
 export abstract class BridgeBase implements Bridge {
   abstract readonly direction: 'to' | 'from';
@@ -190,25 +188,25 @@ export abstract class BridgeBase implements Bridge {
       let awayFor = 0; // ms to pause before the next try while JetStream stays away
       for (;;) {
         const started = performance.now();
-        let outcome: SessionOutcome;
+        let away = false;
         try {
-          outcome = await this.jetStreamSession(nc);
+          if ((await this.jetStreamSession(nc)) !== 'lost') return;
         } catch (error) {
           // Once running, JetStream away (a server shutting down or starting) is waited
           // out like a lost connection. Before the first session was ready it is an
           // error, so that a server without JetStream is reported at once.
           if (!this.wasReady || !(nc.isClosed() || isJetStreamAway(error))) throw error;
-          outcome = nc.isClosed() ? 'lost' : 'away';
+          away = !nc.isClosed();
           // a session that ran a while starts a new streak: told again, short pause first
           if (performance.now() - started > AWAY_STREAK_MS) awayFor = 0;
-          if (outcome === 'away' && awayFor === 0)
+          if (away && awayFor === 0)
             this.event('waiting', `JetStream does not answer (${(error as Error).message}); trying again until it does (${this.pendingWhenLost()})`);
         }
-        if (this.stopping.signal.aborted || (outcome !== 'lost' && outcome !== 'away')) return;
-        if (outcome === 'lost') this.event('disconnected', `lost the connection to NATS; connecting again (${this.pendingWhenLost()})`);
+        if (this.stopping.signal.aborted) return;
+        if (!away) this.event('disconnected', `lost the connection to NATS; connecting again (${this.pendingWhenLost()})`);
         await nc.close();
         // JetStream away: give it 100 ms, then twice as long each time, up to 2 s
-        awayFor = outcome === 'away' ? Math.min(Math.max(2 * awayFor, 100), 2000) : 0;
+        awayFor = away ? Math.min(Math.max(2 * awayFor, 100), 2000) : 0;
         if (awayFor > 0) await pause(awayFor, this.stopping.signal);
         let failures = 0;
         nc = await connectWithRetry({ ...this.connectOptions, reconnect: false }, this.stopping.signal, (error) => {
