@@ -7,19 +7,16 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Packr, Unpackr } from 'msgpackr';
 import { Channel } from '../dist/index.mjs';
+import { messageKinds, packr, unpackr } from './drivers.mjs';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, kind: { type: 'string' } } });
 const rounds = Number(values.rounds);
 
-const payload = Buffer.alloc(64, 0x5a);
-const small = { seq: 0, ts: Date.now(), kind: 'tick', payload };
-const kinds = {
-  small: { label: 'small object', codec: 'msgpack', message: small },
-  raw64: { label: 'raw 64 B', codec: 'raw', message: Buffer.alloc(64, 7) },
-  raw64k: { label: 'raw 64 KiB', codec: 'raw', message: Buffer.alloc(65536, 7) },
-};
+// the benchmark's messages, each a fixed value (make() would time Date.now() too)
+const kinds = Object.fromEntries(
+  Object.entries(messageKinds).map(([id, k]) => [id, { label: k.label, codec: k.raw ? 'raw' : 'msgpack', message: k.make(0) }]),
+);
 
 // Each kind in a fresh process, so that one kind's code does not slow another's
 // (V8's inline caches turn polymorphic when one process uses several codecs).
@@ -59,8 +56,7 @@ function best(n, body) {
 }
 
 if (values.kind === 'msgpackr') {
-  const packr = new Packr({ useRecords: false });
-  const unpackr = new Unpackr({ useRecords: false });
+  const small = kinds.small.message;
   const packed = packr.pack(small);
   const encode = best(200_000, (n) => {
     for (let i = 0; i < n; i++) packr.pack(small);
