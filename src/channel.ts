@@ -526,9 +526,10 @@ export class Channel<T = unknown> {
 
   private copyInto(target: Uint8Array): CopyInto {
     if (!(target instanceof Uint8Array)) throw invalidArg(`channel '${this.name}': receiveInto needs a Uint8Array or Buffer to copy into, got ${describe(target)}`);
-    this.live();
-    if (this.codec.kind !== 'raw')
+    if (this.codec.kind !== 'raw') {
+      this.live(); // a closed handle says so first, whatever its codec
       throw invalidArg(`channel '${this.name}' uses the '${this.codec.kind}' codec; receiveInto copies the bytes of raw channels: use receive()`);
+    }
     const decoder = (this.intoDecoder ??= new CopyInto());
     decoder.target = target;
     return decoder;
