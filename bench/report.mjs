@@ -213,13 +213,15 @@ function plainTable({ title, header, body }) {
   return [title, ...rows.map(line)].join('\n');
 }
 
+const trialError = (f) => `${f.scenario}/${f.message}/${f.mechanism ?? 'msgpackr'}: ${f.error}`;
+
 export function textReport(report) {
   const parts = [heading(report).join('\n')];
   for (const t of scenarioTables(report)) parts.push(plainTable(t));
   const targets = targetTable(report);
   if (targets !== undefined) parts.push(plainTable(targets));
-  if (report.failures.length > 0)
-    parts.push(['Failed trials', ...report.failures.map((f) => `${f.scenario}/${f.message}/${f.mechanism ?? 'msgpackr'}: ${f.error}`)].join('\n'));
+  if (report.failures.length > 0) parts.push(['Failed trials', ...report.failures.map(trialError)].join('\n'));
+  if ((report.retried ?? []).length > 0) parts.push(['Trials that failed once and were run again', ...report.retried.map(trialError)].join('\n'));
   return `${parts.join('\n\n')}\n`;
 }
 
@@ -249,7 +251,8 @@ export function markdownReport(report, svgPath) {
   for (const t of scenarioTables(report)) parts.push(markdownTable(t));
   const targets = targetTable(report);
   if (targets !== undefined) parts.push(markdownTable(targets));
-  if (report.failures.length > 0) parts.push(report.failures.map((f) => `- failed: ${f.scenario}/${f.message}/${f.mechanism}: ${f.error}`).join('\n'));
+  if (report.failures.length > 0) parts.push(report.failures.map((f) => `- failed: ${trialError(f)}`).join('\n'));
+  if ((report.retried ?? []).length > 0) parts.push(report.retried.map((f) => `- failed once, then run again: ${trialError(f)}`).join('\n'));
   return `${parts.join('\n\n')}\n`;
 }
 

@@ -233,11 +233,20 @@ export async function runBench(options = {}) {
   const progress = new Progress(stderr, trials.length);
   const results = [];
   const failures = [];
+  const retried = [];
   try {
     for (const [index, trial] of trials.entries()) {
       progress.start(index, trial);
-      const outcome = await runTrial(trial, index, prefix, shmchan);
       const row = { scenario: trial.scenario, message: trial.message, mechanism: trial.mechanism };
+      let outcome = await runTrial(trial, index, prefix, shmchan);
+      if (!outcome.ok) {
+        // One more try in fresh processes: a trial can fail for a reason of the
+        // moment (a peer that took too long to start on a loaded machine). The
+        // first error stays in the report; a trial that fails twice is a failure.
+        retried.push({ ...row, error: outcome.error });
+        progress.done(index, trial, `failed (${outcome.error}), trying again`);
+        outcome = await runTrial(trial, index, prefix, shmchan);
+      }
       if (outcome.ok) {
         results.push({ ...row, ...outcome.result });
         progress.done(index, trial, describeResult(trial, outcome.result));
@@ -250,7 +259,8 @@ export async function runBench(options = {}) {
     for (const signal of signals) process.removeListener(signal, onSignal);
   }
   const elapsedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-  progress.finish(`${trials.length} trials in ${elapsedSeconds.toFixed(1)} s${failures.length ? `, ${failures.length} failed` : ''}`);
+  const retriedText = retried.length ? `, ${retried.length} tried twice` : '';
+  progress.finish(`${trials.length} trials in ${elapsedSeconds.toFixed(1)} s${retriedText}${failures.length ? `, ${failures.length} failed` : ''}`);
 
   const report = withRatiosAndTargets({
     schema: 1,
@@ -274,6 +284,7 @@ export async function runBench(options = {}) {
     messages: Object.fromEntries(Object.entries(messageKinds).map(([id, k]) => [id, { label: k.label, bytes: messageBytes(id) }])),
     results,
     failures,
+    retried,
   });
   if (options.svg !== undefined) fs.writeFileSync(options.svg, svgChart(report));
   if (options.json) stdout.write(`${JSON.stringify(report, null, 2)}\n`);
