@@ -329,20 +329,28 @@ class RawShmchanEndpoint extends ShmchanEndpoint {
     super(channel, api);
     const into = new Uint8Array(channel.maxMessageSize);
     this.into = into;
-    if (api === 'sync') this.nextSync = () => into.subarray(0, channel.receiveIntoSync(into));
+    this.view = into.subarray(0, 0);
+    if (api === 'sync') this.nextSync = () => this.message(channel.receiveIntoSync(into));
+  }
+
+  /** The message as a view of the buffer. The view of the last length is kept:
+   * making one per message cost as much as the copy into it. */
+  message(length) {
+    if (this.view.length !== length) this.view = this.into.subarray(0, length);
+    return this.view;
   }
 
   async listen(handler) {
     const { channel, into } = this;
     for (;;) {
       let length;
-      while ((length = channel.tryReceiveInto(into)) !== undefined) if (handler(into.subarray(0, length)) === true) return;
-      if (handler(into.subarray(0, await channel.receiveInto(into))) === true) return;
+      while ((length = channel.tryReceiveInto(into)) !== undefined) if (handler(this.message(length)) === true) return;
+      if (handler(this.message(await channel.receiveInto(into))) === true) return;
     }
   }
 
   async next() {
-    return this.into.subarray(0, await this.channel.receiveInto(this.into));
+    return this.message(await this.channel.receiveInto(this.into));
   }
 }
 

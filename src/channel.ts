@@ -20,6 +20,7 @@ import { SharedStructures } from './structures';
 import { hexKey, keyTakenError, rejectKey, sysvKey, type SysvKey } from './sysv';
 import { AGAIN, Announcements, SpinBudget, sleepThread, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
 import { RelayConsumer, RelayProducer, relayConsumer, relayProducer, type RelayHooks } from './relay';
+import { loadWord } from './words';
 
 export type Backend = 'posix' | 'sysv';
 export type Mode = 'spsc' | 'mpsc';
@@ -446,7 +447,7 @@ export class Channel<T = unknown> {
   }
 
   private checkNotEnded(): void {
-    if (Atomics.load(this.ring.i32, L.OFF_ENDED >> 2) !== 0) throw this.endedError();
+    if (loadWord(this.ring.i32, L.OFF_ENDED >> 2) !== 0) throw this.endedError();
   }
 
   // ---- consuming ----

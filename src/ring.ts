@@ -3,6 +3,7 @@
 // in native/include/shmchan.h and implemented for C programs in native/src/ring.c.
 import { layout as L, type NativeSegment } from './binding';
 import type { Codec, Decoder } from './codec';
+import { loadWord } from './words';
 
 const H = L.HEADER_SIZE;
 const RECORD = L.RECORD_HEADER;
@@ -65,7 +66,7 @@ export class SpaceWaker {
   /** The consumer freed `bytes` and its head is now `head`. */
   released(bytes: number, head: number): void {
     const i32 = this.ring.i32;
-    if (Atomics.load(i32, L.OFF_SPACE_WAITERS >> 2) === 0) {
+    if (loadWord(i32, L.OFF_SPACE_WAITERS >> 2) === 0) {
       this.freed = 0; // counted from when a producer starts to sleep
       return;
     }
@@ -110,7 +111,7 @@ export class SpscWriter {
   }
 
   private refreshHead(): number {
-    this.cachedHead = Atomics.load(this.ring.i32, L.OFF_HEAD >> 2) >>> 0;
+    this.cachedHead = loadWord(this.ring.i32, L.OFF_HEAD >> 2) >>> 0;
     return this.used();
   }
 
@@ -193,7 +194,7 @@ export class SpscWriter {
     i32[L.OFF_TAIL >> 2] = this.tail | 0;
     addCounter(i32, this.messagesIndex, 1);
     addCounter(i32, this.bytesIndex, length);
-    if (Atomics.load(i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
+    if (loadWord(i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
   }
 }
 
@@ -264,7 +265,7 @@ export class SpscReader {
     if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
     for (;;) {
       const idx = this.head & mask;
-      const length = Atomics.load(i32, this.ring.lengthIndex(idx));
+      const length = loadWord(i32, this.ring.lengthIndex(idx));
       if (length === 0) {
         if (Atomics.load(i32, L.OFF_ENDED >> 2) === 0) return EMPTY;
         // end() follows the producer's last commit: look once more
