@@ -4,6 +4,7 @@
 // native/include/shmchan.h ("MPSC records").
 import { layout as L } from './binding';
 import type { Codec, Decoder } from './codec';
+import { loadWord } from './words';
 import {
   COMMITTED,
   CorruptRing,
@@ -135,7 +136,7 @@ export class MpscWriter {
       const used = (tail - this.cachedHead) >>> 0;
       if (used > capacity) {
         if (!refreshed) {
-          this.cachedHead = Atomics.load(this.ring.i32, HEAD) >>> 0;
+          this.cachedHead = loadWord(this.ring.i32, HEAD) >>> 0;
           continue;
         }
         // the tail we read may be older than the head we just read
@@ -144,7 +145,7 @@ export class MpscWriter {
       }
       if (capacity - used >= need) return true;
       if (refreshed) return false;
-      this.cachedHead = Atomics.load(this.ring.i32, HEAD) >>> 0;
+      this.cachedHead = loadWord(this.ring.i32, HEAD) >>> 0;
     }
   }
 
@@ -180,7 +181,8 @@ export class MpscWriter {
   }
 
   private wakeConsumer(): void {
-    if (Atomics.load(this.ring.i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
+    // after the Atomics.store of the length word, which is the fence
+    if (loadWord(this.ring.i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
   }
 }
 
@@ -204,7 +206,7 @@ export class MpscReader {
     for (;;) {
       const idx = this.head & mask;
       const lengthIndex = this.ring.lengthIndex(idx);
-      const length = Atomics.load(i32, lengthIndex);
+      const length = loadWord(i32, lengthIndex);
       if (length === 0) {
         this.waitingOnClaim = false;
         // Read before the tail: a producer checks for the end after it moves the
@@ -224,7 +226,7 @@ export class MpscReader {
         // the end counts once every claim made before it is finished
         return ended ? ENDED : EMPTY;
       }
-      const type = Atomics.load(i32, lengthIndex + 1);
+      const type = loadWord(i32, lengthIndex + 1);
       if (length < 0) {
         const need = -length;
         if (need % 8 !== 0 || need < RECORD || need > capacity)
