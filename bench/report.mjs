@@ -221,7 +221,7 @@ export function textReport(report) {
   const targets = targetTable(report);
   if (targets !== undefined) parts.push(plainTable(targets));
   if (report.failures.length > 0) parts.push(['Failed trials', ...report.failures.map(trialError)].join('\n'));
-  if ((report.retried ?? []).length > 0) parts.push(['Trials that failed once and were run again', ...report.retried.map(trialError)].join('\n'));
+  if (report.retried.length > 0) parts.push(['Trials that failed once and were run again', ...report.retried.map(trialError)].join('\n'));
   return `${parts.join('\n\n')}\n`;
 }
 
@@ -252,7 +252,7 @@ export function markdownReport(report, svgPath) {
   const targets = targetTable(report);
   if (targets !== undefined) parts.push(markdownTable(targets));
   if (report.failures.length > 0) parts.push(report.failures.map((f) => `- failed: ${trialError(f)}`).join('\n'));
-  if ((report.retried ?? []).length > 0) parts.push(report.retried.map((f) => `- failed once, then run again: ${trialError(f)}`).join('\n'));
+  if (report.retried.length > 0) parts.push(report.retried.map((f) => `- failed once, then run again: ${trialError(f)}`).join('\n'));
   return `${parts.join('\n\n')}\n`;
 }
 
