@@ -4,7 +4,6 @@
 // native/include/shmchan.h ("MPSC records").
 import { layout as L } from './binding';
 import type { Codec, Decoder } from './codec';
-import { loadWord } from './words';
 import {
   COMMITTED,
   CorruptRing,
@@ -20,6 +19,7 @@ import {
   type PeekedRecord,
   type RingMemory,
 } from './ring';
+import { loadWord } from './words';
 
 const RECORD = L.RECORD_HEADER;
 const TAIL = L.OFF_TAIL >> 2;

@@ -9,9 +9,11 @@
 // its effect chain, so a plain load is what Atomics.load compiles to in C there.
 // arm64 reorders loads: it keeps Atomics.load.
 //
-// Use loadWord only for a load that runs once per call, never in a loop that
-// waits for the word to change: V8 may merge repeated plain loads of one index
-// in one function. The seq_cst stores stay Atomics.store: they are also the
+// Use loadWord only for a load that runs once per call, or once per turn of a
+// loop that calls something (an Atomics builtin, a function) before it turns;
+// never in a loop that waits for the word to change with only plain loads in
+// it: V8 may merge repeated plain loads of one index when nothing between them
+// can write memory. The seq_cst stores stay Atomics.store: they are also the
 // fence between publishing a cursor and reading the waiter counts.
 
 const plainLoadsAcquire = process.arch === 'x64' || process.arch === 'ia32';
