@@ -1,4 +1,4 @@
-// node bench/micro.mjs [--rounds N]: CPU time per call of shmchan's data path in
+// node bench/micro.mjs [--rounds N] [--mode mpsc]: CPU time per call of shmchan's data path in
 // one process, no peer and no waiting: fill a channel with trySend, then empty it
 // with tryReceive (or tryReceiveInto), and so on. It says what each side costs on
 // its own, which the one-way benchmark cannot tell apart (both sides run at once
@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { Channel } from '../dist/index.mjs';
 import { messageKinds, packr, unpackr } from './drivers.mjs';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, kind: { type: 'string' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, kind: { type: 'string' }, mode: { type: 'string', default: 'spsc' } } });
 const rounds = Number(values.rounds);
 
 // the benchmark's messages, each a fixed value (make() would time Date.now() too)
@@ -22,10 +22,10 @@ const kinds = Object.fromEntries(
 // (V8's inline caches turn polymorphic when one process uses several codecs).
 if (values.kind === undefined) {
   const ns = (v) => (v === null ? '-' : `${v.toFixed(0)} ns`);
-  console.log(`CPU time per message, one process per row, best of ${rounds} (node bench/micro.mjs)`);
+  console.log(`CPU time per message, ${values.mode}, one process per row, best of ${rounds} (node bench/micro.mjs)`);
   console.log(['message', 'trySend', 'tryReceive', 'tryReceiveInto'].map((h) => h.padEnd(14)).join(''));
   for (const kind of [...Object.keys(kinds), 'msgpackr']) {
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--kind', kind, '--rounds', String(rounds)], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--kind', kind, '--rounds', String(rounds), '--mode', values.mode], { encoding: 'utf8' });
     const row = JSON.parse(out);
     if (kind === 'msgpackr') console.log(`msgpackr alone, small object: encode ${ns(row.encode)}, decode ${ns(row.decode)}`);
     else console.log([row.label, ns(row.send), ns(row.receive), ns(row.receiveInto)].map((c) => c.padEnd(14)).join(''));
@@ -69,7 +69,7 @@ if (values.kind === 'msgpackr') {
   const { label, codec, message } = kinds[values.kind];
   const name = `shmchan-micro-${process.pid}`;
   const capacity = 1 << 22;
-  const tx = Channel.create(name, { capacity, codec, spinMicros: 0 });
+  const tx = Channel.create(name, { capacity, codec, mode: values.mode, spinMicros: 0 });
   const rx = Channel.open(name, { codec });
   try {
     const into = new Uint8Array(rx.maxMessageSize);
