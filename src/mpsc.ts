@@ -57,6 +57,20 @@ function finishAsPadding(ring: RingMemory, idx: number, need: number): void {
   Atomics.compareExchange(i32, ring.lengthIndex(idx), -need, Math.min(need, toEnd));
 }
 
+/** Records up to this size are zeroed a word at a time: Buffer#fill goes through
+ * a C++ builtin that cost more than the rest of a small record's read (perf). */
+const ZERO_BY_WORDS = 256;
+
+/** Zeroes ring bytes [from, to), both multiples of 8 (free ring bytes are always zero). */
+function zero(ring: RingMemory, from: number, to: number): void {
+  if (to - from > ZERO_BY_WORDS) {
+    ring.bytes.fill(0, from, to);
+    return;
+  }
+  const i32 = ring.i32;
+  for (let i = ring.lengthIndex(from), end = ring.lengthIndex(to); i < end; i++) i32[i] = 0;
+}
+
 export class MpscWriter {
   private cachedHead: number;
   private readonly marker: number;
@@ -88,28 +102,33 @@ export class MpscWriter {
     const { i32, capacity, mask } = this.ring;
     checkSize(encoded.length, this.ring.maxMessageSize);
     const size = align8(RECORD + encoded.length);
+    // loadWord for the loads below: each turn of this loop makes an Atomics call
+    // (the CAS, or meetClaim's loads) before it turns (see src/words.ts)
     for (;;) {
-      const tail = Atomics.load(i32, TAIL) >>> 0;
+      const tail = loadWord(i32, TAIL) >>> 0;
       if ((tail & 7) !== 0) throw new CorruptRing(`a tail of ${tail}, not a multiple of 8`);
       const idx = tail & mask;
       const padding = capacity - idx < size ? capacity - idx : 0;
       const need = padding + size;
       if (!this.hasRoom(tail, need)) return false;
       const lengthIndex = this.ring.lengthIndex(idx);
-      const type = Atomics.load(i32, lengthIndex + 1);
+      const type = loadWord(i32, lengthIndex + 1);
       if (type !== 0) {
         if (!this.meetClaim(tail, idx, type)) return false;
         continue;
       }
       if (Atomics.compareExchange(i32, lengthIndex + 1, 0, this.marker) !== 0) continue;
-      if (Atomics.load(i32, TAIL) >>> 0 !== tail) {
+      if (loadWord(i32, TAIL) >>> 0 !== tail) {
         // the header was free because the tail had already moved past it: give it back
         Atomics.compareExchange(i32, lengthIndex + 1, this.marker, 0);
         continue;
       }
-      Atomics.store(i32, lengthIndex, -need);
+      // A plain store: the tail CAS just after it publishes it (a locked instruction
+      // on x64, a store-release on arm64), and a helper reads it only once the tail
+      // has moved; Atomics.store would add a builtin call and a fence.
+      i32[lengthIndex] = -need;
       Atomics.compareExchange(i32, TAIL, tail | 0, (tail + need) | 0);
-      if (Atomics.load(i32, ENDED_FLAG) !== 0) {
+      if (loadWord(i32, ENDED_FLAG) !== 0) {
         finishAsPadding(this.ring, idx, need);
         this.wakeConsumer();
         throw new StreamEnded();
@@ -317,16 +336,16 @@ export class MpscReader {
   /** Consumes every record up to peeked.next, zeroing them (padding before the
    * message included); `position` is the 64-bit head after it. */
   commit(peeked: PeekedRecord, position: bigint): void {
-    const { i32, bytes, capacity, mask } = this.ring;
+    const { i32, capacity, mask } = this.ring;
     addCounter(i32, L.OFF_RECV_MESSAGES >> 2, 1);
     addCounter(i32, L.OFF_RECV_BYTES >> 2, peeked.end - peeked.start);
     storeHeadPosition(this.ring, position);
     const next = peeked.next;
-    Atomics.store(i32, RELEASING, next | 0);
+    i32[RELEASING] = next | 0; // plain: see release()
     for (let at = this.head; at !== next; ) {
       const idx = at & mask;
       const chunk = Math.min((next - at) >>> 0, capacity - idx);
-      bytes.fill(0, idx, idx + chunk);
+      zero(this.ring, idx, idx + chunk);
       at = (at + chunk) >>> 0;
     }
     const step = (next - this.head) >>> 0;
@@ -359,8 +378,9 @@ export class MpscReader {
   private release(idx: number, step: number): void {
     const { i32 } = this.ring;
     const next = (this.head + step) >>> 0;
-    Atomics.store(i32, RELEASING, next | 0);
-    this.ring.bytes.fill(0, idx, idx + step);
+    // plain: only a successor reads it, after this process is gone (src/owners.c)
+    i32[RELEASING] = next | 0;
+    zero(this.ring, idx, idx + step);
     this.head = next;
     Atomics.store(i32, HEAD, next | 0);
     this.spaceWaker.released(step, next);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
 
@@ -140,4 +141,31 @@ describe.each(backends)('%s', (backend) => {
       channel.close();
     }
   });
+});
+
+// Claims may start at any 8-byte boundary, so the consumer must leave every byte
+// it consumed at zero: records of 0 to 600 bytes (zeroed a word at a time up to
+// 256 bytes, by fill above), through several laps of a 4 KiB ring with padding at
+// each wrap. Read back from /dev/shm, so POSIX only.
+it('posix: leaves every consumed byte of an mpsc ring at zero, small and large records, across wraps', () => {
+  const { create, open } = using('posix');
+  const name = uniqueName('mpsc-zeroed');
+  const capacity = 4096;
+  const channel = create<Uint8Array>(name, { mode: 'mpsc', codec: 'raw', capacity });
+  const consumer = open<Uint8Array>(name, { codec: 'raw' });
+  try {
+    const ringIsZero = () => readFileSync(`/dev/shm/${name}`).subarray(8192, 8192 + capacity).every((byte) => byte === 0);
+    let laps = 0;
+    for (let size = 0; size <= 600; size += 7) {
+      const message = Buffer.alloc(size, (size % 255) + 1);
+      expect(channel.trySend(message)).toBe(true);
+      expect(Buffer.from(consumer.tryReceive()!).equals(message)).toBe(true);
+      expect(ringIsZero()).toBe(true);
+      laps += size;
+    }
+    expect(laps).toBeGreaterThan(4 * capacity);
+  } finally {
+    consumer.close();
+    channel.close();
+  }
 });
