@@ -41,6 +41,13 @@ export interface WaitPlan<T> {
 const transient = new Set([0, -errno.ETIMEDOUT, -errno.EINTR, -errno.ECANCELED]);
 
 /**
+ * What a wait that sleeps costs on top of one that polls: announcing, the futex
+ * or semaphore call, and the other side's wake call. 50-90 µs in round trips of
+ * 64 KiB on this 2-core VM, where both sides slept (see SpinBudget).
+ */
+const SLEEP_MICROS = 100;
+
+/**
  * How long a handle's next wait on a line polls before it sleeps: from 0 up to
  * the handle's spinMicros. Polling pays when the other side answers within it;
  * when waits keep outlasting it, polling only burns CPU, and on a machine with
@@ -48,6 +55,12 @@ const transient = new Set([0, -errno.ETIMEDOUT, -errno.EINTR, -errno.ECANCELED])
  * (four producers spinning on a full ring starve its one consumer). So a wait
  * that ended later than the full budget halves it, and one that ended within
  * the budget doubles it again (from at least 1 µs).
+ *
+ * "Within the budget" allows for the sleep itself (SLEEP_MICROS): once the
+ * budget is down to nothing, every wait sleeps, and a sleep alone outlasts a
+ * 50 µs budget here. Without the allowance no wait could ever end within the
+ * budget again, even after the other side has become quick: round trips of
+ * 64 KiB that once met a slow start stayed at 50-90 µs instead of 11-12 µs.
  */
 export class SpinBudget {
   private readonly micros: number[];
@@ -62,7 +75,7 @@ export class SpinBudget {
   /** A wait on `which` ended after waitedMicros. */
   waited(which: number, waitedMicros: number): void {
     const now = this.micros[which];
-    if (waitedMicros <= this.maxMicros) this.micros[which] = Math.min(this.maxMicros, Math.max(1, now * 2));
+    if (waitedMicros <= this.maxMicros + SLEEP_MICROS) this.micros[which] = Math.min(this.maxMicros, Math.max(1, now * 2));
     else this.micros[which] = now < 1 ? 0 : now / 2;
   }
 }
