@@ -41,9 +41,10 @@ export interface WaitPlan<T> {
 const transient = new Set([0, -errno.ETIMEDOUT, -errno.EINTR, -errno.ECANCELED]);
 
 /**
- * What a wait that sleeps costs on top of one that polls: announcing, the futex
- * or semaphore call, and the other side's wake call. 50-90 µs in round trips of
- * 64 KiB on this 2-core VM, where both sides slept (see SpinBudget).
+ * What a sleep costs on top of polling: announcing, the futex or semaphore call,
+ * and the other side's wake call. A round trip where both sides sleep pays it
+ * twice: 50-90 us for both on this 2-core VM, up to ~150 us for some trials of
+ * System V (see SpinBudget).
  */
 const SLEEP_MICROS = 100;
 
@@ -56,11 +57,13 @@ const SLEEP_MICROS = 100;
  * that ended later than the full budget halves it, and one that ended within
  * the budget doubles it again (from at least 1 µs).
  *
- * "Within the budget" allows for the sleep itself (SLEEP_MICROS): once the
- * budget is down to nothing, every wait sleeps, and a sleep alone outlasts a
- * 50 µs budget here. Without the allowance no wait could ever end within the
- * budget again, even after the other side has become quick: round trips of
- * 64 KiB that once met a slow start stayed at 50-90 µs instead of 11-12 µs.
+ * "Within the budget" allows for two sleeps (SLEEP_MICROS each), the other
+ * side's and our own: once the budgets are down to nothing, every wait sleeps,
+ * and the sleeps alone outlast a 50 µs budget here. Without the allowance no
+ * wait could ever end within the budget again, even after the other side has
+ * become quick: round trips of 64 KiB that once met a slow start stayed at
+ * 50-90 µs instead of 11-12 µs. With one sleep's allowance a System V round trip
+ * of small objects still stayed at 93 µs once in twenty trials.
  */
 export class SpinBudget {
   private readonly micros: number[];
@@ -75,7 +78,7 @@ export class SpinBudget {
   /** A wait on `which` ended after waitedMicros. */
   waited(which: number, waitedMicros: number): void {
     const now = this.micros[which];
-    if (waitedMicros <= this.maxMicros + SLEEP_MICROS) this.micros[which] = Math.min(this.maxMicros, Math.max(1, now * 2));
+    if (waitedMicros <= this.maxMicros + 2 * SLEEP_MICROS) this.micros[which] = Math.min(this.maxMicros, Math.max(1, now * 2));
     else this.micros[which] = now < 1 ? 0 : now / 2;
   }
 }

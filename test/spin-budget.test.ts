@@ -20,22 +20,22 @@ it('halves the spin after waits that outlast it, down to none, and doubles it ba
   expect(back).toEqual([1, 2, 4, 8, 16, 32, 50, 50]);
 });
 
-it('counts a wait that slept as quick when it ended within the budget plus what a sleep costs', () => {
+it('counts a wait that slept as quick when it ended within the budget plus what two sleeps cost', () => {
   // Without the allowance a handle at no spin never spun again: each of its waits
   // sleeps, and the sleep alone outlasts the budget (round trips of 64 KiB stayed
   // at 50-90 us instead of 11-12 us).
   const budget = new SpinBudget(50);
   for (let i = 0; i < 8; i++) budget.waited(0, 5_000);
   expect(budget.current(0)).toBe(0);
-  budget.waited(0, 151); // longer than 50 us + 100 us: still nothing
+  budget.waited(0, 251); // longer than 50 us + 2 x 100 us: still nothing
   expect(budget.current(0)).toBe(0);
   const back: number[] = [];
   for (let i = 0; i < 7; i++) {
-    budget.waited(0, 120); // slept, and the answer came soon after
+    budget.waited(0, 220); // both sides slept, and the answer came soon after
     back.push(budget.current(0));
   }
   expect(back).toEqual([1, 2, 4, 8, 16, 32, 50]);
-  budget.waited(0, 151);
+  budget.waited(0, 251);
   expect(budget.current(0)).toBe(25);
 });
 
