@@ -66,6 +66,7 @@ interface Report {
   schema: number;
   date: string;
   mode: string;
+  durations: { throughput: { repeats: number; measureMs: number } };
   machine: { cpus: number; cpuModel: string; node: string };
   mechanisms: { id: string; label: string }[];
   messages: Record<string, { label: string; bytes: number }>;
@@ -141,6 +142,21 @@ describe('shmchan bench (tiny trials)', () => {
     expect(unix!.vsUnix).toBe(1);
     const alone = report.results.find((x) => x.scenario === 'msgpackr');
     expect(positive(alone!.encodePerSec) && positive(alone!.decodePerSec) && positive(alone!.encodeDecodePerSec)).toBe(true);
+  });
+
+  it('reports each throughput row as the median of its trials, in fresh processes', () => {
+    expect(report.durations.throughput.repeats).toBe(2);
+    type Rate = { scenario: string; message: string; mechanism: string; msgsPerSec: number; bytesPerSec: number; messageBytes: number; trialRates?: number[] };
+    const rows = (report.results as Rate[]).filter((x) => x.scenario === 'oneway' || x.scenario === 'fanin');
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) {
+      const label = `${r.scenario}/${r.message}/${r.mechanism}`;
+      expect(r.trialRates, label).toHaveLength(2);
+      // of two, the slower: the row is one real trial, not an average of two
+      expect(r.msgsPerSec, label).toBe(Math.min(...r.trialRates!));
+      expect(r.bytesPerSec, label).toBeCloseTo(r.msgsPerSec * r.messageBytes, 0);
+    }
+    for (const r of report.results.filter((x) => x.scenario === 'pingpong')) expect(r.trialRates).toBeUndefined();
   });
 
   it('checks every target for every shmchan variant', () => {
