@@ -198,16 +198,17 @@ function codeLine({ commit, changed, distRebuiltDuringRun }) {
   return parts.join('; ');
 }
 
-function repeatsNote({ repeats, measureMs }) {
-  return repeats > 1 ? `. Throughput rows: the median of ${repeats} trials of ${measureMs} ms, each in fresh processes` : '';
-}
-
 function heading(report) {
+  const { repeats, measureMs } = report.durations.throughput;
   return [
     `shmchan benchmarks (${report.mode} run, ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${report.elapsedSeconds.toFixed(0)} s)`,
     [machineLine(report), codeLine(report.code)].filter(Boolean).join('\n'),
-    '×unix: how many times better than the unix socket in the same run (its p50 over this one, or this rate over its rate); higher is better' +
-      repeatsNote(report.durations.throughput),
+    [
+      '×unix: how many times better than the unix socket in the same run (its p50 over this one, or this rate over its rate); higher is better',
+      repeats > 1 ? `Throughput rows: the median of ${repeats} trials of ${measureMs} ms, each in fresh processes` : '',
+    ]
+      .filter(Boolean)
+      .join('. '),
   ];
 }
 

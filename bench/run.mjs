@@ -111,7 +111,7 @@ function medianTrial(results) {
 
 function describeResult(trial, result) {
   if (result.p50 !== undefined) return `p50 ${result.p50.toFixed(1)} µs`;
-  if (result.trialRates !== undefined && result.trialRates.length > 1)
+  if (result.trialRates !== undefined)
     return `${(result.msgsPerSec / 1e6).toFixed(3)} M msgs/s (median of ${result.trialRates.map((r) => (r / 1e6).toFixed(3)).join(', ')})`;
   if (result.msgsPerSec !== undefined) return `${(result.msgsPerSec / 1e6).toFixed(3)} M msgs/s`;
   if (result.cpuPercent !== undefined) return `${result.cpuPercent.toFixed(2)} % CPU`;

@@ -41,12 +41,11 @@ export interface WaitPlan<T> {
 const transient = new Set([0, -errno.ETIMEDOUT, -errno.EINTR, -errno.ECANCELED]);
 
 /**
- * What a sleep costs on top of polling: announcing, the futex or semaphore call,
- * and the other side's wake call. A round trip where both sides sleep pays it
- * twice: 50-90 us for both on this 2-core VM, up to ~150 us for some trials of
- * System V (see SpinBudget).
+ * What the two sleeps of a round trip cost on top of polling, the other side's
+ * and our own (each: announcing, the futex or semaphore call, the wake call):
+ * 50-90 us for both on this 2-core VM, up to ~150 us in some System V trials.
  */
-const SLEEP_MICROS = 100;
+const TWO_SLEEPS_MICROS = 200;
 
 /**
  * How long a handle's next wait on a line polls before it sleeps: from 0 up to
@@ -57,8 +56,8 @@ const SLEEP_MICROS = 100;
  * that ended later than the full budget halves it, and one that ended within
  * the budget doubles it again (from at least 1 µs).
  *
- * "Within the budget" allows for two sleeps (SLEEP_MICROS each), the other
- * side's and our own: once the budgets are down to nothing, every wait sleeps,
+ * "Within the budget" allows for two sleeps (TWO_SLEEPS_MICROS): once the
+ * budgets are down to nothing, every wait sleeps,
  * and the sleeps alone outlast a 50 µs budget here. Without the allowance no
  * wait could ever end within the budget again, even after the other side has
  * become quick: round trips of 64 KiB that once met a slow start stayed at
@@ -67,8 +66,11 @@ const SLEEP_MICROS = 100;
  */
 export class SpinBudget {
   private readonly micros: number[];
+  /** The longest wait that still counts as quick. */
+  private readonly quickMicros: number;
   constructor(readonly maxMicros: number) {
     this.micros = [maxMicros, maxMicros];
+    this.quickMicros = maxMicros + TWO_SLEEPS_MICROS;
   }
 
   current(which: number): number {
@@ -78,7 +80,7 @@ export class SpinBudget {
   /** A wait on `which` ended after waitedMicros. */
   waited(which: number, waitedMicros: number): void {
     const now = this.micros[which];
-    if (waitedMicros <= this.maxMicros + 2 * SLEEP_MICROS) this.micros[which] = Math.min(this.maxMicros, Math.max(1, now * 2));
+    if (waitedMicros <= this.quickMicros) this.micros[which] = Math.min(this.maxMicros, Math.max(1, now * 2));
     else this.micros[which] = now < 1 ? 0 : now / 2;
   }
 }
