@@ -73,7 +73,7 @@ interface Report {
   results: Record<string, unknown>[];
   failures: unknown[];
   retried: { mechanism: string | null; error: string }[];
-  targets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean }[];
+  targets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean; codecBound?: number; reachable?: boolean }[];
 }
 
 describe('shmchan bench (tiny trials)', () => {
@@ -164,6 +164,34 @@ describe('shmchan bench (tiny trials)', () => {
     expect([...ids].sort()).toEqual(['oneway-vs-msgpackr', 'oneway-vs-unix', 'parked', 'raw64', 'raw64k', 'roundtrip', 'wakeup']);
     expect(report.targets).toHaveLength(7 * 4);
     for (const t of report.targets) expect(typeof t.pass).toBe('boolean');
+  });
+
+  it('calls a target out of reach only when msgpackr alone is beyond its limit', async () => {
+    const { withRatiosAndTargets, textReport, markdownReport } = await import('../bench/report.mjs');
+    type Target = Report['targets'][number];
+    const bounded = ['oneway-vs-unix', 'roundtrip'];
+    for (const t of report.targets) {
+      if (!bounded.includes(t.id)) expect(t.codecBound, t.id).toBeUndefined();
+      else expect(t.reachable, t.id).toBe(t.id === 'roundtrip' ? t.codecBound! <= t.limit : t.codecBound! >= t.limit);
+    }
+    // the same run's results, with msgpackr alone made `factor` times faster
+    const withMsgpackr = (factor: number) => {
+      const results = report.results.map((r) => {
+        if (r.scenario !== 'msgpackr') return r;
+        const [encodePerSec, encodeDecodePerSec, encodeNs, decodeNs] = [r.encodePerSec, r.encodeDecodePerSec, r.encodeNs, r.decodeNs] as number[];
+        return { ...r, encodePerSec: encodePerSec * factor, encodeDecodePerSec: encodeDecodePerSec * factor, encodeNs: encodeNs / factor, decodeNs: decodeNs / factor };
+      });
+      return withRatiosAndTargets({ ...report, results });
+    };
+    const slow = withMsgpackr(1e-3);
+    for (const id of bounded) expect(slow.targets.filter((t: Target) => t.id === id).map((t: Target) => t.reachable), id).toEqual([false, false, false, false]);
+    expect(textReport(slow)).toMatch(
+      /^Out of reach in this run for any transport that uses msgpackr: small-object round trip .*msgpackr alone takes [\d.,]+ µs for the two encodes and two decodes\)$/m,
+    );
+    expect(markdownReport(slow)).toMatch(/^- Out of reach in this run for any transport that uses msgpackr: one-way small objects >= 5 x unix socket .*msgpackr alone encodes /m);
+    const fast = withMsgpackr(1e3);
+    expect(fast.targets.filter((t: Target) => bounded.includes(t.id)).every((t: Target) => t.reachable)).toBe(true);
+    expect(textReport(fast)).not.toContain('Out of reach');
   });
 
   it('writes a well-formed SVG chart with a bar per mechanism', () => {
