@@ -32,7 +32,8 @@ const msgpackrAlone = (rs) => find(rs, 'msgpackr', 'small', null);
  * the variant's `field` of (scenario, message) against limit(results); `below`
  * when lower is better. `codecBound(results)`, where there is one, is what
  * msgpackr alone takes in the same run, which no transport that uses it can
- * beat: a limit beyond it is out of reach in that run, whatever the transport.
+ * beat: a limit beyond it is out of reach in that run, whatever the transport,
+ * unless a variant met it all the same.
  */
 const targetDefinitions = [
   {
@@ -91,13 +92,19 @@ export function withRatiosAndTargets(report) {
     const codecBound = t.codecBound?.(results);
     const beats = (value, than) => (t.below ? value <= than : value >= than);
     const [scenario, message, field] = t.at;
+    const checked = [];
     for (const mechanism of shmchanIds) {
       const measured = find(results, scenario, message, mechanism)?.[field];
       if (measured === undefined || limit === undefined) continue;
-      const target = { id: t.id, text: t.text, mechanism, unit: t.unit, limit, measured, pass: beats(measured, limit) };
-      if (codecBound !== undefined) Object.assign(target, { codecBound, reachable: beats(codecBound, limit) });
-      targets.push(target);
+      checked.push({ id: t.id, text: t.text, mechanism, unit: t.unit, limit, measured, pass: beats(measured, limit) });
     }
+    // msgpackr alone is timed once, at another moment than the trials: a variant
+    // that met the limit shows it was reachable, whatever that timing said
+    if (codecBound !== undefined) {
+      const reachable = beats(codecBound, limit) || checked.some((x) => x.pass);
+      for (const x of checked) Object.assign(x, { codecBound, reachable });
+    }
+    targets.push(...checked);
   }
   return { ...report, results, targets };
 }
