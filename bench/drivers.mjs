@@ -69,6 +69,18 @@ const shmchanVariants = ['posix', 'sysv'].flatMap((backend) =>
 
 export const mechanisms = [
   ...shmchanVariants,
+  // What `records: true` gives (README, "Records: shared key lists"): msgpackr
+  // records over the segment's shared structures, so objects only.
+  {
+    id: 'shmchan-posix-spsc-records',
+    label: 'shmchan posix spsc records',
+    family: 'shmchan',
+    backend: 'posix',
+    mode: 'spsc',
+    records: true,
+    multiProducer: false,
+    messages: ['small'],
+  },
   { id: 'pipe', label: 'pipe (FIFO)', family: 'pipe', multiProducer: true },
   { id: 'unix', label: 'unix socket', family: 'unix', multiProducer: true },
   { id: 'ipc-json', label: "child IPC 'json'", family: 'ipc', serialization: 'json', multiProducer: true },
@@ -365,6 +377,7 @@ function shmchanOptions(spec) {
     backend: m.backend,
     mode: m.mode,
     codec: messageKinds[spec.message].raw ? 'raw' : 'msgpack',
+    records: m.records === true,
   };
 }
 
@@ -423,7 +436,8 @@ export async function openMain(spec) {
   const peers = new Peers();
   const peerSpec = (index) => ({ ...spec, role: 'peer', index });
   const indexes = [...Array(spec.peers).keys()];
-  const side = { receivers: [], senders: [], peers, closers: [] };
+  // facts: what the trial's result should also say about how it ran
+  const side = { receivers: [], senders: [], peers, closers: [], facts: {} };
   side.close = async () => {
     await peers.stop();
     for (const close of side.closers) close();
@@ -436,6 +450,7 @@ export async function openMain(spec) {
       const [downName, upName] = spec.resources.channels;
       const down = Channel.create(downName, options);
       const up = Channel.create(upName, options);
+      side.facts.records = up.records; // as the segment's header says, which openers follow
       side.closers.push(() => down.close(), () => up.close());
       side.senders.push(shmchanEndpoint(down, spec));
       side.receivers.push(shmchanEndpoint(up, spec));

@@ -305,7 +305,7 @@ const xml = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 /** Horizontal bars, one per mechanism; returns SVG elements and the height used. */
 function barPanel({ x, y, width, title, rows, format }) {
-  const labelWidth = 170;
+  const labelWidth = 190;
   const valueWidth = 150;
   const barHeight = 16;
   const gap = 6;

@@ -94,6 +94,7 @@ function planTrials(only, mode, api) {
     for (const message of mode === 'full' ? scenario.messages : scenario.quickMessages ?? scenario.messages)
       for (const mechanism of scenario.peers === 0 ? [null] : mechanisms) {
         if (mechanism !== null && scenario.multiProducer && !mechanism.multiProducer) continue;
+        if (mechanism?.messages !== undefined && !mechanism.messages.includes(message)) continue;
         const id = `${scenarioId}/${message}/${mechanism?.id ?? 'msgpackr'}`;
         if (filter !== null && !filter.test(id)) continue;
         const { repeats, measureMs } = scenario.throughput ? durations.throughput : { repeats: 1, measureMs: durations.measureMs };

@@ -23,7 +23,7 @@ if (spec.role === 'peer') {
     else {
       const side = await openMain(spec);
       try {
-        result = await scenario.main(side, spec);
+        result = { ...(await scenario.main(side, spec)), ...side.facts };
       } finally {
         await side.close();
       }

@@ -445,13 +445,14 @@ const bench: Command = {
   synopsis: 'bench [--quick] [--json] [--svg FILE]  shmchan against pipe, unix socket, child_process IPC, MessagePort',
   help: `usage: shmchan bench [--quick] [--json | --markdown] [--svg FILE] [--only REGEX]
 
-Measures shmchan (POSIX and System V, spsc and mpsc) against a pipe (FIFO), a
-unix socket, child_process IPC ('json' and 'advanced') and a worker_threads
-MessagePort, each trial in fresh processes: round-trip latency, one-way and
-4-producer throughput, the wake-up of a receiver that was asleep, the CPU of a
-receiver parked on an empty channel, and msgpackr alone. Prints a table per
-scenario with each mechanism's ratio to the unix socket, then the speed targets
-(informational: a missed target is not an error). A progress line goes to stderr.
+Measures shmchan (POSIX and System V, spsc and mpsc, and POSIX spsc with
+records: true for objects) against a pipe (FIFO), a unix socket, child_process
+IPC ('json' and 'advanced') and a worker_threads MessagePort, each trial in
+fresh processes: round-trip latency, one-way and 4-producer throughput, the
+wake-up of a receiver that was asleep, the CPU of a receiver parked on an empty
+channel, and msgpackr alone. Prints a table per scenario with each mechanism's
+ratio to the unix socket, then the speed targets (informational: a missed
+target is not an error). A progress line goes to stderr.
 
   --quick        shorter trials and fewer message sizes: under a minute
   --json         print the results as JSON instead of tables

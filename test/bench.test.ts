@@ -135,8 +135,13 @@ describe('shmchan bench (tiny trials)', () => {
         else for (const field of fields[scenario]) expect(positive(r![field]), `${scenario}/${id} ${field}`).toBe(true);
         if (scenario !== 'parked') expect(positive(r!.vsUnix), `${scenario}/${id} vsUnix`).toBe(true);
       }
+      // the records variant's channels really carry records, and only its channels
+      for (const r of report.results.filter((x) => x.mechanism === id)) expect(r.records, `${r.scenario}/${r.message}/${id}`).toBe(id.startsWith('shmchan') ? id.endsWith('-records') : undefined);
+      // records are for objects: that variant carries the small object only
       for (const message of ['raw64', 'raw64k'])
-        expect(report.results.find((x) => x.mechanism === id && x.scenario === 'oneway' && x.message === message)).toBeDefined();
+        expect(report.results.find((x) => x.mechanism === id && x.scenario === 'oneway' && x.message === message)).toEqual(
+          id.endsWith('-records') ? undefined : expect.anything(),
+        );
     }
     const unix = report.results.find((x) => x.mechanism === 'unix' && x.scenario === 'pingpong');
     expect(unix!.vsUnix).toBe(1);
@@ -162,7 +167,15 @@ describe('shmchan bench (tiny trials)', () => {
   it('checks every target for every shmchan variant', () => {
     const ids = new Set(report.targets.map((t) => t.id));
     expect([...ids].sort()).toEqual(['oneway-vs-msgpackr', 'oneway-vs-unix', 'parked', 'raw64', 'raw64k', 'roundtrip', 'wakeup']);
-    expect(report.targets).toHaveLength(7 * 4);
+    // seven for each of the four backend and mode variants; the records variant has no raw rows
+    expect(report.targets).toHaveLength(7 * 4 + 5);
+    expect(report.targets.filter((t) => t.mechanism === 'shmchan-posix-spsc-records').map((t) => t.id)).toEqual([
+      'roundtrip',
+      'oneway-vs-unix',
+      'oneway-vs-msgpackr',
+      'wakeup',
+      'parked',
+    ]);
     for (const t of report.targets) expect(typeof t.pass).toBe('boolean');
   });
 
@@ -187,7 +200,7 @@ describe('shmchan bench (tiny trials)', () => {
       return withRatiosAndTargets({ ...report, results });
     };
     const slow = withMsgpackr(1e-3);
-    for (const id of bounded) expect(slow.targets.filter((t: Target) => t.id === id).map((t: Target) => t.reachable), id).toEqual([false, false, false, false]);
+    for (const id of bounded) expect(slow.targets.filter((t: Target) => t.id === id).map((t: Target) => t.reachable), id).toEqual([false, false, false, false, false]);
     expect(textReport(slow)).toMatch(
       /^Out of reach in this run for any transport that uses msgpackr: small-object round trip .*msgpackr alone takes [\d.,]+ µs for the two encodes and two decodes\)$/m,
     );
@@ -199,7 +212,7 @@ describe('shmchan bench (tiny trials)', () => {
         r.scenario === 'oneway' && r.message === 'small' && r.mechanism === 'shmchan-sysv-spsc' ? { ...r, msgsPerSec: 1e12 } : r,
       ),
     });
-    expect(oneMet.targets.filter((t: Target) => t.id === 'oneway-vs-unix').map((t: Target) => t.reachable)).toEqual([true, true, true, true]);
+    expect(oneMet.targets.filter((t: Target) => t.id === 'oneway-vs-unix').map((t: Target) => t.reachable)).toEqual([true, true, true, true, true]);
     expect(textReport(oneMet)).not.toMatch(/Out of reach .*one-way small objects >= 5 x unix/);
     expect(textReport(oneMet)).toMatch(/Out of reach .*small-object round trip/);
     const fast = withMsgpackr(1e3);
