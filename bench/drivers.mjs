@@ -69,16 +69,13 @@ const shmchanVariants = ['posix', 'sysv'].flatMap((backend) =>
 
 export const mechanisms = [
   ...shmchanVariants,
-  // What `records: true` gives (README, "Records: shared key lists"): msgpackr
-  // records over the segment's shared structures, so objects only.
+  // What `records: true` gives (README, "Records: shared key lists"): posix spsc
+  // with msgpackr records over the segment's shared structures, so objects only.
   {
+    ...shmchanVariants.find((v) => v.id === 'shmchan-posix-spsc'),
     id: 'shmchan-posix-spsc-records',
     label: 'shmchan posix spsc records',
-    family: 'shmchan',
-    backend: 'posix',
-    mode: 'spsc',
     records: true,
-    multiProducer: false,
     messages: ['small'],
   },
   { id: 'pipe', label: 'pipe (FIFO)', family: 'pipe', multiProducer: true },

@@ -111,10 +111,10 @@ function medianTrial(results) {
 }
 
 function describeResult(trial, result) {
+  const millions = (rate) => (rate / 1e6).toFixed(3);
   if (result.p50 !== undefined) return `p50 ${result.p50.toFixed(1)} µs`;
-  if (result.trialRates !== undefined)
-    return `${(result.msgsPerSec / 1e6).toFixed(3)} M msgs/s (median of ${result.trialRates.map((r) => (r / 1e6).toFixed(3)).join(', ')})`;
-  if (result.msgsPerSec !== undefined) return `${(result.msgsPerSec / 1e6).toFixed(3)} M msgs/s`;
+  if (result.trialRates !== undefined) return `${millions(result.msgsPerSec)} M msgs/s (median of ${result.trialRates.map(millions).join(', ')})`;
+  if (result.msgsPerSec !== undefined) return `${millions(result.msgsPerSec)} M msgs/s`;
   if (result.cpuPercent !== undefined) return `${result.cpuPercent.toFixed(2)} % CPU`;
   if (result.encodePerSec !== undefined) return `encode ${(result.encodePerSec / 1e6).toFixed(2)} M/s`;
   return '';

@@ -57,12 +57,12 @@ const TWO_SLEEPS_MICROS = 200;
  * the budget doubles it again (from at least 1 µs).
  *
  * "Within the budget" allows for two sleeps (TWO_SLEEPS_MICROS): once the
- * budgets are down to nothing, every wait sleeps,
- * and the sleeps alone outlast a 50 µs budget here. Without the allowance no
- * wait could ever end within the budget again, even after the other side has
- * become quick: round trips of 64 KiB that once met a slow start stayed at
- * 50-90 µs instead of 11-12 µs. With one sleep's allowance a System V round trip
- * of small objects still stayed at 93 µs once in twenty trials.
+ * budgets are down to nothing, every wait sleeps, and the sleeps alone outlast
+ * a 50 µs budget here. Without the allowance no wait could ever end within the
+ * budget again, even after the other side has become quick: round trips of
+ * 64 KiB that once met a slow start stayed at 50-90 µs instead of 11-12 µs.
+ * With one sleep's allowance a System V round trip of small objects still
+ * stayed at 93 µs once in twenty trials.
  */
 export class SpinBudget {
   private readonly micros: number[];

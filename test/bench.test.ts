@@ -199,8 +199,9 @@ describe('shmchan bench (tiny trials)', () => {
       });
       return withRatiosAndTargets({ ...report, results });
     };
+    const reachableOf = (r: { targets: Target[] }, id: string) => r.targets.filter((t) => t.id === id).map((t) => t.reachable);
     const slow = withMsgpackr(1e-3);
-    for (const id of bounded) expect(slow.targets.filter((t: Target) => t.id === id).map((t: Target) => t.reachable), id).toEqual([false, false, false, false, false]);
+    for (const id of bounded) expect(reachableOf(slow, id), id).toEqual([false, false, false, false, false]);
     expect(textReport(slow)).toMatch(
       /^Out of reach in this run for any transport that uses msgpackr: small-object round trip .*msgpackr alone takes [\d.,]+ µs for the two encodes and two decodes\)$/m,
     );
@@ -212,7 +213,7 @@ describe('shmchan bench (tiny trials)', () => {
         r.scenario === 'oneway' && r.message === 'small' && r.mechanism === 'shmchan-sysv-spsc' ? { ...r, msgsPerSec: 1e12 } : r,
       ),
     });
-    expect(oneMet.targets.filter((t: Target) => t.id === 'oneway-vs-unix').map((t: Target) => t.reachable)).toEqual([true, true, true, true, true]);
+    expect(reachableOf(oneMet, 'oneway-vs-unix')).toEqual([true, true, true, true, true]);
     expect(textReport(oneMet)).not.toMatch(/Out of reach .*one-way small objects >= 5 x unix/);
     expect(textReport(oneMet)).toMatch(/Out of reach .*small-object round trip/);
     const fast = withMsgpackr(1e3);
