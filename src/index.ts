@@ -1,10 +1,12 @@
-export { Channel } from './channel';
-export type { Backend, Mode, CreateOptions, OpenOptions, WaitOptions, ChannelStats } from './channel';
-export { ShmChanError } from './errors';
-export type { ErrorCode } from './errors';
-export type { CustomCodec, CodecOption } from './codec';
+// The package's public entry: it only re-exports.
+export { Channel } from './core/channel';
+export type { Backend, Mode, CreateOptions, OpenOptions, WaitOptions } from './core/options';
+export type { ChannelStats } from './core/stats';
+export { ShmChanError } from './core/errors';
+export type { ErrorCode } from './core/errors';
+export type { CustomCodec, CodecOption } from './core/codec';
 export { list } from './list';
 export type { ChannelInfo } from './list';
 export { createReadStream, createWriteStream } from './streams';
 export type { StreamOptions } from './streams';
-export type { SysvKey } from './sysv';
+export type { SysvKey } from './core/sysv';

@@ -2,24 +2,20 @@
 // candidate segment is mapped, its header validated by the native open, read,
 // and unmapped again. No role is claimed and nothing in the segment is written.
 import { closeSync, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
-import { layout as L, native, type NativeSegment } from './binding';
-import { normalizeName, type Backend, type Mode } from './channel';
-import type { CodecKind } from './codec';
-import { ShmChanError, errno, errorFromErrno } from './errors';
+import { layout as L, native, type NativeSegment } from './core/binding';
+import type { CodecKind } from './core/codec';
+import { errno, fromNative, nativeErrno, timedOut } from './core/errors';
+import { codecKindOf } from './core/header';
+import { normalizeName, type Backend, type Mode } from './core/options';
+import { channelStats, type ChannelStats } from './core/stats';
 
-export interface ChannelInfo {
+export interface ChannelInfo extends Pick<ChannelStats, 'capacity' | 'used' | 'producers' | 'consumerPid' | 'creatorPid'> {
   /** Without the leading '/'. */
   name: string;
   backend: Backend;
   /** System V only: the segment's key. */
   key?: number;
   mode: Mode;
-  capacity: number;
-  used: number;
-  /** Live producers. */
-  producers: number;
-  consumerPid: number | null;
-  creatorPid: number | null;
   /** File mode bits, e.g. 0o600. */
   permissions: number;
   /** No live process is attached: no live producer, consumer or creator. */
@@ -27,27 +23,20 @@ export interface ChannelInfo {
 }
 
 /** What `shmchan stat` shows: the whole header and every counter. */
-export interface ChannelDetails extends ChannelInfo {
+export interface ChannelDetails extends ChannelInfo, ChannelStats {
   maxMessageSize: number;
   codec: CodecKind;
   createdAt: Date;
-  messagesSent: number;
-  messagesReceived: number;
-  bytesSent: number;
-  bytesReceived: number;
-  ended: boolean;
 }
 
 const POSIX_DIR = '/dev/shm';
-const codecKinds: readonly CodecKind[] = ['raw', 'msgpack', 'custom', 'msgpack']; // 3: msgpack with records
 
 /** Reads a validated, mapped segment. */
 function describeSegment(name: string, backend: Backend, segment: NativeSegment, permissions: number): ChannelDetails {
   const header = new DataView(segment.buffer(), 0, L.HEADER_SIZE);
   const u32 = (offset: number) => header.getUint32(offset, true);
-  const s = segment.stats();
-  const consumerPid = s.consumerPid === 0 ? null : s.consumerPid;
-  const creatorPid = s.creatorPid === 0 ? null : s.creatorPid;
+  const s = channelStats(segment.stats());
+  const { consumerPid, creatorPid } = s;
   return {
     name,
     backend,
@@ -60,7 +49,7 @@ function describeSegment(name: string, backend: Backend, segment: NativeSegment,
     permissions,
     stale: s.producers === 0 && consumerPid === null && creatorPid === null,
     maxMessageSize: u32(L.OFF_MAX_MESSAGE),
-    codec: codecKinds[u32(L.OFF_CODEC)] ?? 'custom',
+    codec: codecKindOf(u32(L.OFF_CODEC)),
     createdAt: new Date(Number(header.getBigUint64(L.OFF_CREATED_MS, true))),
     messagesSent: s.messagesSent,
     messagesReceived: s.messagesReceived,
@@ -76,11 +65,9 @@ function inspectPosix(name: string, timeoutMs: number): ChannelDetails {
   try {
     segment = native.openPosix(name, timeoutMs);
   } catch (error) {
-    const { errno: rc, syscall } = error as { errno?: number; syscall?: string };
-    if (typeof rc !== 'number') throw error;
-    if (rc === -errno.ETIMEDOUT)
-      throw new ShmChanError('ERR_TIMEOUT', `channel '${name}' exists but its creator has not finished initialising it (it may have died)`);
-    throw errorFromErrno(rc, { channel: name, syscall });
+    if (nativeErrno(error) === -errno.ETIMEDOUT)
+      throw timedOut(`channel '${name}' exists but its creator has not finished initialising it (it may have died)`);
+    throw fromNative(error, { channel: name });
   }
   try {
     // the file's mode is the truth: it may have been changed with chmod since creation
@@ -119,9 +106,7 @@ function inspectSysv(name: string, key: number, timeoutMs: number, permissions?:
   try {
     segment = native.openSysv(name, key, timeoutMs);
   } catch (error) {
-    const { errno: rc, syscall } = error as { errno?: number; syscall?: string };
-    if (typeof rc !== 'number') throw error;
-    throw errorFromErrno(rc, { channel: name, syscall });
+    throw fromNative(error, { channel: name });
   }
   try {
     const header = new DataView(segment.buffer(), 0, L.HEADER_SIZE);
@@ -201,7 +186,7 @@ export function inspect(name: string, timeoutMs = 1000): ChannelDetails {
   try {
     return inspectPosix(channel, timeoutMs);
   } catch (error) {
-    if ((error as ShmChanError).code !== 'ERR_CHANNEL_NOT_FOUND') throw error;
+    if ((error as { code?: string }).code !== 'ERR_CHANNEL_NOT_FOUND') throw error;
     // not a POSIX channel: a System V one under the key derived from its name?
     try {
       return inspectSysv(channel, native.sysvKeyOfName(channel), timeoutMs);

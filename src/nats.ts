@@ -1,14 +1,14 @@
 // shmchan/nats: bridges between a local channel and a NATS subject, so that
 // channels on different hosts are connected through NATS (JetStream by default).
 // The NATS client is an optional peer dependency, loaded only by this entry.
-import { checkBridgeOptions, openLocalChannel, type Bridge, type BridgeBase } from './nats-bridge';
-import { natsModules } from './nats-client';
-import { FromNatsBridge, type FromNatsOptions } from './nats-from';
-import { ToNatsBridge, type ToNatsOptions } from './nats-to';
+import { checkBridgeOptions, openLocalChannel, type Bridge, type BridgeBase } from './nats/bridge';
+import { natsModules } from './nats/client';
+import { FromNatsBridge, type FromNatsOptions } from './nats/from';
+import { ToNatsBridge, type ToNatsOptions } from './nats/to';
 
-export type { Bridge, BridgeChannelOptions, BridgeEvent, BridgeStats, NatsBridgeOptions, NatsMode } from './nats-bridge';
-export type { ToNatsOptions } from './nats-to';
-export type { FromNatsOptions } from './nats-from';
+export type { Bridge, BridgeChannelOptions, BridgeEvent, BridgeStats, NatsBridgeOptions, NatsMode } from './nats/bridge';
+export type { ToNatsOptions } from './nats/to';
+export type { FromNatsOptions } from './nats/from';
 
 /**
  * Receives from the local channel `channelName` (created if missing) and publishes

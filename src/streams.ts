@@ -13,9 +13,9 @@
 // The reader removes the channel's name when it closes, whichever side created
 // it, so bytes written before the reader arrives wait in the channel for it.
 import { Readable, Writable } from 'node:stream';
-import { Channel, normalizeName, type CreateOptions } from './channel';
-import { describe } from './codec';
-import { ShmChanError, invalidArg } from './errors';
+import { Channel } from './core/channel';
+import { invalidArg, notFound, incompatible, peerGone, type ShmChanError } from './core/errors';
+import { booleanOption, normalizeName, optionsObject, timeoutOption, type CreateOptions } from './core/options';
 
 export interface StreamOptions extends Omit<CreateOptions<Uint8Array>, 'codec' | 'mode'> {
   /** Create the channel (exactly one of the two sides does) instead of opening it.
@@ -47,22 +47,19 @@ interface ChannelSource {
 }
 
 function prepare(name: string, options: StreamOptions | undefined, codec: StreamCodec, side: Side): ChannelSource {
-  if (options !== undefined && (options === null || typeof options !== 'object'))
-    throw invalidArg(`options must be an object, got ${describe(options)}`);
-  const { create, timeout, highWaterMark, signal, unlinkOnClose, ...rest } = (options ?? {}) as StreamOptions &
-    Record<string, unknown>;
+  const o = optionsObject(options);
+  const { create: _create, timeout: _timeout, highWaterMark, signal, unlinkOnClose, ...rest } = o as StreamOptions & Record<string, unknown>;
   const channelName = normalizeName(name);
-  if (create !== undefined && typeof create !== 'boolean') throw invalidArg(`create must be a boolean, got ${describe(create)}`);
+  const create = booleanOption(o, 'create', false);
   if (rest.codec !== undefined && rest.codec !== codec)
     throw invalidArg(`a ${side === 'writer' ? 'write' : 'read'} stream always uses the '${codec}' codec; leave codec out`);
   if (rest.mode !== undefined && rest.mode !== 'spsc')
     throw invalidArg("a stream has one writer and one reader: mode must be 'spsc'");
-  if (timeout !== undefined && (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0))
-    throw invalidArg(`timeout must be a number of milliseconds >= 0, got ${describe(timeout)}`);
+  const timeout = timeoutOption(o);
   // The reader removes the name: bytes written before it arrives must still be there.
   const unlink = unlinkOnClose ?? side === 'reader';
   const streamOptions = { highWaterMark, signal };
-  if (create === true) {
+  if (create) {
     const channel = Channel.create<unknown>(channelName, { ...rest, codec, mode: 'spsc', unlinkOnClose: unlink });
     return { name: channelName, created: true, streamOptions, acquire: async () => channel };
   }
@@ -95,10 +92,7 @@ function openWhenItExists(
         const left = deadline - Date.now();
         if (left <= 0)
           return reject(
-            new ShmChanError(
-              'ERR_CHANNEL_NOT_FOUND',
-              `channel '${name}' did not appear within ${timeout} ms (is the other side running? exactly one side creates it)`,
-            ),
+            notFound(`channel '${name}' did not appear within ${timeout} ms (is the other side running? exactly one side creates it)`),
           );
         pause = Math.min(pause * 2, MAX_OPEN_POLL_MS);
         setTimeout(attempt, Math.min(pause, left));
@@ -106,7 +100,7 @@ function openWhenItExists(
       }
       if (channel.mode !== 'spsc') {
         channel.close();
-        return reject(new ShmChanError('ERR_INCOMPATIBLE', `channel '${name}' is an ${channel.mode} channel; a stream needs an spsc channel`));
+        return reject(incompatible(`channel '${name}' is an ${channel.mode} channel; a stream needs an spsc channel`));
       }
       resolve(channel);
     };
@@ -115,8 +109,7 @@ function openWhenItExists(
 }
 
 function readerGoneError(name: string, unread: number): ShmChanError {
-  return new ShmChanError(
-    'ERR_PEER_GONE',
+  return peerGone(
     `channel '${name}': the reading side went away before the end of the stream, with ${unread} bytes unread (like EPIPE on a pipe)`,
   );
 }
@@ -326,8 +319,7 @@ export class ChannelReadStream extends Readable {
         if (message === SETTLED) return;
         if (message === EMPTY)
           return this.destroy(
-            new ShmChanError(
-              'ERR_PEER_GONE',
+            peerGone(
               `channel '${this.source.name}': the writing side went away without ending the stream (it died, or was destroyed before end())`,
             ),
           );

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { errno } from '../dist/errors.js';
+import { errno } from '../dist/core/errors.js';
 import { rawMessage } from './fixtures/messages.mjs';
 import { backends, cleanupChannels, killFixtures, packageRoot, uniqueName, using } from './helpers';
 

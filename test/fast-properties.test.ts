@@ -9,7 +9,7 @@ import { packageRoot } from './helpers';
 
 it('gives the data path its layout constants as a fast-properties object, with every value of the addon', () => {
   const script = [
-    "const { layout, native } = require('./dist/binding.js');",
+    "const { layout, native } = require('./dist/core/binding.js');",
     'const same = Object.keys(native.layout).every((k) => layout[k] === native.layout[k]);',
     'console.log(JSON.stringify({ fast: %HasFastProperties(layout), same, keys: Object.keys(layout).length }));',
   ].join('\n');

@@ -18,7 +18,7 @@ it("loads as require('shmchan/nats') and import 'shmchan/nats', and the main ent
   expect(run(['--input-type=module', '-e', "import { bridgeToNats, bridgeFromNats } from 'shmchan/nats'; console.log(typeof bridgeToNats, typeof bridgeFromNats)"])).toBe(
     'function function',
   );
-  expect(run(['-e', "require('shmchan'); require('./dist/cli.js'); console.log(Object.keys(require.cache).filter((k) => k.includes('@nats-io')).length)"])).toBe('0');
+  expect(run(['-e', "require('shmchan'); require('./dist/cli/main.js'); console.log(Object.keys(require.cache).filter((k) => k.includes('@nats-io')).length)"])).toBe('0');
 });
 
 it('the bridge command reports bad usage with exit status 2', () => {

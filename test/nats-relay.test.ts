@@ -5,7 +5,7 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
-import { relayConsumer, EMPTY, ENDED } from '../dist/relay.js';
+import { relayConsumer, EMPTY, ENDED } from '../dist/nats/relay.js';
 import { cleanupChannels, killFixtures, runFixture, startFixture, uniqueName } from './helpers';
 
 afterEach(() => {
@@ -40,7 +40,7 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     const producer = Channel.create<Buffer>(name, { mode, codec: identity, capacity: 4096 });
     for (let i = 0; i < 5; i++) producer.sendSync(message(i));
     const consumer = Channel.open<Buffer>(name, { codec: identity });
-    const relay = consumer[relayConsumer]();
+    const relay = relayConsumer(consumer);
     const seen = [0, 1, 2].map(() => relay.next());
     seen.forEach((m, i) => expect(m !== EMPTY && m !== ENDED && m.bytes.equals(message(i))).toBe(true));
     const positions = seen.map((m) => (m as { position: bigint }).position);
@@ -53,7 +53,7 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
 
     // a new consumer starts at the oldest unconsumed message, with the same id
     const again = Channel.open<Buffer>(name, { codec: identity });
-    const relay2 = again[relayConsumer]();
+    const relay2 = relayConsumer(again);
     const second = relay2.next();
     expect(second !== EMPTY && second !== ENDED && second.position).toBe(positions[1]);
     relay2.rewind();
@@ -69,7 +69,7 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     const name = uniqueName(`wrap-${mode}`);
     const producer = Channel.create<Buffer>(name, { mode, codec: identity, capacity: 4096 });
     let consumer = Channel.open<Buffer>(name, { codec: identity });
-    let relay = consumer[relayConsumer]();
+    let relay = relayConsumer(consumer);
     let last = -1n;
     let received = 0;
     const total = 2000;
@@ -92,7 +92,7 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
         // a successor continues the ids where this consumer stopped
         consumer.close();
         consumer = Channel.open<Buffer>(name, { codec: identity });
-        relay = consumer[relayConsumer]();
+        relay = relayConsumer(consumer);
       }
     }
     expect(relay.next()).toBe(ENDED);
@@ -107,7 +107,7 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     const producer = Channel.create<Buffer>(name, { mode, codec: identity, capacity: 4096 });
     for (let i = 0; i < 3; i++) producer.sendSync(message(i));
     const consumer = Channel.open<Buffer>(name, { codec: identity });
-    const relay = consumer[relayConsumer]();
+    const relay = relayConsumer(consumer);
     const first = relay.next() as { position: bigint };
     const second = relay.next() as { position: bigint };
     relay.commit();
@@ -116,7 +116,7 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     const head = segmentWord(name, 256, 4);
     segmentWord(name, 288, 8, second.position + (second.position - first.position));
     const successor = Channel.open<Buffer>(name, { codec: identity });
-    const again = successor[relayConsumer]().next() as { position: bigint; bytes: Buffer };
+    const again = relayConsumer(successor).next() as { position: bigint; bytes: Buffer };
     expect(again.position).toBe(second.position);
     expect(again.bytes.equals(message(1))).toBe(true);
     expect(segmentWord(name, 256, 4)).toBe(head);

@@ -3,7 +3,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
 import { recordMessage } from './fixtures/messages.mjs';
-import { layout } from '../dist/binding.js';
+import { layout } from '../dist/core/binding.js';
+import { relayConsumer } from '../dist/nats/relay.js';
 
 afterEach(() => {
   killFixtures();
@@ -70,8 +71,7 @@ describe.each(backends)('%s', (backend) => {
       const custom = { encode: () => new Uint8Array(1), decode: () => 1 };
       expect(() => b.open(name, { codec: custom })).toThrow(expect.objectContaining({ code: 'ERR_INCOMPATIBLE' }));
       // the NATS bridge relays bytes, which mean nothing without this segment's structures
-      const relay = Symbol.for('shmchan.relayConsumer');
-      expect(() => (channel as never as Record<symbol, () => unknown>)[relay]()).toThrow(
+      expect(() => relayConsumer(channel)).toThrow(
         expect.objectContaining({ code: 'ERR_INCOMPATIBLE' }),
       );
       const again = b.open(name);

@@ -1,6 +1,6 @@
 // The adaptive spin of waiting calls (src/wait.ts SpinBudget): pure arithmetic, no timing.
 import { expect, it } from 'vitest';
-import { SpinBudget } from '../dist/wait.js';
+import { SpinBudget } from '../dist/core/wait.js';
 
 it('halves the spin after waits that outlast it, down to none, and doubles it back after quick ones', () => {
   const budget = new SpinBudget(50);

@@ -1,8 +1,7 @@
 // System V specifics around the native calls: which key a channel uses, and
 // what to say when a key is taken by something else.
 import { native } from './binding';
-import { describe } from './codec';
-import { ShmChanError, errno, errnoName, errorFromErrno, invalidArg } from './errors';
+import { describe, errno, errnoName, errorFromErrno, invalidArg, type ShmChanError } from './errors';
 
 /** A System V key: a number, or the path and project id given to ftok(3). */
 export type SysvKey = number | { path: string; projectId: number };

@@ -1,27 +1,42 @@
-// Internal, not public API: what the NATS bridge (shmchan/nats) needs from a
-// channel beyond send/receive. A relaying consumer looks at a message, hands it
-// on, and consumes it only once it is safe elsewhere; a relaying producer keeps
-// a checkpoint in its producer slot that says which numbered message the ring
+// What the NATS bridge needs from a channel beyond send/receive, built on the
+// core's internal accessor. A relaying consumer looks at a message, hands it on,
+// and consumes it only once it is safe elsewhere; a relaying producer keeps a
+// checkpoint in its producer slot that says which numbered message the ring
 // holds last. Both survive SIGKILL: see "Relaying consumers and producers" in
-// native/include/shmchan.h.
-import { layout as L } from './binding';
-import { EMPTY, ENDED, recoverHeadPosition, type PeekedRecord, type RingMemory, type SpscReader } from './ring';
-import type { MpscReader } from './mpsc';
-
-// Registered symbols, so that every copy of this module (a bundler's, a test
-// runner's) names the same methods.
-export const relayConsumer: unique symbol = Symbol.for('shmchan.relayConsumer') as never;
-export const relayProducer: unique symbol = Symbol.for('shmchan.relayProducer') as never;
+// docs/protocol.md.
+import { layout as L } from '../core/binding';
+import type { Channel } from '../core/channel';
+import { incompatible, invalidArg } from '../core/errors';
+import { channelInternals, type ChannelInternals } from '../core/internals';
+import type { MpscReader } from '../core/mpsc';
+import { EMPTY, ENDED, producerEntry, recoverHeadPosition, type PeekedRecord, type RingMemory } from '../core/ring';
+import type { SpscReader } from '../core/spsc';
 
 export { EMPTY, ENDED, type PeekedRecord };
 
-export interface RelayHooks {
-  /** Throws ERR_CLOSED once the channel is closed. */
-  live(): void;
-  /** Turns a data-path failure into a ShmChanError naming the channel. */
-  error(error: unknown): Error;
-  /** Resolves once ready() is true, sleeping like receive() does meanwhile. */
-  waitUntil(ready: () => boolean, signal: AbortSignal | undefined): Promise<void>;
+type RelayHooks = Pick<ChannelInternals, 'live' | 'error' | 'waitUntil'>;
+
+/** Takes the channel's consumer role; messages are looked at first and consumed later. */
+export function relayConsumer<T>(channel: Channel<T>): RelayConsumer {
+  const internals = relayable(channel);
+  return new RelayConsumer(internals.consumer(), internals.ring, internals);
+}
+
+/** Takes the producer role of an spsc channel; sends still go through send(). */
+export function relayProducer<T>(channel: Channel<T>): RelayProducer {
+  const internals = relayable(channel);
+  if (internals.mode !== 'spsc') throw invalidArg(`channel '${internals.name}' is mpsc; a relaying producer needs an spsc channel`);
+  return new RelayProducer(internals.ring, internals.producer(), internals);
+}
+
+/** Relayed bytes leave the segment, and records mean nothing without its structures. */
+function relayable<T>(channel: Channel<T>): ChannelInternals {
+  const internals = channel[channelInternals]();
+  if (internals.records)
+    throw incompatible(
+      `channel '${internals.name}' carries msgpackr records, which only decode with its own shared structures; bridge a channel created without { records: true }`,
+    );
+  return internals;
 }
 
 export class RelayConsumer {
@@ -126,7 +141,7 @@ export class RelayProducer {
     slot: number,
     private readonly hooks: Pick<RelayHooks, 'live'>,
   ) {
-    const entry = L.OFF_PRODUCERS + slot * L.PRODUCER_SIZE;
+    const entry = producerEntry(slot);
     this.big = new BigUint64Array(ring.i32.buffer, 0, L.HEADER_SIZE >> 3);
     this.u32 = new Uint32Array(ring.i32.buffer, 0, L.HEADER_SIZE >> 2);
     this.seqIndex = (entry + L.PRODUCER_CHECKPOINT_SEQ) >> 3;

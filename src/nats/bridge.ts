@@ -1,9 +1,10 @@
 // What both bridge directions share: options, the local channel, counters,
 // events, and the stop/done lifecycle.
 import type { ConnectionOptions, NatsConnection } from '@nats-io/transport-node';
-import { Channel, type CreateOptions } from './channel';
-import { ShmChanError } from './errors';
-import { connectWithRetry, isJetStreamAway, pause } from './nats-client';
+import { Channel } from '../core/channel';
+import type { CreateOptions } from '../core/options';
+import { invalidArg, type ShmChanError } from '../core/errors';
+import { connectWithRetry, isJetStreamAway, pause } from './client';
 
 /** How long stopping waits for the connection's drain before closing it. */
 const DRAIN_MS = 5000;
@@ -90,21 +91,20 @@ export function openLocalChannel(name: string, create: BridgeChannelOptions | un
 }
 
 export function checkBridgeOptions(options: NatsBridgeOptions): void {
-  const bad = (what: string) => new ShmChanError('ERR_INVALID_ARG', what);
-  if (options === null || typeof options !== 'object') throw bad('options must be an object with servers and subject');
+  if (options === null || typeof options !== 'object') throw invalidArg('options must be an object with servers and subject');
   const servers = Array.isArray(options.servers) ? options.servers : [options.servers];
   if (servers.length === 0 || servers.some((s) => typeof s !== 'string' || s === ''))
-    throw bad(`servers must be a NATS URL or a list of them, e.g. 'nats://127.0.0.1:4222'`);
+    throw invalidArg(`servers must be a NATS URL or a list of them, e.g. 'nats://127.0.0.1:4222'`);
   if (typeof options.subject !== 'string' || !/^[^\s]+$/.test(options.subject))
-    throw bad(`subject must be a NATS subject such as 'orders' or 'orders.>', got ${JSON.stringify(options.subject)}`);
+    throw invalidArg(`subject must be a NATS subject such as 'orders' or 'orders.>', got ${JSON.stringify(options.subject)}`);
   if (options.mode !== undefined && options.mode !== 'jetstream' && options.mode !== 'core')
-    throw bad(`mode must be 'jetstream' or 'core', got ${JSON.stringify(options.mode)}`);
+    throw invalidArg(`mode must be 'jetstream' or 'core', got ${JSON.stringify(options.mode)}`);
 }
 
 export function positiveInteger(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
-    throw new ShmChanError('ERR_INVALID_ARG', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    throw invalidArg(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
   return value;
 }
 

@@ -3,8 +3,7 @@
 // is copied once, by the encoder.
 import { Packr, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 import { layout as L } from './binding';
-import { invalidArg } from './errors';
-import { LeaveUnread } from './ring';
+import { LeaveUnread, describe, invalidArg } from './errors';
 import type { SharedStructures } from './structures';
 
 export interface CustomCodec<T> {
@@ -253,11 +252,4 @@ export function makeCodec<T>(option: CodecOption<T> | undefined, records?: Share
   )
     return new WrappedCustomCodec(option);
   throw invalidArg(`codec must be 'msgpack', 'raw' or { encode, decode }, got ${describe(option)}`);
-}
-
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
-  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
-  return `${typeof value} ${String(value)}`;
 }

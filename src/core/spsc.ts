@@ -1,84 +1,25 @@
-// The data path: records written into and read out of the mapped ring with
-// Atomics, with no native call per message. The protocol is the one described
-// in native/include/shmchan.h and implemented for C programs in native/src/ring.c.
-import { layout as L, type NativeSegment } from './binding';
+// The SPSC data path: one producer commits records at its tail, one consumer
+// reads them at its head. Each side caches the other's cursor and reads it again
+// only when it has to.
+import { layout as L } from './binding';
 import type { Codec, Decoder } from './codec';
+import { CorruptRing, DecodeFailure, LeaveUnread } from './errors';
+import {
+  COMMITTED,
+  EMPTY,
+  ENDED,
+  SpaceWaker,
+  addCounter,
+  align8,
+  checkSize,
+  producerEntry,
+  storeHeadPosition,
+  type PeekedRecord,
+  type RingMemory,
+} from './ring';
 import { loadWord } from './words';
 
-const H = L.HEADER_SIZE;
 const RECORD = L.RECORD_HEADER;
-
-/** The mapping as JavaScript sees it. Sizes are read once, at open, and trusted
- * from then on; everything read later from shared memory is checked. */
-export class RingMemory {
-  readonly i32: Int32Array;
-  /** The ring bytes only: index 0 is the first ring byte. */
-  readonly bytes: Buffer;
-  readonly mask: number;
-
-  constructor(
-    readonly segment: NativeSegment,
-    buffer: ArrayBuffer,
-    readonly capacity: number,
-    readonly maxMessageSize: number,
-  ) {
-    this.i32 = new Int32Array(buffer, 0, (H + capacity) >> 2);
-    this.bytes = Buffer.from(buffer, H, capacity);
-    this.mask = capacity - 1;
-  }
-
-  /** The length word of the record at ring index idx. */
-  lengthIndex(idx: number): number {
-    return (H + idx) >> 2;
-  }
-}
-
-/** Thrown inside the data path; the Channel turns it into an ERR_CORRUPT naming the channel. */
-export class CorruptRing extends Error {}
-
-export const align8 = (n: number) => (n + 7) & ~7;
-
-/** Adds to a u64 counter kept as two little-endian u32 words; it has one writer. */
-export function addCounter(i32: Int32Array, index: number, delta: number): void {
-  const low = (i32[index] >>> 0) + delta;
-  if (low > 0xffffffff) {
-    i32[index] = low - 0x100000000;
-    i32[index + 1] = i32[index + 1] + 1;
-  } else {
-    i32[index] = low;
-  }
-}
-
-/**
- * Wakes producers that sleep for room: once a quarter of the ring has been freed
- * since the last wake-up, or when the ring is empty, not after every record. Each
- * wake-up is a system call, and a context switch for every sleeping producer; a
- * producer woken for one record's room fills it and sleeps again, so with several
- * producers on a busy machine the consumer spent its time waking them (4 → 1
- * fan-in ran at half a unix socket's rate). A sleeper also looks again on its own
- * every 100 ms (SLICE_MS in src/wait.ts, LIVENESS_CHECK_MS in C), so a consumer
- * that frees a little and then stops delays a producer by at most that.
- */
-export class SpaceWaker {
-  private freed = 0;
-  constructor(private readonly ring: RingMemory) {}
-
-  /** The consumer freed `bytes` and its head is now `head`. */
-  released(bytes: number, head: number): void {
-    const i32 = this.ring.i32;
-    if (loadWord(i32, L.OFF_SPACE_WAITERS >> 2) === 0) {
-      this.freed = 0; // counted from when a producer starts to sleep
-      return;
-    }
-    this.freed += bytes;
-    if (this.freed < this.ring.capacity >> 2 && Atomics.load(i32, L.OFF_TAIL >> 2) >>> 0 !== head) return;
-    this.freed = 0;
-    this.ring.segment.wake(L.WAIT_SPACE);
-  }
-}
-
-/** What trySend answers when it committed the message. */
-export const COMMITTED = true;
 
 /**
  * The single producer of an SPSC ring. It owns every byte from its tail up to
@@ -98,7 +39,7 @@ export class SpscWriter {
   ) {
     this.tail = tail >>> 0;
     this.cachedHead = Atomics.load(ring.i32, L.OFF_HEAD >> 2) >>> 0;
-    const entry = L.OFF_PRODUCERS + slot * L.PRODUCER_SIZE;
+    const entry = producerEntry(slot);
     this.messagesIndex = (entry + L.PRODUCER_MESSAGES) >> 2;
     this.bytesIndex = (entry + L.PRODUCER_BYTES) >> 2;
   }
@@ -198,53 +139,12 @@ export class SpscWriter {
   }
 }
 
-export function checkSize(length: number, max: number): void {
-  if (length > max) throw new MessageTooLarge(length, max);
-}
-
-export class MessageTooLarge extends Error {
-  constructor(
-    readonly length: number,
-    readonly max: number,
-  ) {
-    super('message too large');
-  }
-}
-
-export const EMPTY: unique symbol = Symbol('empty');
-export const ENDED: unique symbol = Symbol('ended');
-
-/** A message looked at but not consumed: its payload is ring bytes [start, end),
- * and `next` is the ring position after it (after any padding before it, too). */
-export interface PeekedRecord {
-  readonly start: number;
-  readonly end: number;
-  readonly next: number;
-}
-
-/** The head as a 64-bit position, from OFF_HEAD_POSITION (rule in shmchan.h). */
-export function recoverHeadPosition(ring: RingMemory, head: number): bigint {
-  const stored = headPositionView(ring);
-  const position = Atomics.load(stored, 0);
-  const low = Number(position & 0xffffffffn);
-  const ahead = (low - head) >>> 0;
-  if (ahead <= ring.capacity) return position - BigInt(ahead);
-  return position + BigInt((head - low) >>> 0);
-}
-
-/** Stored in one 64-bit write, before the head itself moves. */
-export function storeHeadPosition(ring: RingMemory, position: bigint): void {
-  Atomics.store(headPositionView(ring), 0, position);
-}
-
-const headPositionViews = new WeakMap<RingMemory, BigUint64Array>();
-function headPositionView(ring: RingMemory): BigUint64Array {
-  let view = headPositionViews.get(ring);
-  if (view === undefined) {
-    view = new BigUint64Array(ring.i32.buffer, L.OFF_HEAD_POSITION, 1);
-    headPositionViews.set(ring, view);
-  }
-  return view;
+/** A data record found by the scanner: its ring index and length word, and the
+ * padding skipped before it. */
+interface FoundRecord {
+  idx: number;
+  length: number;
+  skipped: number;
 }
 
 /** The single consumer. Reading a record and publishing the new head is what
@@ -261,41 +161,22 @@ export class SpscReader {
   /** The next message, EMPTY, or ENDED. A message that fails to decode is consumed
    * and the decoder's error is thrown wrapped in DecodeFailure. */
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
-    const { i32, capacity, mask } = this.ring;
-    if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
-    for (;;) {
-      const idx = this.head & mask;
-      const length = loadWord(i32, this.ring.lengthIndex(idx));
-      if (length === 0) {
-        if (Atomics.load(i32, L.OFF_ENDED >> 2) === 0) return EMPTY;
-        // end() follows the producer's last commit: look once more
-        if (Atomics.load(i32, this.ring.lengthIndex(idx)) === 0) return ENDED;
-        continue;
-      }
-      const type = i32[this.ring.lengthIndex(idx) + 1];
-      if (type === L.RECORD_PADDING) {
-        // Padding fills the ring to its end and never starts at 0 (a record always
-        // fits there), so this loop turns at most once.
-        if (idx === 0 || length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
-        this.advance(length);
-        continue;
-      }
-      const payload = length - RECORD;
-      if (type !== L.RECORD_DATA || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
-        throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
-      const start = idx + RECORD;
-      let value: T;
-      try {
-        value = codec.decode(this.ring.bytes, start, start + payload);
-      } catch (error) {
-        // a damaged record structure table (src/structures.ts) is the segment's fault, not the message's
-        if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
-        this.consumed(align8(length), payload);
-        throw new DecodeFailure(error);
-      }
-      this.consumed(align8(length), payload);
-      return value;
+    const found = this.scan(this.head);
+    if (found === EMPTY || found === ENDED) return found;
+    const payload = found.length - RECORD;
+    const start = found.idx + RECORD;
+    const step = found.skipped + align8(found.length);
+    let value: T;
+    try {
+      value = codec.decode(this.ring.bytes, start, start + payload);
+    } catch (error) {
+      // a damaged record structure table (structures.ts) is the segment's fault, not the message's
+      if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
+      this.consumed(step, payload);
+      throw new DecodeFailure(error);
     }
+    this.consumed(step, payload);
+    return value;
   }
 
   /**
@@ -305,25 +186,41 @@ export class SpscReader {
    * unconsumed records, so the payload stays put until commit().
    */
   peek(position: number): PeekedRecord | typeof EMPTY | typeof ENDED {
+    const found = this.scan(position);
+    if (found === EMPTY || found === ENDED) return found;
+    const start = found.idx + RECORD;
+    return { start, end: found.idx + found.length, next: (position + found.skipped + align8(found.length)) >>> 0 };
+  }
+
+  /**
+   * The one reading of the ring: the data record at `position`, after the padding
+   * that may fill the ring's end, checked against everything the producer could
+   * have written. Padding fills the ring to its end and never starts at 0 (a record
+   * always fits there), so at most one is skipped.
+   */
+  private scan(position: number): FoundRecord | typeof EMPTY | typeof ENDED {
     const { i32, capacity, mask } = this.ring;
+    if ((position & 7) !== 0) throw new CorruptRing(`a head of ${position}, not a multiple of 8`);
+    let skipped = 0;
     for (;;) {
-      const idx = position & mask;
-      const length = Atomics.load(i32, this.ring.lengthIndex(idx));
+      const idx = (position + skipped) & mask;
+      const length = loadWord(i32, this.ring.lengthIndex(idx));
       if (length === 0) {
         if (Atomics.load(i32, L.OFF_ENDED >> 2) === 0) return EMPTY;
+        // end() follows the producer's last commit: look once more
         if (Atomics.load(i32, this.ring.lengthIndex(idx)) === 0) return ENDED;
         continue;
       }
       const type = i32[this.ring.lengthIndex(idx) + 1];
       if (type === L.RECORD_PADDING) {
-        if (length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
-        position = (position + length) >>> 0;
+        if (idx === 0 || length !== capacity - idx) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+        skipped += length;
         continue;
       }
       const payload = length - RECORD;
       if (type !== L.RECORD_DATA || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
         throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
-      return { start: idx + RECORD, end: idx + length, next: (position + align8(length)) >>> 0 };
+      return { idx, length, skipped };
     }
   }
 
@@ -340,14 +237,6 @@ export class SpscReader {
     this.advance((peeked.next - this.head) >>> 0);
   }
 
-  /** True when a record (or the end) is there to read; cheap enough to spin on. */
-  ready(): boolean {
-    return (
-      Atomics.load(this.ring.i32, this.ring.lengthIndex(this.head & this.ring.mask)) !== 0 ||
-      Atomics.load(this.ring.i32, L.OFF_ENDED >> 2) !== 0
-    );
-  }
-
   private consumed(step: number, payload: number): void {
     addCounter(this.ring.i32, L.OFF_RECV_MESSAGES >> 2, 1);
     addCounter(this.ring.i32, L.OFF_RECV_BYTES >> 2, payload);
@@ -359,22 +248,5 @@ export class SpscReader {
     this.head = (this.head + step) >>> 0;
     Atomics.store(i32, L.OFF_HEAD >> 2, this.head | 0);
     this.spaceWaker.released(step, this.head);
-  }
-}
-
-/** Thrown by a decoder that cannot take a message (a caller's buffer too small for
- * it): the reader leaves the message unread, to be read again. */
-export class LeaveUnread extends Error {
-  constructor(
-    readonly payload: number,
-    readonly room: number,
-  ) {
-    super('message left unread');
-  }
-}
-
-export class DecodeFailure extends Error {
-  constructor(readonly error: unknown) {
-    super('decode failed');
   }
 }

@@ -2,9 +2,10 @@
 // numbered key lists that msgpackr's record extension refers to, kept in the
 // segment's header so that every process on the channel, and a successor of any
 // of them, decodes the same ids. The table's format and protocol are in
-// native/include/shmchan.h ("Shared record structures").
+// docs/protocol.md ("Shared record structures").
 import { layout as L } from './binding';
-import { CorruptRing } from './ring';
+import { CorruptRing } from './errors';
+import { claimMarker, claimOwner } from './ring';
 import { sleepThread } from './wait';
 
 /** Whether producer slot `slot` is held by the live process `pid` (native). */
@@ -17,7 +18,7 @@ const LOCK_WAIT_MS = 1000;
 export class SharedStructures {
   private readonly i32: Int32Array;
   private readonly table: Buffer;
-  /** This process's claim marker once it produces: CLAIM_FLAG | slot << shift | pid. */
+  /** This process's claim marker once it produces (see claimMarker). */
   private marker = 0;
   /** Set once an entry did not fit: from then on new key lists are not shared
    * (msgpackr then defines them inside each message that uses them). */
@@ -33,7 +34,7 @@ export class SharedStructures {
 
   /** Called when this handle takes the producer role (slot), before it encodes. */
   producerSlot(slot: number): void {
-    this.marker = (L.CLAIM_FLAG | (slot << L.CLAIM_SLOT_SHIFT) | process.pid) | 0;
+    this.marker = claimMarker(slot, process.pid);
   }
 
   /** Bytes of the table published so far; it only grows. */
@@ -120,8 +121,7 @@ export class SharedStructures {
     for (let attempt = 0; ; attempt++) {
       const held = Atomics.compareExchange(this.i32, index, 0, this.marker);
       if (held === 0) return;
-      const slot = (held >>> L.CLAIM_SLOT_SHIFT) & (L.MAX_PRODUCERS - 1);
-      const pid = held & ((1 << L.CLAIM_SLOT_SHIFT) - 1);
+      const { slot, pid } = claimOwner(held);
       // A writer that died holding the lock left at most unpublished bytes: take over.
       if ((held & L.CLAIM_FLAG) === 0 || held === this.marker || !this.claimantAlive(slot, pid)) {
         if (Atomics.compareExchange(this.i32, index, held, this.marker) === held) return;

@@ -4,14 +4,14 @@
 // instance and the message's 64-bit ring position), so a message published again
 // after a crash or a lost connection is dropped by JetStream's duplicate window.
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
-import type { Channel } from './channel';
+import type { Channel } from '../core/channel';
 import {
   BridgeBase,
   Notifier,
   positiveInteger,
   type NatsBridgeOptions,
   type SessionOutcome,
-} from './nats-bridge';
+} from './bridge';
 import {
   JetStreamUnavailable,
   MSG_ID_HEADER,
@@ -20,7 +20,7 @@ import {
   endMarkerHeaders,
   ensureStream,
   natsModules,
-} from './nats-client';
+} from './client';
 import { EMPTY, ENDED, relayConsumer, type RelayConsumer } from './relay';
 
 export interface ToNatsOptions extends NatsBridgeOptions {
@@ -67,7 +67,7 @@ export class ToNatsBridge extends BridgeBase {
     this.ackTimeout = positiveInteger(options.ackTimeout, 'ackTimeout', 5000);
     this.duplicateWindow = positiveInteger(options.duplicateWindow, 'duplicateWindow', 120_000);
     this.forwardEnd = options.forwardEnd ?? true;
-    this.relay = local[relayConsumer]();
+    this.relay = relayConsumer(local);
     this.idPrefix = `${local.name}@${this.relay.origin}`;
   }
 

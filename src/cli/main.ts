@@ -6,11 +6,12 @@ import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Channel, normalizeName } from './channel';
+import { Channel } from '../core/channel';
+import { normalizeName } from '../core/options';
 import { runDemo } from './demo';
-import { bridgeHelp, bridgeOptions, runBridge } from './bridge-cli';
-import { ShmChanError } from './errors';
-import { inspect, listDetails, list, posixNameLooksLikeChannel, type ChannelDetails, type ChannelInfo } from './list';
+import { bridgeHelp, bridgeOptions, runBridge } from './bridge';
+import { ShmChanError } from '../core/errors';
+import { inspect, listDetails, list, posixNameLooksLikeChannel, type ChannelDetails, type ChannelInfo } from '../list';
 import {
   NIL_MESSAGE,
   createMessageReadStream,
@@ -18,7 +19,7 @@ import {
   createReadStream,
   createWriteStream,
   type StreamOptions,
-} from './streams';
+} from '../streams';
 
 /** Bad arguments: exit status 2. */
 class UsageError extends Error {}
@@ -474,7 +475,7 @@ The full run takes a few minutes. Exit status 1 if a trial failed.
   run: async (values, positionals) => {
     expectPositionals(positionals, 0, '');
     if (values.json && values.markdown) throw new UsageError('--json and --markdown exclude each other');
-    const runner = pathToFileURL(path.join(__dirname, '..', 'bench', 'run.mjs')).href;
+    const runner = pathToFileURL(path.join(__dirname, '..', '..', 'bench', 'run.mjs')).href;
     const { runBench } = (await import(runner)) as BenchRunner;
     try {
       return await runBench(values);

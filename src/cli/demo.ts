@@ -2,7 +2,7 @@
 // into one mpsc channel; one spooler process prints them in arrival order and a
 // summary. The processes share nothing but the channel's name.
 import { spawn } from 'node:child_process';
-import { Channel } from './channel';
+import { Channel } from '../core/channel';
 
 interface Job {
   client: number;

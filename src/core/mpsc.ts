@@ -1,20 +1,21 @@
 // The MPSC data path: many producers claim records with a CAS, commit on their
 // own, and the consumer delivers committed records in ring order, turning the
 // claim of a producer that died into padding. The protocol is described in
-// native/include/shmchan.h ("MPSC records").
+// docs/protocol.md ("MPSC records").
 import { layout as L } from './binding';
 import type { Codec, Decoder } from './codec';
+import { CorruptRing, DecodeFailure, LeaveUnread, StreamEnded } from './errors';
 import {
   COMMITTED,
-  CorruptRing,
-  SpaceWaker,
-  DecodeFailure,
   EMPTY,
   ENDED,
-  LeaveUnread,
+  SpaceWaker,
   addCounter,
   align8,
   checkSize,
+  claimMarker,
+  claimOwner,
+  producerEntry,
   storeHeadPosition,
   type PeekedRecord,
   type RingMemory,
@@ -26,19 +27,11 @@ const TAIL = L.OFF_TAIL >> 2;
 const HEAD = L.OFF_HEAD >> 2;
 const RELEASING = L.OFF_RELEASING >> 2;
 const ENDED_FLAG = L.OFF_ENDED >> 2;
-const PID_MASK = (1 << L.CLAIM_SLOT_SHIFT) - 1;
 /** How long the consumer waits on an unfinished claim before it asks whether its owner lives. */
 const DEAD_CLAIM_CHECK_MS = 1;
 /** How many times a producer finds a claim without its length before it asks whether its owner
  * lives; a live owner that stays stuck that long makes the producer report no room for now. */
 const CONTENDED_CHECKS = 256;
-
-/** Thrown by a producer whose claim came after end(): nothing was sent. */
-export class StreamEnded extends Error {}
-
-function claimOwner(marker: number): { slot: number; pid: number } {
-  return { slot: (marker >>> L.CLAIM_SLOT_SHIFT) & (L.MAX_PRODUCERS - 1), pid: marker & PID_MASK };
-}
 
 /**
  * Turns the claim at idx (need bytes, possibly wrapping to offset 0) into padding.
@@ -58,7 +51,7 @@ function finishAsPadding(ring: RingMemory, idx: number, need: number): void {
 }
 
 /** Records up to this size are zeroed a word at a time: Buffer#fill goes through
- * a C++ builtin that cost more than the rest of a small record's read (perf). */
+ * a C++ builtin whose call costs more than zeroing a small record itself. */
 const ZERO_BY_WORDS = 256;
 
 /** Zeroes ring bytes [from, to), both multiples of 8 (free ring bytes are always zero). */
@@ -86,8 +79,8 @@ export class MpscWriter {
     pid: number,
   ) {
     this.cachedHead = Atomics.load(ring.i32, HEAD) >>> 0;
-    this.marker = (L.CLAIM_FLAG | (slot << L.CLAIM_SLOT_SHIFT) | pid) | 0;
-    const entry = L.OFF_PRODUCERS + slot * L.PRODUCER_SIZE;
+    this.marker = claimMarker(slot, pid);
+    const entry = producerEntry(slot);
     this.messagesIndex = (entry + L.PRODUCER_MESSAGES) >> 2;
     this.bytesIndex = (entry + L.PRODUCER_BYTES) >> 2;
   }
@@ -220,10 +213,45 @@ export class MpscReader {
   }
 
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
+    const found = this.scan(this.head, true);
+    if (found === EMPTY || found === ENDED) return found;
+    const { idx, length } = found;
+    const start = idx + RECORD;
+    let value: T;
+    try {
+      value = codec.decode(this.ring.bytes, start, start + length - RECORD);
+    } catch (error) {
+      // a damaged record structure table (structures.ts) is the segment's fault, not the message's
+      if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
+      this.consumed(idx, length);
+      throw new DecodeFailure(error);
+    }
+    this.consumed(idx, length);
+    return value;
+  }
+
+  /** Like SpscReader.peek: the message at `position` (at or after the head), not consumed. */
+  peek(position: number): PeekedRecord | typeof EMPTY | typeof ENDED {
+    const found = this.scan(position, false);
+    if (found === EMPTY || found === ENDED) return found;
+    return { start: found.idx + RECORD, end: found.idx + found.length, next: (found.position + align8(found.length)) >>> 0 };
+  }
+
+  /**
+   * The one reading of the ring: the committed data record at `position` or after
+   * it, checked against everything a producer could have written. On the way it
+   * finishes wrapped claims, turns the claims of dead producers into padding, and
+   * passes padding: releasing it (zeroed, the head moved on) when `release` is set
+   * and `position` is the head, or only stepping over it. Padding passed without
+   * release is bounded by the ring's size, so a ring filled with forged padding
+   * cannot keep the scan turning.
+   */
+  private scan(position: number, release: boolean): { idx: number; length: number; position: number } | typeof EMPTY | typeof ENDED {
     const { i32, capacity, mask } = this.ring;
-    if ((this.head & 7) !== 0) throw new CorruptRing(`a head of ${this.head}, not a multiple of 8`);
+    if ((position & 7) !== 0) throw new CorruptRing(`a head of ${position}, not a multiple of 8`);
+    let passed = 0;
     for (;;) {
-      const idx = this.head & mask;
+      const idx = position & mask;
       const lengthIndex = this.ring.lengthIndex(idx);
       const length = loadWord(i32, lengthIndex);
       if (length === 0) {
@@ -232,14 +260,14 @@ export class MpscReader {
         // tail, so one that missed the end has moved a tail we are about to read.
         const ended = Atomics.load(i32, ENDED_FLAG) !== 0;
         const tail = Atomics.load(i32, TAIL) >>> 0;
-        if (tail !== this.head) {
+        if (tail !== position) {
           // A claimant stores its length before it moves the tail, and the consumer
           // zeroes a record before it moves the head: read after a tail that has moved
-          // on, an empty header at the head is a hole that nothing will ever fill.
+          // on, an empty header at or after the head is a hole that nothing will ever fill.
           if (Atomics.load(i32, lengthIndex) !== 0) continue;
-          const used = (tail - this.head) >>> 0;
+          const used = (tail - position) >>> 0;
           throw new CorruptRing(
-            used > capacity ? `the consumer cursor (${this.head}) is ahead of the producer cursor (${tail})` : `an empty record at ${idx}, before the tail`,
+            used > capacity ? `the consumer cursor (${position}) is ahead of the producer cursor (${tail})` : `an empty record at ${idx}, before the tail`,
           );
         }
         // the end counts once every claim made before it is finished
@@ -248,62 +276,7 @@ export class MpscReader {
       const type = loadWord(i32, lengthIndex + 1);
       if (length < 0) {
         const need = -length;
-        if (need % 8 !== 0 || need < RECORD || need > capacity)
-          throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
-        if (type === L.RECORD_PADDING) {
-          Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));
-          continue;
-        }
-        if (type >= 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
-        if (!this.claimIsDead(type, this.head)) {
-          this.waitingOnClaim = true;
-          return EMPTY;
-        }
-        finishAsPadding(this.ring, idx, need);
-        continue;
-      }
-      this.waitingOnClaim = false;
-      if (type === L.RECORD_PADDING) {
-        if (length % 8 !== 0 || idx + length > capacity) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
-        this.release(idx, length);
-        continue;
-      }
-      const payload = length - RECORD;
-      if ((type !== L.RECORD_DATA && type >= 0) || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
-        throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
-      const start = idx + RECORD;
-      let value: T;
-      try {
-        value = codec.decode(this.ring.bytes, start, start + payload);
-      } catch (error) {
-        // a damaged record structure table (src/structures.ts) is the segment's fault, not the message's
-        if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
-        this.consumed(idx, length);
-        throw new DecodeFailure(error);
-      }
-      this.consumed(idx, length);
-      return value;
-    }
-  }
-
-  /** Like SpscReader.peek: the message at `position` (at or after the head), not consumed. */
-  peek(position: number): PeekedRecord | typeof EMPTY | typeof ENDED {
-    const { i32, capacity, mask } = this.ring;
-    for (;;) {
-      const idx = position & mask;
-      const lengthIndex = this.ring.lengthIndex(idx);
-      const length = Atomics.load(i32, lengthIndex);
-      if (length === 0) {
-        this.waitingOnClaim = false;
-        if (Atomics.load(i32, ENDED_FLAG) === 0) return EMPTY;
-        if (Atomics.load(i32, TAIL) >>> 0 === position && Atomics.load(i32, lengthIndex) === 0) return ENDED;
-        return EMPTY;
-      }
-      const type = Atomics.load(i32, lengthIndex + 1);
-      if (length < 0) {
-        const need = -length;
-        if (need % 8 !== 0 || need < 2 * RECORD || need > capacity)
-          throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
+        if (need % 8 !== 0 || need < RECORD || need > capacity) throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
         if (type === L.RECORD_PADDING) {
           Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));
           continue;
@@ -319,13 +292,19 @@ export class MpscReader {
       this.waitingOnClaim = false;
       if (type === L.RECORD_PADDING) {
         if (length % 8 !== 0 || idx + length > capacity) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+        if (release) {
+          this.release(idx, length);
+        } else {
+          passed += length;
+          if (passed > capacity) throw new CorruptRing(`padding all the way round the ring from ${idx}`);
+        }
         position = (position + length) >>> 0;
         continue;
       }
       const payload = length - RECORD;
       if ((type !== L.RECORD_DATA && type >= 0) || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
         throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
-      return { start: idx + RECORD, end: idx + length, next: (position + align8(length)) >>> 0 };
+      return { idx, length, position };
     }
   }
 
@@ -378,7 +357,7 @@ export class MpscReader {
   private release(idx: number, step: number): void {
     const { i32 } = this.ring;
     const next = (this.head + step) >>> 0;
-    // plain: only a successor reads it, after this process is gone (src/owners.c)
+    // plain: only a successor reads it, after this process is gone (native/src/owners.c)
     i32[RELEASING] = next | 0;
     zero(this.ring, idx, idx + step);
     this.head = next;

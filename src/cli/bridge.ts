@@ -1,7 +1,7 @@
 // `shmchan bridge NAME --to|--from nats://HOST:PORT/SUBJECT`: runs one bridge
 // until it is stopped (SIGINT, SIGTERM) or the channel's stream ends, printing
 // a line of counters every few seconds.
-import type { Bridge, BridgeStats } from './nats-bridge';
+import type { Bridge, BridgeStats } from '../nats/bridge';
 
 export const bridgeHelp = `usage: shmchan bridge NAME --to nats://HOST:PORT/SUBJECT [options]
        shmchan bridge NAME --from nats://HOST:PORT/SUBJECT [options]
@@ -122,7 +122,7 @@ export async function runBridge(values: BridgeValues, positionals: string[]): Pr
   }
 
   // loaded here, so that the rest of the CLI never loads the NATS client
-  const { bridgeFromNats, bridgeToNats } = require('./nats') as typeof import('./nats');
+  const { bridgeFromNats, bridgeToNats } = require('../nats') as typeof import('../nats');
   const name = positionals[0];
   const direction = values.to !== undefined ? 'to' : 'from';
   const options = {

@@ -24,10 +24,10 @@
 // Anything at or below the checkpoint is skipped (and acknowledged).
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
-import type { Channel } from './channel';
-import { ShmChanError } from './errors';
-import { BridgeBase, Notifier, positiveInteger, type NatsBridgeOptions, type SessionOutcome } from './nats-bridge';
-import { ensureStream, hash32, isEndMarker, natsModules, parseMessageId, pause } from './nats-client';
+import type { Channel } from '../core/channel';
+import { ShmChanError, incompatible } from '../core/errors';
+import { BridgeBase, Notifier, positiveInteger, type NatsBridgeOptions, type SessionOutcome } from './bridge';
+import { ensureStream, hash32, isEndMarker, natsModules, parseMessageId, pause } from './client';
 import { relayProducer, type RelayProducer } from './relay';
 
 export interface FromNatsOptions extends NatsBridgeOptions {
@@ -64,11 +64,10 @@ export class FromNatsBridge extends BridgeBase {
     this.durable = options.durable ?? `shmchan-${local.name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     if (this.mode === 'jetstream') {
       if (local.mode !== 'spsc')
-        throw new ShmChanError(
-          'ERR_INCOMPATIBLE',
+        throw incompatible(
           `channel '${local.name}' is mpsc; a JetStream bridge into a channel needs an spsc channel, with the bridge as its only producer (its checkpoint lives in the producer slot)`,
         );
-      this.producer = local[relayProducer]();
+      this.producer = relayProducer(local);
     }
     this.stopping.signal.addEventListener('abort', () => this.fetching?.stop());
   }

@@ -1,19 +1,9 @@
 // The only place that loads the native addon; it types the addon once.
 import path from 'node:path';
 import nodeGypBuild from 'node-gyp-build';
+import type { NativeStats } from './stats';
 
-export interface NativeStats {
-  capacity: number;
-  used: number;
-  messagesSent: number;
-  messagesReceived: number;
-  bytesSent: number;
-  bytesReceived: number;
-  producers: number;
-  consumerPid: number;
-  creatorPid: number;
-  ended: boolean;
-}
+export type { NativeStats };
 
 /** A mapped segment. Results below zero are -errno. */
 export interface NativeSegment {
@@ -144,7 +134,7 @@ interface Binding {
 // the prebuild for this platform.
 export const native: Binding = process.env.SHMCHAN_ADDON_PATH
   ? require(path.resolve(process.env.SHMCHAN_ADDON_PATH))
-  : nodeGypBuild(path.join(__dirname, '..'));
+  : nodeGypBuild(path.join(__dirname, '..', '..'));
 /** The addon's layout constants, copied into a plain object: the addon builds its
  * object one property at a time and V8 keeps that one as a dictionary, where
  * each load (the data path makes about ten per message) was a lookup of some

@@ -1,0 +1,471 @@
+// The public Channel: a handle on one channel, with its roles (producer,
+// consumer), the ways of sending and receiving, and its lifecycle. Options are
+// checked in options.ts, the segment is made and found in segment.ts, the
+// header read in header.ts; the data path is spsc.ts and mpsc.ts.
+import { layout as L, type NativeSegment } from './binding';
+import { CopyInto, makeCodec, type Codec, type Decoder } from './codec';
+import {
+  type ShmChanError,
+  abortError,
+  corrupt,
+  dataPathError,
+  describe,
+  errno,
+  errorFromErrno,
+  invalidArg,
+  roleTaken,
+  timedOut,
+  tooManyProducers,
+} from './errors';
+import { codecId, negotiateCodec, readHeader, type HeaderFields } from './header';
+import { channelInternals, type ChannelInternals } from './internals';
+import { MpscReader, MpscWriter } from './mpsc';
+import {
+  createSettings,
+  openSettings,
+  unlinkSettings,
+  waitOptions,
+  type Backend,
+  type CreateOptions,
+  type Mode,
+  type OpenOptions,
+  type WaitOptions,
+} from './options';
+import { COMMITTED, EMPTY, ENDED, RingMemory } from './ring';
+import { createSegment, openSegment, remove, removalOf, unlinkName, type Removal } from './segment';
+import { SpscReader, SpscWriter } from './spsc';
+import { channelStats, type ChannelStats } from './stats';
+import { SharedStructures } from './structures';
+import type { SysvKey } from './sysv';
+import { AGAIN, Announcements, SpinBudget, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
+import { loadWord } from './words';
+
+const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+
+const unlinkOnCollect = new FinalizationRegistry<Removal>(remove);
+
+export class Channel<T = unknown> {
+  readonly name: string;
+  readonly backend: Backend;
+  /** System V: the key, as an unsigned 32-bit number (ipcs shows it in hex). */
+  readonly key: number | undefined;
+  readonly mode: Mode;
+  readonly capacity: number;
+  readonly maxMessageSize: number;
+  /** Whether messages are msgpackr records over the channel's shared structures. */
+  readonly records: boolean;
+
+  private segment: NativeSegment | undefined;
+  private readonly ring: RingMemory;
+  private readonly codec: Codec<T>;
+  private readonly structures: SharedStructures | undefined;
+  private readonly announcements: Announcements;
+  private readonly spin: SpinBudget;
+  private readonly removal: Removal | undefined;
+  private writer: SpscWriter | MpscWriter | undefined;
+  /** The producer slot this handle holds, once it produces. */
+  private slot = -1;
+  private reader: SpscReader | MpscReader | undefined;
+
+  private constructor(
+    name: string,
+    segment: NativeSegment,
+    fields: HeaderFields,
+    codec: Codec<T>,
+    spinMicros: number,
+    unlinkOnClose: boolean,
+  ) {
+    this.name = name;
+    this.segment = segment;
+    this.records = fields.codec === L.CODEC_MSGPACK_RECORDS;
+    if (this.records) {
+      this.structures = new SharedStructures(segment.buffer(), (slot, pid) => segment.claimantAlive(slot, pid));
+      this.codec = makeCodec<T>('msgpack', this.structures);
+    } else {
+      this.codec = codec;
+    }
+    this.spin = new SpinBudget(spinMicros);
+    this.backend = fields.backend;
+    this.key = this.backend === 'sysv' ? segment.ids().key : undefined;
+    this.mode = fields.mode;
+    this.capacity = fields.capacity;
+    this.maxMessageSize = fields.maxMessageSize;
+    this.ring = new RingMemory(segment, segment.buffer(), this.capacity, this.maxMessageSize);
+    this.announcements = new Announcements(this.ring.i32);
+    if (unlinkOnClose) {
+      this.removal = removalOf(this.backend, name, segment);
+      unlinkOnCollect.register(this, this.removal, this);
+    }
+  }
+
+  /** Creates a channel; fails with ERR_CHANNEL_EXISTS if the name is taken. */
+  static create<T = unknown>(name: string, options?: CreateOptions<T>): Channel<T> {
+    const settings = createSettings<T>(name, options);
+    const segment = createSegment(settings, {
+      capacity: settings.capacity,
+      mode: settings.mode === 'mpsc' ? L.MODE_MPSC : L.MODE_SPSC,
+      maxMessageSize: settings.maxMessageSize,
+      codec: codecId(settings.codec.kind, settings.records),
+      permissions: settings.permissions,
+    });
+    const { channel } = settings;
+    try {
+      return new Channel<T>(channel, segment, readHeader(channel, segment.buffer()), settings.codec, settings.spinMicros, settings.unlinkOnClose);
+    } catch (error) {
+      const removal = removalOf(settings.key === undefined ? 'posix' : 'sysv', channel, segment);
+      segment.close();
+      remove(removal);
+      throw error;
+    }
+  }
+
+  /** Opens an existing channel; capacity and mode come from its header. */
+  static open<T = unknown>(name: string, options?: OpenOptions<T>): Channel<T> {
+    const settings = openSettings<T>(name, options);
+    const { channel } = settings;
+    const segment = openSegment(settings, settings.timeout, settings.waitForName);
+    try {
+      const fields = readHeader(channel, segment.buffer());
+      const codec = negotiateCodec<T>(channel, fields.codec, settings.codec);
+      return new Channel<T>(channel, segment, fields, codec, settings.spinMicros, settings.unlinkOnClose);
+    } catch (error) {
+      segment.close();
+      throw error;
+    }
+  }
+
+  /** Removes a channel's name. Open handles keep working (a System V channel's
+   * blocking calls excepted: its semaphore set goes at once); true if it existed. */
+  static unlink(name: string, options?: { backend?: Backend; key?: SysvKey }): boolean {
+    return unlinkName(unlinkSettings(name, options));
+  }
+
+  get closed(): boolean {
+    return this.segment === undefined;
+  }
+
+  // ---- producing ----
+
+  trySend(value: T): boolean {
+    return this.attemptSend(value) === COMMITTED;
+  }
+
+  send(value: T, options?: WaitOptions): Promise<void> {
+    try {
+      const { signal, timeout } = waitOptions(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      const first = this.attemptSend(value);
+      if (first === COMMITTED) return Promise.resolve();
+      return waitAsync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live(), signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  sendSync(value: T, options?: { timeout?: number }): void {
+    const { timeout } = waitOptions(options);
+    const first = this.attemptSend(value);
+    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live());
+  }
+
+  /** Ends the stream: the consumer gets everything sent before, then the end.
+   * A producing call: it takes the producer role (a slot in mpsc). Idempotent. */
+  end(): void {
+    const segment = this.live();
+    if (Atomics.load(this.ring.i32, L.OFF_ENDED >> 2) !== 0) return;
+    this.producer();
+    segment.end();
+  }
+
+  /** One try at sending: COMMITTED, or the encoded bytes to retry with. */
+  private attemptSend(value: T): typeof COMMITTED | Uint8Array {
+    this.live();
+    if (value === undefined)
+      throw invalidArg(`channel '${this.name}': cannot send undefined (it is what tryReceive() answers when empty); send null instead`);
+    this.codec.check?.(value); // before the role is taken: a bad argument changes nothing
+    this.checkNotEnded();
+    const writer = this.producer();
+    let result: typeof COMMITTED | Uint8Array;
+    try {
+      result = writer.trySendValue(this.codec, value);
+    } catch (error) {
+      throw this.dataPathError(error);
+    }
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader(); // truncated while we wrote
+    return result;
+  }
+
+  /** Waiting for room for bytes that did not fit on the first try. */
+  private sendPlan(pending: Uint8Array, timeout: number | undefined): WaitPlan<undefined> {
+    const writer = this.writer!;
+    return {
+      which: L.WAIT_SPACE,
+      timeout,
+      spin: this.spin,
+      attempt: () => {
+        let sent: boolean;
+        try {
+          sent = writer.trySendBytes(pending);
+        } catch (error) {
+          throw this.dataPathError(error);
+        }
+        if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+        return sent ? undefined : AGAIN;
+      },
+      check: () => {
+        const segment = this.live();
+        this.checkNotEnded();
+        if (segment.consumerGone()) throw errorFromErrno(-errno.EPIPE, { channel: this.name });
+      },
+      onTimeout: () => timedOut(`channel '${this.name}': no room for the message before the timeout (the consumer is not keeping up)`),
+      onSleepFailure: (rc) => this.sleepError(rc),
+    };
+  }
+
+  private producer(): SpscWriter | MpscWriter {
+    const segment = this.live();
+    if (this.writer !== undefined) return this.writer;
+    const slot = segment.claimProducer();
+    if (slot === -errno.EUSERS) throw tooManyProducers(this.name, L.MAX_PRODUCERS);
+    if (slot < 0) throw this.roleError(slot, 'producer', 'one producer at a time in spsc mode');
+    this.structures?.producerSlot(slot);
+    if (this.mode === 'mpsc') {
+      this.writer = new MpscWriter(this.ring, slot, process.pid);
+    } else {
+      const tail = segment.recoverTail();
+      if (tail < 0) throw errorFromErrno(tail, { channel: this.name });
+      this.writer = new SpscWriter(this.ring, slot, tail);
+    }
+    this.slot = slot;
+    return this.writer;
+  }
+
+  private checkNotEnded(): void {
+    if (loadWord(this.ring.i32, L.OFF_ENDED >> 2) !== 0) throw this.endedError();
+  }
+
+  // ---- consuming ----
+
+  tryReceive(): T | undefined {
+    return this.tryReceiveWith(this.codec);
+  }
+
+  receive(options?: WaitOptions): Promise<T> {
+    return this.receiveWith(this.codec, options);
+  }
+
+  receiveSync(options?: { timeout?: number }): T {
+    return this.receiveSyncWith(this.codec, options);
+  }
+
+  // ---- receiving into a buffer of the caller's (raw channels) ----
+
+  /**
+   * Copies the next message into target and answers its length, or undefined when
+   * the channel is empty: receiving that allocates nothing. A message longer than
+   * target stays in the channel (ERR_MESSAGE_TOO_LARGE); a target of
+   * maxMessageSize bytes always fits. Only raw channels, whose messages are bytes.
+   */
+  tryReceiveInto(target: Uint8Array): number | undefined {
+    return this.tryReceiveWith(this.copyInto(target));
+  }
+
+  /** receive(), into target: see tryReceiveInto. */
+  receiveInto(target: Uint8Array, options?: WaitOptions): Promise<number> {
+    try {
+      return this.receiveWith(this.copyInto(target), options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** receiveSync(), into target: see tryReceiveInto. */
+  receiveIntoSync(target: Uint8Array, options?: { timeout?: number }): number {
+    return this.receiveSyncWith(this.copyInto(target), options);
+  }
+
+  // ---- the three ways of receiving, for any decoder ----
+
+  private tryReceiveWith<V>(decoder: Decoder<V>): V | undefined {
+    const value = this.attemptReceive(decoder);
+    if (value === EMPTY) return undefined;
+    if (value === ENDED) throw this.endedError();
+    return value;
+  }
+
+  private receiveWith<V>(decoder: Decoder<V>, options: WaitOptions | undefined): Promise<V> {
+    try {
+      const { signal, timeout } = waitOptions(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      const first = this.attemptReceive(decoder);
+      if (first === ENDED) throw this.endedError();
+      if (first !== EMPTY) return Promise.resolve(first);
+      return waitAsync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live(), signal).then((value) => {
+        if (value === ENDED) throw this.endedError();
+        return value;
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private receiveSyncWith<V>(decoder: Decoder<V>, options: { timeout?: number } | undefined): V {
+    const { timeout } = waitOptions(options);
+    let value = this.attemptReceive(decoder);
+    if (value === EMPTY) value = waitSync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live());
+    if (value === ENDED) throw this.endedError();
+    return value;
+  }
+
+  private intoDecoder: CopyInto | undefined;
+
+  private copyInto(target: Uint8Array): CopyInto {
+    if (!(target instanceof Uint8Array)) throw invalidArg(`channel '${this.name}': receiveInto needs a Uint8Array or Buffer to copy into, got ${describe(target)}`);
+    if (this.codec.kind !== 'raw') {
+      this.live(); // a closed handle says so first, whatever its codec
+      throw invalidArg(`channel '${this.name}' uses the '${this.codec.kind}' codec; receiveInto copies the bytes of raw channels: use receive()`);
+    }
+    const decoder = (this.intoDecoder ??= new CopyInto());
+    decoder.target = target;
+    return decoder;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      let value = this.attemptReceive(this.codec);
+      if (value === EMPTY) value = await waitAsync(waitSteps(this.receivePlan(undefined, this.codec), this.announcements), this.live(), undefined);
+      if (value === ENDED) return;
+      yield value;
+    }
+  }
+
+  private attemptReceive<V>(decoder: Decoder<V>): V | typeof EMPTY | typeof ENDED {
+    let value: V | typeof EMPTY | typeof ENDED;
+    try {
+      value = this.consumer().tryRead(decoder);
+    } catch (error) {
+      throw this.dataPathError(error);
+    }
+    // a value read while the segment was truncated may be half zeros: never return it
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+    return value;
+  }
+
+  private receivePlan<V>(timeout: number | undefined, decoder: Decoder<V>): WaitPlan<V | typeof ENDED> {
+    return {
+      which: L.WAIT_DATA,
+      timeout,
+      spin: this.spin,
+      attempt: () => {
+        const value = this.attemptReceive(decoder);
+        return value === EMPTY ? AGAIN : value;
+      },
+      check: () => void this.live(),
+      sliceMs: () => (this.reader instanceof MpscReader && this.reader.waitingOnClaim ? 2 : undefined),
+      onTimeout: () => timedOut(`channel '${this.name}': no message arrived before the timeout`),
+      onSleepFailure: (rc) => this.sleepError(rc),
+    };
+  }
+
+  /** A sleep that cannot continue, e.g. a System V semaphore set removed with ipcrm. */
+  private sleepError(rc: number): ShmChanError {
+    return errorFromErrno(rc, { channel: this.name, syscall: this.backend === 'sysv' ? 'semtimedop' : 'futex' });
+  }
+
+  private endedError(): ShmChanError {
+    return errorFromErrno(-errno.ESHUTDOWN, { channel: this.name });
+  }
+
+  private consumer(): SpscReader | MpscReader {
+    const segment = this.live();
+    if (this.reader !== undefined) return this.reader;
+    const rc = segment.claimConsumer();
+    if (rc < 0) throw this.roleError(rc, 'consumer', 'one consumer at a time');
+    this.reader = this.mode === 'mpsc' ? new MpscReader(this.ring) : new SpscReader(this.ring);
+    return this.reader;
+  }
+
+  // ---- internal: for features built on the ring (see internals.ts) ----
+
+  [channelInternals](): ChannelInternals {
+    return {
+      name: this.name,
+      mode: this.mode,
+      records: this.records,
+      ring: this.ring,
+      consumer: () => this.consumer(),
+      producer: () => {
+        this.producer();
+        return this.slot;
+      },
+      live: () => void this.live(),
+      error: (error) => this.dataPathError(error),
+      waitUntil: (ready, signal) => {
+        if (signal?.aborted) return Promise.reject(abortError(signal));
+        const plan: WaitPlan<undefined> = {
+          ...this.receivePlan(undefined, this.codec),
+          attempt: () => {
+            try {
+              return ready() ? undefined : AGAIN;
+            } catch (error) {
+              throw this.dataPathError(error);
+            }
+          },
+        };
+        return waitAsync(waitSteps(plan, this.announcements), this.live(), signal);
+      },
+    };
+  }
+
+  // ---- lifecycle ----
+
+  stats(): ChannelStats {
+    return channelStats(this.live().stats());
+  }
+
+  /** Releases this handle's roles and mapping; the creator also removes the name
+   * (unless unlinkOnClose is false). Pending waits reject with ERR_CLOSED. */
+  close(): void {
+    const segment = this.segment;
+    if (segment === undefined) return;
+    this.segment = undefined;
+    segment.cancelWait(L.WAIT_DATA);
+    segment.cancelWait(L.WAIT_SPACE);
+    this.announcements.withdrawAll();
+    segment.close();
+    unlinkOnCollect.unregister(this);
+    if (this.removal !== undefined) remove(this.removal);
+  }
+
+  [disposeSymbol](): void {
+    this.close();
+  }
+
+  /** The segment of an open handle whose header still holds the magic. The magic
+   * never changes in a healthy channel; it reads as 0 after another process
+   * truncated the segment (see native/src/guard.c) or overwrote it. */
+  private live(): NativeSegment {
+    if (this.segment === undefined) throw errorFromErrno(-errno.EBADF, { channel: this.name });
+    if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+    return this.segment;
+  }
+
+  private corruptHeader(): ShmChanError {
+    return corrupt(
+      this.name,
+      "its header no longer holds shmchan's magic (another process overwrote or truncated the segment)",
+    );
+  }
+
+  private roleError(rc: number, role: string, rule: string): ShmChanError {
+    if (rc !== -errno.EBUSY) return errorFromErrno(rc, { channel: this.name });
+    const holder = role === 'consumer' ? this.stats().consumerPid : null;
+    const who = holder === null ? 'another live handle' : holder === process.pid ? 'another handle in this process' : `process ${holder}`;
+    return roleTaken(this.name, role, who, rule);
+  }
+
+  /** A failure inside the data path, as the ShmChanError that names this channel. */
+  private dataPathError(error: unknown): ShmChanError {
+    return dataPathError(error, this.name, this.maxMessageSize);
+  }
+}

@@ -1,0 +1,286 @@
+// Every error a user sees is made here: from an errno (what the native core and
+// the binding report), from a failure inside the data path, or from a condition
+// the JavaScript side detects. One table maps errno names to codes, and the
+// messages say what to do about each.
+import { constants } from 'node:os';
+
+export type ErrorCode =
+  | 'ERR_INVALID_NAME'
+  | 'ERR_INVALID_ARG'
+  | 'ERR_CHANNEL_NOT_FOUND'
+  | 'ERR_CHANNEL_EXISTS'
+  | 'ERR_PERMISSION'
+  | 'ERR_MESSAGE_TOO_LARGE'
+  | 'ERR_TIMEOUT'
+  | 'ERR_CLOSED'
+  | 'ERR_ENDED'
+  | 'ERR_ROLE_TAKEN'
+  | 'ERR_TOO_MANY_PRODUCERS'
+  | 'ERR_PEER_GONE'
+  | 'ERR_CORRUPT'
+  | 'ERR_INCOMPATIBLE'
+  | 'ERR_ENCODE'
+  | 'ERR_DECODE'
+  | 'ERR_SYSTEM';
+
+export class ShmChanError extends Error {
+  readonly code: ErrorCode;
+  /** For errors from a system call: the errno name, e.g. 'ENOSPC'. */
+  readonly errno?: string;
+  /** For errors from a system call: the call, e.g. 'ftruncate'. */
+  readonly syscall?: string;
+
+  constructor(code: ErrorCode, message: string, details: { errno?: string; syscall?: string; cause?: unknown } = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'ShmChanError';
+    this.code = code;
+    if (details.errno !== undefined) this.errno = details.errno;
+    if (details.syscall !== undefined) this.syscall = details.syscall;
+  }
+}
+
+// ---- errno: the one mapping ----
+
+/** errno numbers by name; the core returns them negated. Node's table lacks two
+ * that the core uses (Linux values). */
+export const errno: Readonly<Record<string, number>> = { ...constants.errno, ESHUTDOWN: 108, EUSERS: 87 };
+
+const errnoNames = new Map<number, string>(Object.entries(errno).map(([name, value]) => [value, name]));
+
+/** The errno name of a negative result from the native core, e.g. -2 -> 'ENOENT'. */
+export function errnoName(rc: number): string {
+  return errnoNames.get(-rc) ?? `E${-rc}`;
+}
+
+/** What the failed call was doing, for the message. */
+export interface ErrorContext {
+  channel: string;
+  syscall?: string;
+}
+
+const codeOfErrno: Record<string, ErrorCode> = {
+  ENOENT: 'ERR_CHANNEL_NOT_FOUND',
+  EEXIST: 'ERR_CHANNEL_EXISTS',
+  EACCES: 'ERR_PERMISSION',
+  EPERM: 'ERR_PERMISSION',
+  EBADMSG: 'ERR_CORRUPT',
+  EPROTONOSUPPORT: 'ERR_INCOMPATIBLE',
+  ETIMEDOUT: 'ERR_TIMEOUT',
+  EBUSY: 'ERR_ROLE_TAKEN',
+  EUSERS: 'ERR_TOO_MANY_PRODUCERS',
+  EPIPE: 'ERR_PEER_GONE',
+  ESHUTDOWN: 'ERR_ENDED',
+  EMSGSIZE: 'ERR_MESSAGE_TOO_LARGE',
+  EINVAL: 'ERR_INVALID_ARG',
+  EBADF: 'ERR_CLOSED',
+};
+
+/** Calls whose failure means a bad option rather than a system problem. */
+const codeOfSyscall: Record<string, ErrorCode> = {
+  ftok: 'ERR_INVALID_ARG',
+};
+
+/**
+ * The one mapping from a core result (-errno) to a ShmChanError. Callers that know
+ * better (a role, a size) build their own message and pass it as `message`.
+ */
+export function errorFromErrno(rc: number, context: ErrorContext, message?: string): ShmChanError {
+  const name = errnoName(rc);
+  const ch = `channel '${context.channel}'`;
+  const byCall = context.syscall === undefined ? undefined : codeOfSyscall[context.syscall];
+  if (byCall !== undefined)
+    return new ShmChanError(byCall, message ?? `${ch}: ${context.syscall} failed with ${name}`, {
+      errno: name,
+      syscall: context.syscall,
+    });
+  const code = codeOfErrno[name];
+  if (code !== undefined) return new ShmChanError(code, message ?? defaultMessage(code, ch), { errno: name });
+  const call = context.syscall ?? 'a system call';
+  return new ShmChanError('ERR_SYSTEM', message ?? systemMessage(name, ch, call), {
+    errno: name,
+    syscall: context.syscall,
+  });
+}
+
+/** A failure the binding threw (an Error with a negative `errno` and the failed
+ * `syscall`) as a ShmChanError; anything else is passed on as it is. */
+export function fromNative(error: unknown, context: ErrorContext): unknown {
+  const { errno: rc, syscall } = error as { errno?: unknown; syscall?: string };
+  if (typeof rc !== 'number') return error;
+  return errorFromErrno(rc, { ...context, syscall: context.syscall ?? syscall });
+}
+
+/** The negative errno of a failure the binding threw, or undefined for anything else. */
+export function nativeErrno(error: unknown): number | undefined {
+  const rc = (error as { errno?: unknown } | null)?.errno;
+  return typeof rc === 'number' ? rc : undefined;
+}
+
+function systemMessage(name: string, ch: string, call: string): string {
+  if (name === 'EIDRM')
+    return `${ch} was removed while in use: its System V semaphore set is gone (ipcrm, or Channel.unlink), so nothing can wake a waiting call (${call} failed with EIDRM); close this handle and create the channel again`;
+  return `${ch}: ${call} failed with ${name}`;
+}
+
+function defaultMessage(code: ErrorCode, ch: string): string {
+  switch (code) {
+    case 'ERR_CHANNEL_NOT_FOUND':
+      return `${ch} does not exist (create it first, or pass { timeout } to wait for it)`;
+    case 'ERR_CHANNEL_EXISTS':
+      return `${ch} already exists (open it with Channel.open, or remove it with Channel.unlink)`;
+    case 'ERR_PERMISSION':
+      return `${ch}: permission denied (it belongs to another user or its permissions exclude you; see 'permissions' in Channel.create)`;
+    case 'ERR_CORRUPT':
+      return `${ch} is corrupt: its shared memory holds an impossible cursor, length or field (another process wrote into it); remove and recreate it`;
+    case 'ERR_INCOMPATIBLE':
+      return `${ch} is not a shmchan channel of this version (wrong magic, version or layout); remove it or open it with a matching shmchan`;
+    case 'ERR_TIMEOUT':
+      return `${ch}: timed out`;
+    case 'ERR_ROLE_TAKEN':
+      return `${ch}: the role is held by another live handle`;
+    case 'ERR_TOO_MANY_PRODUCERS':
+      return `${ch} has no free producer slot (all are held by live processes)`;
+    case 'ERR_PEER_GONE':
+      return `${ch}: the consumer died while the ring is full; nothing more can be delivered until a new consumer opens it`;
+    case 'ERR_ENDED':
+      return `${ch} has ended (end() was called); no more messages can be sent or received`;
+    case 'ERR_MESSAGE_TOO_LARGE':
+      return `${ch}: message too large`;
+    case 'ERR_CLOSED':
+      return `${ch} is closed (this handle was closed; open a new one)`;
+    default:
+      return `${ch}: invalid argument`;
+  }
+}
+
+// ---- failures inside the data path ----
+// Thrown by the ring code, which does not know the channel's name; dataPathError
+// turns each into the ShmChanError a user sees.
+
+/** The shared memory holds something the protocol never writes. */
+export class CorruptRing extends Error {}
+
+/** An encoded message longer than the channel's maxMessageSize: nothing was sent. */
+export class MessageTooLarge extends Error {
+  constructor(
+    readonly length: number,
+    readonly max: number,
+  ) {
+    super('message too large');
+  }
+}
+
+/** Thrown by a decoder that cannot take a message (a caller's buffer too small for
+ * it): the reader leaves the message unread, to be read again. */
+export class LeaveUnread extends Error {
+  constructor(
+    readonly payload: number,
+    readonly room: number,
+  ) {
+    super('message left unread');
+  }
+}
+
+/** A message that failed to decode; it was consumed. */
+export class DecodeFailure extends Error {
+  constructor(readonly error: unknown) {
+    super('decode failed');
+  }
+}
+
+/** Thrown by a producer whose claim came after end(): nothing was sent. */
+export class StreamEnded extends Error {}
+
+/** A failure inside the data path as a ShmChanError naming the channel. Anything
+ * not listed came from the codec's encode: ERR_ENCODE. */
+export function dataPathError(error: unknown, channel: string, maxMessageSize: number): ShmChanError {
+  if (error instanceof ShmChanError) return error;
+  if (error instanceof StreamEnded) return errorFromErrno(-errno.ESHUTDOWN, { channel });
+  if (error instanceof CorruptRing)
+    return new ShmChanError('ERR_CORRUPT', `channel '${channel}' is corrupt (${error.message}); remove and recreate it`);
+  if (error instanceof MessageTooLarge)
+    return new ShmChanError(
+      'ERR_MESSAGE_TOO_LARGE',
+      `channel '${channel}': the message encodes to ${error.length} bytes, more than maxMessageSize ${error.max} (create the channel with a larger maxMessageSize or capacity)`,
+    );
+  if (error instanceof LeaveUnread)
+    return new ShmChanError(
+      'ERR_MESSAGE_TOO_LARGE',
+      `channel '${channel}': the next message has ${error.payload} bytes, more than the ${error.room} of the buffer to receive into; it stays in the channel (a buffer of maxMessageSize, ${maxMessageSize} bytes, always fits)`,
+    );
+  if (error instanceof DecodeFailure)
+    return new ShmChanError(
+      'ERR_DECODE',
+      `channel '${channel}': a message could not be decoded and was skipped (${String((error.error as Error)?.message ?? error.error)}); do both sides use the same codec?`,
+      { cause: error.error },
+    );
+  return new ShmChanError(
+    'ERR_ENCODE',
+    `channel '${channel}': the value cannot be encoded (${String((error as Error)?.message ?? error)}); nothing was sent`,
+    { cause: error },
+  );
+}
+
+// ---- conditions the JavaScript side detects ----
+
+/** A value as an error message shows it. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
+  if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
+  return `${typeof value} ${String(value)}`;
+}
+
+
+export function invalidArg(message: string): ShmChanError {
+  return new ShmChanError('ERR_INVALID_ARG', message);
+}
+
+export function invalidName(described: string, nameMax: number): ShmChanError {
+  return new ShmChanError(
+    'ERR_INVALID_NAME',
+    `invalid channel name ${described}: use 1 to ${nameMax} of A-Z a-z 0-9 . _ - (optionally after one leading '/')`,
+  );
+}
+
+/** The channel is not what this use of it needs (a codec, a mode, records). */
+export function incompatible(message: string): ShmChanError {
+  return new ShmChanError('ERR_INCOMPATIBLE', message);
+}
+
+export function timedOut(message: string): ShmChanError {
+  return new ShmChanError('ERR_TIMEOUT', message);
+}
+
+export function peerGone(message: string): ShmChanError {
+  return new ShmChanError('ERR_PEER_GONE', message);
+}
+
+export function notFound(message: string): ShmChanError {
+  return new ShmChanError('ERR_CHANNEL_NOT_FOUND', message);
+}
+
+/** Another process changed or destroyed the header: `detail` says how. */
+export function corrupt(channel: string, detail: string): ShmChanError {
+  return new ShmChanError('ERR_CORRUPT', `channel '${channel}' is corrupt: ${detail}; remove and recreate it`);
+}
+
+export function roleTaken(channel: string, role: string, who: string, rule: string): ShmChanError {
+  return new ShmChanError('ERR_ROLE_TAKEN', `channel '${channel}' already has a ${role} (${who}); ${rule}: close that handle first`, {
+    errno: 'EBUSY',
+  });
+}
+
+export function tooManyProducers(channel: string, max: number): ShmChanError {
+  return new ShmChanError('ERR_TOO_MANY_PRODUCERS', `channel '${channel}' already has ${max} live producers; close one first`, {
+    errno: 'EUSERS',
+  });
+}
+
+/** Node's own AbortError, as rejected by its promise APIs. */
+export function abortError(signal: AbortSignal): Error {
+  const error = new Error('The operation was aborted', { cause: signal.reason }) as Error & { code: string };
+  error.name = 'AbortError';
+  error.code = 'ABORT_ERR';
+  return error;
+}

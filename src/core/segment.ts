@@ -1,0 +1,100 @@
+// A channel's shared memory under its name: creating, opening and removing the
+// native segment (POSIX or System V), with each native failure turned into the
+// error that says what to do.
+import { statSync } from 'node:fs';
+import { native, type NativeCreateOptions, type NativeSegment } from './binding';
+import { errno, errorFromErrno, fromNative, incompatible, nativeErrno, timedOut } from './errors';
+import type { Backend, Place } from './options';
+import { hexKey, keyTakenError } from './sysv';
+import { sleepThread } from './wait';
+
+/** How long an opener that waits for a name pauses between looks. */
+const NAME_POLL_MS = 5;
+
+export function createSegment(place: Place, options: NativeCreateOptions): NativeSegment {
+  const { channel, key } = place;
+  try {
+    return key === undefined ? native.createPosix(channel, options) : native.createSysv(channel, key, options);
+  } catch (error) {
+    throw nativeFailure(error, place, 'create');
+  }
+}
+
+/**
+ * Opens a channel's segment, waiting up to `timeout` ms for a creator that is
+ * still initialising it, and with `waitForName` as long for the name to appear.
+ */
+export function openSegment(place: Place, timeout: number, waitForName: boolean): NativeSegment {
+  const { channel, key } = place;
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      // the native wait takes an int32 of milliseconds; Infinity would become 0
+      const left = Math.min(2 ** 31 - 1, Math.max(0, deadline - Date.now()));
+      return key === undefined ? native.openPosix(channel, left) : native.openSysv(channel, key, left);
+    } catch (error) {
+      const rc = nativeErrno(error);
+      if (waitForName && rc === -errno.ENOENT && Date.now() < deadline) {
+        sleepThread(NAME_POLL_MS);
+        continue;
+      }
+      if (rc === -errno.ETIMEDOUT)
+        throw timedOut(
+          `channel '${channel}' exists but was not initialised within ${timeout} ms (its creator may have died; remove it with Channel.unlink)`,
+        );
+      throw nativeFailure(error, place, 'open');
+    }
+  }
+}
+
+/** Removes a channel's name; true if it existed. */
+export function unlinkName(place: Place): boolean {
+  const { channel, key } = place;
+  const rc = key === undefined ? native.unlinkPosix(channel) : native.unlinkSysv(channel, key);
+  if (rc === 0) return true;
+  if (rc === -errno.ENOENT) return false;
+  if (key === undefined) throw errorFromErrno(rc, { channel, syscall: 'shm_unlink' });
+  if (rc === -errno.EEXIST) throw keyTakenError(channel, key, 'remove', undefined);
+  if (rc === -errno.EPROTONOSUPPORT)
+    throw incompatible(
+      `refusing to remove channel '${channel}': its System V key ${hexKey(key)} holds a segment that is not a shmchan channel (see ipcs -m)`,
+    );
+  throw errorFromErrno(rc, { channel, syscall: 'shmctl' });
+}
+
+/** A native create/open failure as a ShmChanError; for System V, a taken key
+ * names whatever holds it. */
+function nativeFailure(error: unknown, place: Place, action: 'create' | 'open'): unknown {
+  if (place.key !== undefined && nativeErrno(error) === -errno.EEXIST)
+    return keyTakenError(place.channel, place.key, action, (error as { syscall?: string }).syscall);
+  return fromNative(error, { channel: place.channel });
+}
+
+// ---- removal when a handle closes (unlinkOnClose) ----
+
+/** What a handle with unlinkOnClose removes: a POSIX name if it still names the
+ * same file, or a System V segment and semaphore set by id. Either way a channel
+ * recreated under the name since is left alone. */
+export type Removal =
+  | { backend: 'posix'; name: string; inode: number | undefined }
+  | { backend: 'sysv'; shmid: number; semid: number };
+
+export function removalOf(backend: Backend, channel: string, segment: NativeSegment): Removal {
+  if (backend === 'posix') return { backend, name: channel, inode: inodeOf(channel) };
+  const { shmid, semid } = segment.ids();
+  return { backend, shmid, semid };
+}
+
+export function remove(removal: Removal): void {
+  if (removal.backend === 'sysv') native.removeSysv(removal.shmid, removal.semid);
+  else if (removal.inode !== undefined && inodeOf(removal.name) === removal.inode) native.unlinkPosix(removal.name);
+}
+
+/** The inode behind a POSIX name, so unlinkOnClose never removes a channel recreated under it. */
+function inodeOf(name: string): number | undefined {
+  try {
+    return statSync(`/dev/shm/${name}`).ino;
+  } catch {
+    return undefined;
+  }
+}
