@@ -2,8 +2,9 @@
 // until it is stopped (SIGINT, SIGTERM) or the channel's stream ends, printing
 // a line of counters every few seconds.
 import type { Bridge, BridgeStats } from '../nats/bridge';
+import { UsageError, formatBytes, type Command } from './command';
 
-export const bridgeHelp = `usage: shmchan bridge NAME --to nats://HOST:PORT/SUBJECT [options]
+const help = `usage: shmchan bridge NAME --to nats://HOST:PORT/SUBJECT [options]
        shmchan bridge NAME --from nats://HOST:PORT/SUBJECT [options]
 
 Connects the local channel NAME to a NATS subject, so that channels on different
@@ -32,14 +33,14 @@ Stops cleanly on SIGINT or SIGTERM (exit 0): the message in hand is finished and
 acknowledged, nothing is half sent. Exits 0 after forwarding the end of the stream.
 `;
 
-export interface BridgeUrl {
+interface BridgeUrl {
   servers: string;
   subject: string;
   user?: string;
   pass?: string;
 }
 
-export function parseNatsUrl(text: string): BridgeUrl {
+function parseNatsUrl(text: string): BridgeUrl {
   let url: URL;
   try {
     url = new URL(text);
@@ -59,20 +60,6 @@ export function parseNatsUrl(text: string): BridgeUrl {
   };
 }
 
-export class UsageError extends Error {}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
-}
-
 function countersLine(label: string, stats: BridgeStats, previous: BridgeStats | undefined, seconds: number): string {
   const rate = previous === undefined || seconds <= 0 ? '' : ` (${Math.round((stats.messages - previous.messages) / seconds)}/s)`;
   const extra = [
@@ -83,8 +70,7 @@ function countersLine(label: string, stats: BridgeStats, previous: BridgeStats |
   return `${label}: ${stats.messages} messages${rate}, ${formatBytes(stats.bytes)}, lag ${stats.lag}, ${extra}\n`;
 }
 
-/** The command's options, for the CLI's parseArgs (strict, with --help added). */
-export const bridgeOptions = {
+const options = {
   to: { type: 'string' },
   from: { type: 'string' },
   core: { type: 'boolean' },
@@ -95,31 +81,30 @@ export const bridgeOptions = {
   interval: { type: 'string' },
 } as const;
 
-type BridgeValues = { [K in keyof typeof bridgeOptions]?: (typeof bridgeOptions)[K]['type'] extends 'string' ? string : boolean };
+type BridgeValues = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'string' ? string : boolean };
+
+export const bridge: Command = {
+  synopsis: 'bridge NAME --to|--from nats://HOST:PORT/SUBJECT   connect a channel to a NATS subject (shmchan/nats)',
+  help,
+  options,
+  run: (values, positionals) => runBridge(values as BridgeValues, positionals),
+};
 
 /** Runs the command on parsed arguments; resolves with the exit status. */
-export async function runBridge(values: BridgeValues, positionals: string[]): Promise<number> {
-  let url: BridgeUrl;
-  let interval: number;
+async function runBridge(values: BridgeValues, positionals: string[]): Promise<number> {
+  if (positionals.length !== 1) throw new UsageError('name one channel');
+  if ((values.to === undefined) === (values.from === undefined)) throw new UsageError('give exactly one of --to URL and --from URL');
+  const url = parseNatsUrl((values.to ?? values.from)!);
+  const interval = values.interval === undefined ? 5 : Number(values.interval);
+  if (!Number.isFinite(interval) || interval < 0) throw new UsageError(`--interval must be a number of seconds, got ${values.interval}`);
   let capacity: number | undefined;
-  try {
-    if (positionals.length !== 1) throw new UsageError('name one channel');
-    if ((values.to === undefined) === (values.from === undefined)) throw new UsageError('give exactly one of --to URL and --from URL');
-    url = parseNatsUrl((values.to ?? values.from)!);
-    interval = values.interval === undefined ? 5 : Number(values.interval);
-    if (!Number.isFinite(interval) || interval < 0) throw new UsageError(`--interval must be a number of seconds, got ${values.interval}`);
-    if (values.capacity !== undefined) {
-      capacity = Number(values.capacity);
-      if (!Number.isInteger(capacity) || capacity < 1) throw new UsageError(`--capacity must be a number of bytes, got ${values.capacity}`);
-    }
-    if (values.mpsc && values.from !== undefined && !values.core)
-      throw new UsageError('--mpsc goes with --to (or --core): a JetStream --from bridge needs an spsc channel');
-    if (values.durable !== undefined && values.from === undefined) throw new UsageError('--durable goes with --from');
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`shmchan bridge: ${error.message}\n\n${bridgeHelp}`);
-    return 2;
+  if (values.capacity !== undefined) {
+    capacity = Number(values.capacity);
+    if (!Number.isInteger(capacity) || capacity < 1) throw new UsageError(`--capacity must be a number of bytes, got ${values.capacity}`);
   }
+  if (values.mpsc && values.from !== undefined && !values.core)
+    throw new UsageError('--mpsc goes with --to (or --core): a JetStream --from bridge needs an spsc channel');
+  if (values.durable !== undefined && values.from === undefined) throw new UsageError('--durable goes with --from');
 
   // loaded here, so that the rest of the CLI never loads the NATS client
   const { bridgeFromNats, bridgeToNats } = require('../nats') as typeof import('../nats');

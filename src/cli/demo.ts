@@ -3,6 +3,7 @@
 // summary. The processes share nothing but the channel's name.
 import { spawn } from 'node:child_process';
 import { Channel } from '../core/channel';
+import { expectPositionals, type Command } from './command';
 
 interface Job {
   client: number;
@@ -54,7 +55,21 @@ async function spooler(name: string): Promise<void> {
   channel.close();
 }
 
-export async function runDemo(): Promise<number> {
+export const demo: Command = {
+  synopsis: 'demo                               the spooler: one consumer and several producer processes',
+  help: `usage: shmchan demo
+
+The spooler: starts one spooler process and four client processes that share
+only an mpsc channel name; the spooler prints jobs in arrival order and a summary.
+`,
+  options: {},
+  run: async (_values, positionals) => {
+    expectPositionals(positionals, 0, '');
+    return runDemo();
+  },
+};
+
+async function runDemo(): Promise<number> {
   const name = `shmchan-spool-${process.pid}`;
   const channel = Channel.create(name, { mode: 'mpsc', capacity: 1 << 20 });
   say('demo', `created mpsc channel '${name}' (${channel.capacity / 1024} KiB ring); starting a spooler and ${CLIENTS} client processes`);
