@@ -101,10 +101,11 @@ export function defaultStreamName(subject: string): string {
   return `SHMCHAN_${subject.replace(/[^A-Za-z0-9_-]/g, '_')}`;
 }
 
-const isNotFound = (error: unknown) => {
+/** A NATS client error for something JetStream does not have (some carry only a text). */
+export function isNotFound(error: unknown): boolean {
   const { code, message } = error as { code?: unknown; message?: string };
   return code === 404 || code === '404' || /not found/i.test(message ?? '');
-};
+}
 
 /**
  * The stream that stores `subject`: the one named `name` if given (created when

@@ -27,7 +27,7 @@ import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsM
 import type { Channel } from '../core/channel';
 import { ShmChanError, incompatible } from '../core/errors';
 import { BridgeBase, Notifier, positiveInteger, type NatsBridgeOptions, type SessionOutcome } from './bridge';
-import { ensureStream, hash32, isEndMarker, natsModules, parseMessageId, pause } from './client';
+import { ensureStream, hash32, isEndMarker, isNotFound, natsModules, parseMessageId, pause } from './client';
 import { relayProducer, type RelayProducer } from './relay';
 
 export interface FromNatsOptions extends NatsBridgeOptions {
@@ -211,8 +211,7 @@ export class FromNatsBridge extends BridgeBase {
     try {
       await jsm.consumers.delete(name, this.durable);
     } catch (error) {
-      const { code, message } = error as { code?: unknown; message?: string };
-      if (!(code === 404 || /not found/i.test(message ?? ''))) throw error;
+      if (!isNotFound(error)) throw error;
     }
     await jsm.consumers.add(name, {
       durable_name: this.durable,
