@@ -1,6 +1,7 @@
-// The README's "Replace a pipe" examples run as written.
+// The README's examples run as written: the ten-line example (examples/hello.mjs)
+// and the "Streams: replace a pipe" examples.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { cleanupChannels, packageRoot, uniqueName } from './helpers';
@@ -8,7 +9,17 @@ import { cleanupChannels, packageRoot, uniqueName } from './helpers';
 afterEach(() => cleanupChannels());
 
 const readme = readFileSync(path.join(packageRoot, 'README.md'), 'utf8');
-const section = readme.slice(readme.indexOf('## Replace a pipe'), readme.indexOf('## Platforms'));
+
+/** The README from one heading to the next one given; both must be there. */
+function between(start: string, end: string): string {
+  const from = readme.indexOf(start);
+  const to = readme.indexOf(end, from);
+  expect(from, `README heading '${start}'`).toBeGreaterThan(-1);
+  expect(to, `README heading '${end}' after '${start}'`).toBeGreaterThan(from);
+  return readme.slice(from, to);
+}
+
+const section = between('### Streams: replace a pipe', '### System V');
 
 function run(command: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(command, args, { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -18,6 +29,19 @@ function run(command: string, args: string[]): Promise<{ code: number | null; st
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
+
+it('shows examples/hello.mjs as it is, and it prints the order it sent and removes its channel', async () => {
+  const hello = readFileSync(path.join(packageRoot, 'examples', 'hello.mjs'), 'utf8');
+  expect(between('## Example', '## Messaging patterns')).toContain('```js\n' + hello.trimEnd() + '\n```');
+  // The file's own code, under a name of its own so that parallel runs on one host do not meet.
+  const name = uniqueName('readme-orders');
+  expect(hello).toContain("'orders'");
+  const { code, stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', hello.replaceAll("'orders'", `'${name}'`)]);
+  expect(stderr).toBe('');
+  expect(code).toBe(0);
+  expect(stdout).toMatch(/^\{ id: 1, item: 'coffee', at: \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \}\n$/);
+  expect(existsSync(`/dev/shm/${name}`)).toBe(false);
+});
 
 it('shows examples/pipe-before.mjs and pipe-after.mjs as they are, and they print the same', async () => {
   for (const file of ['pipe-before.mjs', 'pipe-after.mjs'])
