@@ -137,6 +137,6 @@ export const native: Binding = process.env.SHMCHAN_ADDON_PATH
   : nodeGypBuild(path.join(__dirname, '..', '..'));
 /** The addon's layout constants, copied into a plain object: the addon builds its
  * object one property at a time and V8 keeps that one as a dictionary, where
- * each load (the data path makes about ten per message) was a lookup of some
- * 15 ns instead of a constant. */
+ * each load (the data path makes about ten per message) is a lookup instead of
+ * a constant. */
 export const layout: Layout = Object.freeze({ ...native.layout });

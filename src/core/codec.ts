@@ -54,7 +54,7 @@ const smallMessage = 140;
 type ReusedTarget = Buffer & { start: number; end: number };
 
 /** Plain MessagePack, or with { records } msgpackr's record extension over the
- * channel's shared structures (src/structures.ts). */
+ * channel's shared structures (structures.ts). */
 class MsgpackCodec implements Codec<unknown> {
   readonly kind = 'msgpack';
   private readonly packr: Packr;
@@ -133,8 +133,8 @@ class MsgpackCodec implements Codec<unknown> {
     return this.unpackr.unpack(this.scratch, length);
   }
 
-  /** Four bytes at a time: Buffer.copy's argument handling cost ~60-100 ns more per
-   * small message here (receive CPU 0.84-0.96 us against 0.91-1.07 us). */
+  /** Four bytes at a time: for a small message, Buffer.copy's argument handling
+   * costs more than the copy. */
   private copyToScratch(target: Buffer, start: number, length: number): void {
     const from = (start & 3) === 0 ? this.sourceWords.of(target) : undefined;
     if (from !== undefined) copyWords(from, this.scratchWords, target, this.scratch, start, length);
@@ -146,8 +146,8 @@ class MsgpackCodec implements Codec<unknown> {
  * An Int32Array over the last byte array asked for, or undefined when that array
  * does not start on a word. Made again only when the array changes: the small
  * copies that go a word at a time must build no view per message, and must not
- * read byteOffset per message either (a generic property load here, 2-4 % of a
- * raw consumer's samples in a profile).
+ * read byteOffset per message either (a generic property load, which shows in a
+ * raw consumer's profile).
  */
 class WordView {
   private bytes: Uint8Array | undefined;
@@ -167,8 +167,8 @@ export type Decoder<T> = Pick<Codec<T>, 'decode'>;
 
 /**
  * receiveInto's decoder: copies a message's bytes into the caller's buffer and
- * answers their length, so that receiving allocates nothing (a fresh 64 KiB Buffer
- * costs ~12 us to allocate and first touch here, a copy into warm memory ~1.7 us).
+ * answers their length, so that receiving allocates nothing (allocating and first
+ * touching a fresh large Buffer costs several times a copy into warm memory).
  * A message longer than the buffer is left unread.
  */
 export class CopyInto implements Decoder<number> {
@@ -191,7 +191,7 @@ export class CopyInto implements Decoder<number> {
 }
 
 /** A small message copied from bytes[start] to target[0] a word at a time, then
- * its last 0-3 bytes: 13 ns for 64 B against 35 ns for set(), whose native call
+ * its last 0-3 bytes: for small messages faster than set(), whose native call
  * costs more than the copy. Only the message's own bytes of target are written.
  * from and to are word views of bytes and target; start is a multiple of 4. */
 function copyWords(from: Int32Array, to: Int32Array, bytes: Uint8Array, target: Uint8Array, start: number, length: number): void {

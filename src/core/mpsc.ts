@@ -96,7 +96,7 @@ export class MpscWriter {
     checkSize(encoded.length, this.ring.maxMessageSize);
     const size = align8(RECORD + encoded.length);
     // loadWord for the loads below: each turn of this loop makes an Atomics call
-    // (the CAS, or meetClaim's loads) before it turns (see src/words.ts)
+    // (the CAS, or meetClaim's loads) before it turns (see words.ts)
     for (;;) {
       const tail = loadWord(i32, TAIL) >>> 0;
       if ((tail & 7) !== 0) throw new CorruptRing(`a tail of ${tail}, not a multiple of 8`);

@@ -109,7 +109,7 @@ export interface PeekedRecord {
   readonly next: number;
 }
 
-/** The head as a 64-bit position, from OFF_HEAD_POSITION (rule in shmchan.h). */
+/** The head as a 64-bit position, from OFF_HEAD_POSITION (rule in docs/protocol.md). */
 export function recoverHeadPosition(ring: RingMemory, head: number): bigint {
   const stored = headPositionView(ring);
   const position = Atomics.load(stored, 0);

@@ -129,9 +129,9 @@ export class SpscWriter {
     this.tail = (this.tail + padding + size) >>> 0;
     // A plain store, as the C core's release store: readers find records by their
     // length word, whose Atomics.store above is also the fence before the waiters
-    // load below. A second seq_cst store here was a third of commit's time in a
-    // profile. The tail serves stats, the space waker and recovery, and it never
-    // runs ahead of a committed record.
+    // load below, so a second seq_cst store here would only add a fence. The tail
+    // serves stats, the space waker and recovery, and it never runs ahead of a
+    // committed record.
     i32[L.OFF_TAIL >> 2] = this.tail | 0;
     addCounter(i32, this.messagesIndex, 1);
     addCounter(i32, this.bytesIndex, length);

@@ -41,9 +41,9 @@ export interface WaitPlan<T> {
 const transient = new Set([0, -errno.ETIMEDOUT, -errno.EINTR, -errno.ECANCELED]);
 
 /**
- * What the two sleeps of a round trip cost on top of polling, the other side's
- * and our own (each: announcing, the futex or semaphore call, the wake call):
- * 50-90 us for both on this 2-core VM, up to ~150 us in some System V trials.
+ * What the two sleeps of a round trip may cost on top of polling, the other
+ * side's and our own (each: announcing, the futex or semaphore call, the wake
+ * call), with room for System V's slower semaphores.
  */
 const TWO_SLEEPS_MICROS = 200;
 
@@ -57,12 +57,11 @@ const TWO_SLEEPS_MICROS = 200;
  * the budget doubles it again (from at least 1 µs).
  *
  * "Within the budget" allows for two sleeps (TWO_SLEEPS_MICROS): once the
- * budgets are down to nothing, every wait sleeps, and the sleeps alone outlast
- * a 50 µs budget here. Without the allowance no wait could ever end within the
- * budget again, even after the other side has become quick: round trips of
- * 64 KiB that once met a slow start stayed at 50-90 µs instead of 11-12 µs.
- * With one sleep's allowance a System V round trip of small objects still
- * stayed at 93 µs once in twenty trials.
+ * budgets are down to nothing, every wait sleeps, and the sleeps alone can
+ * outlast the default 50 µs budget. Without the allowance no wait could ever end
+ * within the budget again, even after the other side has become quick, and a
+ * channel that met one slow start would stay slow; with only one sleep's
+ * allowance, System V's round trips still could.
  */
 export class SpinBudget {
   private readonly micros: number[];

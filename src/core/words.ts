@@ -1,9 +1,8 @@
 // Loads of words that another process writes, for the data path.
 //
 // Atomics.load is not inlined by the optimizing compiler of Node 20's V8: each
-// one is a call into a builtin, about 15 ns against 2 ns for a plain typed-array
-// load (measured on this project's 2-core x64 machine), and one message used to
-// take three or four of them on each side. On x64 every load already has
+// one is a call into a builtin, several times the cost of a plain typed-array
+// load, and a message takes several of them on each side. On x64 every load already has
 // acquire order (the hardware keeps loads in order, and a later load never
 // passes an earlier one), and V8 keeps typed-array loads in program order on
 // its effect chain, so a plain load is what Atomics.load compiles to in C there.
