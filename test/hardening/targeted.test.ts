@@ -203,3 +203,37 @@ it('a live handle whose magic is overwritten reports ERR_CORRUPT; a new opener g
     channel.close();
   }
 });
+
+it('a relaying consumer refuses forged padding that covers the whole ring (its peek once looped at 100% CPU)', async () => {
+  for (const mode of ['spsc', 'mpsc'] as const) {
+    const name = uniqueName(`relay-padding-${mode}`);
+    const channel = Channel.create(name, { capacity: 4096, mode });
+    try {
+      const outcomes = await callsAfterCorruption(name, () => scribble(name, HEADER, u32(4096, 2)), [['relayNext'], ['relayNext']]);
+      expect(outcomes).toEqual([expect.objectContaining({ code: 'ERR_CORRUPT' }), expect.objectContaining({ code: 'ERR_CORRUPT' })]);
+    } finally {
+      channel.close();
+    }
+  }
+});
+
+it('a relaying mpsc consumer takes an unfinished claim of an empty message for what it is, not for corruption', async () => {
+  const name = uniqueName('relay-empty-claim');
+  const channel = Channel.create(name, { capacity: 4096, mode: 'mpsc' });
+  try {
+    // a claim of one record header (8 bytes: an empty message) by slot 5, pid 12345,
+    // which holds no slot: a producer that died between its claim and its commit
+    const marker = 0x80000000 | (5 << 22) | 12345;
+    const outcomes = await callsAfterCorruption(
+      name,
+      () => {
+        scribble(name, HEADER, u32(-8, marker));
+        scribble(name, OFF.tail, u32(8));
+      },
+      [['relayNext'], ['relayNext']],
+    );
+    expect(outcomes).toEqual([{ value: 'empty' }, { value: 'empty' }]);
+  } finally {
+    channel.close();
+  }
+});
