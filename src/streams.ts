@@ -108,6 +108,19 @@ function openWhenItExists(
   });
 }
 
+/** A stream's _construct: acquires the channel, unless the stream is destroyed first. */
+function construct(
+  source: ChannelSource,
+  destroyed: () => boolean,
+  set: (channel: Channel<unknown> | undefined) => void,
+  callback: (error?: Error | null) => void,
+): void {
+  source.acquire(destroyed).then((channel) => {
+    set(channel);
+    callback();
+  }, callback);
+}
+
 function readerGoneError(name: string, unread: number): ShmChanError {
   return peerGone(
     `channel '${name}': the reading side went away before the end of the stream, with ${unread} bytes unread (like EPIPE on a pipe)`,
@@ -129,10 +142,7 @@ export class ChannelWriteStream extends Writable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    this.source.acquire(() => this.destroyed).then((channel) => {
-      this.channel = channel;
-      callback();
-    }, callback);
+    construct(this.source, () => this.destroyed, (channel) => (this.channel = channel), callback);
   }
 
   override _write(chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -248,10 +258,7 @@ export class ChannelReadStream extends Readable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    this.source.acquire(() => this.destroyed).then((channel) => {
-      this.channel = channel;
-      callback();
-    }, callback);
+    construct(this.source, () => this.destroyed, (channel) => (this.channel = channel), callback);
   }
 
   override _read(): void {

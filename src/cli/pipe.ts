@@ -163,6 +163,27 @@ function codecOf(name: string): string | undefined {
   }
 }
 
+/** send and recv: the one positional NAME, the stream options, the pipeline, and
+ * their errors as advice for this CLI. */
+async function runPipe(
+  values: Values,
+  positionals: string[],
+  build: (name: string, options: StreamOptions, lines: boolean) => ChannelPipeline,
+): Promise<number> {
+  expectPositionals(positionals, 1, 'NAME');
+  const [name] = positionals;
+  const lines = values.lines === true;
+  const options = channelStreamOptions(values);
+  try {
+    await runChannelPipeline(() => build(name, options, lines));
+  } catch (error) {
+    // a reader of our stdout that stops early (| head) is not an error
+    if ((error as NodeJS.ErrnoException).code === 'EPIPE') return 0;
+    throw streamError(error, normalizeName(name), lines);
+  }
+  return 0;
+}
+
 const sendRecvOptionsHelp = (side: 'send' | 'recv') => `  --create          create the channel; exactly one of send and recv does, and
                     the other waits for it to appear
   --capacity SIZE   with --create: ring size in bytes, e.g. 65536, 64K, 16M
@@ -188,21 +209,11 @@ receiver arrives stays in the channel, and 'shmchan recv' removes the channel
 once it has read the end. If the receiver stops early, send fails (exit 1).
 `,
   options: streamOptions,
-  run: async (values, positionals) => {
-    expectPositionals(positionals, 1, 'NAME');
-    const [name] = positionals;
-    const lines = values.lines === true;
-    const options = channelStreamOptions(values);
-    try {
-      await runChannelPipeline(() => {
-        const channel = lines ? createMessageWriteStream(name, options) : createWriteStream(name, options);
-        return { channel, stages: lines ? [process.stdin, splitLines(), channel] : [process.stdin, channel] };
-      });
-    } catch (error) {
-      throw streamError(error, normalizeName(name), lines);
-    }
-    return 0;
-  },
+  run: (values, positionals) =>
+    runPipe(values, positionals, (name, options, lines) => {
+      const channel = lines ? createMessageWriteStream(name, options) : createWriteStream(name, options);
+      return { channel, stages: lines ? [process.stdin, splitLines(), channel] : [process.stdin, channel] };
+    }),
 };
 
 export const recv: Command = {
@@ -219,21 +230,9 @@ If the sender goes away without ending the stream (it died, or was stopped),
 recv writes what the sender had sent and fails (exit 1).
 `,
   options: streamOptions,
-  run: async (values, positionals) => {
-    expectPositionals(positionals, 1, 'NAME');
-    const [name] = positionals;
-    const lines = values.lines === true;
-    const options = channelStreamOptions(values);
-    try {
-      await runChannelPipeline(() => {
-        const channel = lines ? createMessageReadStream(name, { ...options, highWaterMark: 1024 }) : createReadStream(name, options);
-        return { channel, stages: lines ? [channel, formatLines(), process.stdout] : [channel, process.stdout] };
-      });
-    } catch (error) {
-      // a reader of our stdout that stops early (| head) is not an error
-      if ((error as NodeJS.ErrnoException).code === 'EPIPE') return 0;
-      throw streamError(error, normalizeName(name), lines);
-    }
-    return 0;
-  },
+  run: (values, positionals) =>
+    runPipe(values, positionals, (name, options, lines) => {
+      const channel = lines ? createMessageReadStream(name, { ...options, highWaterMark: 1024 }) : createReadStream(name, options);
+      return { channel, stages: lines ? [channel, formatLines(), process.stdout] : [channel, process.stdout] };
+    }),
 };

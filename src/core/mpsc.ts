@@ -4,7 +4,7 @@
 // docs/protocol.md ("MPSC records").
 import { layout as L } from './binding';
 import type { Codec, Decoder } from './codec';
-import { CorruptRing, DecodeFailure, LeaveUnread, StreamEnded } from './errors';
+import { CorruptRing, DecodeFailure, StreamEnded } from './errors';
 import {
   COMMITTED,
   EMPTY,
@@ -15,6 +15,7 @@ import {
   checkSize,
   claimMarker,
   claimOwner,
+  decodePayload,
   producerEntry,
   storeHeadPosition,
   type PeekedRecord,
@@ -215,18 +216,9 @@ export class MpscReader {
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
     const found = this.scan(this.head, true);
     if (found === EMPTY || found === ENDED) return found;
-    const { idx, length } = found;
-    const start = idx + RECORD;
-    let value: T;
-    try {
-      value = codec.decode(this.ring.bytes, start, start + length - RECORD);
-    } catch (error) {
-      // a damaged record structure table (structures.ts) is the segment's fault, not the message's
-      if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
-      this.consumed(idx, length);
-      throw new DecodeFailure(error);
-    }
-    this.consumed(idx, length);
+    const value = decodePayload(codec, this.ring, found.idx + RECORD, found.idx + found.length);
+    this.consumed(found.idx, found.length);
+    if (value instanceof DecodeFailure) throw value;
     return value;
   }
 

@@ -4,7 +4,8 @@
 // message; the protocol is described in docs/protocol.md and
 // native/include/shmchan.h. spsc.ts and mpsc.ts hold each mode's writer and reader.
 import { layout as L, type NativeSegment } from './binding';
-import { MessageTooLarge } from './errors';
+import type { Decoder } from './codec';
+import { CorruptRing, DecodeFailure, LeaveUnread, MessageTooLarge } from './errors';
 import { loadWord } from './words';
 
 const H = L.HEADER_SIZE;
@@ -96,6 +97,21 @@ export const COMMITTED = true;
 
 export function checkSize(length: number, max: number): void {
   if (length > max) throw new MessageTooLarge(length, max);
+}
+
+/**
+ * Decodes a record's payload, ring bytes [start, end). A message that fails to
+ * decode comes back as a DecodeFailure, to be consumed and then thrown; a failure
+ * that is the segment's (a damaged structure table) or a decoder that leaves the
+ * message unread throws at once, and the message stays.
+ */
+export function decodePayload<T>(codec: Decoder<T>, ring: RingMemory, start: number, end: number): T | DecodeFailure {
+  try {
+    return codec.decode(ring.bytes, start, end);
+  } catch (error) {
+    if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
+    return new DecodeFailure(error);
+  }
 }
 
 export const EMPTY: unique symbol = Symbol('empty');

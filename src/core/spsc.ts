@@ -3,7 +3,7 @@
 // only when it has to.
 import { layout as L } from './binding';
 import type { Codec, Decoder } from './codec';
-import { CorruptRing, DecodeFailure, LeaveUnread } from './errors';
+import { CorruptRing, DecodeFailure } from './errors';
 import {
   COMMITTED,
   EMPTY,
@@ -12,6 +12,7 @@ import {
   addCounter,
   align8,
   checkSize,
+  decodePayload,
   producerEntry,
   storeHeadPosition,
   type PeekedRecord,
@@ -163,19 +164,10 @@ export class SpscReader {
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
     const found = this.scan(this.head);
     if (found === EMPTY || found === ENDED) return found;
-    const payload = found.length - RECORD;
     const start = found.idx + RECORD;
-    const step = found.skipped + align8(found.length);
-    let value: T;
-    try {
-      value = codec.decode(this.ring.bytes, start, start + payload);
-    } catch (error) {
-      // a damaged record structure table (structures.ts) is the segment's fault, not the message's
-      if (error instanceof CorruptRing || error instanceof LeaveUnread) throw error;
-      this.consumed(step, payload);
-      throw new DecodeFailure(error);
-    }
-    this.consumed(step, payload);
+    const value = decodePayload(codec, this.ring, start, found.idx + found.length);
+    this.consumed(found.skipped + align8(found.length), found.length - RECORD);
+    if (value instanceof DecodeFailure) throw value;
     return value;
   }
 
