@@ -7,16 +7,22 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Channel } from '../dist/index.mjs';
-import { messageKinds, packr, unpackr } from './drivers.mjs';
+import { Packr, Unpackr } from 'msgpackr';
+import { Channel } from 'shmchan';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, kind: { type: 'string' }, mode: { type: 'string', default: 'spsc' } } });
 const rounds = Number(values.rounds);
 
-// the benchmark's messages, each a fixed value (make() would time Date.now() too)
-const kinds = Object.fromEntries(
-  Object.entries(messageKinds).map(([id, k]) => [id, { label: k.label, codec: k.raw ? 'raw' : 'msgpack', message: k.make(0) }]),
-);
+// The benchmark's messages and msgpackr settings (src/bench/drivers.ts), kept here
+// as a copy: the package exports no benchmark module to import them from. Each
+// message is one fixed value, so that no Date.now() is timed with it.
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false });
+const kinds = {
+  small: { label: 'small object', codec: 'msgpack', message: { seq: 0, ts: Date.now(), kind: 'tick', payload: Buffer.alloc(64, 0x5a) } },
+  raw64: { label: 'raw 64 B', codec: 'raw', message: Buffer.alloc(64, 7) },
+  raw64k: { label: 'raw 64 KiB', codec: 'raw', message: Buffer.alloc(65536, 7) },
+};
 
 // Each kind in a fresh process, so that one kind's code does not slow another's
 // (V8's inline caches turn polymorphic when one process uses several codecs).

@@ -180,7 +180,7 @@ describe('shmchan bench (tiny trials)', () => {
   });
 
   it('calls a target out of reach only when msgpackr alone is beyond its limit', async () => {
-    const { withRatiosAndTargets, textReport, markdownReport } = await import('../bench/report.mjs');
+    const { withRatiosAndTargets, textReport, markdownReport } = await import('../dist/bench/report.js');
     type Target = Report['targets'][number];
     const bounded = ['oneway-vs-unix', 'roundtrip'];
     for (const t of report.targets) {

@@ -11,16 +11,46 @@
 //   nextSync()        shmchan only, with the 'sync' API: blocks this thread
 // Each mechanism does one write (one send call) per message and batches only as
 // far as the mechanism itself does.
-import { execFileSync, fork, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Writable } from 'node:stream';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import { Packr, Unpackr } from 'msgpackr';
+import type { Backend, Channel, CreateOptions, Mode } from '../index';
 
-const trialScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'trial.mjs');
+const trialScript = path.join(__dirname, 'trial.js');
+
+// ---- trials ----
+
+/** How long each part of a trial lasts; the runner picks the set (full, quick or tiny). */
+export interface Durations {
+  warmMs: number;
+  measureMs: number;
+  parkedMs: number;
+  wakeup: { warmCount: number; count: number };
+  throughput: { repeats: number; measureMs: number };
+}
+
+/** What a trial's process is told on its command line (or as a worker's data). */
+export interface TrialSpec {
+  id: string;
+  scenario: string;
+  message: string;
+  /** null for a scenario without peers (msgpackr alone) */
+  mechanism: string | null;
+  peers: number;
+  durations: Durations;
+  repeats: number;
+  api: 'sync' | 'async';
+  role: 'main' | 'peer';
+  /** a peer's number, from 0 */
+  index?: number;
+  /** named by the runner, which removes them after the trial */
+  resources: { channels: [down: string, up: string]; socket: string; dir: string | null };
+}
 
 // ---- messages ----
 
@@ -30,14 +60,20 @@ export const unpackr = new Unpackr({ useRecords: false });
 
 const payload = Buffer.alloc(64, 0x5a);
 
+interface MessageKind {
+  label: string;
+  raw: boolean;
+  make(seq: number): unknown;
+}
+
 /** The messages every mechanism carries. `make(seq)` may return the same object each time. */
-export const messageKinds = {
+export const messageKinds: Record<string, MessageKind> = {
   small: {
     label: 'small object',
     raw: false,
     make: (() => {
       const message = { seq: 0, ts: 0, kind: 'tick', payload };
-      return (seq) => {
+      return (seq: number) => {
         message.seq = seq;
         message.ts = Date.now();
         return message;
@@ -49,30 +85,49 @@ export const messageKinds = {
 };
 
 /** Bytes one message carries: its length when raw, its msgpack encoding otherwise. */
-export function messageBytes(kind) {
+export function messageBytes(kind: string): number {
   const k = messageKinds[kind];
-  return k.raw ? k.make(0).length : packr.pack(k.make(0)).length;
+  return k.raw ? (k.make(0) as Buffer).length : packr.pack(k.make(0)).length;
 }
 
 // ---- mechanisms ----
 
-const shmchanVariants = ['posix', 'sysv'].flatMap((backend) =>
-  ['spsc', 'mpsc'].map((mode) => ({
-    id: `shmchan-${backend}-${mode}`,
-    label: `shmchan ${backend} ${mode}`,
-    family: 'shmchan',
-    backend,
-    mode,
-    multiProducer: mode === 'mpsc',
-  })),
+interface ShmchanMechanism {
+  id: string;
+  label: string;
+  family: 'shmchan';
+  backend: Backend;
+  mode: Mode;
+  multiProducer: boolean;
+  records?: boolean;
+  /** the message kinds it carries, when not all */
+  messages?: string[];
+}
+
+type Mechanism =
+  | ShmchanMechanism
+  | { id: string; label: string; family: 'pipe' | 'unix' | 'messageport'; multiProducer: boolean; messages?: undefined }
+  | { id: string; label: string; family: 'ipc'; serialization: 'json' | 'advanced'; multiProducer: boolean; messages?: undefined };
+
+const shmchanVariants = (['posix', 'sysv'] as const).flatMap((backend) =>
+  (['spsc', 'mpsc'] as const).map(
+    (mode): ShmchanMechanism => ({
+      id: `shmchan-${backend}-${mode}`,
+      label: `shmchan ${backend} ${mode}`,
+      family: 'shmchan',
+      backend,
+      mode,
+      multiProducer: mode === 'mpsc',
+    }),
+  ),
 );
 
-export const mechanisms = [
+export const mechanisms: Mechanism[] = [
   ...shmchanVariants,
   // What `records: true` gives (README, "Records: shared key lists"): posix spsc
   // with msgpackr records over the segment's shared structures, so objects only.
   {
-    ...shmchanVariants.find((v) => v.id === 'shmchan-posix-spsc'),
+    ...shmchanVariants.find((v) => v.id === 'shmchan-posix-spsc')!,
     id: 'shmchan-posix-spsc-records',
     label: 'shmchan posix spsc records',
     records: true,
@@ -85,29 +140,56 @@ export const mechanisms = [
   { id: 'messageport', label: 'MessagePort (threads)', family: 'messageport', multiProducer: true },
 ];
 
-export const mechanismById = Object.fromEntries(mechanisms.map((m) => [m.id, m]));
+export const mechanismById: Record<string, Mechanism> = Object.fromEntries(mechanisms.map((m) => [m.id, m]));
+
+// ---- endpoints and sides ----
+
+/** Called with each message; returning true stops the listening. */
+export type Handler = (value: unknown) => boolean | void;
+
+export interface Endpoint {
+  write(value: unknown): Promise<unknown> | undefined;
+  listen(handler: Handler): void | Promise<void>;
+  next(): Promise<unknown>;
+  nextSync?: () => unknown;
+}
+
+export interface MainSide {
+  receivers: Endpoint[];
+  senders: Endpoint[];
+  peers: Peers;
+  closers: (() => void)[];
+  /** what the trial's result should also say about how it ran */
+  facts: { records?: boolean };
+  close(): Promise<void>;
+}
+
+export interface PeerSide {
+  receiver: Endpoint;
+  sender: Endpoint;
+}
 
 // ---- delivery for event-driven mechanisms ----
 
 /** Messages that arrive by callback, handed to a listener or to next() callers. */
 class Inbox {
-  handler = null;
-  waiters = [];
-  queue = [];
+  handler: Handler | null = null;
+  waiters: ((value: unknown) => void)[] = [];
+  queue: unknown[] = [];
 
-  deliver(value) {
+  deliver(value: unknown): void {
     if (this.handler !== null) {
       if (this.handler(value) === true) this.handler = null;
-    } else if (this.waiters.length > 0) this.waiters.shift()(value);
+    } else if (this.waiters.length > 0) this.waiters.shift()!(value);
     else this.queue.push(value);
   }
 
-  listen(handler) {
+  listen(handler: Handler): void {
     while (this.queue.length > 0) if (handler(this.queue.shift()) === true) return;
     this.handler = handler;
   }
 
-  next() {
+  next(): Promise<unknown> {
     if (this.queue.length > 0) return Promise.resolve(this.queue.shift());
     return new Promise((resolve) => this.waiters.push(resolve));
   }
@@ -119,14 +201,15 @@ const BIG_FRAME = 16384;
 
 /** Splits a byte stream into length-prefixed frames (u32 little-endian length, then the bytes). */
 class FrameReader {
-  parts = [];
+  parts: Buffer[] = [];
   have = 0;
+  onFrame: (frame: Buffer) => void;
 
-  constructor(onFrame) {
+  constructor(onFrame: (frame: Buffer) => void) {
     this.onFrame = onFrame;
   }
 
-  push(chunk) {
+  push(chunk: Buffer): void {
     if (this.have > 0) {
       this.parts.push(chunk);
       this.have += chunk.length;
@@ -151,19 +234,22 @@ class FrameReader {
   }
 }
 
-class StreamEndpoint {
-  constructor(readable, writable, raw) {
+class StreamEndpoint implements Endpoint {
+  writable: Writable;
+  raw: boolean;
+  inbox = new Inbox();
+
+  constructor(readable: net.Socket | null, writable: Writable, raw: boolean) {
     this.writable = writable;
     this.raw = raw;
-    this.inbox = new Inbox();
     if (readable !== null) {
       const reader = new FrameReader(raw ? (frame) => this.inbox.deliver(frame) : (frame) => this.inbox.deliver(unpackr.unpack(frame)));
-      readable.on('data', (chunk) => reader.push(chunk));
+      readable.on('data', (chunk: Buffer) => reader.push(chunk));
     }
   }
 
-  write(value) {
-    const bytes = this.raw ? value : packr.pack(value);
+  write(value: unknown): Promise<unknown> | undefined {
+    const bytes = this.raw ? (value as Buffer) : packr.pack(value);
     const w = this.writable;
     let ok;
     if (bytes.length < BIG_FRAME) {
@@ -183,29 +269,29 @@ class StreamEndpoint {
     return ok ? undefined : once(w, 'drain');
   }
 
-  listen(handler) {
+  listen(handler: Handler): void {
     this.inbox.listen(handler);
   }
 
-  next() {
+  next(): Promise<unknown> {
     return this.inbox.next();
   }
 }
 
 const { O_RDONLY, O_WRONLY, O_NONBLOCK } = fs.constants;
 
-function fifoReader(file) {
+function fifoReader(file: string): net.Socket {
   return new net.Socket({ fd: fs.openSync(file, O_RDONLY | O_NONBLOCK), readable: true, writable: false });
 }
 
 /** Opens a FIFO for writing once its reader has opened it (ENXIO until then). */
-async function fifoWriter(file) {
+async function fifoWriter(file: string): Promise<net.Socket> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
       return new net.Socket({ fd: fs.openSync(file, O_WRONLY | O_NONBLOCK), readable: false, writable: true });
     } catch (error) {
-      if (error.code !== 'ENXIO' || Date.now() > deadline) throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
   }
@@ -213,15 +299,23 @@ async function fifoWriter(file) {
 
 // ---- child_process IPC ----
 
+/** A ChildProcess, or process in the child. */
+interface IpcTarget {
+  send(value: unknown, callback: (error: Error | null) => void): boolean;
+  on(event: 'message', listener: (value: unknown) => void): unknown;
+}
+
 /** process.send() has no 'drain': count flushed messages and wait for the backlog to shrink. */
-class IpcEndpoint {
+class IpcEndpoint implements Endpoint {
   sent = 0;
   flushed = 0;
-  resume = null;
+  resume: (() => void) | null = null;
+  target: IpcTarget;
+  inbox = new Inbox();
+  onFlushed: () => void;
 
-  constructor(target) {
-    this.target = target; // a ChildProcess, or process in the child
-    this.inbox = new Inbox();
+  constructor(target: IpcTarget) {
+    this.target = target;
     target.on('message', (value) => this.inbox.deliver(value));
     this.onFlushed = () => {
       this.flushed++;
@@ -233,17 +327,17 @@ class IpcEndpoint {
     };
   }
 
-  write(value) {
+  write(value: unknown): Promise<void> | undefined {
     this.sent++;
     if (this.target.send(value, this.onFlushed)) return undefined;
     return new Promise((resolve) => (this.resume = resolve));
   }
 
-  listen(handler) {
+  listen(handler: Handler): void {
     this.inbox.listen(handler);
   }
 
-  next() {
+  next(): Promise<unknown> {
     return this.inbox.next();
   }
 }
@@ -254,17 +348,23 @@ class IpcEndpoint {
  * (a number message), and the sender keeps at most `window` unacknowledged. */
 const ACK_EVERY = 256;
 
-class PortEndpoint {
+/** A Worker, or parentPort in the worker. */
+type Port = Pick<MessagePort, 'postMessage'> & { on(event: 'message', listener: (value: unknown) => void): unknown };
+
+class PortEndpoint implements Endpoint {
   sent = 0;
   acked = 0;
   received = 0;
-  resume = null;
+  resume: (() => void) | null = null;
+  port: Port;
+  raw: boolean;
+  window: number;
+  inbox = new Inbox();
 
-  constructor(port, raw, bytes) {
+  constructor(port: Port, raw: boolean, bytes: number) {
     this.port = port;
     this.raw = raw;
     this.window = Math.max(4 * ACK_EVERY, Math.min(16 * ACK_EVERY, Math.floor((16 << 20) / bytes)));
-    this.inbox = new Inbox();
     port.on('message', (data) => {
       if (typeof data === 'number') {
         this.acked = data;
@@ -276,44 +376,49 @@ class PortEndpoint {
         return;
       }
       if (++this.received % ACK_EVERY === 0) port.postMessage(this.received);
-      this.inbox.deliver(raw ? data : unpackr.unpack(data));
+      this.inbox.deliver(raw ? data : unpackr.unpack(data as Buffer));
     });
   }
 
-  write(value) {
+  write(value: unknown): Promise<void> | undefined {
     this.port.postMessage(this.raw ? value : packr.pack(value));
     if (++this.sent - this.acked < this.window) return undefined;
     return new Promise((resolve) => (this.resume = resolve));
   }
 
-  listen(handler) {
+  listen(handler: Handler): void {
     this.inbox.listen(handler);
   }
 
-  next() {
+  next(): Promise<unknown> {
     return this.inbox.next();
   }
 }
 
 // ---- shmchan ----
 
-let shmchan;
-async function loadShmchan() {
-  shmchan ??= await import('../dist/index.mjs');
+/** shmchan loads only in the trials that measure it: the other mechanisms'
+ * processes and worker threads run without its addon. */
+let shmchan: typeof import('../index') | undefined;
+async function loadShmchan(): Promise<typeof import('../index')> {
+  shmchan ??= await import('../index.js');
   return shmchan;
 }
 
-class ShmchanEndpoint {
-  constructor(channel, api) {
+class ShmchanEndpoint implements Endpoint {
+  channel: Channel;
+  nextSync?: () => unknown;
+
+  constructor(channel: Channel, api: TrialSpec['api']) {
     this.channel = channel;
     if (api === 'sync') this.nextSync = () => channel.receiveSync();
   }
 
-  write(value) {
+  write(value: unknown): Promise<void> | undefined {
     return this.channel.trySend(value) ? undefined : this.channel.send(value);
   }
 
-  async listen(handler) {
+  async listen(handler: Handler): Promise<void> {
     const channel = this.channel;
     for (;;) {
       let value;
@@ -323,7 +428,7 @@ class ShmchanEndpoint {
     }
   }
 
-  next() {
+  next(): Promise<unknown> {
     return this.channel.receive();
   }
 }
@@ -334,7 +439,10 @@ class ShmchanEndpoint {
  * valid until the next receive (the echo peer's trySend copies it at once).
  */
 class RawShmchanEndpoint extends ShmchanEndpoint {
-  constructor(channel, api) {
+  into: Uint8Array;
+  view: Uint8Array;
+
+  constructor(channel: Channel, api: TrialSpec['api']) {
     super(channel, api);
     const into = new Uint8Array(channel.maxMessageSize);
     this.into = into;
@@ -343,13 +451,13 @@ class RawShmchanEndpoint extends ShmchanEndpoint {
   }
 
   /** The message as a view of the buffer. The view of the last length is kept:
-   * making one per message cost as much as the copy into it. */
-  message(length) {
+   * making one per message costs as much as the copy into it. */
+  message(length: number): Uint8Array {
     if (this.view.length !== length) this.view = this.into.subarray(0, length);
     return this.view;
   }
 
-  async listen(handler) {
+  override async listen(handler: Handler): Promise<void> {
     const { channel, into } = this;
     for (;;) {
       let length;
@@ -358,18 +466,17 @@ class RawShmchanEndpoint extends ShmchanEndpoint {
     }
   }
 
-  async next() {
+  override async next(): Promise<unknown> {
     return this.message(await this.channel.receiveInto(this.into));
   }
 }
 
-function shmchanEndpoint(channel, spec) {
+function shmchanEndpoint(channel: Channel, spec: TrialSpec): ShmchanEndpoint {
   return messageKinds[spec.message].raw ? new RawShmchanEndpoint(channel, spec.api) : new ShmchanEndpoint(channel, spec.api);
 }
 
-/** The two channels of a trial: down (main to peers) and up (peers to main). */
-function shmchanOptions(spec) {
-  const m = mechanismById[spec.mechanism];
+/** The options of a trial's two channels: down (main to peers) and up (peers to main). */
+function shmchanOptions(m: ShmchanMechanism, spec: TrialSpec): CreateOptions {
   return {
     backend: m.backend,
     mode: m.mode,
@@ -381,20 +488,20 @@ function shmchanOptions(spec) {
 // ---- peers ----
 
 /** Processes and workers a main side started; stop() ends them and waits until they are gone. */
-class Peers {
-  children = [];
-  workers = [];
+export class Peers {
+  children: ChildProcess[] = [];
+  workers: Worker[] = [];
   stopping = false;
-  failed = null;
+  failed: Error | null = null;
 
-  watch(peer, what) {
-    peer.once('exit', (code, signal) => {
+  watch(peer: EventEmitter, what: string): void {
+    peer.once('exit', (code: number | null, signal?: NodeJS.Signals | null) => {
       if (!this.stopping) this.failed ??= new Error(`${what} exited early (${signal ?? `code ${code}`})`);
     });
-    peer.once('error', (error) => (this.failed ??= error));
+    peer.once('error', (error: Error) => (this.failed ??= error));
   }
 
-  spawn(peerSpec, { ipc } = {}) {
+  spawn(peerSpec: TrialSpec, { ipc }: { ipc?: 'json' | 'advanced' } = {}): ChildProcess {
     const args = [trialScript, JSON.stringify(peerSpec)];
     const child = ipc
       ? fork(trialScript, args.slice(1), { serialization: ipc, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
@@ -404,18 +511,18 @@ class Peers {
     return child;
   }
 
-  worker(peerSpec) {
+  worker(peerSpec: TrialSpec): Worker {
     const worker = new Worker(trialScript, { workerData: peerSpec, stdout: false, stderr: false });
     this.watch(worker, `peer worker ${peerSpec.index}`);
     this.workers.push(worker);
     return worker;
   }
 
-  check() {
+  check(): void {
     if (this.failed !== null) throw this.failed;
   }
 
-  async stop() {
+  async stop(): Promise<void> {
     this.stopping = true;
     const exits = this.children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => once(c, 'exit'));
     for (const child of this.children) child.kill('SIGKILL');
@@ -427,23 +534,28 @@ class Peers {
  * Opens the main side of a trial and starts `spec.peers` peers. Resolves when every
  * peer is connected. The side's close() stops the peers first, then closes.
  */
-export async function openMain(spec) {
-  const m = mechanismById[spec.mechanism];
+export async function openMain(spec: TrialSpec): Promise<MainSide> {
+  const m = mechanismById[spec.mechanism!];
   const { raw } = messageKinds[spec.message];
   const peers = new Peers();
-  const peerSpec = (index) => ({ ...spec, role: 'peer', index });
+  const peerSpec = (index: number): TrialSpec => ({ ...spec, role: 'peer', index });
   const indexes = [...Array(spec.peers).keys()];
-  // facts: what the trial's result should also say about how it ran
-  const side = { receivers: [], senders: [], peers, closers: [], facts: {} };
-  side.close = async () => {
-    await peers.stop();
-    for (const close of side.closers) close();
+  const side: MainSide = {
+    receivers: [],
+    senders: [],
+    peers,
+    closers: [],
+    facts: {},
+    close: async () => {
+      await peers.stop();
+      for (const close of side.closers) close();
+    },
   };
 
   switch (m.family) {
     case 'shmchan': {
       const { Channel } = await loadShmchan();
-      const options = shmchanOptions(spec);
+      const options = shmchanOptions(m, spec);
       const [downName, upName] = spec.resources.channels;
       const down = Channel.create(downName, options);
       const up = Channel.create(upName, options);
@@ -456,8 +568,8 @@ export async function openMain(spec) {
     }
     case 'unix': {
       const server = net.createServer();
-      const connections = [];
-      const all = new Promise((resolve) =>
+      const connections: net.Socket[] = [];
+      const all = new Promise<void>((resolve) =>
         server.on('connection', (socket) => connections.push(socket) === spec.peers && resolve()),
       );
       server.listen(spec.resources.socket);
@@ -474,7 +586,7 @@ export async function openMain(spec) {
       break;
     }
     case 'pipe': {
-      const { dir } = spec.resources;
+      const dir = spec.resources.dir!;
       for (const i of indexes) execFileSync('mkfifo', ['-m', '600', path.join(dir, `down-${i}`), path.join(dir, `up-${i}`)]);
       const readables = indexes.map((i) => fifoReader(path.join(dir, `up-${i}`)));
       indexes.forEach((i) => peers.spawn(peerSpec(i)));
@@ -508,7 +620,7 @@ export async function openMain(spec) {
 }
 
 /** A promise that rejects once a peer has failed (and never resolves otherwise). */
-function failureOf(peers) {
+function failureOf(peers: Peers): Promise<never> {
   return new Promise((_resolve, reject) => {
     const poll = setInterval(() => {
       if (peers.failed !== null) {
@@ -521,15 +633,15 @@ function failureOf(peers) {
 }
 
 /** Opens a peer's side: one receiver (from main) and one sender (to main). */
-export async function openPeer(spec, parentPort) {
-  const m = mechanismById[spec.mechanism];
+export async function openPeer(spec: TrialSpec, parentPort: MessagePort | null): Promise<PeerSide> {
+  const m = mechanismById[spec.mechanism!];
   const { raw } = messageKinds[spec.message];
   let endpoint;
   switch (m.family) {
     case 'shmchan': {
       const { Channel } = await loadShmchan();
       const [downName, upName] = spec.resources.channels;
-      const { backend } = shmchanOptions(spec);
+      const { backend } = m;
       const down = Channel.open(downName, { backend, timeout: 10_000 });
       const up = Channel.open(upName, { backend, timeout: 10_000 });
       return { receiver: shmchanEndpoint(down, spec), sender: shmchanEndpoint(up, spec) };
@@ -541,16 +653,18 @@ export async function openPeer(spec, parentPort) {
       break;
     }
     case 'pipe': {
-      const { dir } = spec.resources;
+      const dir = spec.resources.dir!;
       const readable = fifoReader(path.join(dir, `down-${spec.index}`));
       endpoint = new StreamEndpoint(readable, await fifoWriter(path.join(dir, `up-${spec.index}`)), raw);
       break;
     }
     case 'ipc':
-      endpoint = new IpcEndpoint(process);
+      // forked with an IPC channel, so process.send is there
+      endpoint = new IpcEndpoint(process as IpcTarget);
       break;
     case 'messageport':
-      endpoint = new PortEndpoint(parentPort, raw, messageBytes(spec.message));
+      // a MessagePort peer is a worker thread, so parentPort is there
+      endpoint = new PortEndpoint(parentPort!, raw, messageBytes(spec.message));
       break;
     default:
       throw new Error(`unknown mechanism ${spec.mechanism}`);

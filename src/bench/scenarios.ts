@@ -5,28 +5,63 @@
 // discards what it measured meanwhile.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Packr, Unpackr } from 'msgpackr';
-import { messageBytes, messageKinds } from './drivers.mjs';
+import { messageBytes, messageKinds, type Durations, type Endpoint, type MainSide, type PeerSide, type TrialSpec } from './drivers';
 
 const now = () => Number(process.hrtime.bigint()); // ns; exact in a double for centuries of uptime
 
-function percentiles(samples) {
+/** Round-trip times, µs. */
+export interface Latency {
+  samples: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  mean: number;
+}
+
+export interface Throughput {
+  messages: number;
+  seconds: number;
+  msgsPerSec: number;
+  bytesPerSec: number;
+  messageBytes: number;
+}
+
+export interface ParkedCpu {
+  seconds: number;
+  cpuMicros: number;
+  cpuPercent: number;
+}
+
+export interface MsgpackrTimes {
+  messageBytes: number;
+  encodePerSec: number;
+  decodePerSec: number;
+  encodeDecodePerSec: number;
+  encodeNs: number;
+  decodeNs: number;
+}
+
+/** What a trial's main part measures: one of the above, by scenario. */
+export type Measured = Latency | Throughput | ParkedCpu | MsgpackrTimes;
+
+function percentiles(samples: ArrayLike<number>): Latency {
   if (samples.length === 0) throw new Error('no samples: the measured time is too short for one round trip');
   const sorted = Float64Array.from(samples).sort();
-  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] / 1000;
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] / 1000;
   let sum = 0;
   for (const s of sorted) sum += s;
   return { samples: sorted.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), mean: sum / sorted.length / 1000 };
 }
 
 /** Runs handler-driven work on a side's receivers until `finish` is called; a peer's failure rejects. */
-function untilFinished(side, start) {
+function untilFinished(side: MainSide, start: (finish: () => void) => unknown): Promise<void> {
   return new Promise((resolve, reject) => {
     const poll = setInterval(() => {
       if (side.peers.failed !== null) reject(side.peers.failed);
     }, 50);
-    const finish = (value) => {
+    const finish = () => {
       clearInterval(poll);
-      resolve(value);
+      resolve();
     };
     try {
       Promise.resolve(start(finish)).catch(reject);
@@ -39,14 +74,14 @@ function untilFinished(side, start) {
 // ---- round trips ----
 
 /** One round trip, with the fastest call the receiver has. */
-function roundTrip(rx, tx, value) {
+function roundTrip(rx: Endpoint, tx: Endpoint, value: unknown): unknown {
   tx.write(value);
   return rx.nextSync !== undefined ? rx.nextSync() : rx.next();
 }
 
 /** Main: round trips one after the other for the warm-up plus the measured time,
  * from the first answer on (so a peer's start-up is not in it). */
-async function pingPong(side, spec) {
+async function pingPong(side: MainSide, spec: TrialSpec): Promise<Latency> {
   const [rx] = side.receivers;
   const [tx] = side.senders;
   const make = messageKinds[spec.message].make;
@@ -92,7 +127,7 @@ async function pingPong(side, spec) {
 }
 
 /** Main: one round trip at a time with a pause of at least 1 ms before each, so the receiver has gone to sleep. */
-async function wakeUp(side, spec) {
+async function wakeUp(side: MainSide, spec: TrialSpec): Promise<Latency> {
   const [rx] = side.receivers;
   const [tx] = side.senders;
   const make = messageKinds[spec.message].make;
@@ -109,7 +144,7 @@ async function wakeUp(side, spec) {
 }
 
 /** Peer: sends back every message it gets. */
-async function echo(side) {
+async function echo(side: PeerSide): Promise<void> {
   const { receiver: rx, sender: tx } = side;
   if (rx.nextSync !== undefined) for (;;) tx.write(rx.nextSync());
   await rx.listen((value) => void tx.write(value));
@@ -120,7 +155,7 @@ async function echo(side) {
 
 /** Main: counts what arrives on every receiver over the measured time, after a
  * warm-up that starts with the first message. */
-async function consume(side, spec) {
+async function consume(side: MainSide, spec: TrialSpec): Promise<Throughput> {
   const { warmMs, measureMs } = spec.durations;
   const bytes = messageBytes(spec.message);
   const mask = bytes >= 16384 ? 7 : 255; // look at the clock every mask + 1 messages
@@ -128,7 +163,7 @@ async function consume(side, spec) {
   let count = 0;
   let t1 = 0;
   let c1 = 0;
-  let result;
+  let result: Throughput | undefined;
   await untilFinished(side, (finish) => {
     const handler = () => {
       if (result !== undefined) return true;
@@ -151,11 +186,11 @@ async function consume(side, spec) {
     };
     return Promise.all(side.receivers.map((rx) => rx.listen(handler)));
   });
-  return result;
+  return result!;
 }
 
 /** Peer: sends as fast as the mechanism takes messages until it is stopped. */
-async function produce(side, spec) {
+async function produce(side: PeerSide, spec: TrialSpec): Promise<void> {
   const tx = side.sender;
   const make = messageKinds[spec.message].make;
   for (let i = 0; ; i++) {
@@ -168,10 +203,10 @@ async function produce(side, spec) {
 
 /** Main: lets the peer settle after it starts, then leaves it waiting on an empty
  * channel for the parked time, then asks it what that wait cost. */
-async function parkedMain(side, spec) {
+async function parkedMain(side: MainSide, spec: TrialSpec): Promise<ParkedCpu> {
   const [rx] = side.receivers;
   const [tx] = side.senders;
-  const poke = async (ms) => {
+  const poke = async (ms: number) => {
     await sleep(ms);
     side.peers.check();
     tx.write(messageKinds.small.make(0));
@@ -179,18 +214,18 @@ async function parkedMain(side, spec) {
   await rx.next(); // ready
   await poke(Math.min(200, spec.durations.parkedMs));
   await poke(spec.durations.parkedMs);
-  const report = await rx.next();
+  const report = (await rx.next()) as { cpuMicros: number; wallNs: number };
   return { seconds: report.wallNs / 1e9, cpuMicros: report.cpuMicros, cpuPercent: (report.cpuMicros * 1e5) / report.wallNs };
 }
 
 /** Peer: the CPU time (every thread's) of one asynchronous wait, `await receive()` for shmchan.
  * The wait before it absorbs what start-up left running (compilation, collection). */
-async function parkedPeer(side) {
+async function parkedPeer(side: PeerSide): Promise<void> {
   side.sender.write(messageKinds.small.make(0));
   await side.receiver.next();
   const cpu = process.cpuUsage();
   const t0 = now();
-  const message = await side.receiver.next();
+  const message = (await side.receiver.next()) as object;
   const wallNs = now() - t0;
   const used = process.cpuUsage(cpu);
   side.sender.write({ ...message, kind: 'cpu', cpuMicros: used.user + used.system, wallNs });
@@ -200,12 +235,12 @@ async function parkedPeer(side) {
 // ---- msgpackr alone ----
 
 /** The codec's share: msgpackr with shmchan's settings, encoding and decoding the small object. */
-async function msgpackrAlone(spec) {
+async function msgpackrAlone(spec: TrialSpec): Promise<MsgpackrTimes> {
   const packr = new Packr({ useRecords: false });
   const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
   const make = messageKinds.small.make;
   const encoded = packr.pack(make(0));
-  const loop = (ms, body) => {
+  const loop = (ms: number, body: (i: number) => unknown) => {
     const end = now() + ms * 1e6;
     let n = 0;
     const t0 = now();
@@ -217,9 +252,9 @@ async function msgpackrAlone(spec) {
     return n / ((t - t0) / 1e9);
   };
   const { warmMs, measureMs } = spec.durations;
-  const encode = (i) => packr.pack(make(i));
+  const encode = (i: number) => packr.pack(make(i));
   const decode = () => unpackr.unpack(encoded);
-  const both = (i) => unpackr.unpack(packr.pack(make(i)));
+  const both = (i: number) => unpackr.unpack(packr.pack(make(i)));
   for (const body of [encode, decode, both]) loop(warmMs / 3, body);
   const encodePerSec = loop(measureMs, encode);
   const decodePerSec = loop(measureMs, decode);
@@ -236,9 +271,25 @@ async function msgpackrAlone(spec) {
 
 // ---- the table ----
 
+/** A scenario has a main and a peer part, or (with no peers) runs alone. */
+type Scenario = {
+  label: string;
+  messages: string[];
+  quickMessages?: string[];
+  peers: number;
+  multiProducer?: boolean;
+  /** its rows are the median of repeated trials */
+  throughput?: boolean;
+  /** how long a trial takes, which its deadline allows for */
+  budgetMs(d: Durations): number;
+} & (
+  | { main(side: MainSide, spec: TrialSpec): Promise<Measured>; peer(side: PeerSide, spec: TrialSpec): Promise<void>; alone?: undefined }
+  | { alone(spec: TrialSpec): Promise<Measured>; main?: undefined; peer?: undefined }
+);
+
 const all = ['small', 'raw64', 'raw64k'];
 
-export const scenarios = {
+export const scenarios: Record<string, Scenario> = {
   pingpong: {
     label: 'round trip (ping-pong)',
     messages: all,

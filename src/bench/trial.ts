@@ -1,22 +1,15 @@
 // One process (or worker thread) of a trial. The runner starts the main one as
-//   node bench/trial.mjs SPEC_JSON
+//   node dist/bench/trial.js SPEC_JSON
 // and it prints one line of JSON with what it measured; the main one starts
 // the peers the same way (with role 'peer'), or as worker threads.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { openMain, openPeer } from './drivers.mjs';
-import { scenarios } from './scenarios.mjs';
+import { openMain, openPeer, type TrialSpec } from './drivers';
+import { scenarios } from './scenarios';
 
-const spec = isMainThread ? JSON.parse(process.argv[2]) : workerData;
+const spec = (isMainThread ? JSON.parse(process.argv[2]) : workerData) as TrialSpec;
 const scenario = scenarios[spec.scenario];
 
-if (spec.role === 'peer') {
-  openPeer(spec, parentPort)
-    .then((side) => scenario.peer(side, spec))
-    .catch((error) => {
-      process.stderr.write(`bench peer (${spec.mechanism}, ${spec.scenario}): ${error.stack ?? error}\n`);
-      process.exit(1);
-    });
-} else {
+async function runMain(): Promise<void> {
   try {
     let result;
     if (scenario.alone !== undefined) result = await scenario.alone(spec);
@@ -30,7 +23,18 @@ if (spec.role === 'peer') {
     }
     process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
   } catch (error) {
-    process.stderr.write(`bench trial (${spec.mechanism}, ${spec.scenario}, ${spec.message}): ${error.stack ?? error}\n`);
+    process.stderr.write(`bench trial (${spec.mechanism}, ${spec.scenario}, ${spec.message}): ${(error as Error).stack ?? error}\n`);
     process.exit(1);
   }
+}
+
+if (spec.role === 'peer') {
+  openPeer(spec, parentPort)
+    .then((side) => scenario.peer!(side, spec))
+    .catch((error) => {
+      process.stderr.write(`bench peer (${spec.mechanism}, ${spec.scenario}): ${error.stack ?? error}\n`);
+      process.exit(1);
+    });
+} else {
+  void runMain();
 }

@@ -1,31 +1,111 @@
 // What a run's results look like to people: ratios to the unix socket, the speed
 // targets of issue 6, tables (plain or Markdown) and a self-contained SVG chart.
-import { mechanismById, mechanisms } from './drivers.mjs';
-import { scenarios } from './scenarios.mjs';
+import { mechanismById, mechanisms, type Durations } from './drivers';
+import { scenarios, type Latency, type MsgpackrTimes, type ParkedCpu, type Throughput } from './scenarios';
+
+/** A trial that failed: its row, and why. */
+export interface TrialError {
+  scenario: string;
+  message: string;
+  mechanism: string | null;
+  error: string;
+}
+
+/**
+ * A row of results: what one trial (or the median of a row's trials) measured.
+ * Which measured fields a row has follows from its scenario.
+ */
+export type Result = { scenario: string; message: string; mechanism: string | null } & Partial<
+  Latency & Throughput & ParkedCpu & MsgpackrTimes
+> & {
+  /** shmchan only: whether its channels carried records */
+  records?: boolean;
+  /** seconds the trial took, start-up and clean-up included */
+  trialSeconds?: number;
+  /** throughput rows: every trial's rate, of which the row is the median */
+  trialRates?: number[];
+  /** how many times better than the unix socket */
+  vsUnix?: number;
+};
+
+/** A speed target checked for one shmchan variant. */
+export interface Target {
+  id: string;
+  text: string;
+  mechanism: string;
+  unit: string;
+  limit: number;
+  measured: number;
+  pass: boolean;
+  /** what msgpackr alone allows in the run, for the targets that depend on it */
+  codecBound?: number;
+  reachable?: boolean;
+}
+
+/** A run, as the runner gathers it; withRatiosAndTargets() adds the ratios and targets. */
+export interface RunReport {
+  schema: number;
+  date: string;
+  machine: {
+    cpuModel: string;
+    cpus: number;
+    memoryGiB: number;
+    node: string;
+    kernel: string;
+    loadAverageBefore: number[];
+    loadAverageAfter: number[];
+    othersBusyCores: number;
+  };
+  code: { distBuiltAt: string; commit?: string; changed?: string[]; distRebuiltDuringRun: boolean };
+  mode: string;
+  shmchanApi: string;
+  durations: Durations;
+  elapsedSeconds: number;
+  mechanisms: { id: string; label: string }[];
+  messages: Record<string, { label: string; bytes: number }>;
+  results: Result[];
+  failures: TrialError[];
+  retried: TrialError[];
+}
+
+export type Report = RunReport & { targets: Target[] };
 
 const REFERENCE = 'unix';
 const latencyScenarios = new Set(['pingpong', 'wakeup']);
 const throughputScenarios = new Set(['oneway', 'fanin']);
 
-function find(results, scenario, message, mechanism) {
+function find(results: Result[], scenario: string, message: string, mechanism: string | null): Result | undefined {
   return results.find((r) => r.scenario === scenario && r.message === message && r.mechanism === mechanism);
 }
 
 /** Ratios say how many times better than the unix socket: its latency over ours, our rate over its. */
-function vsReference(results, r) {
+function vsReference(results: Result[], r: Result): number | undefined {
   const ref = find(results, r.scenario, r.message, REFERENCE);
   if (ref === undefined) return undefined;
-  if (latencyScenarios.has(r.scenario)) return ref.p50 / r.p50;
-  if (throughputScenarios.has(r.scenario)) return r.msgsPerSec / ref.msgsPerSec;
+  if (latencyScenarios.has(r.scenario)) return ref.p50! / r.p50!;
+  if (throughputScenarios.has(r.scenario)) return r.msgsPerSec! / ref.msgsPerSec!;
   return undefined;
 }
 
 const shmchanIds = mechanisms.filter((m) => m.family === 'shmchan').map((m) => m.id);
 
-const times = (value, factor) => (value === undefined ? undefined : value * factor);
-const unixValue = (rs, scenario, field) => find(rs, scenario, 'small', REFERENCE)?.[field];
+const times = (value: number | undefined, factor: number) => (value === undefined ? undefined : value * factor);
+const unixValue = (rs: Result[], scenario: string, field: 'p50' | 'msgsPerSec') => find(rs, scenario, 'small', REFERENCE)?.[field];
 
-const msgpackrAlone = (rs) => find(rs, 'msgpackr', 'small', null);
+const msgpackrAlone = (rs: Result[]) => find(rs, 'msgpackr', 'small', null);
+
+type MeasuredField = 'p50' | 'msgsPerSec' | 'bytesPerSec' | 'cpuPercent';
+
+interface TargetDefinition {
+  id: string;
+  text: string;
+  at: [scenario: string, message: string, field: MeasuredField];
+  limit(results: Result[]): number | undefined;
+  below?: boolean;
+  unit: string;
+  codecBound?(results: Result[]): number | undefined;
+  boundText?(bound: string): string;
+}
 
 /**
  * The speed targets of issue 6, item 5, each checked for every shmchan variant:
@@ -35,7 +115,7 @@ const msgpackrAlone = (rs) => find(rs, 'msgpackr', 'small', null);
  * beat: a limit beyond it is out of reach in that run, whatever the transport,
  * unless a variant met it all the same.
  */
-const targetDefinitions = [
+const targetDefinitions: TargetDefinition[] = [
   {
     id: 'roundtrip',
     text: 'small-object round trip p50 <= unix socket / 25',
@@ -48,7 +128,7 @@ const targetDefinitions = [
     // short (--quick) runs time encode + decode before the JIT has settled.
     codecBound: (rs) => {
       const alone = msgpackrAlone(rs);
-      return alone === undefined ? undefined : (2 * Math.min(1e9 / alone.encodeDecodePerSec, alone.encodeNs + alone.decodeNs)) / 1000;
+      return alone === undefined ? undefined : (2 * Math.min(1e9 / alone.encodeDecodePerSec!, alone.encodeNs! + alone.decodeNs!)) / 1000;
     },
     boundText: (bound) => `msgpackr alone takes ${bound} for the two encodes and two decodes`,
   },
@@ -81,18 +161,18 @@ const targetDefinitions = [
   { id: 'parked', text: 'parked receiver < 1% of a core', at: ['parked', 'small', 'cpuPercent'], limit: () => 1, below: true, unit: '%' },
 ];
 
-export function withRatiosAndTargets(report) {
+export function withRatiosAndTargets(report: RunReport): Report {
   const results = report.results.map((r) => {
     const vsUnix = vsReference(report.results, r);
     return vsUnix === undefined ? r : { ...r, vsUnix };
   });
-  const targets = [];
+  const targets: Target[] = [];
   for (const t of targetDefinitions) {
     const limit = t.limit(results);
     const codecBound = t.codecBound?.(results);
-    const beats = (value, than) => (t.below ? value <= than : value >= than);
+    const beats = (value: number, than: number) => (t.below ? value <= than : value >= than);
     const [scenario, message, field] = t.at;
-    const checked = [];
+    const checked: Target[] = [];
     for (const mechanism of shmchanIds) {
       const measured = find(results, scenario, message, mechanism)?.[field];
       if (measured === undefined || limit === undefined) continue;
@@ -101,7 +181,7 @@ export function withRatiosAndTargets(report) {
     // msgpackr alone is timed once, at another moment than the trials: a variant
     // that met the limit shows it was reachable, whatever that timing said
     if (codecBound !== undefined) {
-      const reachable = beats(codecBound, limit) || checked.some((x) => x.pass);
+      const reachable = (limit !== undefined && beats(codecBound, limit)) || checked.some((x) => x.pass);
       for (const x of checked) Object.assign(x, { codecBound, reachable });
     }
     targets.push(...checked);
@@ -112,7 +192,7 @@ export function withRatiosAndTargets(report) {
 // ---- numbers as text ----
 
 /** Three significant digits, without exponent. */
-function sig(x) {
+function sig(x: number): string {
   if (!Number.isFinite(x)) return String(x);
   if (x >= 99.95) return Math.round(x).toLocaleString('en-US');
   if (x >= 9.995) return x.toFixed(1);
@@ -120,32 +200,38 @@ function sig(x) {
   return x.toPrecision(2);
 }
 
-function rate(msgsPerSec) {
+function rate(msgsPerSec: number): string {
   return msgsPerSec >= 1e6 ? `${sig(msgsPerSec / 1e6)} M/s` : `${sig(msgsPerSec / 1e3)} k/s`;
 }
 
-function bytesRate(bytesPerSec) {
+function bytesRate(bytesPerSec: number): string {
   return bytesPerSec >= 1e9 ? `${sig(bytesPerSec / 1e9)} GB/s` : `${sig(bytesPerSec / 1e6)} MB/s`;
 }
 
-function inUnit(value, unit) {
+function inUnit(value: number, unit: string): string {
   if (unit === 'µs') return `${sig(value)} µs`;
   if (unit === 'msgs/s') return rate(value).replace('/s', ' msgs/s');
   if (unit === 'B/s') return bytesRate(value);
   return `${sig(value)} %`;
 }
 
-const ratio = (r) => (r.vsUnix === undefined ? '' : `${sig(r.vsUnix)}×`);
+const ratio = (r: Result) => (r.vsUnix === undefined ? '' : `${sig(r.vsUnix)}×`);
 
-function cellsOf(r) {
+function cellsOf(r: Result | undefined): [string, string] {
   if (r === undefined) return ['-', ''];
-  if (latencyScenarios.has(r.scenario)) return [`${sig(r.p50)} / ${sig(r.p99)} / ${sig(r.p999)}`, ratio(r)];
-  if (throughputScenarios.has(r.scenario)) return [`${rate(r.msgsPerSec)} · ${bytesRate(r.bytesPerSec)}`, ratio(r)];
-  if (r.scenario === 'parked') return [`${r.cpuPercent.toFixed(2)} %`, ''];
+  if (latencyScenarios.has(r.scenario)) return [`${sig(r.p50!)} / ${sig(r.p99!)} / ${sig(r.p999!)}`, ratio(r)];
+  if (throughputScenarios.has(r.scenario)) return [`${rate(r.msgsPerSec!)} · ${bytesRate(r.bytesPerSec!)}`, ratio(r)];
+  if (r.scenario === 'parked') return [`${r.cpuPercent!.toFixed(2)} %`, ''];
   return ['', ''];
 }
 
-const units = {
+interface Table {
+  title: string;
+  header: string[];
+  body: string[][];
+}
+
+const units: Record<string, string> = {
   pingpong: 'µs p50 / p99 / p99.9',
   wakeup: 'µs p50 / p99 / p99.9',
   oneway: 'messages and bytes per second',
@@ -154,8 +240,8 @@ const units = {
 };
 
 /** One table per scenario: a row per mechanism, a value and a ratio column per message. */
-function scenarioTables(report) {
-  const tables = [];
+function scenarioTables(report: Report): Table[] {
+  const tables: Table[] = [];
   for (const [id, scenario] of Object.entries(scenarios)) {
     if (id === 'msgpackr') continue;
     const rows = report.results.filter((r) => r.scenario === id);
@@ -177,16 +263,16 @@ function scenarioTables(report) {
       header: ['encode', 'decode', 'encode + decode'],
       body: [
         [
-          `${rate(alone.encodePerSec)} (${sig(alone.encodeNs)} ns)`,
-          `${rate(alone.decodePerSec)} (${sig(alone.decodeNs)} ns)`,
-          `${rate(alone.encodeDecodePerSec)} (${sig(1e9 / alone.encodeDecodePerSec)} ns)`,
+          `${rate(alone.encodePerSec!)} (${sig(alone.encodeNs!)} ns)`,
+          `${rate(alone.decodePerSec!)} (${sig(alone.decodeNs!)} ns)`,
+          `${rate(alone.encodeDecodePerSec!)} (${sig(1e9 / alone.encodeDecodePerSec!)} ns)`,
         ],
       ],
     });
   return tables;
 }
 
-function targetTable(report) {
+function targetTable(report: Report): Table | undefined {
   const measured = shmchanIds.filter((id) => report.targets.some((t) => t.mechanism === id));
   if (measured.length === 0) return undefined;
   const body = [];
@@ -210,30 +296,30 @@ function targetTable(report) {
 }
 
 /** A sentence per target that msgpackr alone put out of reach in this run, if any. */
-function outOfReach(report) {
+function outOfReach(report: Report): string[] {
   const lines = [];
   for (const t of targetDefinitions) {
     const x = report.targets.find((r) => r.id === t.id && r.reachable === false);
     if (x === undefined) continue;
-    lines.push(`Out of reach in this run for any transport that uses msgpackr: ${t.text} (limit ${inUnit(x.limit, t.unit)}; ${t.boundText(inUnit(x.codecBound, t.unit))})`);
+    lines.push(`Out of reach in this run for any transport that uses msgpackr: ${t.text} (limit ${inUnit(x.limit, t.unit)}; ${t.boundText!(inUnit(x.codecBound!, t.unit))})`);
   }
   return lines;
 }
 
-function machineLine(report) {
+function machineLine(report: Report): string {
   const m = report.machine;
   return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}; other processes kept ${m.othersBusyCores} of the ${m.cpus} cores busy during the run`;
 }
 
 /** The code measured, in words: the commit, uncommitted changes, a rebuild during the run. */
-function codeLine({ commit, changed, distRebuiltDuringRun }) {
+function codeLine({ commit, changed, distRebuiltDuringRun }: Report['code']): string {
   const parts = [];
-  if (commit !== undefined) parts.push(`shmchan at ${commit}${changed.length > 0 ? ` with uncommitted changes to ${changed.join(', ')}` : ''}`);
+  if (commit !== undefined) parts.push(`shmchan at ${commit}${changed!.length > 0 ? ` with uncommitted changes to ${changed!.join(', ')}` : ''}`);
   if (distRebuiltDuringRun) parts.push('dist/ was rebuilt during the run, so later trials ran newer code');
   return parts.join('; ');
 }
 
-function heading(report) {
+function heading(report: Report): string[] {
   const { repeats, measureMs } = report.durations.throughput;
   return [
     `shmchan benchmarks (${report.mode} run, ${report.date.slice(0, 16).replace('T', ' ')} UTC, ${report.elapsedSeconds.toFixed(0)} s)`,
@@ -247,16 +333,16 @@ function heading(report) {
   ];
 }
 
-function plainTable({ title, header, body }) {
+function plainTable({ title, header, body }: Table): string {
   const rows = [header, ...body];
   const widths = header.map((_, i) => Math.max(...rows.map((r) => [...r[i]].length)));
-  const line = (r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - [...c].length))).join('  ').trimEnd();
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - [...c].length))).join('  ').trimEnd();
   return [title, ...rows.map(line)].join('\n');
 }
 
-const trialError = (f) => `${f.scenario}/${f.message}/${f.mechanism ?? 'msgpackr'}: ${f.error}`;
+const trialError = (f: TrialError) => `${f.scenario}/${f.message}/${f.mechanism ?? 'msgpackr'}: ${f.error}`;
 
-export function textReport(report) {
+export function textReport(report: Report): string {
   const parts = [heading(report).join('\n')];
   for (const t of scenarioTables(report)) parts.push(plainTable(t));
   const targets = targetTable(report);
@@ -266,8 +352,8 @@ export function textReport(report) {
   return `${parts.join('\n\n')}\n`;
 }
 
-function markdownTable({ title, header, body }) {
-  const esc = (c) => c.replace(/\|/g, '\\|');
+function markdownTable({ title, header, body }: Table): string {
+  const esc = (c: string) => c.replace(/\|/g, '\\|');
   return [
     `**${esc(title)}**`,
     '',
@@ -278,7 +364,7 @@ function markdownTable({ title, header, body }) {
 }
 
 /** The README's results: the run and the machine, the chart when one was written, the tables. */
-export function markdownReport(report, svgPath) {
+export function markdownReport(report: Report, svgPath?: string): string {
   const m = report.machine;
   const [, , note] = heading(report);
   const parts = [
@@ -301,10 +387,24 @@ export function markdownReport(report, svgPath) {
 
 // ---- the chart ----
 
-const xml = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const xml = (s: unknown) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+interface Bar {
+  id: string;
+  label: string;
+  family: string;
+  value: number;
+  vsUnix: number | undefined;
+}
+
+interface Panel {
+  title: string;
+  rows: Bar[];
+  format(bar: Bar): string;
+}
 
 /** Horizontal bars, one per mechanism; returns SVG elements and the height used. */
-function barPanel({ x, y, width, title, rows, format }) {
+function barPanel({ x, y, width, title, rows, format }: Panel & { x: number; y: number; width: number }): { elements: string[]; height: number } {
   const labelWidth = 190;
   const valueWidth = 150;
   const barHeight = 16;
@@ -326,28 +426,30 @@ function barPanel({ x, y, width, title, rows, format }) {
   return { elements: out, height: top - y };
 }
 
-export function svgChart(report) {
+export function svgChart(report: Report): string {
   const width = 760;
   const pad = 16;
-  const rowsOf = (scenario, pick) =>
+  const rowsOf = (scenario: string, pick: (r: Result) => number): Bar[] =>
     mechanisms
       .map((m) => ({ ...m, r: find(report.results, scenario, 'small', m.id) }))
       .filter((m) => m.r !== undefined)
-      .map((m) => ({ id: m.id, label: m.label, family: m.family, value: pick(m.r), vsUnix: m.r.vsUnix }));
-  const versus = (r) => (r.vsUnix === undefined ? '' : `  (${sig(r.vsUnix)}× unix)`);
-  const panels = [
-    {
-      title: 'Round trip p50, small object (µs, lower is better)',
-      rows: rowsOf('pingpong', (r) => r.p50),
-      format: (r) => `${sig(r.value)} µs${versus(r)}`,
-    },
-    {
-      title: 'One-way throughput, small object (million messages/s, higher is better)',
-      rows: rowsOf('oneway', (r) => r.msgsPerSec / 1e6),
-      format: (r) => `${sig(r.value)} M/s${versus(r)}`,
-    },
-  ].filter((p) => p.rows.length > 0);
-  const elements = [];
+      .map((m) => ({ id: m.id, label: m.label, family: m.family, value: pick(m.r!), vsUnix: m.r!.vsUnix }));
+  const versus = (r: Bar) => (r.vsUnix === undefined ? '' : `  (${sig(r.vsUnix)}× unix)`);
+  const panels = (
+    [
+      {
+        title: 'Round trip p50, small object (µs, lower is better)',
+        rows: rowsOf('pingpong', (r) => r.p50!),
+        format: (r) => `${sig(r.value)} µs${versus(r)}`,
+      },
+      {
+        title: 'One-way throughput, small object (million messages/s, higher is better)',
+        rows: rowsOf('oneway', (r) => r.msgsPerSec! / 1e6),
+        format: (r) => `${sig(r.value)} M/s${versus(r)}`,
+      },
+    ] satisfies Panel[]
+  ).filter((p) => p.rows.length > 0);
+  const elements: string[] = [];
   let y = pad;
   for (const panel of panels) {
     const { elements: e, height } = barPanel({ x: pad, y, width: width - 2 * pad, ...panel });
