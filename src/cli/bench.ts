@@ -1,12 +1,5 @@
 // `shmchan bench`: the benchmark runner (src/bench), behind the CLI's parser.
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { UsageError, expectPositionals, type Command, type Values } from './command';
-
-/** bench/run.mjs, an ES module shipped beside dist/ (package.json "files"). */
-interface BenchRunner {
-  runBench(options: Values): Promise<number>;
-}
+import { UsageError, expectPositionals, type Command } from './command';
 
 export const bench: Command = {
   synopsis: 'bench [--quick] [--json] [--svg FILE]  shmchan against pipe, unix socket, child_process IPC, MessagePort',
@@ -41,8 +34,8 @@ The full run takes a few minutes. Exit status 1 if a trial failed.
   run: async (values, positionals) => {
     expectPositionals(positionals, 0, '');
     if (values.json && values.markdown) throw new UsageError('--json and --markdown exclude each other');
-    const runner = pathToFileURL(path.join(__dirname, '..', '..', 'bench', 'run.mjs')).href;
-    const { runBench } = (await import(runner)) as BenchRunner;
+    // loaded here, so that the other commands never load the runner
+    const { runBench } = await import('../bench/run.js');
     try {
       return await runBench(values);
     } catch (error) {

@@ -4,7 +4,6 @@
 // message; the protocol is described in docs/protocol.md and
 // native/include/shmchan.h. spsc.ts and mpsc.ts hold each mode's writer and reader.
 import { layout as L, type NativeSegment } from './binding';
-import type { Decoder } from './codec';
 import { CorruptRing, DecodeFailure, LeaveUnread, MessageTooLarge } from './errors';
 import { loadWord } from './words';
 
@@ -105,7 +104,12 @@ export function checkSize(length: number, max: number): void {
  * that is the segment's (a damaged structure table) or a decoder that leaves the
  * message unread throws at once, and the message stays.
  */
-export function decodePayload<T>(codec: Decoder<T>, ring: RingMemory, start: number, end: number): T | DecodeFailure {
+export function decodePayload<T>(
+  codec: { decode(bytes: Buffer, start: number, end: number): T },
+  ring: RingMemory,
+  start: number,
+  end: number,
+): T | DecodeFailure {
   try {
     return codec.decode(ring.bytes, start, end);
   } catch (error) {
