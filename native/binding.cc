@@ -12,7 +12,7 @@
 #include <thread>
 #include <unordered_set>
 
-#include "include/shmchan.h"
+#include "src/segment.h"
 
 namespace {
 

@@ -1,10 +1,13 @@
-/* Private helpers of the C core: typed access to header fields and atomics. */
+/* Private helpers that only the C core's source files share: typed atomic
+ * access to header fields, derived sizes, clocks, and the internals of header,
+ * guard and System V code. The core's interface to the addon and the channel
+ * API is segment.h. */
 #ifndef SHMCHAN_PLATFORM_H
 #define SHMCHAN_PLATFORM_H
 
 #include <stdint.h>
 #include <string.h>
-#include "../include/shmchan.h"
+#include "segment.h"
 
 #define U32_AT(base, off) ((uint32_t *)((uint8_t *)(base) + (off)))
 #define U64_AT(base, off) ((uint64_t *)((uint8_t *)(base) + (off)))
@@ -77,40 +80,5 @@ int shmchan_check_create_options(const shmchan_create_options_t *opt);
 
 /* shmdt, and the semaphore set's removal when that detach destroyed the segment. */
 void shmchan_sysv_detach(shmchan_segment_t *seg);
-
-/* A waiting call (wait.c): `attempt` is tried until it answers something other
- * than -EAGAIN, spinning for spin_us, then sleeping on wait line `which` in
- * slices of at most slice_ms (or 100 ms when that is NULL or answers <= 0), so
- * deadlines and a dead consumer (-EPIPE, for space waits) are noticed.
- * timeout_ms < 0 waits forever; 0 tries once and answers -ETIMEDOUT. */
-typedef struct shmchan_wait_plan {
-  int which;
-  int (*attempt)(void *context);
-  int (*slice_ms)(void *context);
-  void *context;
-} shmchan_wait_plan_t;
-int shmchan_wait_for(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us);
-
-/* The MPSC data path (mpsc.c), the protocol of src/mpsc.ts. Results as for
- * shmchan_spsc_try_send/try_receive. */
-typedef struct shmchan_mpsc_writer {
-  uint32_t cached_head; /* the consumer's head as last seen */
-  uint32_t marker;      /* this producer's claim marker */
-  uint32_t slot;
-  uint32_t contended;   /* how often a live claim without its length was met at stuck_tail */
-  uint32_t stuck_tail, stuck_marker;
-} shmchan_mpsc_writer_t;
-
-typedef struct shmchan_mpsc_reader {
-  uint32_t head;
-  uint32_t stuck_at;        /* the position of the unfinished claim waited on */
-  int64_t stuck_since_us;
-  int waiting_on_claim;     /* the next record is claimed, not committed: sleep briefly */
-} shmchan_mpsc_reader_t;
-
-void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
-int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, const void *data, uint32_t len);
-void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg);
-int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, void *buf, uint32_t cap);
 
 #endif
