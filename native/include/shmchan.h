@@ -266,7 +266,7 @@ int shmchan_try_receive(shmchan_t *ch, void *buf, size_t cap);
 /* Ends the stream, like closing a Go channel: a producing call (it claims the
  * producer role, or a slot). Later sends fail with -ESHUTDOWN; the consumer gets
  * every earlier message first. Idempotent. */
-int shmchan_end_stream(shmchan_t *ch);
+int shmchan_end(shmchan_t *ch);
 
 typedef struct shmchan_stats {
   uint32_t capacity, used;
@@ -278,7 +278,7 @@ typedef struct shmchan_stats {
 } shmchan_stats_t;
 
 /* The channel's counters. 0 or -EBADMSG. */
-int shmchan_get_stats(shmchan_t *ch, shmchan_stats_t *out);
+int shmchan_stats(shmchan_t *ch, shmchan_stats_t *out);
 
 /* The handle's channel, as read at open. */
 uint32_t shmchan_mode(const shmchan_t *ch);             /* SHMCHAN_MODE_* */

@@ -31,7 +31,7 @@ int shmchan_capacity_valid(uint32_t capacity) {
   return (capacity & (capacity - 1)) == 0 && capacity >= SHMCHAN_MIN_CAPACITY && capacity <= SHMCHAN_MAX_CAPACITY;
 }
 
-int shmchan_check_create_options(const shmchan_create_options_t *opt) {
+int shmchan_check_segment_options(const shmchan_segment_options_t *opt) {
   if (!shmchan_capacity_valid(opt->capacity)) return -EINVAL;
   if (opt->mode != SHMCHAN_MODE_SPSC && opt->mode != SHMCHAN_MODE_MPSC) return -EINVAL;
   if (opt->max_message_size < 1 || opt->max_message_size > shmchan_max_message_limit(opt->capacity))
@@ -56,7 +56,7 @@ static uint64_t epoch_ms(void) {
 }
 
 void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint32_t key,
-                         const shmchan_create_options_t *opt) {
+                         const shmchan_segment_options_t *opt) {
   if (name[0] == '/') name++;
   *U32_AT(base, SHMCHAN_OFF_VERSION) = SHMCHAN_VERSION;
   *U32_AT(base, SHMCHAN_OFF_HEADER_SIZE) = SHMCHAN_HEADER_SIZE;
@@ -83,14 +83,14 @@ int shmchan_header_check(const uint8_t *base, size_t mapped_size) {
   if (*U32_AT(base, SHMCHAN_OFF_VERSION) != SHMCHAN_VERSION ||
       *U32_AT(base, SHMCHAN_OFF_HEADER_SIZE) != SHMCHAN_HEADER_SIZE)
     return -EPROTONOSUPPORT;
-  shmchan_create_options_t opt = {
+  shmchan_segment_options_t opt = {
       .capacity = *U32_AT(base, SHMCHAN_OFF_CAPACITY),
       .mode = *U32_AT(base, SHMCHAN_OFF_MODE),
       .max_message_size = *U32_AT(base, SHMCHAN_OFF_MAX_MESSAGE),
       .codec = *U32_AT(base, SHMCHAN_OFF_CODEC),
       .permissions = *U32_AT(base, SHMCHAN_OFF_PERMISSIONS),
   };
-  if (shmchan_check_create_options(&opt) != 0) return -EBADMSG;
+  if (shmchan_check_segment_options(&opt) != 0) return -EBADMSG;
   uint64_t segment_size = *U64_AT(base, SHMCHAN_OFF_SEGMENT_SIZE);
   if (segment_size != (uint64_t)SHMCHAN_HEADER_SIZE + opt.capacity || segment_size > mapped_size)
     return -EBADMSG;

@@ -72,11 +72,11 @@ int64_t shmchan_now_us(void);
 
 /* Writes the header of a freshly created, zeroed segment; publishes the magic last. */
 void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint32_t key,
-                         const shmchan_create_options_t *opt);
+                         const shmchan_segment_options_t *opt);
 /* A power of two from SHMCHAN_MIN_CAPACITY to SHMCHAN_MAX_CAPACITY. */
 int shmchan_capacity_valid(uint32_t capacity);
 /* Validates creation options. 0 or -EINVAL. */
-int shmchan_check_create_options(const shmchan_create_options_t *opt);
+int shmchan_check_segment_options(const shmchan_segment_options_t *opt);
 
 /* shmdt, and the semaphore set's removal when that detach destroyed the segment. */
 void shmchan_sysv_detach(shmchan_segment_t *seg);

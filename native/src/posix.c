@@ -16,11 +16,11 @@ static int posix_path(char *out, size_t size, const char *name) {
   return 0;
 }
 
-int shmchan_posix_create(shmchan_segment_t *seg, const char *name, const shmchan_create_options_t *opt) {
+int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const shmchan_segment_options_t *opt) {
   memset(seg, 0, sizeof *seg);
   int rc = posix_path(seg->name, sizeof seg->name, name);
   if (rc) return rc;
-  if ((rc = shmchan_check_create_options(opt))) return rc;
+  if ((rc = shmchan_check_segment_options(opt))) return rc;
 
   seg->syscall = "shm_open";
   int fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, opt->permissions);
@@ -54,7 +54,7 @@ fail:
   return rc;
 }
 
-int shmchan_posix_open(shmchan_segment_t *seg, const char *name, int timeout_ms) {
+int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int timeout_ms) {
   memset(seg, 0, sizeof *seg);
   int rc = posix_path(seg->name, sizeof seg->name, name);
   if (rc) return rc;
@@ -101,7 +101,7 @@ int shmchan_posix_open(shmchan_segment_t *seg, const char *name, int timeout_ms)
   return rc;
 }
 
-int shmchan_posix_unlink(const char *name) {
+int shmchan_segment_unlink_posix(const char *name) {
   char path[SHMCHAN_NAME_MAX + 2];
   int rc = posix_path(path, sizeof path, name);
   if (rc) return rc;

@@ -116,7 +116,7 @@ int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void
   }
 }
 
-void shmchan_end(shmchan_segment_t *seg) {
+void shmchan_segment_end(shmchan_segment_t *seg) {
   __atomic_store_n(U32_AT(seg->base, SHMCHAN_OFF_ENDED), 1, __ATOMIC_SEQ_CST);
   shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
   shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);

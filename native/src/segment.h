@@ -29,13 +29,13 @@ typedef struct shmchan_segment {
   int semid;         /* its semaphore set */
 } shmchan_segment_t;
 
-typedef struct shmchan_create_options {
+typedef struct shmchan_segment_options {
   uint32_t capacity;         /* ring bytes: a power of two in [MIN, MAX] */
   uint32_t mode;             /* SHMCHAN_MODE_* */
   uint32_t max_message_size; /* 1 .. shmchan_max_message_limit(capacity) */
   uint32_t codec;            /* SHMCHAN_CODEC_* */
   uint32_t permissions;      /* e.g. 0600 */
-} shmchan_create_options_t;
+} shmchan_segment_options_t;
 
 /* Checks a name (optional leading '/', then 1..200 of [A-Za-z0-9._-]). 0 or -EINVAL. */
 int shmchan_check_name(const char *name);
@@ -49,15 +49,15 @@ int shmchan_header_check(const uint8_t *base, size_t mapped_size);
 
 /* Creates a POSIX segment exclusively and initialises its header. -EEXIST if the
  * name is taken, -EACCES, -ENOSPC, ... On failure nothing is left behind. */
-int shmchan_posix_create(shmchan_segment_t *seg, const char *name, const shmchan_create_options_t *opt);
+int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const shmchan_segment_options_t *opt);
 
 /* Opens an existing POSIX segment, waiting up to timeout_ms for a creator that is
  * still initialising it, and validates its header. -ENOENT, -EACCES, -EBADMSG,
  * -EPROTONOSUPPORT, -ETIMEDOUT (the header never became valid). */
-int shmchan_posix_open(shmchan_segment_t *seg, const char *name, int timeout_ms);
+int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int timeout_ms);
 
 /* Removes the name; mappings stay valid until unmapped. 0, -ENOENT, -EACCES. */
-int shmchan_posix_unlink(const char *name);
+int shmchan_segment_unlink_posix(const char *name);
 
 /* Unmaps (POSIX) or detaches (System V). Safe to call twice. A System V process
  * whose detach destroyed a removed segment also removes its semaphore set. */
@@ -74,25 +74,23 @@ void shmchan_segment_unmap(shmchan_segment_t *seg);
  * initialises the header. -EEXIST when the key is taken (seg->syscall says by a
  * segment, "shmget", or by a semaphore set, "semget"), -EINVAL for key 0,
  * -ENOSPC, -ENOMEM, -EACCES... On failure nothing is left behind. */
-int shmchan_sysv_create(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_create_options_t *opt);
+int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_segment_options_t *opt);
 
 /* Attaches the segment with this key, waiting up to timeout_ms for a creator that
  * is still initialising it, and validates its header (size from IPC_STAT) and
  * semaphore set. -ENOENT, -EACCES, -EBADMSG, -EPROTONOSUPPORT, -ETIMEDOUT, and
  * -EEXIST when the key holds another channel (shmchan_sysv_holder names it). */
-int shmchan_sysv_open(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms);
+int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms);
 
 /* Removes the channel with this name and key: IPC_RMID on the segment (it goes
  * when the last process detaches) and on its semaphore set (at once: sleepers
  * get -EIDRM). A semaphore set of this key whose segment is already gone is
  * removed too. 0, -ENOENT, -EEXIST (the key holds another channel),
  * -EPROTONOSUPPORT (not a shmchan segment), -EACCES, -EPERM. */
-int shmchan_sysv_unlink(const char *name, uint32_t key);
+int shmchan_segment_unlink_sysv(const char *name, uint32_t key);
 
-/* Removes the segment and semaphore set of an attached channel by id, so a
- * channel created since under the same key is never touched. */
-void shmchan_sysv_remove(const shmchan_segment_t *seg);
-/* The same for ids remembered after detaching. */
+/* Removes a channel's segment and semaphore set by the ids its handle recorded
+ * (-1: none), so a channel created since under the same key is never touched. */
 void shmchan_sysv_remove_ids(int shmid, int semid);
 
 /* Copies the name of the channel that holds this key into out (at least
@@ -134,7 +132,7 @@ int shmchan_consumer_gone(shmchan_segment_t *seg);
 int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
 
 /* The counters, the live roles and the ended flag, as the header has them now. */
-void shmchan_stats(const shmchan_segment_t *seg, shmchan_stats_t *out);
+void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out);
 
 /* ---- waiting ------------------------------------------------------------- */
 
@@ -162,7 +160,7 @@ typedef struct shmchan_wait_plan {
   int (*slice_ms)(void *context);
   void *context;
 } shmchan_wait_plan_t;
-int shmchan_wait_for(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us);
+int shmchan_run_wait_plan(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us);
 
 /* ---- messages (the C data path) ------------------------------------------ */
 
@@ -207,7 +205,7 @@ int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, v
  * which also keep the roles. */
 
 /* Marks the end of the stream. */
-void shmchan_end(shmchan_segment_t *seg);
+void shmchan_segment_end(shmchan_segment_t *seg);
 
 #ifdef __cplusplus
 }

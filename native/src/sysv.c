@@ -38,12 +38,12 @@ static int sysv_name(char *out, size_t size, const char *name) {
   return 0;
 }
 
-int shmchan_sysv_create(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_create_options_t *opt) {
+int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_segment_options_t *opt) {
   memset(seg, 0, sizeof *seg);
   seg->shmid = seg->semid = -1;
   int rc = sysv_name(seg->name, sizeof seg->name, name);
   if (rc) return rc;
-  if ((rc = shmchan_check_create_options(opt))) return rc;
+  if ((rc = shmchan_check_segment_options(opt))) return rc;
   if (key == 0) return -EINVAL;
 
   size_t size = (size_t)SHMCHAN_HEADER_SIZE + opt->capacity;
@@ -97,7 +97,7 @@ static int find_semaphores(const uint8_t *base, uint32_t key, int *semid) {
   return 0;
 }
 
-int shmchan_sysv_open(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
+int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
   memset(seg, 0, sizeof *seg);
   seg->shmid = seg->semid = -1;
   int rc = sysv_name(seg->name, sizeof seg->name, name);
@@ -160,7 +160,7 @@ static int shmchan_semaphores_of(uint32_t key) {
   return ds.sem_nsems == SHMCHAN_SYSV_NSEMS ? semid : -1;
 }
 
-int shmchan_sysv_unlink(const char *name, uint32_t key) {
+int shmchan_segment_unlink_sysv(const char *name, uint32_t key) {
   int rc = shmchan_check_name(name);
   if (rc) return rc;
   if (key == 0) return -EINVAL;
@@ -199,10 +199,6 @@ void shmchan_sysv_remove_ids(int shmid, int semid) {
   /* The segment first, so that no new opener finds it without its set. */
   if (shmid >= 0) shmctl(shmid, IPC_RMID, NULL);
   if (semid >= 0) semctl(semid, 0, IPC_RMID);
-}
-
-void shmchan_sysv_remove(const shmchan_segment_t *seg) {
-  if (seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove_ids(seg->shmid, seg->semid);
 }
 
 int shmchan_sysv_holder(uint32_t key, char *out) {

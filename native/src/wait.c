@@ -167,7 +167,7 @@ int shmchan_wake(shmchan_segment_t *seg, int which) {
 
 /* The sleeper's side of the eventcount, for the C data path (src/wait.ts is the
  * same for TypeScript): announce, read the sequence, look once more, sleep. */
-int shmchan_wait_for(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us) {
+int shmchan_run_wait_plan(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us) {
   int64_t start = shmchan_now_us();
   int rc = plan->attempt(plan->context);
   if (rc != -EAGAIN) return rc;
