@@ -1,7 +1,9 @@
 /* The segment header: names, creation options, initialisation and validation. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "platform.h"
 
@@ -18,6 +20,13 @@ int shmchan_check_name(const char *name) {
   }
   /* "." and ".." would name directories, not segments */
   if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return -EINVAL;
+  return 0;
+}
+
+int shmchan_segment_name(char *out, size_t size, const char *name) {
+  int rc = shmchan_check_name(name);
+  if (rc) return rc;
+  snprintf(out, size, "/%s", name[0] == '/' ? name + 1 : name);
   return 0;
 }
 
@@ -48,6 +57,16 @@ int64_t shmchan_now_us(void) {
 }
 
 int64_t shmchan_now_ms(void) { return shmchan_now_us() / 1000; }
+
+int shmchan_await_header(int (*attempt)(void *context), void *context, int timeout_ms) {
+  int64_t deadline = shmchan_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  for (;;) {
+    int rc = attempt(context);
+    if (rc != -EAGAIN) return rc;
+    if (shmchan_now_ms() >= deadline) return -ETIMEDOUT;
+    usleep(1000);
+  }
+}
 
 static uint64_t epoch_ms(void) {
   struct timespec ts;

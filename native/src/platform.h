@@ -29,6 +29,14 @@ static inline void add_u64(uint8_t *base, uint32_t off, uint64_t v) {
   store_u64(base, off, load_u64(base, off) + v);
 }
 
+/* Records the mapping that a create or an open has made and validated. */
+static inline void segment_mapped(shmchan_segment_t *seg, void *base, size_t size, uint32_t backend) {
+  seg->base = base;
+  seg->size = size;
+  seg->backend = backend;
+  seg->syscall = NULL;
+}
+
 static inline uint8_t *ring_of(const shmchan_segment_t *seg) {
   return seg->base + SHMCHAN_HEADER_SIZE;
 }
@@ -73,6 +81,13 @@ int64_t shmchan_now_us(void);
 /* Writes the header of a freshly created, zeroed segment; publishes the magic last. */
 void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint32_t key,
                          const shmchan_segment_options_t *opt);
+/* Checks a name and writes it as the segment knows it, "/name" (what shm_open
+ * takes; System V keeps it so in shmchan_segment_t too). 0 or -EINVAL. */
+int shmchan_segment_name(char *out, size_t size, const char *name);
+/* Opening: calls attempt until it answers something other than -EAGAIN (the
+ * creator has not published the header yet), every millisecond for up to
+ * timeout_ms (0 or less: once). Its answer, or -ETIMEDOUT. */
+int shmchan_await_header(int (*attempt)(void *context), void *context, int timeout_ms);
 /* A power of two from SHMCHAN_MIN_CAPACITY to SHMCHAN_MAX_CAPACITY. */
 int shmchan_capacity_valid(uint32_t capacity);
 /* Validates creation options. 0 or -EINVAL. */
@@ -80,5 +95,13 @@ int shmchan_check_segment_options(const shmchan_segment_options_t *opt);
 
 /* shmdt, and the semaphore set's removal when that detach destroyed the segment. */
 void shmchan_sysv_detach(shmchan_segment_t *seg);
+
+/* semctl's fourth argument, which glibc leaves to the caller (see semctl(2)). */
+struct semid_ds;
+union semun {
+  int val;
+  struct semid_ds *buf;
+  unsigned short *array;
+};
 
 #endif

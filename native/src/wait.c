@@ -63,12 +63,6 @@
 /* Upper bound of one sleep: how often a sleeper re-checks its deadline and its peer. */
 #define LIVENESS_CHECK_MS 100
 
-union semun {
-  int val;
-  struct semid_ds *buf;
-  unsigned short *array;
-};
-
 static uint32_t *sequence_of(shmchan_segment_t *seg, int which) {
   return U32_AT(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ);
 }
