@@ -233,9 +233,15 @@ int shmchan_try_send(shmchan_t *ch, const void *data, size_t len) {
   return attempt_send(&a);
 }
 
-int shmchan_receive(shmchan_t *ch, void *buf, size_t cap, int timeout_ms) {
+/* Checks made before each receive: the consumer role is claimed on the first. */
+static int start_receive(shmchan_t *ch) {
   int rc = live(ch);
-  if (rc == 0) rc = claim_consumer(ch);
+  if (rc != 0) return rc;
+  return claim_consumer(ch);
+}
+
+int shmchan_receive(shmchan_t *ch, void *buf, size_t cap, int timeout_ms) {
+  int rc = start_receive(ch);
   if (rc != 0) return rc;
   attempt_t a = {ch, NULL, buf, cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap};
   shmchan_wait_plan_t plan = {SHMCHAN_WAIT_DATA, attempt_receive, receive_slice_ms, &a};
@@ -243,8 +249,7 @@ int shmchan_receive(shmchan_t *ch, void *buf, size_t cap, int timeout_ms) {
 }
 
 int shmchan_try_receive(shmchan_t *ch, void *buf, size_t cap) {
-  int rc = live(ch);
-  if (rc == 0) rc = claim_consumer(ch);
+  int rc = start_receive(ch);
   if (rc != 0) return rc;
   attempt_t a = {ch, NULL, buf, cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap};
   return attempt_receive(&a);

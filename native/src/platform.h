@@ -28,6 +28,16 @@ static inline void store_u64(uint8_t *base, uint32_t off, uint64_t v) {
 static inline void add_u64(uint8_t *base, uint32_t off, uint64_t v) {
   store_u64(base, off, load_u64(base, off) + v);
 }
+/* What stats() sums: a producer counts in its own slot, the consumer in its line. */
+static inline void count_sent(uint8_t *base, uint32_t slot, uint32_t bytes) {
+  uint32_t entry = SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE;
+  add_u64(base, entry + SHMCHAN_PRODUCER_MESSAGES, 1);
+  add_u64(base, entry + SHMCHAN_PRODUCER_BYTES, bytes);
+}
+static inline void count_received(uint8_t *base, uint32_t bytes) {
+  add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, 1);
+  add_u64(base, SHMCHAN_OFF_RECV_BYTES, bytes);
+}
 
 /* Records the mapping that a create or an open has made and validated. */
 static inline void segment_mapped(shmchan_segment_t *seg, void *base, size_t size, uint32_t backend) {
