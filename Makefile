@@ -20,7 +20,7 @@ lib: $(BUILD)/libshmchan.a
 $(BUILD)/libshmchan.a: $(OBJECTS)
 	$(AR) rcs $@ $^
 
-$(BUILD)/%.o: native/src/%.c native/src/platform.h native/include/shmchan.h
+$(BUILD)/%.o: native/src/%.c $(wildcard native/src/*.h) native/include/shmchan.h
 	@mkdir -p $(BUILD)
 	$(CC) $(SHMCHAN_CFLAGS) $(CFLAGS) -c $< -o $@
 

@@ -2,6 +2,11 @@
   "targets": [
     {
       "target_name": "shmchan",
+      # JavaScript runs the data path itself (src/ring.ts, src/mpsc.ts) over the
+      # mapped segment, so the addon leaves out channel.c (the C channel API) and
+      # mpsc.c (the C MPSC data path): they are for C programs, which `make`
+      # builds into build-c/libshmchan.a. ring.c stays for shmchan_recover_tail
+      # and shmchan_segment_end.
       "sources": [
         "native/binding.cc",
         "native/src/guard.c",

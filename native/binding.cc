@@ -12,7 +12,7 @@
 #include <thread>
 #include <unordered_set>
 
-#include "include/shmchan.h"
+#include "src/segment.h"
 
 namespace {
 
@@ -211,7 +211,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
     shmchan_stats_t s;
-    shmchan_stats(&segment_, &s);
+    shmchan_segment_stats(&segment_, &s);
     Napi::Object out = Napi::Object::New(env);
     out.Set("capacity", s.capacity);
     out.Set("used", s.used);
@@ -267,7 +267,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
   Napi::Value End(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
-    shmchan_end(&segment_);
+    shmchan_segment_end(&segment_);
     return env.Undefined();
   }
 
@@ -318,16 +318,16 @@ std::string NameArg(const Napi::CallbackInfo &info) { return info[0].As<Napi::St
 
 uint32_t Field(Napi::Object options, const char *key) { return options.Get(key).As<Napi::Number>().Uint32Value(); }
 
-shmchan_create_options_t CreateOptions(Napi::Object o) {
+shmchan_segment_options_t CreateOptions(Napi::Object o) {
   return {Field(o, "capacity"), Field(o, "mode"), Field(o, "maxMessageSize"), Field(o, "codec"), Field(o, "permissions")};
 }
 
 // (name, { capacity, mode, maxMessageSize, codec, permissions }) -> Segment
 Napi::Value CreatePosix(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  shmchan_create_options_t options = CreateOptions(info[1].As<Napi::Object>());
+  shmchan_segment_options_t options = CreateOptions(info[1].As<Napi::Object>());
   shmchan_segment_t segment;
-  int rc = shmchan_posix_create(&segment, NameArg(info).c_str(), &options);
+  int rc = shmchan_segment_create_posix(&segment, NameArg(info).c_str(), &options);
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
   return Wrap(env, segment);
 }
@@ -336,13 +336,13 @@ Napi::Value CreatePosix(const Napi::CallbackInfo &info) {
 Napi::Value OpenPosix(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   shmchan_segment_t segment;
-  int rc = shmchan_posix_open(&segment, NameArg(info).c_str(), info[1].As<Napi::Number>().Int32Value());
+  int rc = shmchan_segment_open_posix(&segment, NameArg(info).c_str(), info[1].As<Napi::Number>().Int32Value());
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
   return Wrap(env, segment);
 }
 
 Napi::Value UnlinkPosix(const Napi::CallbackInfo &info) {
-  return Napi::Number::New(info.Env(), shmchan_posix_unlink(NameArg(info).c_str()));
+  return Napi::Number::New(info.Env(), shmchan_segment_unlink_posix(NameArg(info).c_str()));
 }
 
 uint32_t KeyArg(const Napi::CallbackInfo &info, size_t index) { return info[index].As<Napi::Number>().Uint32Value(); }
@@ -350,9 +350,9 @@ uint32_t KeyArg(const Napi::CallbackInfo &info, size_t index) { return info[inde
 // (name, key, { capacity, mode, maxMessageSize, codec, permissions }) -> Segment
 Napi::Value CreateSysv(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  shmchan_create_options_t options = CreateOptions(info[2].As<Napi::Object>());
+  shmchan_segment_options_t options = CreateOptions(info[2].As<Napi::Object>());
   shmchan_segment_t segment;
-  int rc = shmchan_sysv_create(&segment, NameArg(info).c_str(), KeyArg(info, 1), &options);
+  int rc = shmchan_segment_create_sysv(&segment, NameArg(info).c_str(), KeyArg(info, 1), &options);
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
   return Wrap(env, segment);
 }
@@ -361,14 +361,14 @@ Napi::Value CreateSysv(const Napi::CallbackInfo &info) {
 Napi::Value OpenSysv(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   shmchan_segment_t segment;
-  int rc = shmchan_sysv_open(&segment, NameArg(info).c_str(), KeyArg(info, 1), info[2].As<Napi::Number>().Int32Value());
+  int rc = shmchan_segment_open_sysv(&segment, NameArg(info).c_str(), KeyArg(info, 1), info[2].As<Napi::Number>().Int32Value());
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
   return Wrap(env, segment);
 }
 
 // (name, key) -> 0 | -errno
 Napi::Value UnlinkSysv(const Napi::CallbackInfo &info) {
-  return Napi::Number::New(info.Env(), shmchan_sysv_unlink(NameArg(info).c_str(), KeyArg(info, 1)));
+  return Napi::Number::New(info.Env(), shmchan_segment_unlink_sysv(NameArg(info).c_str(), KeyArg(info, 1)));
 }
 
 // (shmid, semid): removes a channel by the ids of its creator's handle.

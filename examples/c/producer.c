@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
     }
     if ((rc = shmchan_send(ch, out, size, -1)) != 0) failed = "send";
   }
-  if (failed == NULL && !keep_open && (rc = shmchan_end_stream(ch)) != 0) failed = "end";
+  if (failed == NULL && !keep_open && (rc = shmchan_end(ch)) != 0) failed = "end";
   free(line);
   free(message);
   shmchan_close(ch);

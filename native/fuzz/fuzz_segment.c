@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (base == NULL) return 0;
   memset(base, 0, segment_size);
 
-  shmchan_create_options_t opt = {
+  shmchan_segment_options_t opt = {
       .capacity = capacity,
       .mode = (flags & 8) ? SHMCHAN_MODE_MPSC : SHMCHAN_MODE_SPSC,
       .max_message_size = shmchan_max_message_limit(capacity),
@@ -152,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       case 7: {
         shmchan_stats_t stats;
-        shmchan_stats(&seg, &stats);
+        shmchan_segment_stats(&seg, &stats);
         break;
       }
       case 8:

@@ -1,23 +1,14 @@
 /*
  * shmchan: message channels between processes over a shared-memory ring.
  *
- * This header is the public C API and the wire format. Every shmchan peer,
- * whatever its language, agrees on the layout below. All integers are little
- * endian (the only supported hosts are x86-64 and arm64 Linux).
+ * This header is the C channel API and the wire format. The wire format is what
+ * every shmchan peer, whatever its language, agrees on; the channel API is what
+ * a C program calls to share channels with Node processes and other C programs.
+ * All integers in a segment are little endian (the only supported hosts are
+ * x86-64 and arm64 Linux). docs/c-api.md is the reference of the API.
  *
- * Functions return 0 (or a non-negative count) on success and -errno on failure.
- * Some errno values have a shmchan-specific meaning:
- *   -EBADMSG          the segment is corrupt (a cursor, length or field is impossible)
- *   -EPROTONOSUPPORT  not a shmchan segment, or one of another version or layout
- *   -ESHUTDOWN        the channel was ended (end of stream)
- *   -EPIPE            the consumer died while a producer waited for room
- *   -EIDRM            System V: the channel's semaphore set was removed while in use
- *
- * C programs normally use only the channel API at the end of this file
- * (shmchan_create, shmchan_send, shmchan_receive, ...): it speaks the same
- * protocol as the Node package, so C and Node peers share channels. The
- * segment, role and ring functions in between are the building blocks the Node
- * addon uses.
+ * The segment, role and ring functions that the Node addon builds on are not
+ * part of this API: they live in native/src/segment.h.
  */
 #ifndef SHMCHAN_H
 #define SHMCHAN_H
@@ -93,6 +84,11 @@ extern "C" {
 #define SHMCHAN_PRODUCER_CHECKPOINT_TAIL 32u   /* u32: the tail right after that message */
 #define SHMCHAN_PRODUCER_CHECKPOINT_SOURCE 36u /* u32: a tag naming the source of the sequences */
 #define SHMCHAN_PRODUCER_IN_FLIGHT_SEQ 40u     /* u64: source sequence of the message being sent */
+
+/* The wait lines' numbers: a System V channel keeps the sleeper slots and the
+ * semaphores of line w in that order (below). */
+#define SHMCHAN_WAIT_DATA 0 /* the consumer waits for a record */
+#define SHMCHAN_WAIT_SPACE 1 /* producers wait for room */
 
 /* System V sleeper slots (unused by POSIX): per wait line, SHMCHAN_SYSV_SLOTS
  * u64 owner words of the processes sleeping in that slot (0 = free). Slot s of
@@ -193,188 +189,6 @@ extern "C" {
  * above the checkpoint number, knows that the in-flight message was committed.
  */
 
-/* ---- segments ------------------------------------------------------------ */
-
-typedef struct shmchan_segment {
-  uint8_t *base;     /* the mapping: header, then ring */
-  size_t size;       /* bytes mapped */
-  uint32_t backend;  /* SHMCHAN_BACKEND_* */
-  char name[SHMCHAN_NAME_MAX + 2]; /* "/name", as given to shm_open */
-  const char *syscall; /* after a failed create/open: the system call that failed */
-  /* System V only */
-  uint32_t key;      /* the key_t's bits */
-  int shmid;         /* the segment */
-  int semid;         /* its semaphore set */
-} shmchan_segment_t;
-
-typedef struct shmchan_create_options {
-  uint32_t capacity;         /* ring bytes: a power of two in [MIN, MAX] */
-  uint32_t mode;             /* SHMCHAN_MODE_* */
-  uint32_t max_message_size; /* 1 .. shmchan_max_message_limit(capacity) */
-  uint32_t codec;            /* SHMCHAN_CODEC_* */
-  uint32_t permissions;      /* e.g. 0600 */
-} shmchan_create_options_t;
-
-/* Checks a name (optional leading '/', then 1..200 of [A-Za-z0-9._-]). 0 or -EINVAL. */
-int shmchan_check_name(const char *name);
-
-/* The largest max_message_size a ring of this capacity can take. */
-uint32_t shmchan_max_message_limit(uint32_t capacity);
-
-/* Creates a POSIX segment exclusively and initialises its header. -EEXIST if the
- * name is taken, -EACCES, -ENOSPC, ... On failure nothing is left behind. */
-int shmchan_posix_create(shmchan_segment_t *seg, const char *name, const shmchan_create_options_t *opt);
-
-/* Opens an existing POSIX segment, waiting up to timeout_ms for a creator that is
- * still initialising it, and validates its header. -ENOENT, -EACCES, -EBADMSG,
- * -EPROTONOSUPPORT, -ETIMEDOUT (the header never became valid). */
-int shmchan_posix_open(shmchan_segment_t *seg, const char *name, int timeout_ms);
-
-/* Removes the name; mappings stay valid until unmapped. 0, -ENOENT, -EACCES. */
-int shmchan_posix_unlink(const char *name);
-
-/* Unmaps (POSIX) or detaches (System V). Safe to call twice. A System V process
- * whose detach destroyed a removed segment also removes its semaphore set. */
-void shmchan_segment_unmap(shmchan_segment_t *seg);
-
-/* ---- System V segments ----------------------------------------------------
- *
- * A System V channel is a segment (shmget) and a semaphore set (semget) with the
- * same key, created together, permissions applied to both. The header stores
- * the key and the set's id; an opener checks both against what it finds.
- */
-
-/* The key a channel gets when none is given: the 32-bit FNV-1a hash of the name
- * (without the leading '/'), or 1 if that hash is 0 (IPC_PRIVATE). */
-uint32_t shmchan_sysv_key_of_name(const char *name);
-
-/* Creates the segment and its semaphore set exclusively (IPC_CREAT|IPC_EXCL) and
- * initialises the header. -EEXIST when the key is taken (seg->syscall says by a
- * segment, "shmget", or by a semaphore set, "semget"), -EINVAL for key 0,
- * -ENOSPC, -ENOMEM, -EACCES... On failure nothing is left behind. */
-int shmchan_sysv_create(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_create_options_t *opt);
-
-/* Attaches the segment with this key, waiting up to timeout_ms for a creator that
- * is still initialising it, and validates its header (size from IPC_STAT) and
- * semaphore set. -ENOENT, -EACCES, -EBADMSG, -EPROTONOSUPPORT, -ETIMEDOUT, and
- * -EEXIST when the key holds another channel (shmchan_sysv_holder names it). */
-int shmchan_sysv_open(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms);
-
-/* Removes the channel with this name and key: IPC_RMID on the segment (it goes
- * when the last process detaches) and on its semaphore set (at once: sleepers
- * get -EIDRM). A semaphore set of this key whose segment is already gone is
- * removed too. 0, -ENOENT, -EEXIST (the key holds another channel),
- * -EPROTONOSUPPORT (not a shmchan segment), -EACCES, -EPERM. */
-int shmchan_sysv_unlink(const char *name, uint32_t key);
-
-/* Removes the segment and semaphore set of an attached channel by id, so a
- * channel created since under the same key is never touched. */
-void shmchan_sysv_remove(const shmchan_segment_t *seg);
-/* The same for ids remembered after detaching. */
-void shmchan_sysv_remove_ids(int shmid, int semid);
-
-/* Copies the name of the channel that holds this key into out (at least
- * SHMCHAN_NAME_MAX + 1 bytes). 0, -ENOENT, -EPROTONOSUPPORT (not a shmchan
- * segment), -EAGAIN (not initialised yet), -EACCES. */
-int shmchan_sysv_holder(uint32_t key, char *out);
-
-/* Installs a SIGBUS handler for segments that another process truncates: a
- * fault inside a mapped segment replaces its whole mapping with private zero
- * pages instead of killing the process, so the segment then reads as zeros
- * (magic 0) and should be reported as corrupt; a fault anywhere else goes to the
- * previous handler. Optional for C programs; the Node addon installs it.
- * Idempotent. 0 or -errno. */
-int shmchan_guard_install(void);
-
-/* Validates a mapped header against the mapped size. 0, -EBADMSG, -EPROTONOSUPPORT,
- * or -EAGAIN while the magic is not yet published. */
-int shmchan_header_check(const uint8_t *base, size_t mapped_size);
-
-/* ---- processes and roles ------------------------------------------------- */
-
-/* This process's owner word. */
-uint64_t shmchan_self_owner(void);
-/* 1 if the process named by an owner word is alive (a zombie counts as dead). */
-int shmchan_owner_alive(uint64_t owner);
-static inline uint32_t shmchan_owner_pid(uint64_t owner) {
-  return (uint32_t)(owner & ((1u << SHMCHAN_OWNER_PID_BITS) - 1));
-}
-
-/* Claims the consumer role for this process. A slot held by a dead process is
- * taken over. 0, or -EBUSY when a live process (possibly this one) holds it. */
-int shmchan_claim_consumer(shmchan_segment_t *seg);
-void shmchan_release_consumer(shmchan_segment_t *seg);
-
-/* Claims a producer slot: the only one in SPSC, any free or dead one in MPSC.
- * Returns the slot index, -EBUSY (SPSC, a live producer holds it) or -EUSERS
- * (MPSC, all slots held by live processes). */
-int shmchan_claim_producer(shmchan_segment_t *seg);
-void shmchan_release_producer(shmchan_segment_t *seg, int slot);
-
-/* SPSC: a new producer's tail. The old producer may have died after committing a
- * record but before publishing the tail, so committed records past the stored
- * tail are skipped. Returns the tail as a non-negative value or -EBADMSG. */
-int64_t shmchan_recover_tail(shmchan_segment_t *seg);
-
-/* 1 when a consumer was attached and has died since (its slot still names it). */
-int shmchan_consumer_gone(shmchan_segment_t *seg);
-
-/* MPSC: 1 when producer slot `slot` is held by a live process whose pid is `pid`,
- * i.e. a claim marker naming them belongs to a producer that can still commit. */
-int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
-
-typedef struct shmchan_stats {
-  uint32_t capacity, used;
-  uint64_t messages_sent, messages_received, bytes_sent, bytes_received;
-  uint32_t producers;      /* live producers */
-  uint32_t consumer_pid;   /* 0 = none alive */
-  uint32_t creator_pid;    /* 0 = the creator is gone */
-  uint32_t ended;
-} shmchan_stats_t;
-
-void shmchan_stats(const shmchan_segment_t *seg, shmchan_stats_t *out);
-
-/* ---- waiting ------------------------------------------------------------- */
-
-#define SHMCHAN_WAIT_DATA 0 /* the consumer waits for a record */
-#define SHMCHAN_WAIT_SPACE 1 /* producers wait for room */
-
-/* Sleeps while the wait line's sequence still equals `expected`, at most
- * timeout_ms (< 0: forever). 0 when woken or the sequence moved (or, rarely,
- * spuriously), -ETIMEDOUT, -EINTR, or -EIDRM when a System V channel's
- * semaphore set was removed. The caller must have announced itself in the
- * waiters word first. A POSIX channel sleeps on a futex, a System V channel on
- * its semaphore set (see wait.c for the protocol). */
-int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms);
-
-/* Bumps the sequence and wakes every sleeper of that wait line. Call it only
- * when the waiters word is non-zero: that is what keeps the fast path free of
- * system calls. 0, or -EIDRM (System V: the semaphore set is gone). */
-int shmchan_wake(shmchan_segment_t *seg, int which);
-
-/* ---- messages (the C data path) ------------------------------------------ */
-
-/* SPSC only, for C programs. try_send returns 0, -EAGAIN when the ring is full,
- * -EMSGSIZE, -ESHUTDOWN after end. try_receive copies the next message into buf
- * and returns its length, -EAGAIN when empty, -EMSGSIZE when buf is too small
- * (the message stays), -ESHUTDOWN at end of stream, -EBADMSG if the ring is
- * corrupt. The caller must hold the matching role; a producer starts from
- * shmchan_recover_tail(), a consumer from the stored head. */
-typedef struct shmchan_cursor {
-  uint32_t position;  /* this side's free-running cursor */
-  uint32_t other;     /* cached copy of the other side's cursor */
-  uint32_t slot;      /* producer slot whose counters this cursor updates */
-} shmchan_cursor_t;
-
-int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len);
-int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap);
-
-/* The blocking forms are the handle API's shmchan_send and shmchan_receive below,
- * which also keep the roles. */
-
-/* Marks the end of the stream. */
-void shmchan_end(shmchan_segment_t *seg);
-
 /* ---- channels: the C API --------------------------------------------------
  *
  * A channel handle, like the Node package's Channel: it claims its roles the
@@ -398,7 +212,8 @@ void shmchan_end(shmchan_segment_t *seg);
  *   -EUSERS      MPSC: SHMCHAN_MAX_PRODUCERS live producers already
  *   -ESHUTDOWN   the stream was ended: sends fail, receives fail once every message is taken
  *   -EPIPE       send: the consumer died while the producer waited for room
- *   -EBADMSG     the segment is corrupt       -EPROTONOSUPPORT  not a shmchan v1 segment
+ *   -EBADMSG     the segment is corrupt (a cursor, length or field is impossible)
+ *   -EPROTONOSUPPORT  not a shmchan segment, or one of another version or layout
  *   -EIDRM       System V: the channel was removed while waiting
  */
 typedef struct shmchan shmchan_t;
@@ -451,16 +266,37 @@ int shmchan_try_receive(shmchan_t *ch, void *buf, size_t cap);
 /* Ends the stream, like closing a Go channel: a producing call (it claims the
  * producer role, or a slot). Later sends fail with -ESHUTDOWN; the consumer gets
  * every earlier message first. Idempotent. */
-int shmchan_end_stream(shmchan_t *ch);
+int shmchan_end(shmchan_t *ch);
 
-/* The channel's counters (see shmchan_stats_t). 0 or -EBADMSG. */
-int shmchan_get_stats(shmchan_t *ch, shmchan_stats_t *out);
+typedef struct shmchan_stats {
+  uint32_t capacity, used;
+  uint64_t messages_sent, messages_received, bytes_sent, bytes_received;
+  uint32_t producers;      /* live producers */
+  uint32_t consumer_pid;   /* 0 = none alive */
+  uint32_t creator_pid;    /* 0 = the creator is gone */
+  uint32_t ended;
+} shmchan_stats_t;
+
+/* The channel's counters. 0 or -EBADMSG. */
+int shmchan_stats(shmchan_t *ch, shmchan_stats_t *out);
 
 /* The handle's channel, as read at open. */
 uint32_t shmchan_mode(const shmchan_t *ch);             /* SHMCHAN_MODE_* */
 uint32_t shmchan_capacity(const shmchan_t *ch);
 uint32_t shmchan_max_message_size(const shmchan_t *ch);
 uint32_t shmchan_codec(const shmchan_t *ch);            /* SHMCHAN_CODEC_*: the creator's hint */
+
+/* The key a System V channel gets when none is given: the 32-bit FNV-1a hash of
+ * the name (without the leading '/'), or 1 if that hash is 0 (IPC_PRIVATE). */
+uint32_t shmchan_sysv_key_of_name(const char *name);
+
+/* Installs a SIGBUS handler for segments that another process truncates: a
+ * fault inside a mapped segment replaces its whole mapping with private zero
+ * pages instead of killing the process, so the segment then reads as zeros
+ * (magic 0) and calls on it answer -EBADMSG; a fault anywhere else goes to the
+ * previous handler. Optional for C programs; the Node addon installs it.
+ * Idempotent. 0 or -errno. */
+int shmchan_guard_install(void);
 
 #ifdef __cplusplus
 }

@@ -59,7 +59,7 @@ static int adopt(shmchan_t **out, shmchan_segment_t *seg, const shmchan_options_
   shmchan_t *ch = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? calloc(1, sizeof *ch) : NULL;
   if (ch == NULL) {
     int rc = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? -ENOMEM : -EBADMSG;
-    if (creator && seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove(seg);
+    if (creator && seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove_ids(seg->shmid, seg->semid);
     else if (creator) shm_unlink(seg->name);
     shmchan_segment_unmap(seg);
     return rc;
@@ -84,7 +84,7 @@ int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *o
   uint32_t capacity = SHMCHAN_MIN_CAPACITY;
   while (capacity < (o->capacity != 0 ? o->capacity : DEFAULT_CAPACITY)) capacity *= 2;
   uint32_t limit = shmchan_max_message_limit(capacity);
-  shmchan_create_options_t layout = {
+  shmchan_segment_options_t layout = {
       .capacity = capacity,
       .mode = o->mode != 0 ? o->mode : SHMCHAN_MODE_SPSC,
       .max_message_size = o->max_message_size != 0 ? o->max_message_size : capacity / 4 < limit ? capacity / 4 : limit,
@@ -92,8 +92,8 @@ int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *o
       .permissions = o->permissions != 0 ? o->permissions : 0600,
   };
   shmchan_segment_t seg;
-  int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_sysv_create(&seg, name, key_for(name, o), &layout)
-                                                : shmchan_posix_create(&seg, name, &layout);
+  int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_segment_create_sysv(&seg, name, key_for(name, o), &layout)
+                                                : shmchan_segment_create_posix(&seg, name, &layout);
   if (rc != 0) return rc;
   return adopt(out, &seg, o, 1);
 }
@@ -109,8 +109,8 @@ int shmchan_open(shmchan_t **out, const char *name, const shmchan_options_t *opt
   for (;;) {
     int64_t left = forever ? DEFAULT_OPEN_TIMEOUT_MS : deadline - shmchan_now_ms();
     if (left < 0) left = 0;
-    int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_sysv_open(&seg, name, key_for(name, o), (int)left)
-                                                  : shmchan_posix_open(&seg, name, (int)left);
+    int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_segment_open_sysv(&seg, name, key_for(name, o), (int)left)
+                                                  : shmchan_segment_open_posix(&seg, name, (int)left);
     if (rc == 0) return adopt(out, &seg, o, 0);
     /* a name that does not exist yet is waited for only when asked to */
     int again = (rc == -ENOENT && o->open_timeout_ms != 0) || (rc == -ETIMEDOUT && forever);
@@ -134,8 +134,8 @@ void shmchan_close(shmchan_t *ch) {
 int shmchan_unlink(const char *name, const shmchan_options_t *options) {
   const shmchan_options_t *o = options != NULL ? options : &no_options;
   if (!backend_valid(o->backend)) return -EINVAL;
-  if (o->backend == SHMCHAN_BACKEND_SYSV) return shmchan_sysv_unlink(name, key_for(name, o));
-  return shmchan_posix_unlink(name);
+  if (o->backend == SHMCHAN_BACKEND_SYSV) return shmchan_segment_unlink_sysv(name, key_for(name, o));
+  return shmchan_segment_unlink_posix(name);
 }
 
 /* The magic never changes in a healthy channel: it reads as 0 after another
@@ -175,7 +175,7 @@ static int claim_consumer(shmchan_t *ch) {
 
 static int ended(const shmchan_t *ch) { return load_u32(ch->seg.base, SHMCHAN_OFF_ENDED) != 0; }
 
-/* One try of a send or a receive, for shmchan_wait_for. */
+/* One try of a send or a receive, for shmchan_run_wait_plan. */
 typedef struct attempt {
   shmchan_t *ch;
   const void *data;
@@ -223,7 +223,7 @@ int shmchan_send(shmchan_t *ch, const void *data, size_t len, int timeout_ms) {
   if (rc != 0) return rc;
   attempt_t a = {ch, data, NULL, (uint32_t)len};
   shmchan_wait_plan_t plan = {SHMCHAN_WAIT_SPACE, attempt_send, NULL, &a};
-  return shmchan_wait_for(&ch->seg, &plan, timeout_ms, ch->spin_us);
+  return shmchan_run_wait_plan(&ch->seg, &plan, timeout_ms, ch->spin_us);
 }
 
 int shmchan_try_send(shmchan_t *ch, const void *data, size_t len) {
@@ -233,34 +233,39 @@ int shmchan_try_send(shmchan_t *ch, const void *data, size_t len) {
   return attempt_send(&a);
 }
 
-int shmchan_receive(shmchan_t *ch, void *buf, size_t cap, int timeout_ms) {
+/* Checks made before each receive: the consumer role is claimed on the first. */
+static int start_receive(shmchan_t *ch) {
   int rc = live(ch);
-  if (rc == 0) rc = claim_consumer(ch);
+  if (rc != 0) return rc;
+  return claim_consumer(ch);
+}
+
+int shmchan_receive(shmchan_t *ch, void *buf, size_t cap, int timeout_ms) {
+  int rc = start_receive(ch);
   if (rc != 0) return rc;
   attempt_t a = {ch, NULL, buf, cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap};
   shmchan_wait_plan_t plan = {SHMCHAN_WAIT_DATA, attempt_receive, receive_slice_ms, &a};
-  return shmchan_wait_for(&ch->seg, &plan, timeout_ms, ch->spin_us);
+  return shmchan_run_wait_plan(&ch->seg, &plan, timeout_ms, ch->spin_us);
 }
 
 int shmchan_try_receive(shmchan_t *ch, void *buf, size_t cap) {
-  int rc = live(ch);
-  if (rc == 0) rc = claim_consumer(ch);
+  int rc = start_receive(ch);
   if (rc != 0) return rc;
   attempt_t a = {ch, NULL, buf, cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap};
   return attempt_receive(&a);
 }
 
-int shmchan_end_stream(shmchan_t *ch) {
+int shmchan_end(shmchan_t *ch) {
   int rc = live(ch);
   if (rc != 0 || ended(ch)) return rc;
   if ((rc = claim_producer(ch)) != 0) return rc;
-  shmchan_end(&ch->seg);
+  shmchan_segment_end(&ch->seg);
   return 0;
 }
 
-int shmchan_get_stats(shmchan_t *ch, shmchan_stats_t *out) {
+int shmchan_stats(shmchan_t *ch, shmchan_stats_t *out) {
   int rc = live(ch);
-  if (rc == 0) shmchan_stats(&ch->seg, out);
+  if (rc == 0) shmchan_segment_stats(&ch->seg, out);
   return rc;
 }
 

@@ -1,7 +1,9 @@
 /* The segment header: names, creation options, initialisation and validation. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "platform.h"
 
@@ -21,6 +23,13 @@ int shmchan_check_name(const char *name) {
   return 0;
 }
 
+int shmchan_segment_name(char *out, size_t size, const char *name) {
+  int rc = shmchan_check_name(name);
+  if (rc) return rc;
+  snprintf(out, size, "/%s", name[0] == '/' ? name + 1 : name);
+  return 0;
+}
+
 /* A record of R aligned bytes may need up to R - 8 bytes of padding before it and
  * 8 bytes of slack after it, so 2R must fit in the ring. */
 uint32_t shmchan_max_message_limit(uint32_t capacity) {
@@ -31,7 +40,7 @@ int shmchan_capacity_valid(uint32_t capacity) {
   return (capacity & (capacity - 1)) == 0 && capacity >= SHMCHAN_MIN_CAPACITY && capacity <= SHMCHAN_MAX_CAPACITY;
 }
 
-int shmchan_check_create_options(const shmchan_create_options_t *opt) {
+int shmchan_check_segment_options(const shmchan_segment_options_t *opt) {
   if (!shmchan_capacity_valid(opt->capacity)) return -EINVAL;
   if (opt->mode != SHMCHAN_MODE_SPSC && opt->mode != SHMCHAN_MODE_MPSC) return -EINVAL;
   if (opt->max_message_size < 1 || opt->max_message_size > shmchan_max_message_limit(opt->capacity))
@@ -49,6 +58,16 @@ int64_t shmchan_now_us(void) {
 
 int64_t shmchan_now_ms(void) { return shmchan_now_us() / 1000; }
 
+int shmchan_await_header(int (*attempt)(void *context), void *context, int timeout_ms) {
+  int64_t deadline = shmchan_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  for (;;) {
+    int rc = attempt(context);
+    if (rc != -EAGAIN) return rc;
+    if (shmchan_now_ms() >= deadline) return -ETIMEDOUT;
+    usleep(1000);
+  }
+}
+
 static uint64_t epoch_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -56,7 +75,7 @@ static uint64_t epoch_ms(void) {
 }
 
 void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint32_t key,
-                         const shmchan_create_options_t *opt) {
+                         const shmchan_segment_options_t *opt) {
   if (name[0] == '/') name++;
   *U32_AT(base, SHMCHAN_OFF_VERSION) = SHMCHAN_VERSION;
   *U32_AT(base, SHMCHAN_OFF_HEADER_SIZE) = SHMCHAN_HEADER_SIZE;
@@ -83,14 +102,14 @@ int shmchan_header_check(const uint8_t *base, size_t mapped_size) {
   if (*U32_AT(base, SHMCHAN_OFF_VERSION) != SHMCHAN_VERSION ||
       *U32_AT(base, SHMCHAN_OFF_HEADER_SIZE) != SHMCHAN_HEADER_SIZE)
     return -EPROTONOSUPPORT;
-  shmchan_create_options_t opt = {
+  shmchan_segment_options_t opt = {
       .capacity = *U32_AT(base, SHMCHAN_OFF_CAPACITY),
       .mode = *U32_AT(base, SHMCHAN_OFF_MODE),
       .max_message_size = *U32_AT(base, SHMCHAN_OFF_MAX_MESSAGE),
       .codec = *U32_AT(base, SHMCHAN_OFF_CODEC),
       .permissions = *U32_AT(base, SHMCHAN_OFF_PERMISSIONS),
   };
-  if (shmchan_check_create_options(&opt) != 0) return -EBADMSG;
+  if (shmchan_check_segment_options(&opt) != 0) return -EBADMSG;
   uint64_t segment_size = *U64_AT(base, SHMCHAN_OFF_SEGMENT_SIZE);
   if (segment_size != (uint64_t)SHMCHAN_HEADER_SIZE + opt.capacity || segment_size > mapped_size)
     return -EBADMSG;

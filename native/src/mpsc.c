@@ -36,6 +36,11 @@ static int claim_need_valid(uint32_t need, uint32_t capacity) {
   return need % 8 == 0 && need >= SHMCHAN_RECORD_HEADER && need <= capacity;
 }
 
+/* 1 while the producer a claim marker names still holds its slot and lives. */
+static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
+  return shmchan_claimant_alive(seg, (marker >> SHMCHAN_CLAIM_SLOT_SHIFT) & (SHMCHAN_MAX_PRODUCERS - 1), marker & PID_MASK);
+}
+
 /* Turns the claim at idx (need bytes, possibly wrapping to offset 0) into padding:
  * a claim whose record is committed at 0 (the normal wrap), a claim made after
  * the end, or a dead producer's claim. The final length is set by CAS, so the
@@ -104,8 +109,7 @@ static int meet_claim(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, uint32_t
   }
   if (++w->contended % CONTENDED_CHECKS != 0) return 1;
   uint32_t marker = (uint32_t)type;
-  if (shmchan_claimant_alive(seg, (marker >> SHMCHAN_CLAIM_SLOT_SHIFT) & (SHMCHAN_MAX_PRODUCERS - 1), marker & PID_MASK))
-    return 0;
+  if (marker_alive(seg, marker)) return 0;
   cas_u32(ring, idx + 4, marker, 0);
   return 1;
 }
@@ -152,9 +156,7 @@ int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, cons
       store_i32(ring, 0, (int32_t)(SHMCHAN_RECORD_HEADER + len));
       finish_as_padding(seg, idx, need);
     }
-    uint32_t entry = SHMCHAN_OFF_PRODUCERS + w->slot * SHMCHAN_PRODUCER_SIZE;
-    add_u64(seg->base, entry + SHMCHAN_PRODUCER_MESSAGES, 1);
-    add_u64(seg->base, entry + SHMCHAN_PRODUCER_BYTES, len);
+    count_sent(seg->base, w->slot, len);
     shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
     return 0;
   }
@@ -177,7 +179,7 @@ static int claim_is_dead(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint3
   }
   if (now - r->stuck_since_us < DEAD_CLAIM_CHECK_US) return 0;
   r->stuck_since_us = now;
-  return !shmchan_claimant_alive(seg, (marker >> SHMCHAN_CLAIM_SLOT_SHIFT) & (SHMCHAN_MAX_PRODUCERS - 1), marker & PID_MASK);
+  return !marker_alive(seg, marker);
 }
 
 /* Zeroes a consumed record (free ring bytes are always zero) and moves the head past
@@ -243,8 +245,7 @@ int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, v
     uint32_t payload = ulength - SHMCHAN_RECORD_HEADER;
     if (payload > cap) return -EMSGSIZE; /* the message stays for a larger buffer */
     if (payload) memcpy(buf, ring + idx + SHMCHAN_RECORD_HEADER, payload);
-    add_u64(seg->base, SHMCHAN_OFF_RECV_MESSAGES, 1);
-    add_u64(seg->base, SHMCHAN_OFF_RECV_BYTES, payload);
+    count_received(seg->base, payload);
     release(seg, r, idx, align8(ulength));
     return (int)payload;
   }

@@ -153,7 +153,7 @@ int shmchan_consumer_gone(shmchan_segment_t *seg) {
   return consumer != 0 && !shmchan_owner_alive(consumer);
 }
 
-void shmchan_stats(const shmchan_segment_t *seg, shmchan_stats_t *out) {
+void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out) {
   const uint8_t *b = seg->base;
   memset(out, 0, sizeof *out);
   out->capacity = capacity_of(seg);

@@ -1,10 +1,13 @@
-/* Private helpers of the C core: typed access to header fields and atomics. */
+/* Private helpers that only the C core's source files share: typed atomic
+ * access to header fields, derived sizes, clocks, and the internals of header,
+ * guard and System V code. The core's interface to the addon and the channel
+ * API is segment.h. */
 #ifndef SHMCHAN_PLATFORM_H
 #define SHMCHAN_PLATFORM_H
 
 #include <stdint.h>
 #include <string.h>
-#include "../include/shmchan.h"
+#include "segment.h"
 
 #define U32_AT(base, off) ((uint32_t *)((uint8_t *)(base) + (off)))
 #define U64_AT(base, off) ((uint64_t *)((uint8_t *)(base) + (off)))
@@ -24,6 +27,24 @@ static inline void store_u64(uint8_t *base, uint32_t off, uint64_t v) {
 /* Counters have one writer each: a plain read-modify-write is enough. */
 static inline void add_u64(uint8_t *base, uint32_t off, uint64_t v) {
   store_u64(base, off, load_u64(base, off) + v);
+}
+/* What stats() sums: a producer counts in its own slot, the consumer in its line. */
+static inline void count_sent(uint8_t *base, uint32_t slot, uint32_t bytes) {
+  uint32_t entry = SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE;
+  add_u64(base, entry + SHMCHAN_PRODUCER_MESSAGES, 1);
+  add_u64(base, entry + SHMCHAN_PRODUCER_BYTES, bytes);
+}
+static inline void count_received(uint8_t *base, uint32_t bytes) {
+  add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, 1);
+  add_u64(base, SHMCHAN_OFF_RECV_BYTES, bytes);
+}
+
+/* Records the mapping that a create or an open has made and validated. */
+static inline void segment_mapped(shmchan_segment_t *seg, void *base, size_t size, uint32_t backend) {
+  seg->base = base;
+  seg->size = size;
+  seg->backend = backend;
+  seg->syscall = NULL;
 }
 
 static inline uint8_t *ring_of(const shmchan_segment_t *seg) {
@@ -69,48 +90,28 @@ int64_t shmchan_now_us(void);
 
 /* Writes the header of a freshly created, zeroed segment; publishes the magic last. */
 void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint32_t key,
-                         const shmchan_create_options_t *opt);
+                         const shmchan_segment_options_t *opt);
+/* Checks a name and writes it as the segment knows it, "/name" (what shm_open
+ * takes; System V keeps it so in shmchan_segment_t too). 0 or -EINVAL. */
+int shmchan_segment_name(char *out, size_t size, const char *name);
+/* Opening: calls attempt until it answers something other than -EAGAIN (the
+ * creator has not published the header yet), every millisecond for up to
+ * timeout_ms (0 or less: once). Its answer, or -ETIMEDOUT. */
+int shmchan_await_header(int (*attempt)(void *context), void *context, int timeout_ms);
 /* A power of two from SHMCHAN_MIN_CAPACITY to SHMCHAN_MAX_CAPACITY. */
 int shmchan_capacity_valid(uint32_t capacity);
 /* Validates creation options. 0 or -EINVAL. */
-int shmchan_check_create_options(const shmchan_create_options_t *opt);
+int shmchan_check_segment_options(const shmchan_segment_options_t *opt);
 
 /* shmdt, and the semaphore set's removal when that detach destroyed the segment. */
 void shmchan_sysv_detach(shmchan_segment_t *seg);
 
-/* A waiting call (wait.c): `attempt` is tried until it answers something other
- * than -EAGAIN, spinning for spin_us, then sleeping on wait line `which` in
- * slices of at most slice_ms (or 100 ms when that is NULL or answers <= 0), so
- * deadlines and a dead consumer (-EPIPE, for space waits) are noticed.
- * timeout_ms < 0 waits forever; 0 tries once and answers -ETIMEDOUT. */
-typedef struct shmchan_wait_plan {
-  int which;
-  int (*attempt)(void *context);
-  int (*slice_ms)(void *context);
-  void *context;
-} shmchan_wait_plan_t;
-int shmchan_wait_for(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us);
-
-/* The MPSC data path (mpsc.c), the protocol of src/mpsc.ts. Results as for
- * shmchan_spsc_try_send/try_receive. */
-typedef struct shmchan_mpsc_writer {
-  uint32_t cached_head; /* the consumer's head as last seen */
-  uint32_t marker;      /* this producer's claim marker */
-  uint32_t slot;
-  uint32_t contended;   /* how often a live claim without its length was met at stuck_tail */
-  uint32_t stuck_tail, stuck_marker;
-} shmchan_mpsc_writer_t;
-
-typedef struct shmchan_mpsc_reader {
-  uint32_t head;
-  uint32_t stuck_at;        /* the position of the unfinished claim waited on */
-  int64_t stuck_since_us;
-  int waiting_on_claim;     /* the next record is claimed, not committed: sleep briefly */
-} shmchan_mpsc_reader_t;
-
-void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
-int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, const void *data, uint32_t len);
-void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg);
-int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, void *buf, uint32_t cap);
+/* semctl's fourth argument, which glibc leaves to the caller (see semctl(2)). */
+struct semid_ds;
+union semun {
+  int val;
+  struct semid_ds *buf;
+  unsigned short *array;
+};
 
 #endif

@@ -72,9 +72,7 @@ int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *cur, const v
   }
   cur->position += padding + size;
   store_u32(base, SHMCHAN_OFF_TAIL, cur->position);
-  uint32_t entry = SHMCHAN_OFF_PRODUCERS + (cur->slot % SHMCHAN_MAX_PRODUCERS) * SHMCHAN_PRODUCER_SIZE;
-  add_u64(base, entry + SHMCHAN_PRODUCER_MESSAGES, 1);
-  add_u64(base, entry + SHMCHAN_PRODUCER_BYTES, len);
+  count_sent(base, cur->slot % SHMCHAN_MAX_PRODUCERS, len);
   shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
   return 0;
 }
@@ -109,14 +107,13 @@ int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void
      * below (store, then load: only a full fence keeps them apart), or a producer
      * that just announced itself could sleep through its wake-up */
     __atomic_store_n(U32_AT(base, SHMCHAN_OFF_HEAD), cur->position, __ATOMIC_SEQ_CST);
-    add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, 1);
-    add_u64(base, SHMCHAN_OFF_RECV_BYTES, payload);
+    count_received(base, payload);
     shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
     return (int)payload;
   }
 }
 
-void shmchan_end(shmchan_segment_t *seg) {
+void shmchan_segment_end(shmchan_segment_t *seg) {
   __atomic_store_n(U32_AT(seg->base, SHMCHAN_OFF_ENDED), 1, __ATOMIC_SEQ_CST);
   shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
   shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);

@@ -6,20 +6,11 @@
  * opener checks that the set it finds by key is the one the creator made. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stdio.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
-#include <unistd.h>
 
 #include "platform.h"
-
-/* glibc leaves this to the caller (see semctl(2)). */
-union semun {
-  int val;
-  struct semid_ds *buf;
-  unsigned short *array;
-};
 
 uint32_t shmchan_sysv_key_of_name(const char *name) {
   if (name[0] == '/') name++;
@@ -31,20 +22,19 @@ uint32_t shmchan_sysv_key_of_name(const char *name) {
   return hash != 0 ? hash : 1; /* 0 is IPC_PRIVATE: a key nobody else can find */
 }
 
-static int sysv_name(char *out, size_t size, const char *name) {
-  int rc = shmchan_check_name(name);
-  if (rc) return rc;
-  snprintf(out, size, "/%s", name[0] == '/' ? name + 1 : name);
-  return 0;
-}
-
-int shmchan_sysv_create(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_create_options_t *opt) {
+/* What create and open begin with: no ids yet, the name checked, a key given. */
+static int begin(shmchan_segment_t *seg, const char *name, uint32_t key) {
   memset(seg, 0, sizeof *seg);
   seg->shmid = seg->semid = -1;
-  int rc = sysv_name(seg->name, sizeof seg->name, name);
+  int rc = shmchan_segment_name(seg->name, sizeof seg->name, name);
   if (rc) return rc;
-  if ((rc = shmchan_check_create_options(opt))) return rc;
-  if (key == 0) return -EINVAL;
+  return key == 0 ? -EINVAL : 0;
+}
+
+int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_segment_options_t *opt) {
+  int rc = begin(seg, name, key);
+  if (rc) return rc;
+  if ((rc = shmchan_check_segment_options(opt))) return rc;
 
   size_t size = (size_t)SHMCHAN_HEADER_SIZE + opt->capacity;
   /* System V permissions are not filtered by the umask: these bits apply exactly. */
@@ -59,10 +49,7 @@ int shmchan_sysv_create(shmchan_segment_t *seg, const char *name, uint32_t key, 
   void *base = shmat(shmid, NULL, 0);
   if (base == (void *)-1) goto fail;
 
-  seg->syscall = NULL;
-  seg->base = base;
-  seg->size = size;
-  seg->backend = SHMCHAN_BACKEND_SYSV;
+  segment_mapped(seg, base, size, SHMCHAN_BACKEND_SYSV);
   seg->key = key;
   seg->shmid = shmid;
   seg->semid = semid;
@@ -97,33 +84,49 @@ static int find_semaphores(const uint8_t *base, uint32_t key, int *semid) {
   return 0;
 }
 
-int shmchan_sysv_open(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
-  memset(seg, 0, sizeof *seg);
-  seg->shmid = seg->semid = -1;
-  int rc = sysv_name(seg->name, sizeof seg->name, name);
-  if (rc) return rc;
-  if (key == 0) return -EINVAL;
-  seg->syscall = "shmget";
-  int shmid = shmget((key_t)key, 0, 0);
-  if (shmid < 0) return -errno;
-  seg->syscall = "shmctl";
-  struct shmid_ds ds;
-  if (shmctl(shmid, IPC_STAT, &ds) != 0) return -errno;
-  /* The size is fixed at shmget, so a segment smaller than a header is not ours. */
-  if (ds.shm_segsz < SHMCHAN_HEADER_SIZE) return -EPROTONOSUPPORT;
-  seg->syscall = "shmat";
-  uint8_t *base = shmat(shmid, NULL, 0);
-  if (base == (void *)-1) return -errno;
-  seg->syscall = NULL;
+/* A segment attached by key, to open it or to look at its header. */
+typedef struct attachment {
+  int shmid;           /* -1 when no segment has the key */
+  struct shmid_ds ds;  /* its IPC_STAT */
+  uint8_t *base;
+  const char *syscall; /* after a failure: the call that failed */
+} attachment_t;
 
-  int64_t deadline = shmchan_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-  while ((rc = shmchan_header_check(base, ds.shm_segsz)) == -EAGAIN) {
-    if (shmchan_now_ms() >= deadline) {
-      rc = -ETIMEDOUT;
-      break;
-    }
-    usleep(1000);
-  }
+/* Attaches the segment with this key (shmflg: 0, or SHM_RDONLY to look only).
+ * 0, -errno, or -EPROTONOSUPPORT for a segment too small to hold a header: the
+ * size is fixed at shmget, so such a segment is not a channel's. */
+static int attach_by_key(attachment_t *a, uint32_t key, int shmflg) {
+  a->base = NULL;
+  a->syscall = "shmget";
+  a->shmid = shmget((key_t)key, 0, 0);
+  if (a->shmid < 0) return -errno;
+  a->syscall = "shmctl";
+  if (shmctl(a->shmid, IPC_STAT, &a->ds) != 0) return -errno;
+  if (a->ds.shm_segsz < SHMCHAN_HEADER_SIZE) return -EPROTONOSUPPORT;
+  a->syscall = "shmat";
+  void *base = shmat(a->shmid, NULL, shmflg);
+  if (base == (void *)-1) return -errno;
+  a->base = base;
+  a->syscall = NULL;
+  return 0;
+}
+
+/* For shmchan_await_header: whether the creator has published the header. */
+static int check_attached(void *context) {
+  const attachment_t *a = context;
+  return shmchan_header_check(a->base, a->ds.shm_segsz);
+}
+
+int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
+  int rc = begin(seg, name, key);
+  if (rc) return rc;
+  attachment_t a;
+  rc = attach_by_key(&a, key, 0);
+  seg->syscall = a.syscall;
+  if (rc) return rc;
+
+  uint8_t *base = a.base;
+  rc = shmchan_await_header(check_attached, &a, timeout_ms);
   if (rc == 0 && (*U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_SYSV || *U32_AT(base, SHMCHAN_OFF_KEY) != key))
     rc = -EBADMSG;
   if (rc == 0 && !header_names(base, name)) rc = -EEXIST; /* another channel's key */
@@ -133,13 +136,11 @@ int shmchan_sysv_open(shmchan_segment_t *seg, const char *name, uint32_t key, in
     shmdt(base);
     return rc;
   }
-  seg->base = base;
   /* header_check validated header + capacity <= shm_segsz; the ring is sized by
    * the header, read once here (a larger segment's tail is never used). */
-  seg->size = (size_t)*U64_AT(base, SHMCHAN_OFF_SEGMENT_SIZE);
-  seg->backend = SHMCHAN_BACKEND_SYSV;
+  segment_mapped(seg, base, (size_t)*U64_AT(base, SHMCHAN_OFF_SEGMENT_SIZE), SHMCHAN_BACKEND_SYSV);
   seg->key = key;
-  seg->shmid = shmid;
+  seg->shmid = a.shmid;
   seg->semid = semid;
   return 0;
 }
@@ -160,37 +161,34 @@ static int shmchan_semaphores_of(uint32_t key) {
   return ds.sem_nsems == SHMCHAN_SYSV_NSEMS ? semid : -1;
 }
 
-int shmchan_sysv_unlink(const char *name, uint32_t key) {
+int shmchan_segment_unlink_sysv(const char *name, uint32_t key) {
   int rc = shmchan_check_name(name);
   if (rc) return rc;
   if (key == 0) return -EINVAL;
-  int shmid = shmget((key_t)key, 0, 0);
-  if (shmid < 0) {
-    if (errno != ENOENT) return -errno;
+  attachment_t a;
+  rc = attach_by_key(&a, key, SHM_RDONLY);
+  if (rc == -ENOENT && a.shmid < 0) {
     /* The segment is gone (ipcrm -m with nobody attached); its set may remain. */
     int orphan = shmchan_semaphores_of(key);
     if (orphan < 0) return -ENOENT;
     return semctl(orphan, 0, IPC_RMID) == 0 ? 0 : -errno;
   }
-  struct shmid_ds ds;
-  if (shmctl(shmid, IPC_STAT, &ds) != 0) return -errno;
-  if (ds.shm_segsz < SHMCHAN_HEADER_SIZE) return -EPROTONOSUPPORT;
-  const uint8_t *base = shmat(shmid, NULL, SHM_RDONLY);
-  if (base == (void *)-1) return -errno;
+  if (rc) return rc;
+  const uint8_t *base = a.base;
   /* Only the name decides whose segment this is: a corrupt or other-version
    * channel of this name can still be removed. */
   int semid = -1;
   if (load_u32(base, SHMCHAN_OFF_MAGIC) == SHMCHAN_MAGIC) {
     if (!header_names(base, name)) rc = -EEXIST;
     else if (find_semaphores(base, key, &semid) != 0) semid = -1;
-  } else if (unfinished_channel(base, &ds)) {
+  } else if (unfinished_channel(base, &a.ds)) {
     semid = shmchan_semaphores_of(key);
   } else {
     rc = -EPROTONOSUPPORT;
   }
   shmdt(base);
   if (rc) return rc;
-  if (shmctl(shmid, IPC_RMID, NULL) != 0) return -errno;
+  if (shmctl(a.shmid, IPC_RMID, NULL) != 0) return -errno;
   if (semid >= 0) semctl(semid, 0, IPC_RMID);
   return 0;
 }
@@ -201,21 +199,14 @@ void shmchan_sysv_remove_ids(int shmid, int semid) {
   if (semid >= 0) semctl(semid, 0, IPC_RMID);
 }
 
-void shmchan_sysv_remove(const shmchan_segment_t *seg) {
-  if (seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove_ids(seg->shmid, seg->semid);
-}
-
 int shmchan_sysv_holder(uint32_t key, char *out) {
-  int shmid = shmget((key_t)key, 0, 0);
-  if (shmid < 0) return -errno;
-  struct shmid_ds ds;
-  if (shmctl(shmid, IPC_STAT, &ds) != 0) return -errno;
-  if (ds.shm_segsz < SHMCHAN_HEADER_SIZE) return -EPROTONOSUPPORT;
-  const uint8_t *base = shmat(shmid, NULL, SHM_RDONLY);
-  if (base == (void *)-1) return -errno;
+  attachment_t a;
+  int rc = attach_by_key(&a, key, SHM_RDONLY);
+  if (rc) return rc;
+  const uint8_t *base = a.base;
   uint32_t magic = load_u32(base, SHMCHAN_OFF_MAGIC);
   const char *stored = (const char *)base + SHMCHAN_OFF_NAME;
-  int rc = magic == 0 ? -EAGAIN : -EPROTONOSUPPORT;
+  rc = magic == 0 ? -EAGAIN : -EPROTONOSUPPORT;
   if (magic == SHMCHAN_MAGIC && memchr(stored, 0, SHMCHAN_NAME_MAX + 1) != NULL) {
     strcpy(out, stored);
     rc = 0;

@@ -63,12 +63,6 @@
 /* Upper bound of one sleep: how often a sleeper re-checks its deadline and its peer. */
 #define LIVENESS_CHECK_MS 100
 
-union semun {
-  int val;
-  struct semid_ds *buf;
-  unsigned short *array;
-};
-
 static uint32_t *sequence_of(shmchan_segment_t *seg, int which) {
   return U32_AT(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ);
 }
@@ -167,7 +161,7 @@ int shmchan_wake(shmchan_segment_t *seg, int which) {
 
 /* The sleeper's side of the eventcount, for the C data path (src/wait.ts is the
  * same for TypeScript): announce, read the sequence, look once more, sleep. */
-int shmchan_wait_for(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us) {
+int shmchan_run_wait_plan(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us) {
   int64_t start = shmchan_now_us();
   int rc = plan->attempt(plan->context);
   if (rc != -EAGAIN) return rc;

@@ -1,0 +1,213 @@
+/*
+ * The C core's building blocks, below the channel API of shmchan.h: segments
+ * (POSIX and System V), the header, the roles, waiting and the data path of both
+ * modes. The Node addon (native/binding.cc) is built on them, and so is the C
+ * channel API (channel.c). They are private: not installed, not documented for
+ * C programs, and free to change with the addon. platform.h has the helpers that
+ * only the core's own source files share.
+ */
+#ifndef SHMCHAN_SEGMENT_H
+#define SHMCHAN_SEGMENT_H
+
+#include "../include/shmchan.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- segments ------------------------------------------------------------ */
+
+typedef struct shmchan_segment {
+  uint8_t *base;     /* the mapping: header, then ring */
+  size_t size;       /* bytes mapped */
+  uint32_t backend;  /* SHMCHAN_BACKEND_* */
+  char name[SHMCHAN_NAME_MAX + 2]; /* "/name", as given to shm_open */
+  const char *syscall; /* after a failed create/open: the system call that failed */
+  /* System V only */
+  uint32_t key;      /* the key_t's bits */
+  int shmid;         /* the segment */
+  int semid;         /* its semaphore set */
+} shmchan_segment_t;
+
+typedef struct shmchan_segment_options {
+  uint32_t capacity;         /* ring bytes: a power of two in [MIN, MAX] */
+  uint32_t mode;             /* SHMCHAN_MODE_* */
+  uint32_t max_message_size; /* 1 .. shmchan_max_message_limit(capacity) */
+  uint32_t codec;            /* SHMCHAN_CODEC_* */
+  uint32_t permissions;      /* e.g. 0600 */
+} shmchan_segment_options_t;
+
+/* Checks a name (optional leading '/', then 1..200 of [A-Za-z0-9._-]). 0 or -EINVAL. */
+int shmchan_check_name(const char *name);
+
+/* The largest max_message_size a ring of this capacity can take. */
+uint32_t shmchan_max_message_limit(uint32_t capacity);
+
+/* Validates a mapped header against the mapped size. 0, -EBADMSG, -EPROTONOSUPPORT,
+ * or -EAGAIN while the magic is not yet published. */
+int shmchan_header_check(const uint8_t *base, size_t mapped_size);
+
+/* Creates a POSIX segment exclusively and initialises its header. -EEXIST if the
+ * name is taken, -EACCES, -ENOSPC, ... On failure nothing is left behind. */
+int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const shmchan_segment_options_t *opt);
+
+/* Opens an existing POSIX segment, waiting up to timeout_ms for a creator that is
+ * still initialising it, and validates its header. -ENOENT, -EACCES, -EBADMSG,
+ * -EPROTONOSUPPORT, -ETIMEDOUT (the header never became valid). */
+int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int timeout_ms);
+
+/* Removes the name; mappings stay valid until unmapped. 0, -ENOENT, -EACCES. */
+int shmchan_segment_unlink_posix(const char *name);
+
+/* Unmaps (POSIX) or detaches (System V). Safe to call twice. A System V process
+ * whose detach destroyed a removed segment also removes its semaphore set. */
+void shmchan_segment_unmap(shmchan_segment_t *seg);
+
+/* ---- System V segments ----------------------------------------------------
+ *
+ * A System V channel is a segment (shmget) and a semaphore set (semget) with the
+ * same key, created together, permissions applied to both. The header stores
+ * the key and the set's id; an opener checks both against what it finds.
+ */
+
+/* Creates the segment and its semaphore set exclusively (IPC_CREAT|IPC_EXCL) and
+ * initialises the header. -EEXIST when the key is taken (seg->syscall says by a
+ * segment, "shmget", or by a semaphore set, "semget"), -EINVAL for key 0,
+ * -ENOSPC, -ENOMEM, -EACCES... On failure nothing is left behind. */
+int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, const shmchan_segment_options_t *opt);
+
+/* Attaches the segment with this key, waiting up to timeout_ms for a creator that
+ * is still initialising it, and validates its header (size from IPC_STAT) and
+ * semaphore set. -ENOENT, -EACCES, -EBADMSG, -EPROTONOSUPPORT, -ETIMEDOUT, and
+ * -EEXIST when the key holds another channel (shmchan_sysv_holder names it). */
+int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms);
+
+/* Removes the channel with this name and key: IPC_RMID on the segment (it goes
+ * when the last process detaches) and on its semaphore set (at once: sleepers
+ * get -EIDRM). A semaphore set of this key whose segment is already gone is
+ * removed too. 0, -ENOENT, -EEXIST (the key holds another channel),
+ * -EPROTONOSUPPORT (not a shmchan segment), -EACCES, -EPERM. */
+int shmchan_segment_unlink_sysv(const char *name, uint32_t key);
+
+/* Removes a channel's segment and semaphore set by the ids its handle recorded
+ * (-1: none), so a channel created since under the same key is never touched. */
+void shmchan_sysv_remove_ids(int shmid, int semid);
+
+/* Copies the name of the channel that holds this key into out (at least
+ * SHMCHAN_NAME_MAX + 1 bytes). 0, -ENOENT, -EPROTONOSUPPORT (not a shmchan
+ * segment), -EAGAIN (not initialised yet), -EACCES. */
+int shmchan_sysv_holder(uint32_t key, char *out);
+
+/* ---- processes and roles ------------------------------------------------- */
+
+/* This process's owner word. */
+uint64_t shmchan_self_owner(void);
+/* 1 if the process named by an owner word is alive (a zombie counts as dead). */
+int shmchan_owner_alive(uint64_t owner);
+static inline uint32_t shmchan_owner_pid(uint64_t owner) {
+  return (uint32_t)(owner & ((1u << SHMCHAN_OWNER_PID_BITS) - 1));
+}
+
+/* Claims the consumer role for this process. A slot held by a dead process is
+ * taken over. 0, or -EBUSY when a live process (possibly this one) holds it. */
+int shmchan_claim_consumer(shmchan_segment_t *seg);
+void shmchan_release_consumer(shmchan_segment_t *seg);
+
+/* Claims a producer slot: the only one in SPSC, any free or dead one in MPSC.
+ * Returns the slot index, -EBUSY (SPSC, a live producer holds it) or -EUSERS
+ * (MPSC, all slots held by live processes). */
+int shmchan_claim_producer(shmchan_segment_t *seg);
+void shmchan_release_producer(shmchan_segment_t *seg, int slot);
+
+/* SPSC: a new producer's tail. The old producer may have died after committing a
+ * record but before publishing the tail, so committed records past the stored
+ * tail are skipped. Returns the tail as a non-negative value or -EBADMSG. */
+int64_t shmchan_recover_tail(shmchan_segment_t *seg);
+
+/* 1 when a consumer was attached and has died since (its slot still names it). */
+int shmchan_consumer_gone(shmchan_segment_t *seg);
+
+/* MPSC: 1 when producer slot `slot` is held by a live process whose pid is `pid`,
+ * i.e. a claim marker naming them belongs to a producer that can still commit. */
+int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
+
+/* The counters, the live roles and the ended flag, as the header has them now. */
+void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out);
+
+/* ---- waiting ------------------------------------------------------------- */
+
+/* Sleeps while the sequence of wait line `which` (SHMCHAN_WAIT_DATA or _SPACE)
+ * still equals `expected`, at most timeout_ms (< 0: forever). 0 when woken or
+ * the sequence moved (or, rarely, spuriously), -ETIMEDOUT, -EINTR, or -EIDRM when
+ * a System V channel's semaphore set was removed. The caller must have announced
+ * itself in the waiters word first. A POSIX channel sleeps on a futex, a System V
+ * channel on its semaphore set (see wait.c for the protocol). */
+int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms);
+
+/* Bumps the sequence and wakes every sleeper of that wait line. Call it only
+ * when the waiters word is non-zero: that is what keeps the fast path free of
+ * system calls. 0, or -EIDRM (System V: the semaphore set is gone). */
+int shmchan_wake(shmchan_segment_t *seg, int which);
+
+/* A waiting call (wait.c): `attempt` is tried until it answers something other
+ * than -EAGAIN, spinning for spin_us, then sleeping on wait line `which` in
+ * slices of at most slice_ms (or 100 ms when that is NULL or answers <= 0), so
+ * deadlines and a dead consumer (-EPIPE, for space waits) are noticed.
+ * timeout_ms < 0 waits forever; 0 tries once and answers -ETIMEDOUT. */
+typedef struct shmchan_wait_plan {
+  int which;
+  int (*attempt)(void *context);
+  int (*slice_ms)(void *context);
+  void *context;
+} shmchan_wait_plan_t;
+int shmchan_run_wait_plan(shmchan_segment_t *seg, const shmchan_wait_plan_t *plan, int timeout_ms, int spin_us);
+
+/* ---- messages (the C data path) ------------------------------------------ */
+
+/* SPSC only, for C programs. try_send returns 0, -EAGAIN when the ring is full,
+ * -EMSGSIZE, -ESHUTDOWN after end. try_receive copies the next message into buf
+ * and returns its length, -EAGAIN when empty, -EMSGSIZE when buf is too small
+ * (the message stays), -ESHUTDOWN at end of stream, -EBADMSG if the ring is
+ * corrupt. The caller must hold the matching role; a producer starts from
+ * shmchan_recover_tail(), a consumer from the stored head. */
+typedef struct shmchan_cursor {
+  uint32_t position;  /* this side's free-running cursor */
+  uint32_t other;     /* cached copy of the other side's cursor */
+  uint32_t slot;      /* producer slot whose counters this cursor updates */
+} shmchan_cursor_t;
+
+int shmchan_spsc_try_send(shmchan_segment_t *seg, shmchan_cursor_t *tail, const void *data, uint32_t len);
+int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *head, void *buf, uint32_t cap);
+
+/* The MPSC data path (mpsc.c), the protocol of src/mpsc.ts. Results as for
+ * shmchan_spsc_try_send/try_receive. */
+typedef struct shmchan_mpsc_writer {
+  uint32_t cached_head; /* the consumer's head as last seen */
+  uint32_t marker;      /* this producer's claim marker */
+  uint32_t slot;
+  uint32_t contended;   /* how often a live claim without its length was met at stuck_tail */
+  uint32_t stuck_tail, stuck_marker;
+} shmchan_mpsc_writer_t;
+
+typedef struct shmchan_mpsc_reader {
+  uint32_t head;
+  uint32_t stuck_at;        /* the position of the unfinished claim waited on */
+  int64_t stuck_since_us;
+  int waiting_on_claim;     /* the next record is claimed, not committed: sleep briefly */
+} shmchan_mpsc_reader_t;
+
+void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
+int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, const void *data, uint32_t len);
+void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg);
+int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, void *buf, uint32_t cap);
+
+/* The blocking forms are the channel API's shmchan_send and shmchan_receive,
+ * which also keep the roles. */
+
+/* Marks the end of the stream. */
+void shmchan_segment_end(shmchan_segment_t *seg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
