@@ -3,6 +3,7 @@
 // futex or semaphores so that JavaScript never blocks its event loop. No ring logic lives here;
 // the data path runs in TypeScript over the ArrayBuffer this file hands out.
 #include <napi.h>
+#include <uv.h>
 
 #include <sys/ipc.h>
 
@@ -16,14 +17,44 @@
 
 namespace {
 
-// Errors cross as an Error whose `errno` is the negative errno from the core and
-// whose `syscall` names the failing call; src/errors.ts turns it into a ShmChanError.
-Napi::Value ThrowErrno(Napi::Env env, int rc, const char *syscall) {
-  Napi::Error error = Napi::Error::New(env, "shmchan native error");
+// The name of a negative errno: libuv's for what it knows, ours for the few the
+// core returns that libuv does not name.
+const char *ErrnoName(int rc) {
+  switch (-rc) {
+    case EUSERS: return "EUSERS";
+    case EBADMSG: return "EBADMSG";
+    case EIDRM: return "EIDRM";
+    case EDQUOT: return "EDQUOT";
+    case ENOLCK: return "ENOLCK";
+    default: return uv_err_name(rc);
+  }
+}
+
+// Every failure crosses one way, as Node's own system errors do: an Error whose
+// `code` is the errno name ('ENOENT'), `errno` the negative number and `syscall`
+// the failing call when there is one. src/core/errors.ts turns it into a
+// ShmChanError; the TypeScript side decides which failures are expected.
+Napi::Error ErrnoError(Napi::Env env, int rc, const char *syscall) {
+  const char *name = ErrnoName(rc);
+  std::string message = syscall ? std::string(syscall) + " failed with " + name : std::string(name);
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, name));
   error.Set("errno", Napi::Number::New(env, rc));
   if (syscall) error.Set("syscall", Napi::String::New(env, syscall));
-  error.ThrowAsJavaScriptException();
+  return error;
+}
+
+Napi::Value ThrowErrno(Napi::Env env, int rc, const char *syscall) {
+  ErrnoError(env, rc, syscall).ThrowAsJavaScriptException();
   return env.Undefined();
+}
+
+// A sleep's outcome: undefined when it ended (woken, timed out, interrupted or
+// cancelled: the caller looks again either way), or the error that ends waiting
+// (EIDRM: the System V semaphore set was removed).
+Napi::Value WaitOutcome(Napi::Env env, int rc) {
+  if (rc == 0 || rc == -ETIMEDOUT || rc == -EINTR || rc == -ECANCELED) return env.Undefined();
+  return ErrnoError(env, rc, nullptr).Value();
 }
 
 // Sleeps on one wait line of one segment on its own thread, one request at a
@@ -89,7 +120,7 @@ class Waiter {
         callback = callback_;
         pending_ = false;
       }
-      callback.NonBlockingCall([rc](Napi::Env env, Napi::Function fn) { fn.Call({Napi::Number::New(env, rc)}); });
+      callback.NonBlockingCall([rc](Napi::Env env, Napi::Function fn) { fn.Call({WaitOutcome(env, rc)}); });
       callback.Release();
     }
   }
@@ -175,22 +206,28 @@ class Segment : public Napi::ObjectWrap<Segment> {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
     int rc = consumer_held_ ? 0 : shmchan_claim_consumer(&segment_);
-    if (rc == 0) consumer_held_ = true;
-    return Napi::Number::New(env, rc);
+    if (rc < 0) return ThrowErrno(env, rc, nullptr);
+    consumer_held_ = true;
+    return env.Undefined();
   }
 
+  // -> the producer slot
   Napi::Value ClaimProducer(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
     int rc = producer_slot_ >= 0 ? producer_slot_ : shmchan_claim_producer(&segment_);
-    if (rc >= 0) producer_slot_ = rc;
+    if (rc < 0) return ThrowErrno(env, rc, nullptr);
+    producer_slot_ = rc;
     return Napi::Number::New(env, rc);
   }
 
+  // -> the tail a new spsc producer starts from
   Napi::Value RecoverTail(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
-    return Napi::Number::New(env, static_cast<double>(shmchan_recover_tail(&segment_)));
+    int64_t tail = shmchan_recover_tail(&segment_);
+    if (tail < 0) return ThrowErrno(env, static_cast<int>(tail), nullptr);
+    return Napi::Number::New(env, static_cast<double>(tail));
   }
 
   Napi::Value ConsumerGone(const Napi::CallbackInfo &info) {
@@ -233,16 +270,16 @@ class Segment : public Napi::ObjectWrap<Segment> {
     return env.Undefined();
   }
 
-  // (which, expected sequence, timeout ms) -> 0 | -ETIMEDOUT | -EINTR; blocks this thread.
+  // (which, expected sequence, timeout ms) -> the sleep's outcome (WaitOutcome); blocks this thread.
   Napi::Value WaitSync(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
     int rc = shmchan_wait(&segment_, info[0].As<Napi::Number>().Int32Value(),
                           info[1].As<Napi::Number>().Uint32Value(), info[2].As<Napi::Number>().Int32Value());
-    return Napi::Number::New(env, rc);
+    return WaitOutcome(env, rc);
   }
 
-  // (which, expected sequence, timeout ms, callback(rc)): the wait runs on this
+  // (which, expected sequence, timeout ms, callback(outcome)): the wait runs on this
   // segment's waiter thread for that line; the callback runs on the JS thread.
   Napi::Value WaitAsync(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
@@ -342,7 +379,9 @@ Napi::Value OpenPosix(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value UnlinkPosix(const Napi::CallbackInfo &info) {
-  return Napi::Number::New(info.Env(), shmchan_segment_unlink_posix(NameArg(info).c_str()));
+  int rc = shmchan_segment_unlink_posix(NameArg(info).c_str());
+  if (rc != 0) return ThrowErrno(info.Env(), rc, "shm_unlink");
+  return info.Env().Undefined();
 }
 
 uint32_t KeyArg(const Napi::CallbackInfo &info, size_t index) { return info[index].As<Napi::Number>().Uint32Value(); }
@@ -366,9 +405,12 @@ Napi::Value OpenSysv(const Napi::CallbackInfo &info) {
   return Wrap(env, segment);
 }
 
-// (name, key) -> 0 | -errno
+// (name, key): ENOENT, EEXIST (the key holds another channel), EPROTONOSUPPORT
+// (it holds something that is not a channel), or the failure of shmctl.
 Napi::Value UnlinkSysv(const Napi::CallbackInfo &info) {
-  return Napi::Number::New(info.Env(), shmchan_segment_unlink_sysv(NameArg(info).c_str(), KeyArg(info, 1)));
+  int rc = shmchan_segment_unlink_sysv(NameArg(info).c_str(), KeyArg(info, 1));
+  if (rc != 0) return ThrowErrno(info.Env(), rc, "shmctl");
+  return info.Env().Undefined();
 }
 
 // (shmid, semid): removes a channel by the ids of its creator's handle.
@@ -377,11 +419,12 @@ Napi::Value RemoveSysv(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-// (key) -> the name of the channel holding it, or -errno
+// (key) -> the name of the channel holding it. EAGAIN: still being initialised;
+// EPROTONOSUPPORT: not a shmchan channel.
 Napi::Value SysvHolder(const Napi::CallbackInfo &info) {
   char name[SHMCHAN_NAME_MAX + 1];
   int rc = shmchan_sysv_holder(KeyArg(info, 0), name);
-  if (rc != 0) return Napi::Number::New(info.Env(), rc);
+  if (rc != 0) return ThrowErrno(info.Env(), rc, nullptr);
   return Napi::String::New(info.Env(), name);
 }
 
@@ -389,44 +432,20 @@ Napi::Value SysvKeyOfName(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shmchan_sysv_key_of_name(NameArg(info).c_str()));
 }
 
-// (path, projectId) -> the key as an unsigned number, or -errno
+// (path, projectId) -> the key as an unsigned number
 Napi::Value Ftok(const Napi::CallbackInfo &info) {
   key_t key = ftok(NameArg(info).c_str(), info[1].As<Napi::Number>().Int32Value());
-  if (key == -1) return Napi::Number::New(info.Env(), -errno);
+  if (key == -1) return ThrowErrno(info.Env(), -errno, "ftok");
   return Napi::Number::New(info.Env(), static_cast<uint32_t>(key));
 }
 
-Napi::Value CheckName(const Napi::CallbackInfo &info) {
-  return Napi::Number::New(info.Env(), shmchan_check_name(NameArg(info).c_str()));
+// (name) -> whether it is a valid channel name
+Napi::Value ValidName(const Napi::CallbackInfo &info) {
+  return Napi::Boolean::New(info.Env(), shmchan_check_name(NameArg(info).c_str()) == 0);
 }
 
 Napi::Value MaxMessageLimit(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shmchan_max_message_limit(info[0].As<Napi::Number>().Uint32Value()));
-}
-
-// The wire format's offsets and constants, so TypeScript reads them from the one
-// place that defines them.
-Napi::Object Layout(Napi::Env env) {
-  Napi::Object o = Napi::Object::New(env);
-#define EXPORT(name) o.Set(#name, Napi::Number::New(env, SHMCHAN_##name))
-  EXPORT(MAGIC); EXPORT(VERSION); EXPORT(HEADER_SIZE); EXPORT(MIN_CAPACITY); EXPORT(MAX_CAPACITY);
-  EXPORT(NAME_MAX); EXPORT(MAX_PRODUCERS);
-  EXPORT(OFF_MAGIC); EXPORT(OFF_VERSION); EXPORT(OFF_MODE); EXPORT(OFF_CAPACITY); EXPORT(OFF_MAX_MESSAGE);
-  EXPORT(OFF_CODEC); EXPORT(OFF_BACKEND); EXPORT(OFF_PERMISSIONS); EXPORT(OFF_KEY); EXPORT(OFF_SEMID); EXPORT(OFF_ENDED);
-  EXPORT(OFF_TAIL); EXPORT(OFF_HEAD); EXPORT(OFF_RELEASING); EXPORT(CLAIM_FLAG); EXPORT(CLAIM_SLOT_SHIFT);
-  EXPORT(OFF_RECV_MESSAGES); EXPORT(OFF_RECV_BYTES); EXPORT(OFF_DATA_SEQ); EXPORT(OFF_DATA_WAITERS);
-  EXPORT(OFF_SPACE_SEQ); EXPORT(OFF_SPACE_WAITERS); EXPORT(OFF_NAME); EXPORT(OFF_PRODUCERS);
-  EXPORT(PRODUCER_SIZE); EXPORT(PRODUCER_MESSAGES); EXPORT(PRODUCER_BYTES);
-  EXPORT(SYSV_SLOTS); EXPORT(SYSV_NSEMS); EXPORT(OFF_SLEEPERS);
-  EXPORT(OFF_STRUCTURES_LOCK); EXPORT(OFF_STRUCTURES_LENGTH); EXPORT(OFF_STRUCTURES); EXPORT(STRUCTURES_SIZE); EXPORT(MAX_STRUCTURES);
-  EXPORT(OFF_CREATOR); EXPORT(OFF_HEAD_POSITION); EXPORT(PRODUCER_CHECKPOINT_SEQ); EXPORT(PRODUCER_CHECKPOINT_TAIL);
-  EXPORT(PRODUCER_CHECKPOINT_SOURCE); EXPORT(PRODUCER_IN_FLIGHT_SEQ);
-  EXPORT(MODE_SPSC); EXPORT(MODE_MPSC); EXPORT(CODEC_RAW); EXPORT(CODEC_MSGPACK); EXPORT(CODEC_CUSTOM); EXPORT(CODEC_MSGPACK_RECORDS);
-  EXPORT(BACKEND_POSIX); EXPORT(BACKEND_SYSV); EXPORT(RECORD_HEADER); EXPORT(RECORD_DATA);
-  EXPORT(RECORD_PADDING); EXPORT(WAIT_DATA); EXPORT(WAIT_SPACE);
-  EXPORT(OFF_CREATED_MS);
-#undef EXPORT
-  return o;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -446,9 +465,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sysvHolder", Napi::Function::New<SysvHolder>(env));
   exports.Set("sysvKeyOfName", Napi::Function::New<SysvKeyOfName>(env));
   exports.Set("ftok", Napi::Function::New<Ftok>(env));
-  exports.Set("checkName", Napi::Function::New<CheckName>(env));
+  exports.Set("validName", Napi::Function::New<ValidName>(env));
   exports.Set("maxMessageLimit", Napi::Function::New<MaxMessageLimit>(env));
-  exports.Set("layout", Layout(env));
   return exports;
 }
 

@@ -2,9 +2,10 @@
 // candidate segment is mapped, its header validated by the native open, read,
 // and unmapped again. No role is claimed and nothing in the segment is written.
 import { closeSync, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
-import { layout as L, native, type NativeSegment } from './core/binding';
+import { native, type NativeSegment } from './core/binding';
+import * as L from './core/layout';
 import type { CodecKind } from './core/codec';
-import { errno, fromNative, nativeErrno, timedOut } from './core/errors';
+import { fromNative, nativeCode, timedOut } from './core/errors';
 import { codecKindOf } from './core/header';
 import { normalizeName, type Backend, type Mode } from './core/options';
 import { channelStats, type ChannelStats } from './core/stats';
@@ -65,7 +66,7 @@ function inspectPosix(name: string, timeoutMs: number): ChannelDetails {
   try {
     segment = native.openPosix(name, timeoutMs);
   } catch (error) {
-    if (nativeErrno(error) === -errno.ETIMEDOUT)
+    if (nativeCode(error) === 'ETIMEDOUT')
       throw timedOut(`channel '${name}' exists but its creator has not finished initialising it (it may have died)`);
     throw fromNative(error, { channel: name });
   }
@@ -89,7 +90,7 @@ function listPosix(): ChannelDetails[] {
   }
   const found: ChannelDetails[] = [];
   for (const entry of entries) {
-    if (!entry.isFile() || native.checkName(entry.name) !== 0) continue;
+    if (!entry.isFile() || !native.validName(entry.name)) continue;
     try {
       if (statSync(`${POSIX_DIR}/${entry.name}`).size < L.HEADER_SIZE + L.MIN_CAPACITY) continue;
       found.push(inspectPosix(entry.name, 0));

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
 import { recordMessage } from './fixtures/messages.mjs';
-import { layout } from '../dist/core/binding.js';
+import * as layout from '../dist/core/layout.js';
 import { relayConsumer } from '../dist/nats/relay.js';
 
 afterEach(() => {

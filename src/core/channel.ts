@@ -2,7 +2,8 @@
 // consumer), the ways of sending and receiving, and its lifecycle. Options are
 // checked in options.ts, the segment is made and found in segment.ts, the
 // header read in header.ts; the data path is spsc.ts and mpsc.ts.
-import { layout as L, type NativeSegment } from './binding';
+import type { NativeError, NativeSegment } from './binding';
+import * as L from './layout';
 import { CopyInto, makeCodec, type Codec, type Decoder } from './codec';
 import {
   type ShmChanError,
@@ -10,9 +11,10 @@ import {
   corrupt,
   dataPathError,
   describe,
-  errno,
   errorFromErrno,
+  fromNative,
   invalidArg,
+  nativeCode,
   roleTaken,
   timedOut,
   tooManyProducers,
@@ -215,7 +217,7 @@ export class Channel<T = unknown> {
       check: () => {
         const segment = this.live();
         this.checkNotEnded();
-        if (segment.consumerGone()) throw errorFromErrno(-errno.EPIPE, { channel: this.name });
+        if (segment.consumerGone()) throw errorFromErrno('EPIPE', { channel: this.name });
       },
       onTimeout: () => timedOut(`channel '${this.name}': no room for the message before the timeout (the consumer is not keeping up)`),
       onSleepFailure: (rc) => this.sleepError(rc),
@@ -225,15 +227,23 @@ export class Channel<T = unknown> {
   private producer(): SpscWriter | MpscWriter {
     const segment = this.live();
     if (this.writer !== undefined) return this.writer;
-    const slot = segment.claimProducer();
-    if (slot === -errno.EUSERS) throw tooManyProducers(this.name, L.MAX_PRODUCERS);
-    if (slot < 0) throw this.roleError(slot, 'producer', 'one producer at a time in spsc mode');
+    let slot: number;
+    try {
+      slot = segment.claimProducer();
+    } catch (error) {
+      if (nativeCode(error) === 'EUSERS') throw tooManyProducers(this.name, L.MAX_PRODUCERS);
+      throw this.roleError(error, 'producer', 'one producer at a time in spsc mode');
+    }
     this.structures?.producerSlot(slot);
     if (this.mode === 'mpsc') {
       this.writer = new MpscWriter(this.ring, slot, process.pid);
     } else {
-      const tail = segment.recoverTail();
-      if (tail < 0) throw errorFromErrno(tail, { channel: this.name });
+      let tail: number;
+      try {
+        tail = segment.recoverTail();
+      } catch (error) {
+        throw fromNative(error, { channel: this.name });
+      }
       this.writer = new SpscWriter(this.ring, slot, tail);
     }
     this.slot = slot;
@@ -368,19 +378,22 @@ export class Channel<T = unknown> {
   }
 
   /** A sleep that cannot continue, e.g. a System V semaphore set removed with ipcrm. */
-  private sleepError(rc: number): ShmChanError {
-    return errorFromErrno(rc, { channel: this.name, syscall: this.backend === 'sysv' ? 'semtimedop' : 'futex' });
+  private sleepError(failure: NativeError): unknown {
+    return fromNative(failure, { channel: this.name, syscall: this.backend === 'sysv' ? 'semtimedop' : 'futex' });
   }
 
   private endedError(): ShmChanError {
-    return errorFromErrno(-errno.ESHUTDOWN, { channel: this.name });
+    return errorFromErrno('ESHUTDOWN', { channel: this.name });
   }
 
   private consumer(): SpscReader | MpscReader {
     const segment = this.live();
     if (this.reader !== undefined) return this.reader;
-    const rc = segment.claimConsumer();
-    if (rc < 0) throw this.roleError(rc, 'consumer', 'one consumer at a time');
+    try {
+      segment.claimConsumer();
+    } catch (error) {
+      throw this.roleError(error, 'consumer', 'one consumer at a time');
+    }
     this.reader = this.mode === 'mpsc' ? new MpscReader(this.ring) : new SpscReader(this.ring);
     return this.reader;
   }
@@ -445,7 +458,7 @@ export class Channel<T = unknown> {
    * never changes in a healthy channel; it reads as 0 after another process
    * truncated the segment (see native/src/guard.c) or overwrote it. */
   private live(): NativeSegment {
-    if (this.segment === undefined) throw errorFromErrno(-errno.EBADF, { channel: this.name });
+    if (this.segment === undefined) throw errorFromErrno('EBADF', { channel: this.name });
     if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
     return this.segment;
   }
@@ -457,8 +470,8 @@ export class Channel<T = unknown> {
     );
   }
 
-  private roleError(rc: number, role: string, rule: string): ShmChanError {
-    if (rc !== -errno.EBUSY) return errorFromErrno(rc, { channel: this.name });
+  private roleError(error: unknown, role: string, rule: string): unknown {
+    if (nativeCode(error) !== 'EBUSY') return fromNative(error, { channel: this.name });
     const holder = role === 'consumer' ? this.stats().consumerPid : null;
     const who = holder === null ? 'another live handle' : holder === process.pid ? 'another handle in this process' : `process ${holder}`;
     return roleTaken(this.name, role, who, rule);

@@ -2,7 +2,7 @@
 // (encodeInto) and always decodes straight out of it, so the common message
 // is copied once, by the encoder.
 import { Packr, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
-import { layout as L } from './binding';
+import * as L from './layout';
 import { LeaveUnread, describe, invalidArg } from './errors';
 import type { SharedStructures } from './structures';
 

@@ -2,7 +2,7 @@
 // the binding report), from a failure inside the data path, or from a condition
 // the JavaScript side detects. One table maps errno names to codes, and the
 // messages say what to do about each.
-import { constants } from 'node:os';
+import type { NativeError } from './binding';
 
 export type ErrorCode =
   | 'ERR_INVALID_NAME'
@@ -41,17 +41,6 @@ export class ShmChanError extends Error {
 
 // ---- errno: the one mapping ----
 
-/** errno numbers by name; the core returns them negated. Node's table lacks two
- * that the core uses (Linux values). */
-export const errno: Readonly<Record<string, number>> = { ...constants.errno, ESHUTDOWN: 108, EUSERS: 87 };
-
-const errnoNames = new Map<number, string>(Object.entries(errno).map(([name, value]) => [value, name]));
-
-/** The errno name of a negative result from the native core, e.g. -2 -> 'ENOENT'. */
-export function errnoName(rc: number): string {
-  return errnoNames.get(-rc) ?? `E${-rc}`;
-}
-
 /** What the failed call was doing, for the message. */
 export interface ErrorContext {
   channel: string;
@@ -81,11 +70,11 @@ const codeOfSyscall: Record<string, ErrorCode> = {
 };
 
 /**
- * The one mapping from a core result (-errno) to a ShmChanError. Callers that know
- * better (a role, a size) build their own message and pass it as `message`.
+ * The one mapping from an errno name (what the binding reports, or what the
+ * JavaScript side chooses for a condition it detects) to a ShmChanError. Callers
+ * that know better (a role, a size) build their own message and pass it as `message`.
  */
-export function errorFromErrno(rc: number, context: ErrorContext, message?: string): ShmChanError {
-  const name = errnoName(rc);
+export function errorFromErrno(name: string, context: ErrorContext, message?: string): ShmChanError {
   const ch = `channel '${context.channel}'`;
   const byCall = context.syscall === undefined ? undefined : codeOfSyscall[context.syscall];
   if (byCall !== undefined)
@@ -102,18 +91,18 @@ export function errorFromErrno(rc: number, context: ErrorContext, message?: stri
   });
 }
 
-/** A failure the binding threw (an Error with a negative `errno` and the failed
- * `syscall`) as a ShmChanError; anything else is passed on as it is. */
-export function fromNative(error: unknown, context: ErrorContext): unknown {
-  const { errno: rc, syscall } = error as { errno?: unknown; syscall?: string };
-  if (typeof rc !== 'number') return error;
-  return errorFromErrno(rc, { ...context, syscall: context.syscall ?? syscall });
+/** The errno name of a failure the binding threw (a NativeError), or undefined
+ * for anything else. */
+export function nativeCode(error: unknown): string | undefined {
+  const { code, errno } = (error ?? {}) as { code?: unknown; errno?: unknown };
+  return typeof code === 'string' && typeof errno === 'number' ? code : undefined;
 }
 
-/** The negative errno of a failure the binding threw, or undefined for anything else. */
-export function nativeErrno(error: unknown): number | undefined {
-  const rc = (error as { errno?: unknown } | null)?.errno;
-  return typeof rc === 'number' ? rc : undefined;
+/** A failure the binding threw as a ShmChanError; anything else is passed on as it is. */
+export function fromNative(error: unknown, context: ErrorContext, message?: string): unknown {
+  const code = nativeCode(error);
+  if (code === undefined) return error;
+  return errorFromErrno(code, { ...context, syscall: context.syscall ?? (error as NativeError).syscall }, message);
 }
 
 function systemMessage(name: string, ch: string, call: string): string {
@@ -195,7 +184,7 @@ export class StreamEnded extends Error {}
  * not listed came from the codec's encode: ERR_ENCODE. */
 export function dataPathError(error: unknown, channel: string, maxMessageSize: number): ShmChanError {
   if (error instanceof ShmChanError) return error;
-  if (error instanceof StreamEnded) return errorFromErrno(-errno.ESHUTDOWN, { channel });
+  if (error instanceof StreamEnded) return errorFromErrno('ESHUTDOWN', { channel });
   if (error instanceof CorruptRing)
     return new ShmChanError('ERR_CORRUPT', `channel '${channel}' is corrupt (${error.message}); remove and recreate it`);
   if (error instanceof MessageTooLarge)

@@ -2,7 +2,8 @@
 // checked: another process may change the header at any time, so a handle never
 // reads these fields again. Also the codec ids the header stores, and which
 // codec an opener ends up with.
-import { layout as L, native } from './binding';
+import { native } from './binding';
+import * as L from './layout';
 import { makeCodec, type Codec, type CodecKind, type CodecOption } from './codec';
 import { corrupt, incompatible, invalidArg } from './errors';
 import type { Backend, Mode } from './options';

@@ -2,7 +2,7 @@
 // own, and the consumer delivers committed records in ring order, turning the
 // claim of a producer that died into padding. The protocol is described in
 // docs/protocol.md ("MPSC records").
-import { layout as L } from './binding';
+import * as L from './layout';
 import type { Codec, Decoder } from './codec';
 import { CorruptRing, DecodeFailure, StreamEnded } from './errors';
 import {

@@ -1,6 +1,7 @@
 // The options a user passes, checked once at the door: every check says what it
 // expected and what it got, and nothing is created or claimed before they pass.
-import { layout as L, native } from './binding';
+import { native } from './binding';
+import * as L from './layout';
 import { makeCodec, type Codec, type CodecOption } from './codec';
 import { describe, invalidArg, invalidName } from './errors';
 import { rejectKey, sysvKey, type SysvKey } from './sysv';
@@ -56,7 +57,7 @@ const MAX_SPIN_MICROS = 1_000_000;
 /** A channel name as stored: without the leading '/'. */
 export function normalizeName(name: unknown): string {
   // a NUL would end the name early in C: 'a\0b' must not become channel 'a'
-  if (typeof name !== 'string' || name.includes('\0') || native.checkName(name) !== 0) throw invalidName(describe(name), L.NAME_MAX);
+  if (typeof name !== 'string' || name.includes('\0') || !native.validName(name)) throw invalidName(describe(name), L.NAME_MAX);
   return name.startsWith('/') ? name.slice(1) : name;
 }
 

@@ -3,7 +3,8 @@
 // The data path writes and reads records with Atomics, with no native call per
 // message; the protocol is described in docs/protocol.md and
 // native/include/shmchan.h. spsc.ts and mpsc.ts hold each mode's writer and reader.
-import { layout as L, type NativeSegment } from './binding';
+import type { NativeSegment } from './binding';
+import * as L from './layout';
 import { CorruptRing, DecodeFailure, LeaveUnread, MessageTooLarge } from './errors';
 import { loadWord } from './words';
 

@@ -3,7 +3,7 @@
 // error that says what to do.
 import { statSync } from 'node:fs';
 import { native, type NativeCreateOptions, type NativeSegment } from './binding';
-import { errno, errorFromErrno, fromNative, incompatible, nativeErrno, timedOut } from './errors';
+import { fromNative, incompatible, nativeCode, timedOut } from './errors';
 import type { Backend, Place } from './options';
 import { hexKey, keyTakenError } from './sysv';
 import { sleepThread } from './wait';
@@ -33,12 +33,12 @@ export function openSegment(place: Place, timeout: number, waitForName: boolean)
       const left = Math.min(2 ** 31 - 1, Math.max(0, deadline - Date.now()));
       return key === undefined ? native.openPosix(channel, left) : native.openSysv(channel, key, left);
     } catch (error) {
-      const rc = nativeErrno(error);
-      if (waitForName && rc === -errno.ENOENT && Date.now() < deadline) {
+      const code = nativeCode(error);
+      if (waitForName && code === 'ENOENT' && Date.now() < deadline) {
         sleepThread(NAME_POLL_MS);
         continue;
       }
-      if (rc === -errno.ETIMEDOUT)
+      if (code === 'ETIMEDOUT')
         throw timedOut(
           `channel '${channel}' exists but was not initialised within ${timeout} ms (its creator may have died; remove it with Channel.unlink)`,
         );
@@ -50,22 +50,26 @@ export function openSegment(place: Place, timeout: number, waitForName: boolean)
 /** Removes a channel's name; true if it existed. */
 export function unlinkName(place: Place): boolean {
   const { channel, key } = place;
-  const rc = key === undefined ? native.unlinkPosix(channel) : native.unlinkSysv(channel, key);
-  if (rc === 0) return true;
-  if (rc === -errno.ENOENT) return false;
-  if (key === undefined) throw errorFromErrno(rc, { channel, syscall: 'shm_unlink' });
-  if (rc === -errno.EEXIST) throw keyTakenError(channel, key, 'remove', undefined);
-  if (rc === -errno.EPROTONOSUPPORT)
-    throw incompatible(
-      `refusing to remove channel '${channel}': its System V key ${hexKey(key)} holds a segment that is not a shmchan channel (see ipcs -m)`,
-    );
-  throw errorFromErrno(rc, { channel, syscall: 'shmctl' });
+  try {
+    if (key === undefined) native.unlinkPosix(channel);
+    else native.unlinkSysv(channel, key);
+    return true;
+  } catch (error) {
+    const code = nativeCode(error);
+    if (code === 'ENOENT') return false;
+    if (key !== undefined && code === 'EEXIST') throw keyTakenError(channel, key, 'remove', undefined);
+    if (key !== undefined && code === 'EPROTONOSUPPORT')
+      throw incompatible(
+        `refusing to remove channel '${channel}': its System V key ${hexKey(key)} holds a segment that is not a shmchan channel (see ipcs -m)`,
+      );
+    throw fromNative(error, { channel });
+  }
 }
 
 /** A native create/open failure as a ShmChanError; for System V, a taken key
  * names whatever holds it. */
 function nativeFailure(error: unknown, place: Place, action: 'create' | 'open'): unknown {
-  if (place.key !== undefined && nativeErrno(error) === -errno.EEXIST)
+  if (place.key !== undefined && nativeCode(error) === 'EEXIST')
     return keyTakenError(place.channel, place.key, action, (error as { syscall?: string }).syscall);
   return fromNative(error, { channel: place.channel });
 }
@@ -87,7 +91,7 @@ export function removalOf(backend: Backend, channel: string, segment: NativeSegm
 
 export function remove(removal: Removal): void {
   if (removal.backend === 'sysv') native.removeSysv(removal.shmid, removal.semid);
-  else if (removal.inode !== undefined && inodeOf(removal.name) === removal.inode) native.unlinkPosix(removal.name);
+  else if (removal.inode !== undefined && inodeOf(removal.name) === removal.inode) unlinkName({ channel: removal.name, key: undefined });
 }
 
 /** The inode behind a POSIX name, so unlinkOnClose never removes a channel recreated under it. */

@@ -1,7 +1,7 @@
 // The SPSC data path: one producer commits records at its tail, one consumer
 // reads them at its head. Each side caches the other's cursor and reads it again
 // only when it has to.
-import { layout as L } from './binding';
+import * as L from './layout';
 import type { Codec, Decoder } from './codec';
 import { CorruptRing, DecodeFailure } from './errors';
 import {

@@ -3,7 +3,7 @@
 // segment's header so that every process on the channel, and a successor of any
 // of them, decodes the same ids. The table's format and protocol are in
 // docs/protocol.md ("Shared record structures").
-import { layout as L } from './binding';
+import * as L from './layout';
 import { CorruptRing } from './errors';
 import { claimMarker, claimOwner } from './ring';
 import { sleepThread } from './wait';

@@ -1,7 +1,7 @@
 // System V specifics around the native calls: which key a channel uses, and
 // what to say when a key is taken by something else.
 import { native } from './binding';
-import { describe, errno, errnoName, errorFromErrno, invalidArg, type ShmChanError } from './errors';
+import { describe, errorFromErrno, fromNative, invalidArg, nativeCode, type ShmChanError } from './errors';
 
 /** A System V key: a number, or the path and project id given to ftok(3). */
 export type SysvKey = number | { path: string; projectId: number };
@@ -30,14 +30,15 @@ export function sysvKey(option: unknown, channel: string): number {
       throw invalidArg(`key.path must be the path of an existing file, got ${describe(path)}`);
     if (typeof projectId !== 'number' || !Number.isInteger(projectId) || projectId < 1 || projectId > 255)
       throw invalidArg(`key.projectId must be an integer from 1 to 255 (ftok uses its low 8 bits), got ${describe(projectId)}`);
-    const key = native.ftok(path, projectId);
-    if (key < 0)
-      throw errorFromErrno(
-        key,
-        { channel, syscall: 'ftok' },
+    try {
+      return native.ftok(path, projectId);
+    } catch (error) {
+      throw fromNative(
+        error,
+        { channel },
         `channel '${channel}': no System V key from { path: ${JSON.stringify(path)}, projectId: ${projectId} } (ftok failed: the file must exist and be reachable)`,
       );
-    return key;
+    }
   }
   throw invalidArg(`key must be a number or { path, projectId }, got ${describe(option)}`);
 }
@@ -61,20 +62,20 @@ export function keyTakenError(
   const context = { channel, syscall };
   if (syscall === 'semget')
     return errorFromErrno(
-      -errno.EEXIST,
+      'EEXIST',
       context,
       `cannot create channel '${channel}': System V key ${k} is already used by a semaphore set (see ipcs -s; one left behind can be removed with ipcrm -S ${k}), or pass another { key }`,
     );
-  const holder = native.sysvHolder(key);
-  if (holder === channel) return errorFromErrno(-errno.EEXIST, context);
+  const holder = holderOf(key);
+  if (holder.channel === channel) return errorFromErrno('EEXIST', context);
   const what =
-    typeof holder === 'string'
-      ? `channel '${holder}'`
-      : holder === -errno.EAGAIN
+    holder.channel !== undefined
+      ? `channel '${holder.channel}'`
+      : holder.failure === 'EAGAIN'
         ? `a segment that is still being initialised (if its creator died, remove it with ipcrm -M ${k})`
-        : holder === -errno.EPROTONOSUPPORT
+        : holder.failure === 'EPROTONOSUPPORT'
           ? 'a segment that is not a shmchan channel (see ipcs -m)'
-          : `a segment this process cannot read (${errnoName(holder)}; see ipcs -m)`;
+          : `a segment this process cannot read (${holder.failure}; see ipcs -m)`;
   const derived = key === native.sysvKeyOfName(channel);
   const advice =
     action === 'create'
@@ -84,8 +85,19 @@ export function keyTakenError(
         : `is this the key '${channel}' was created with?`;
   const verb = action === 'create' ? 'cannot create' : action === 'open' ? 'cannot open' : 'refusing to remove';
   return errorFromErrno(
-    -errno.EEXIST,
+    'EEXIST',
     context,
     `${verb} channel '${channel}': its System V key ${k} is held by ${what}; ${advice}`,
   );
+}
+
+/** The channel that holds a key, or the errno name of why that cannot be told. */
+export function holderOf(key: number): { channel: string; failure?: undefined } | { channel?: undefined; failure: string } {
+  try {
+    return { channel: native.sysvHolder(key) };
+  } catch (error) {
+    const code = nativeCode(error);
+    if (code === undefined) throw error;
+    return { failure: code };
+  }
 }

@@ -4,8 +4,9 @@
 // a system call only when it sees an announced sleeper, so a busy channel makes
 // none. The steps are written once, as a generator of sleeps; a synchronous and
 // an asynchronous driver carry them out.
-import { layout as L, type NativeSegment } from './binding';
-import { abortError, errno } from './errors';
+import type { NativeError, NativeSegment, SleepOutcome } from './binding';
+import * as L from './layout';
+import { abortError } from './errors';
 
 /** An attempt's answer when it should be retried later. */
 export const AGAIN: unique symbol = Symbol('again');
@@ -34,11 +35,8 @@ export interface WaitPlan<T> {
   sliceMs?(): number | undefined;
   onTimeout(): Error;
   /** A sleep that failed for good (e.g. -EIDRM: the semaphore set was removed). */
-  onSleepFailure(rc: number): Error;
+  onSleepFailure(failure: NativeError): unknown;
 }
-
-/** Sleep results after which waiting simply goes on. */
-const transient = new Set([0, -errno.ETIMEDOUT, -errno.EINTR, -errno.ECANCELED]);
 
 /**
  * What the two sleeps of a round trip may cost on top of polling, the other
@@ -112,7 +110,7 @@ export class Announcements {
   }
 }
 
-export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): Generator<Sleep, T, number> {
+export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): Generator<Sleep, T, SleepOutcome> {
   let result = plan.attempt();
   if (result !== AGAIN) return result;
   if (plan.timeout === 0) throw plan.onTimeout();
@@ -134,19 +132,19 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): 
 }
 
 /** The sleeping part of waitSteps: announce, look again, sleep, until a result. */
-function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, deadline: number): Generator<Sleep, T, number> {
+function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, deadline: number): Generator<Sleep, T, SleepOutcome> {
   let result: T | typeof AGAIN;
   for (;;) {
     plan.check();
     const remaining = deadline - performance.now();
     if (remaining <= 0) throw plan.onTimeout();
     const sequence = announcements.announce(plan.which);
-    let rc: number;
+    let outcome: SleepOutcome;
     try {
       result = plan.attempt();
       if (result !== AGAIN) return result;
       const slice = plan.sliceMs?.() ?? SLICE_MS;
-      rc = yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
+      outcome = yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
     } finally {
       announcements.withdraw(plan.which);
     }
@@ -155,11 +153,11 @@ function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, de
     if (result !== AGAIN) return result;
     // Only now: what the waker published before it removed a channel (a last
     // message, the end) is still taken above.
-    if (!transient.has(rc)) throw plan.onSleepFailure(rc);
+    if (outcome !== undefined) throw plan.onSleepFailure(outcome);
   }
 }
 
-export function waitSync<T>(steps: Generator<Sleep, T, number>, segment: NativeSegment): T {
+export function waitSync<T>(steps: Generator<Sleep, T, SleepOutcome>, segment: NativeSegment): T {
   let step = steps.next();
   while (!step.done) step = steps.next(segment.waitSync(step.value.which, step.value.sequence, step.value.ms));
   return step.value;
@@ -174,9 +172,9 @@ export function waitSync<T>(steps: Generator<Sleep, T, number>, segment: NativeS
  * own would have on a change it has seen; it may end later on its own timeout,
  * by at most one slice (SLICE_MS), after which it looks again.
  */
-const sharedSleeps = new WeakMap<NativeSegment, { pending: boolean; wakers: ((rc: number) => void)[] }[]>();
+const sharedSleeps = new WeakMap<NativeSegment, { pending: boolean; wakers: ((outcome: SleepOutcome) => void)[] }[]>();
 
-function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (rc: number) => void): void {
+function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (outcome: SleepOutcome) => void): void {
   let lines = sharedSleeps.get(segment);
   if (lines === undefined) sharedSleeps.set(segment, (lines = [0, 1].map(() => ({ pending: false, wakers: [] }))));
   const line = lines[sleep.which];
@@ -184,9 +182,9 @@ function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (rc: number) => 
   if (line.pending) return;
   line.pending = true;
   try {
-    segment.waitAsync(sleep.which, sleep.sequence, sleep.ms, (rc) => {
+    segment.waitAsync(sleep.which, sleep.sequence, sleep.ms, (outcome) => {
       line.pending = false;
-      for (const waker of line.wakers.splice(0)) waker(rc);
+      for (const waker of line.wakers.splice(0)) waker(outcome);
     });
   } catch (error) {
     line.pending = false;
@@ -197,7 +195,7 @@ function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (rc: number) => 
 
 /** Runs the steps, sleeping on the segment's waiter thread so the event loop stays free. */
 export function waitAsync<T>(
-  steps: Generator<Sleep, T, number>,
+  steps: Generator<Sleep, T, SleepOutcome>,
   segment: NativeSegment,
   signal: AbortSignal | undefined,
 ): Promise<T> {
@@ -210,7 +208,8 @@ export function waitAsync<T>(
       signal?.removeEventListener('abort', onAbort);
       settle();
     };
-    const advance = (rc?: number) => {
+    // the first call starts the steps; each later one passes a sleep's outcome in
+    const advance = (outcome?: SleepOutcome) => {
       sleeping = undefined;
       let step: IteratorResult<Sleep, T>;
       try {
@@ -218,7 +217,7 @@ export function waitAsync<T>(
           steps.return(undefined as T);
           return finish(() => reject(abortError(signal)));
         }
-        step = rc === undefined ? steps.next() : steps.next(rc);
+        step = steps.next(outcome);
       } catch (error) {
         return finish(() => reject(error));
       }

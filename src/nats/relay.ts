@@ -4,7 +4,7 @@
 // checkpoint in its producer slot that says which numbered message the ring
 // holds last. Both survive SIGKILL: see "Relaying consumers and producers" in
 // docs/protocol.md.
-import { layout as L } from '../core/binding';
+import * as L from '../core/layout';
 import type { Channel } from '../core/channel';
 import { incompatible, invalidArg } from '../core/errors';
 import { channelInternals, type ChannelInternals } from '../core/internals';
