@@ -89,3 +89,19 @@ function shmMappings(): number {
     .split('\n')
     .filter((line) => line.includes('/dev/shm/') || line.includes('/SYSV')).length;
 }
+
+describe.each(backends)('%s: a process that ends without close()', (backend) => {
+  const b = using(backend);
+
+  it.each(['dry', 'exit', 'throw'])('closes its handles when it ends (%s): the creator removes the name', async (how) => {
+    const name = uniqueName(`exit-${how}`);
+    const fixture = b.startFixture('exit-without-close.mjs', [name, how]);
+    await fixture.line('ready');
+    const { code, signal } = await fixture.exited;
+    expect({ code, signal }).toEqual({ code: how === 'throw' ? 1 : 0, signal: null });
+    if (how === 'throw') expect(fixture.stderr()).toContain('an uncaught exception, on purpose');
+    expect(b.exists(name)).toBe(false);
+    // created again at once, as a program started again after it ended
+    b.create(name).close();
+  });
+});

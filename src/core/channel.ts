@@ -20,6 +20,7 @@ import {
   tooManyProducers,
 } from './errors';
 import { codecId, negotiateCodec, readHeader, type HeaderFields } from './header';
+import { closeAtExit, forgetAtExit } from './exit';
 import { channelInternals, type ChannelInternals } from './internals';
 import { MpscReader, MpscWriter } from './mpsc';
 import {
@@ -64,6 +65,7 @@ export class Channel<T = unknown> {
   private readonly announcements: Announcements;
   private readonly spin: SpinBudget;
   private readonly removal: Removal | undefined;
+  private readonly atExit: WeakRef<{ close(): void }>;
   private writer: SpscWriter | MpscWriter | undefined;
   /** The producer slot this handle holds, once it produces. */
   private slot = -1;
@@ -98,6 +100,7 @@ export class Channel<T = unknown> {
       this.removal = removalOf(this.backend, name, segment);
       unlinkOnCollect.register(this, this.removal, this);
     }
+    this.atExit = closeAtExit(this);
   }
 
   /** Creates a channel; fails with ERR_CHANNEL_EXISTS if the name is taken. */
@@ -447,6 +450,7 @@ export class Channel<T = unknown> {
     this.announcements.withdrawAll();
     segment.close();
     unlinkOnCollect.unregister(this);
+    forgetAtExit(this.atExit);
     if (this.removal !== undefined) remove(this.removal);
   }
 
