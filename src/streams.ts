@@ -14,8 +14,9 @@
 // it, so bytes written before the reader arrives wait in the channel for it.
 import { Readable, Writable } from 'node:stream';
 import { Channel } from './core/channel';
-import { invalidArg, notFound, incompatible, peerGone, type ShmChanError } from './core/errors';
+import { invalidArg, incompatible, peerGone, type ShmChanError } from './core/errors';
 import { booleanOption, normalizeName, optionsObject, timeoutOption, type CreateOptions } from './core/options';
+import type { SysvKey } from './core/sysv';
 
 export interface StreamOptions extends Omit<CreateOptions<Uint8Array>, 'codec' | 'mode'> {
   /** Create the channel (exactly one of the two sides does) instead of opening it.
@@ -31,8 +32,6 @@ export interface StreamOptions extends Omit<CreateOptions<Uint8Array>, 'codec' |
 
 /** How often a waiting side checks that the other one is still there. */
 const PEER_CHECK_MS = 250;
-/** Longest pause between two looks for a channel that does not exist yet. */
-const MAX_OPEN_POLL_MS = 50;
 
 type Side = 'writer' | 'reader';
 type StreamCodec = 'raw' | 'msgpack';
@@ -42,8 +41,8 @@ interface ChannelSource {
   readonly name: string;
   readonly created: boolean;
   readonly streamOptions: { highWaterMark?: number; signal?: AbortSignal };
-  /** The channel, or undefined when the stream was destroyed while waiting. */
-  acquire(cancelled: () => boolean): Promise<Channel<unknown> | undefined>;
+  /** The channel; `signal` aborts the wait for it (the stream was destroyed). */
+  acquire(signal: AbortSignal): Promise<Channel<unknown>>;
 }
 
 function prepare(name: string, options: StreamOptions | undefined, codec: StreamCodec, side: Side): ChannelSource {
@@ -63,62 +62,35 @@ function prepare(name: string, options: StreamOptions | undefined, codec: Stream
     const channel = Channel.create<unknown>(channelName, { ...rest, codec, mode: 'spsc', unlinkOnClose: unlink });
     return { name: channelName, created: true, streamOptions, acquire: async () => channel };
   }
-  const openOptions = { codec, unlinkOnClose: unlink, spinMicros: rest.spinMicros, backend: rest.backend };
+  const openOptions = { codec, unlinkOnClose: unlink, spinMicros: rest.spinMicros, backend: rest.backend, key: rest.key as SysvKey | undefined, timeout };
   return {
     name: channelName,
     created: false,
     streamOptions,
-    acquire: (cancelled) => openWhenItExists(channelName, openOptions, timeout, cancelled),
+    acquire: async (signal) => {
+      const channel = await Channel.connect<unknown>(channelName, { ...openOptions, signal });
+      if (channel.mode === 'spsc') return channel;
+      channel.close();
+      throw incompatible(`channel '${channelName}' is an ${channel.mode} channel; a stream needs an spsc channel`);
+    },
   };
 }
 
-/** Opens a channel, polling (without blocking the event loop) until it exists. */
-function openWhenItExists(
-  name: string,
-  options: Parameters<typeof Channel.open>[1],
-  timeout: number | undefined,
-  cancelled: () => boolean,
-): Promise<Channel<unknown> | undefined> {
-  const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
-  let pause = 1;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      if (cancelled()) return resolve(undefined);
-      let channel: Channel<unknown>;
-      try {
-        channel = Channel.open<unknown>(name, options);
-      } catch (error) {
-        if ((error as ShmChanError).code !== 'ERR_CHANNEL_NOT_FOUND') return reject(error);
-        const left = deadline - Date.now();
-        if (left <= 0)
-          return reject(
-            notFound(`channel '${name}' did not appear within ${timeout} ms (is the other side running? exactly one side creates it)`),
-          );
-        pause = Math.min(pause * 2, MAX_OPEN_POLL_MS);
-        setTimeout(attempt, Math.min(pause, left));
-        return;
-      }
-      if (channel.mode !== 'spsc') {
-        channel.close();
-        return reject(incompatible(`channel '${name}' is an ${channel.mode} channel; a stream needs an spsc channel`));
-      }
-      resolve(channel);
-    };
-    attempt();
-  });
-}
-
-/** A stream's _construct: acquires the channel, unless the stream is destroyed first. */
+/** A stream's _construct: acquires the channel, unless the stream is destroyed
+ * first (which aborts `connecting`: see destroy() in each stream). */
 function construct(
   source: ChannelSource,
-  destroyed: () => boolean,
-  set: (channel: Channel<unknown> | undefined) => void,
+  connecting: AbortController,
+  set: (channel: Channel<unknown>) => void,
   callback: (error?: Error | null) => void,
 ): void {
-  source.acquire(destroyed).then((channel) => {
-    set(channel);
-    callback();
-  }, callback);
+  source.acquire(connecting.signal).then(
+    (channel) => {
+      set(channel);
+      callback();
+    },
+    (error) => callback(connecting.signal.aborted ? null : error),
+  );
 }
 
 function readerGoneError(name: string, unread: number): ShmChanError {
@@ -132,6 +104,7 @@ function readerGoneError(name: string, unread: number): ShmChanError {
  * bytes are in the ring, so a full ring holds writes back and write() returns false. */
 export class ChannelWriteStream extends Writable {
   private channel: Channel<unknown> | undefined;
+  private readonly connecting = new AbortController();
   private sawReader = false;
 
   constructor(
@@ -142,7 +115,14 @@ export class ChannelWriteStream extends Writable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    construct(this.source, () => this.destroyed, (channel) => (this.channel = channel), callback);
+    construct(this.source, this.connecting, (channel) => (this.channel = channel), callback);
+  }
+
+  /** Node runs _destroy only after _construct: a stream still waiting for its
+   * channel stops waiting here. */
+  override destroy(error?: Error): this {
+    this.connecting.abort();
+    return super.destroy(error);
   }
 
   override _write(chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -244,6 +224,7 @@ const SETTLED: unique symbol = Symbol('settled');
  * channel's end of stream. It reads ahead only up to its highWaterMark. */
 export class ChannelReadStream extends Readable {
   private channel: Channel<unknown> | undefined;
+  private readonly connecting = new AbortController();
   /** Node asked for data that has not been pushed yet. */
   private wanted = false;
   /** A read loop or a wait for data is under way. */
@@ -258,7 +239,14 @@ export class ChannelReadStream extends Readable {
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
-    construct(this.source, () => this.destroyed, (channel) => (this.channel = channel), callback);
+    construct(this.source, this.connecting, (channel) => (this.channel = channel), callback);
+  }
+
+  /** Node runs _destroy only after _construct: a stream still waiting for its
+   * channel stops waiting here. */
+  override destroy(error?: Error): this {
+    this.connecting.abort();
+    return super.destroy(error);
   }
 
   override _read(): void {

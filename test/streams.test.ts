@@ -216,7 +216,7 @@ describe('in one process', () => {
       channel.close();
     }
     const missing = uniqueName('stream-missing');
-    expect(await errorOf(createReadStream(missing, { timeout: 20 }))).toMatchObject({ code: 'ERR_CHANNEL_NOT_FOUND' });
+    expect(await errorOf(createReadStream(missing, { timeout: 20 }))).toMatchObject({ code: 'ERR_TIMEOUT' });
   });
 
   it('waits for a channel that does not exist yet, and can be destroyed while it waits', async () => {

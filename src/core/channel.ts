@@ -24,18 +24,21 @@ import { closeAtExit, forgetAtExit } from './exit';
 import { channelInternals, type ChannelInternals } from './internals';
 import { MpscReader, MpscWriter } from './mpsc';
 import {
+  connectSettings,
   createSettings,
   openSettings,
+  openTimeout,
   unlinkSettings,
   waitOptions,
   type Backend,
   type CreateOptions,
   type Mode,
   type OpenOptions,
+  type OpenSettings,
   type WaitOptions,
 } from './options';
 import { COMMITTED, EMPTY, ENDED, RingMemory } from './ring';
-import { createSegment, openSegment, remove, removalOf, unlinkName, type Removal } from './segment';
+import { connectSegment, createSegment, openSegment, remove, removalOf, unlinkName, type Removal } from './segment';
 import { SpscReader, SpscWriter } from './spsc';
 import { channelStats, type ChannelStats } from './stats';
 import { SharedStructures } from './structures';
@@ -127,8 +130,22 @@ export class Channel<T = unknown> {
   /** Opens an existing channel; capacity and mode come from its header. */
   static open<T = unknown>(name: string, options?: OpenOptions<T>): Channel<T> {
     const settings = openSettings<T>(name, options);
+    return Channel.opened(settings, openSegment(settings, openTimeout(settings), settings.timeout !== undefined));
+  }
+
+  /**
+   * Opens a channel once it exists and is initialised, without blocking the event
+   * loop: as long as it takes, unless `timeout` (ERR_TIMEOUT) or `signal`
+   * (AbortError) stops it.
+   */
+  static async connect<T = unknown>(name: string, options?: OpenOptions<T> & { signal?: AbortSignal }): Promise<Channel<T>> {
+    const settings = connectSettings<T>(name, options);
+    return Channel.opened(settings, await connectSegment(settings, settings.timeout, settings.signal));
+  }
+
+  /** A handle on a segment just opened; the segment is closed if that fails. */
+  private static opened<T>(settings: OpenSettings<T>, segment: NativeSegment): Channel<T> {
     const { channel } = settings;
-    const segment = openSegment(settings, settings.timeout, settings.waitForName);
     try {
       const fields = readHeader(channel, segment.buffer());
       const codec = negotiateCodec<T>(channel, fields.codec, settings.codec);

@@ -38,7 +38,8 @@ export interface OpenOptions<T = unknown> {
   key?: SysvKey;
   codec?: CodecOption<T>;
   /** Milliseconds to wait for a creator that is still initialising the channel (default
-   * 1000). Given explicitly, it also waits that long for the channel to appear. */
+   * 1000). Given explicitly, it also waits that long for the channel to appear.
+   * Channel.connect waits as long as it takes unless it is given. */
   timeout?: number;
   unlinkOnClose?: boolean;
   spinMicros?: number;
@@ -171,10 +172,8 @@ export function createSettings<T>(name: unknown, options: unknown): CreateSettin
 }
 
 export interface OpenSettings<T> extends Place {
-  /** How long to wait for a creator that is still initialising it. */
-  timeout: number;
-  /** Whether to wait that long for the name to appear too (timeout given explicitly). */
-  waitForName: boolean;
+  /** The timeout option as given: undefined when it was left out. */
+  timeout: number | undefined;
   spinMicros: number;
   unlinkOnClose: boolean;
   codec: CodecOption<T> | undefined;
@@ -187,7 +186,17 @@ export function openSettings<T>(name: unknown, options: unknown): OpenSettings<T
   const unlinkOnClose = booleanOption(o, 'unlinkOnClose', false);
   const codec = o.codec as CodecOption<T> | undefined;
   if (codec !== undefined) makeCodec(codec); // reject a bad codec before touching anything
-  return { ...place, timeout: timeout ?? DEFAULT_OPEN_TIMEOUT, waitForName: timeout !== undefined, spinMicros, unlinkOnClose, codec };
+  return { ...place, timeout, spinMicros, unlinkOnClose, codec };
+}
+
+/** Channel.connect's: open's, and a signal. */
+export function connectSettings<T>(name: unknown, options: unknown): OpenSettings<T> & { signal: AbortSignal | undefined } {
+  return { ...openSettings<T>(name, options), signal: signalOption(optionsObject(options)) };
+}
+
+/** How long Channel.open waits for a creator that is still initialising the channel. */
+export function openTimeout(settings: OpenSettings<unknown>): number {
+  return settings.timeout ?? DEFAULT_OPEN_TIMEOUT;
 }
 
 function roundCapacity(requested: number): number {

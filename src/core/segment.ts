@@ -3,13 +3,15 @@
 // error that says what to do.
 import { statSync } from 'node:fs';
 import { native, type NativeCreateOptions, type NativeSegment } from './binding';
-import { fromNative, incompatible, nativeCode, timedOut } from './errors';
+import { abortError, fromNative, incompatible, nativeCode, notFound, timedOut, type ShmChanError } from './errors';
 import type { Backend, Place } from './options';
 import { hexKey, keyTakenError } from './sysv';
 import { sleepThread } from './wait';
 
 /** How long an opener that waits for a name pauses between looks. */
 const NAME_POLL_MS = 5;
+/** The longest pause of Channel.connect between two looks. */
+const MAX_CONNECT_POLL_MS = 50;
 
 export function createSegment(place: Place, options: NativeCreateOptions): NativeSegment {
   const { channel, key } = place;
@@ -23,28 +25,85 @@ export function createSegment(place: Place, options: NativeCreateOptions): Nativ
 /**
  * Opens a channel's segment, waiting up to `timeout` ms for a creator that is
  * still initialising it, and with `waitForName` as long for the name to appear.
+ * Blocks the calling thread while it waits.
  */
 export function openSegment(place: Place, timeout: number, waitForName: boolean): NativeSegment {
-  const { channel, key } = place;
   const deadline = Date.now() + timeout;
   for (;;) {
     try {
       // the native wait takes an int32 of milliseconds; Infinity would become 0
-      const left = Math.min(2 ** 31 - 1, Math.max(0, deadline - Date.now()));
-      return key === undefined ? native.openPosix(channel, left) : native.openSysv(channel, key, left);
+      return openNow(place, Math.min(2 ** 31 - 1, Math.max(0, deadline - Date.now())));
     } catch (error) {
       const code = nativeCode(error);
-      if (waitForName && code === 'ENOENT' && Date.now() < deadline) {
-        sleepThread(NAME_POLL_MS);
-        continue;
+      if (waitForName && code === 'ENOENT') {
+        if (Date.now() < deadline) {
+          sleepThread(NAME_POLL_MS);
+          continue;
+        }
+        throw notFound(`channel '${place.channel}' did not appear within ${timeout} ms (is the process that creates it running?)`);
       }
-      if (code === 'ETIMEDOUT')
-        throw timedOut(
-          `channel '${channel}' exists but was not initialised within ${timeout} ms (its creator may have died; remove it with Channel.unlink)`,
-        );
+      if (code === 'ETIMEDOUT') throw notInitialised(place.channel, timeout);
       throw nativeFailure(error, place, 'open');
     }
   }
+}
+
+/**
+ * Opens a channel's segment once it exists and its creator has initialised it,
+ * looking again with growing pauses, so the event loop runs meanwhile. Waits as
+ * long as it takes unless `timeout` (ERR_TIMEOUT) or `signal` (AbortError) stops it.
+ */
+export function connectSegment(place: Place, timeout: number | undefined, signal: AbortSignal | undefined): Promise<NativeSegment> {
+  const deadline = timeout === undefined ? Infinity : Date.now() + timeout;
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let pause = 1;
+    const settle = (finish: () => void) => {
+      signal?.removeEventListener('abort', onAbort);
+      finish();
+    };
+    const onAbort = () => {
+      clearTimeout(timer);
+      settle(() => reject(abortError(signal!)));
+    };
+    const attempt = () => {
+      let segment: NativeSegment;
+      try {
+        segment = openNow(place, 0);
+      } catch (error) {
+        const code = nativeCode(error);
+        if (code !== 'ENOENT' && code !== 'ETIMEDOUT') return settle(() => reject(nativeFailure(error, place, 'open')));
+        const left = deadline - Date.now();
+        if (left <= 0)
+          return settle(() =>
+            reject(
+              code === 'ENOENT'
+                ? timedOut(`channel '${place.channel}' did not appear within ${timeout} ms (is the process that creates it running?)`)
+                : notInitialised(place.channel, timeout!),
+            ),
+          );
+        pause = Math.min(pause * 2, MAX_CONNECT_POLL_MS);
+        timer = setTimeout(attempt, Math.min(pause, left));
+        return;
+      }
+      settle(() => resolve(segment));
+    };
+    if (signal?.aborted) return reject(abortError(signal));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    attempt();
+  });
+}
+
+/** One try at opening; `waitMs` bounds the wait for an initialising creator. */
+function openNow(place: Place, waitMs: number): NativeSegment {
+  const { channel, key } = place;
+  return key === undefined ? native.openPosix(channel, waitMs) : native.openSysv(channel, key, waitMs);
+}
+
+function notInitialised(channel: string, timeout: number): ShmChanError {
+  return timedOut(
+    `channel '${channel}' exists but was not initialised within ${timeout} ms (its creator may have died; remove it with Channel.unlink)`,
+  );
 }
 
 /** Removes a channel's name; true if it existed. */
