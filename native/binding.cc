@@ -87,6 +87,14 @@ class Waiter {
     return true;
   }
 
+  // On the JS thread: whether the pending wait, if any, keeps the event loop alive.
+  void SetRef(Napi::Env env, bool refed) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!pending_) return;
+    if (refed) callback_.Ref(env);
+    else callback_.Unref(env);
+  }
+
   void Cancel() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -120,7 +128,13 @@ class Waiter {
         callback = callback_;
         pending_ = false;
       }
-      callback.NonBlockingCall([rc](Napi::Env env, Napi::Function fn) { fn.Call({WaitOutcome(env, rc)}); });
+      callback.NonBlockingCall([rc](Napi::Env env, Napi::Function fn) {
+        // While Node tears the environment down (process exit with a wait
+        // pending), JavaScript cannot run: the call fails, and that is fine.
+        if (env == nullptr || fn.IsEmpty()) return;
+        napi_value outcome = WaitOutcome(env, rc);
+        napi_call_function(env, env.Undefined(), fn, 1, &outcome, nullptr);
+      });
       callback.Release();
     }
   }
@@ -153,6 +167,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
                            InstanceMethod<&Segment::WaitSync>("waitSync"),
                            InstanceMethod<&Segment::WaitAsync>("waitAsync"),
                            InstanceMethod<&Segment::CancelWait>("cancelWait"),
+                           InstanceMethod<&Segment::SetRef>("setRef"),
                            InstanceMethod<&Segment::End>("end"),
                            InstanceMethod<&Segment::Close>("close"),
                        });
@@ -287,12 +302,22 @@ class Segment : public Napi::ObjectWrap<Segment> {
     int which = info[0].As<Napi::Number>().Int32Value() == SHMCHAN_WAIT_DATA ? SHMCHAN_WAIT_DATA : SHMCHAN_WAIT_SPACE;
     if (waiters_[which] == nullptr) waiters_[which] = new Waiter(&segment_, which);
     auto callback = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "shmchan.wait", 0, 1);
+    // a pending wait keeps the event loop alive, unless the handle was unref()'d
+    if (!refed_) callback.Unref(env);
     if (!waiters_[which]->Start(callback, info[1].As<Napi::Number>().Uint32Value(),
                                 info[2].As<Napi::Number>().Int32Value())) {
       callback.Release();
       return ThrowErrno(env, -EBUSY, nullptr);
     }
     return env.Undefined();
+  }
+
+  // (refed): whether pending and later waits keep the event loop alive
+  Napi::Value SetRef(const Napi::CallbackInfo &info) {
+    refed_ = info[0].As<Napi::Boolean>().Value();
+    for (Waiter *waiter : waiters_)
+      if (waiter != nullptr) waiter->SetRef(info.Env(), refed_);
+    return info.Env().Undefined();
   }
 
   Napi::Value CancelWait(const Napi::CallbackInfo &info) {
@@ -336,6 +361,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
   Waiter *waiters_[2] = {nullptr, nullptr};
   bool consumer_held_ = false;
   int producer_slot_ = -1;
+  bool refed_ = true;
   static thread_local std::unordered_set<Segment *> live_;
 };
 

@@ -47,6 +47,8 @@ export interface NativeSegment {
   /** Sleeps on a native thread; calls back on this thread. */
   waitAsync(which: number, expected: number, timeoutMs: number, callback: (outcome: SleepOutcome) => void): void;
   cancelWait(which: number): void;
+  /** Whether pending and later waits keep the event loop alive (they do by default). */
+  setRef(refed: boolean): void;
   end(): void;
   /** Releases roles, stops waiter threads, unmaps. */
   close(): void;

@@ -47,6 +47,7 @@ import { AGAIN, Announcements, SpinBudget, waitAsync, waitSteps, waitSync, type 
 import { loadWord } from './words';
 
 const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose');
 
 const unlinkOnCollect = new FinalizationRegistry<Removal>(remove);
 
@@ -471,7 +472,26 @@ export class Channel<T = unknown> {
     if (this.removal !== undefined) remove(this.removal);
   }
 
+  /** Pending waits (send, receive, the iterator) keep the process alive: the default. */
+  ref(): this {
+    this.segment?.setRef(true);
+    return this;
+  }
+
+  /** Pending waits no longer keep the process alive, so a program whose only work
+   * is waiting on this channel can end. */
+  unref(): this {
+    this.segment?.setRef(false);
+    return this;
+  }
+
+  /** close(), for `using`. */
   [disposeSymbol](): void {
+    this.close();
+  }
+
+  /** close(), for `await using`. */
+  async [asyncDisposeSymbol](): Promise<void> {
     this.close();
   }
 
