@@ -15,7 +15,7 @@
 import { Readable, Writable } from 'node:stream';
 import { Channel } from './core/channel';
 import { invalidArg, incompatible, peerGone, type ShmChanError } from './core/errors';
-import { booleanOption, normalizeName, optionsObject, timeoutOption, type CreateOptions } from './core/options';
+import { booleanOption, normalizeName, optionNames, optionsObject, timeoutOption, type CreateOptions } from './core/options';
 import type { SysvKey } from './core/sysv';
 
 export interface StreamOptions extends Omit<CreateOptions<Uint8Array>, 'codec' | 'mode'> {
@@ -34,6 +34,8 @@ export interface StreamOptions extends Omit<CreateOptions<Uint8Array>, 'codec' |
 const PEER_CHECK_MS = 250;
 
 type Side = 'writer' | 'reader';
+
+const streamOptionNames = [...optionNames.create, 'create', 'timeout', 'highWaterMark', 'signal'];
 type StreamCodec = 'raw' | 'msgpack';
 
 /** How a stream gets its channel: made at once (create), or opened when it appears. */
@@ -46,7 +48,7 @@ interface ChannelSource {
 }
 
 function prepare(name: string, options: StreamOptions | undefined, codec: StreamCodec, side: Side): ChannelSource {
-  const o = optionsObject(options);
+  const o = optionsObject(options, streamOptionNames);
   const { create: _create, timeout: _timeout, highWaterMark, signal, unlinkOnClose, ...rest } = o as StreamOptions & Record<string, unknown>;
   const channelName = normalizeName(name);
   const create = booleanOption(o, 'create', false);

@@ -300,4 +300,9 @@ describe('usage, help and exit status', () => {
       }
     }
   });
+
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8'));
+    for (const flag of ['--version', '-v']) expect(await shmchan([flag])).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
 });

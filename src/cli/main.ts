@@ -1,6 +1,8 @@
 // The shmchan command line. The first argument names the command; the command
 // parses the rest with node:util parseArgs in strict mode. Exit status: 0 on
 // success, 1 on a runtime error (one line on stderr), 2 on bad usage.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bench } from './bench';
 import { bridge } from './bridge';
@@ -18,13 +20,17 @@ ${Object.values(commands)
   .map((c) => `  ${c.synopsis}`)
   .join('\n')}
 
-'shmchan <command> --help' describes a command.
+'shmchan <command> --help' describes a command; 'shmchan --version' prints the version.
 Exit status: 0 on success, 1 on a runtime error, 2 on bad usage.
 `;
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '-h' || name === '--help' || name === 'help') {
     out(usage);
+    return 0;
+  }
+  if (name === '-v' || name === '--version') {
+    out(`${version()}\n`);
     return 0;
   }
   if (name === undefined) {
@@ -59,4 +65,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`shmchan ${name}: ${oneLine(error)} (see 'shmchan ${name} --help')\n`);
     return 2;
   }
+}
+
+/** The package's version, from its package.json (dist/cli/ is two levels below it). */
+function version(): string {
+  return (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 }

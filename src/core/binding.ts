@@ -4,6 +4,7 @@
 // are (a NativeError); errors.ts turns it into a ShmChanError, and the callers
 // decide which failures they expect. The wire format's constants come from
 // layout.ts, generated from the C header, not from the addon.
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import nodeGypBuild from 'node-gyp-build';
 import type { NativeStats } from './stats';
@@ -90,4 +91,28 @@ interface Binding {
 // the prebuild for this platform.
 export const native: Binding = process.env.SHMCHAN_ADDON_PATH
   ? require(path.resolve(process.env.SHMCHAN_ADDON_PATH))
-  : nodeGypBuild(path.join(__dirname, '..', '..'));
+  : load(path.join(__dirname, '..', '..'));
+
+/** node-gyp-build's build, or an error that says what to do when there is none. */
+function load(root: string): Binding {
+  try {
+    return nodeGypBuild(root);
+  } catch (error) {
+    const platform = `${process.platform}-${process.arch}`;
+    throw new Error(
+      `shmchan has no native addon for ${platform}: no prebuilt binary fits (${prebuiltPlatforms(root)}) and none was compiled at install. ` +
+        `npm 11 runs a dependency's install script only when the project allows it: run 'npm install-scripts approve shmchan' ` +
+        `(or list shmchan in allowScripts), then 'npm rebuild shmchan', which compiles it (python3, make and a C/C++ compiler needed)`,
+      { cause: error },
+    );
+  }
+}
+
+function prebuiltPlatforms(root: string): string {
+  try {
+    const found = readdirSync(path.join(root, 'prebuilds'));
+    return found.length === 0 ? 'none is shipped' : `prebuilt: ${found.join(', ')}`;
+  } catch {
+    return 'none is shipped';
+  }
+}

@@ -62,12 +62,25 @@ export function normalizeName(name: unknown): string {
   return name.startsWith('/') ? name.slice(1) : name;
 }
 
-/** An options argument: undefined or an object. */
-export function optionsObject(options: unknown): Record<string, unknown> {
+/** An options argument: undefined, or an object whose every option is one of
+ * `known` (a misspelt option must not be ignored silently). */
+export function optionsObject(options: unknown, known: readonly string[]): Record<string, unknown> {
   if (options === undefined) return {};
   if (options === null || typeof options !== 'object') throw invalidArg(`options must be an object, got ${describe(options)}`);
+  for (const name of Object.keys(options))
+    if (!known.includes(name)) throw invalidArg(`unknown option '${name}' (the options here are ${known.join(', ')})`);
   return options as Record<string, unknown>;
 }
+
+const placeOptions = ['backend', 'key'] as const;
+/** The option names of each call, for optionsObject. */
+export const optionNames = {
+  create: [...placeOptions, 'capacity', 'mode', 'permissions', 'codec', 'maxMessageSize', 'unlinkOnClose', 'spinMicros', 'records'],
+  open: [...placeOptions, 'codec', 'timeout', 'unlinkOnClose', 'spinMicros'],
+  connect: [...placeOptions, 'codec', 'timeout', 'unlinkOnClose', 'spinMicros', 'signal'],
+  unlink: placeOptions,
+  wait: ['timeout', 'signal'],
+} as const;
 
 export function integerOption(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
   const value = options[key];
@@ -103,7 +116,7 @@ export function signalOption(options: Record<string, unknown>): AbortSignal | un
 /** The options of a waiting call: undefined or an object (a bare number there
  * would otherwise be ignored, and the call would wait for ever). */
 export function waitOptions(options: unknown): { timeout: number | undefined; signal: AbortSignal | undefined } {
-  const o = optionsObject(options);
+  const o = optionsObject(options, optionNames.wait);
   return { timeout: timeoutOption(o), signal: signalOption(o) };
 }
 
@@ -132,15 +145,15 @@ export interface Place {
 }
 
 /** The name, the options object, and the place they name. */
-function placeOf(name: unknown, options: unknown): { place: Place; o: Record<string, unknown> } {
+function placeOf(name: unknown, options: unknown, known: readonly string[]): { place: Place; o: Record<string, unknown> } {
   const channel = normalizeName(name);
-  const o = optionsObject(options);
+  const o = optionsObject(options, known);
   return { place: { channel, key: keyOption(o, channel) }, o };
 }
 
 /** Channel.unlink's arguments. */
 export function unlinkSettings(name: unknown, options: unknown): Place {
-  return placeOf(name, options).place;
+  return placeOf(name, options, optionNames.unlink).place;
 }
 
 export interface CreateSettings<T> extends Place {
@@ -155,7 +168,7 @@ export interface CreateSettings<T> extends Place {
 }
 
 export function createSettings<T>(name: unknown, options: unknown): CreateSettings<T> {
-  const { place, o } = placeOf(name, options);
+  const { place, o } = placeOf(name, options, optionNames.create);
   const mode = o.mode === undefined ? 'spsc' : o.mode;
   if (mode !== 'spsc' && mode !== 'mpsc') throw invalidArg(`mode must be 'spsc' or 'mpsc', got ${describe(mode)}`);
   const capacity = roundCapacity(integerOption(o, 'capacity', DEFAULT_CAPACITY, 1, L.MAX_CAPACITY));
@@ -179,8 +192,8 @@ export interface OpenSettings<T> extends Place {
   codec: CodecOption<T> | undefined;
 }
 
-export function openSettings<T>(name: unknown, options: unknown): OpenSettings<T> {
-  const { place, o } = placeOf(name, options);
+export function openSettings<T>(name: unknown, options: unknown, known: readonly string[] = optionNames.open): OpenSettings<T> {
+  const { place, o } = placeOf(name, options, known);
   const timeout = timeoutOption(o);
   const spinMicros = spinOption(o);
   const unlinkOnClose = booleanOption(o, 'unlinkOnClose', false);
@@ -191,7 +204,8 @@ export function openSettings<T>(name: unknown, options: unknown): OpenSettings<T
 
 /** Channel.connect's: open's, and a signal. */
 export function connectSettings<T>(name: unknown, options: unknown): OpenSettings<T> & { signal: AbortSignal | undefined } {
-  return { ...openSettings<T>(name, options), signal: signalOption(optionsObject(options)) };
+  const settings = openSettings<T>(name, options, optionNames.connect);
+  return { ...settings, signal: signalOption(optionsObject(options, optionNames.connect)) };
 }
 
 /** How long Channel.open waits for a creator that is still initialising the channel. */

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Channel, ShmChanError } from '../../dist/index.js';
+import { Channel, ShmChanError, createWriteStream } from '../../dist/index.js';
 import { cleanupChannels, killFixtures, packageRoot, startFixture, uniqueName } from '../helpers';
 
 afterEach(() => {
@@ -301,4 +301,24 @@ describe('CLI', () => {
     }
     expect(cli('--help').status).toBe(0);
   });
+});
+
+it('refuses an unknown option by name, in every call that takes options, and creates nothing', async () => {
+  const name = uniqueName('typo');
+  const typo = expect.objectContaining({ code: 'ERR_INVALID_ARG', message: expect.stringContaining("unknown option 'capacty'") });
+  expect(() => Channel.create(name, { capacty: 4096 } as never)).toThrow(typo);
+  expect(existsSync(`/dev/shm/${name}`)).toBe(false);
+  expect(() => createWriteStream(name, { create: true, capacty: 4096 } as never)).toThrow(typo);
+  expect(existsSync(`/dev/shm/${name}`)).toBe(false);
+  const channel = Channel.create(name, { capacity: 4096 });
+  try {
+    expect(() => Channel.open(name, { capacty: 1 } as never)).toThrow(typo);
+    await expect(Channel.connect(name, { capacty: 1 } as never)).rejects.toEqual(typo);
+    expect(() => Channel.unlink(name, { capacty: 1 } as never)).toThrow(typo);
+    await expect(channel.send('x', { capacty: 1 } as never)).rejects.toEqual(typo);
+    expect(() => channel.receiveSync({ capacty: 1 } as never)).toThrow(typo);
+    expect(existsSync(`/dev/shm/${name}`)).toBe(true);
+  } finally {
+    channel.close();
+  }
 });
