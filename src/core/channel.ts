@@ -52,12 +52,17 @@ const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Sy
 const unlinkOnCollect = new FinalizationRegistry<Removal>(remove);
 
 export class Channel<T = unknown> {
+  /** The channel's name, without the leading '/'. */
   readonly name: string;
+  /** 'posix' (shm_open and a futex) or 'sysv' (shmget and a semaphore set). */
   readonly backend: Backend;
   /** System V: the key, as an unsigned 32-bit number (ipcs shows it in hex). */
   readonly key: number | undefined;
+  /** 'spsc': one producer at a time; 'mpsc': up to 64. One consumer either way. */
   readonly mode: Mode;
+  /** Ring bytes, from the channel's header. */
   readonly capacity: number;
+  /** The largest encoded message the channel takes, in bytes. */
   readonly maxMessageSize: number;
   /** Whether messages are msgpackr records over the channel's shared structures. */
   readonly records: boolean;
@@ -163,16 +168,31 @@ export class Channel<T = unknown> {
     return unlinkName(unlinkSettings(name, options));
   }
 
+  /** Whether close() was called on this handle. */
   get closed(): boolean {
     return this.segment === undefined;
   }
 
   // ---- producing ----
 
+  /**
+   * Sends `value` if the ring has room now, and never waits. The first sending
+   * call takes the producer role (ERR_ROLE_TAKEN, ERR_TOO_MANY_PRODUCERS).
+   * @returns false when the ring is full: nothing was sent.
+   * @throws ShmChanError ERR_MESSAGE_TOO_LARGE, ERR_ENCODE, ERR_ENDED, ERR_CLOSED.
+   */
   trySend(value: T): boolean {
     return this.attemptSend(value) === COMMITTED;
   }
 
+  /**
+   * Sends `value`, waiting for room without blocking the event loop. Resolves once
+   * the message is in the ring; it is then delivered exactly once.
+   * @param options.timeout milliseconds to wait for room (ERR_TIMEOUT); none: as long as it takes.
+   * @param options.signal aborts the wait (AbortError).
+   * @throws ShmChanError ERR_PEER_GONE when the consumer died while the ring is full,
+   * and what trySend throws.
+   */
   send(value: T, options?: WaitOptions): Promise<void> {
     try {
       const { signal, timeout } = waitOptions(options);
@@ -185,6 +205,7 @@ export class Channel<T = unknown> {
     }
   }
 
+  /** send(), blocking the calling thread while it waits (for a worker or a CLI). */
   sendSync(value: T, options?: { timeout?: number }): void {
     const { timeout } = waitOptions(options);
     const first = this.attemptSend(value);
@@ -277,14 +298,28 @@ export class Channel<T = unknown> {
 
   // ---- consuming ----
 
+  /**
+   * The next message if there is one, without waiting. The first receiving call
+   * takes the consumer role (ERR_ROLE_TAKEN).
+   * @returns undefined when the channel is empty.
+   * @throws ShmChanError ERR_ENDED after the end of the stream, ERR_DECODE for a
+   * message that fails to decode (it is skipped), ERR_CORRUPT, ERR_CLOSED.
+   */
   tryReceive(): T | undefined {
     return this.tryReceiveWith(this.codec);
   }
 
+  /**
+   * The next message, waiting for one without blocking the event loop.
+   * @param options.timeout milliseconds to wait (ERR_TIMEOUT); none: as long as it takes.
+   * @param options.signal aborts the wait (AbortError).
+   * @throws ShmChanError what tryReceive throws.
+   */
   receive(options?: WaitOptions): Promise<T> {
     return this.receiveWith(this.codec, options);
   }
 
+  /** receive(), blocking the calling thread while it waits (for a worker or a CLI). */
   receiveSync(options?: { timeout?: number }): T {
     return this.receiveSyncWith(this.codec, options);
   }
@@ -361,6 +396,7 @@ export class Channel<T = unknown> {
     return decoder;
   }
 
+  /** Every message, as they come; finishes at the end of the stream. */
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       let value = this.attemptReceive(this.codec);
@@ -453,6 +489,7 @@ export class Channel<T = unknown> {
 
   // ---- lifecycle ----
 
+  /** The channel's counters, and who is attached (pids are null when none). */
   stats(): ChannelStats {
     return channelStats(this.live().stats());
   }
