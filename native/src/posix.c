@@ -59,11 +59,9 @@ static int map_validated(void *context) {
   void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, o->fd, 0);
   if (base == MAP_FAILED) return -errno;
   shmchan_guard_add(base, (size_t)st.st_size);
-  int rc = shmchan_header_check(base, (size_t)st.st_size);
+  size_t size = 0; /* the size the check validated: never the header read again */
+  int rc = shmchan_header_validate(base, (size_t)st.st_size, &size);
   if (rc == 0 && *U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
-  uint32_t capacity = load_u32(base, SHMCHAN_OFF_CAPACITY); /* again: it may have changed since the check */
-  size_t size = (size_t)SHMCHAN_HEADER_SIZE + capacity;
-  if (rc == 0 && (!shmchan_capacity_valid(capacity) || size > (size_t)st.st_size)) rc = -EBADMSG;
   if (rc == 0) {
     /* Keep exactly header + capacity mapped (both page multiples): the core then
      * knows the capacity from the mapping, whatever the header says later. */
