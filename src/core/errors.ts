@@ -106,6 +106,8 @@ export function fromNative(error: unknown, context: ErrorContext, message?: stri
 }
 
 function systemMessage(name: string, ch: string, call: string): string {
+  if (call === 'pthread_create')
+    return `${ch}: no thread could be started to wait on (${call} failed with ${name}: the process or its user is at its thread limit, see ulimit -u, or out of memory); nothing was sent or received, and the channel can still be used`;
   if (name === 'EIDRM')
     return `${ch} was removed while in use: its System V semaphore set is gone (ipcrm, or Channel.unlink), so nothing can wake a waiting call (${call} failed with EIDRM); close this handle and create the channel again`;
   return `${ch}: ${call} failed with ${name}`;
