@@ -82,8 +82,19 @@ int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int tim
   int rc = shmchan_segment_name(seg->name, sizeof seg->name, name);
   if (rc) return rc;
   seg->syscall = "shm_open";
-  int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC, 0);
+  /* Anyone may make /dev/shm/NAME a FIFO (which a plain open waits on for a
+   * writer), a symbolic link or a directory: open none of them, and look at
+   * nothing but a regular file. */
+  int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
   if (fd < 0) return -errno;
+  seg->syscall = "fstat";
+  struct stat st;
+  if (fstat(fd, &st) != 0) rc = -errno;
+  else if (!S_ISREG(st.st_mode)) rc = -EPROTONOSUPPORT; /* not a segment, so no channel */
+  if (rc) {
+    close(fd);
+    return rc;
+  }
   seg->syscall = "mmap";
   rc = shmchan_await_header(map_validated, &(opening_t){seg, fd}, timeout_ms);
   close(fd);
