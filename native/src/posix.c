@@ -86,7 +86,8 @@ int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int tim
    * writer), a symbolic link or a directory: open none of them, and look at
    * nothing but a regular file. */
   int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
-  if (fd < 0) return -errno;
+  /* glibc reports a directory as EINVAL; the name itself was checked above. */
+  if (fd < 0) return errno == EINVAL ? -EISDIR : -errno;
   seg->syscall = "fstat";
   struct stat st;
   if (fstat(fd, &st) != 0) rc = -errno;

@@ -3,6 +3,7 @@
 // the JavaScript side detects. One table maps errno names to codes, and the
 // messages say what to do about each.
 import type { NativeError } from './binding';
+import { SYSV_NSEMS } from './layout';
 
 export type ErrorCode =
   | 'ERR_INVALID_NAME'
@@ -82,7 +83,9 @@ export function errorFromErrno(name: string, context: ErrorContext, message?: st
       errno: name,
       syscall: context.syscall,
     });
-  const code = codeOfErrno[name];
+  // EINVAL from a system call is the kernel refusing (a System V limit, say), not
+  // a bad argument: shmchan checks its arguments before any call.
+  const code = name === 'EINVAL' && context.syscall !== undefined ? undefined : codeOfErrno[name];
   if (code !== undefined) return new ShmChanError(code, message ?? defaultMessage(code, ch), { errno: name });
   const call = context.syscall ?? 'a system call';
   return new ShmChanError('ERR_SYSTEM', message ?? systemMessage(name, ch, call), {
@@ -106,6 +109,12 @@ export function fromNative(error: unknown, context: ErrorContext, message?: stri
 }
 
 function systemMessage(name: string, ch: string, call: string): string {
+  if (call === 'shmget' && name === 'EINVAL')
+    return `${ch}: shmget failed with EINVAL: a System V segment of this capacity is over the kernel's limit for one segment (sysctl kernel.shmmax); raise it, or use a smaller capacity or the POSIX backend`;
+  if (call === 'semget' && name === 'EINVAL')
+    return `${ch}: semget failed with EINVAL: the kernel allows fewer semaphores per set than a System V channel needs (the first field of sysctl kernel.sem, SEMMSL, must be at least ${SYSV_NSEMS}); raise it, or use the POSIX backend`;
+  if (call === 'shm_open' && name === 'EISDIR')
+    return `${ch}: /dev/shm has a directory under this name, not a channel (shm_open failed with EISDIR); remove the directory or use another name`;
   if (call === 'pthread_create')
     return `${ch}: no thread could be started to wait on (${call} failed with ${name}: the process or its user is at its thread limit, see ulimit -u, or out of memory); nothing was sent or received, and the channel can still be used`;
   if (name === 'EIDRM')

@@ -32,7 +32,7 @@ function cli(args: string[], hangMs = 20_000): Promise<{ status: number | null; 
   });
 }
 
-async function tryOpen(name: string): Promise<{ result: string; code?: string; message?: string }> {
+async function tryOpen(name: string): Promise<{ result: string; code?: string; errno?: string; syscall?: string; message?: string }> {
   const child = startFixture('try-open.mjs', [name]);
   const timer = setTimeout(() => child.child.kill('SIGKILL'), 20_000);
   const { code, signal } = await child.exited;
@@ -70,5 +70,29 @@ describe('a FIFO at the name', () => {
   it('Channel.open fails with ERR_INCOMPATIBLE at once', async () => {
     const name = fifo('fifo-open');
     expect(await tryOpen(name)).toMatchObject({ result: 'error', code: 'ERR_INCOMPATIBLE' });
+  });
+});
+
+describe('a directory at the name', () => {
+  function directory(label: string): string {
+    const name = uniqueName(label);
+    mkdirSync(`/dev/shm/${name}`);
+    made.push(`/dev/shm/${name}`);
+    return name;
+  }
+
+  it('Channel.open fails with ERR_SYSTEM (EISDIR, shm_open), not ERR_INVALID_ARG', async () => {
+    const name = directory('dir-open');
+    const outcome = await tryOpen(name);
+    expect(outcome).toMatchObject({ result: 'error', code: 'ERR_SYSTEM', errno: 'EISDIR', syscall: 'shm_open' });
+    expect(outcome.message).toContain('directory');
+  });
+
+  it('shmchan stat says it is a directory', async () => {
+    const name = directory('dir-stat');
+    const { status, signal, stderr } = await cli(['stat', name]);
+    expect({ status, signal }).toEqual({ status: 1, signal: null });
+    expect(stderr).toContain('directory');
+    expect(lstatSync(`/dev/shm/${name}`).isDirectory()).toBe(true);
   });
 });
