@@ -231,6 +231,16 @@ export function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
+/** Text from shared memory as a message may quote it: anything but printable
+ * ASCII escaped (\xNN, \u{N}), so a forged header cannot reach a terminal with
+ * control sequences. Channel names are printable ASCII, so theirs show as they are. */
+export function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]|\\/gu, (c) => {
+    const point = c.codePointAt(0)!;
+    if (c === '\\') return '\\\\';
+    return point < 0x100 ? `\\x${point.toString(16).padStart(2, '0')}` : `\\u{${point.toString(16)}}`;
+  });
+}
 
 export function invalidArg(message: string): ShmChanError {
   return new ShmChanError('ERR_INVALID_ARG', message);

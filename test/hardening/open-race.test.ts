@@ -3,13 +3,14 @@
 // working channel of the true size or ERR_CORRUPT / ERR_INCOMPATIBLE, and never
 // a ring that reaches past its mapping (issue 21, item 1). The hostile process is
 // a small C program, built here.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { Channel } from '../../dist/index.js';
-import { cleanupChannels, fixturesDir, killFixtures, packageRoot, startFixture, sysvKeyOf, uniqueName } from '../helpers';
+import { cleanupChannels, killFixtures, startFixture, sysvKeyOf, uniqueName } from '../helpers';
+import { buildCHelper } from './util';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'shmchan-open-race-'));
 
@@ -20,8 +21,7 @@ afterEach(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 it('System V: an opener racing a process that flips the segment-size word never trusts the flipped size', async () => {
-  const flipper = path.join(work, 'size-flipper');
-  execFileSync('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-Inative/include', path.join(fixturesDir, 'size-flipper.c'), '-o', flipper], { cwd: packageRoot });
+  const flipper = buildCHelper('size-flipper', work);
   const name = uniqueName('size-flip');
   const channel = Channel.create(name, { backend: 'sysv', capacity: 4096 });
   const hostile = spawn(flipper, [String(sysvKeyOf(name))], { stdio: ['ignore', 'pipe', 'inherit'] });
