@@ -5,12 +5,12 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <pthread.h>
 #include <sys/ipc.h>
 
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
-#include <thread>
 #include <unordered_set>
 
 #include "src/segment.h"
@@ -61,9 +61,24 @@ Napi::Value WaitOutcome(Napi::Env env, int rc) {
 // time, and reports each result to JavaScript through a thread-safe function.
 class Waiter {
  public:
-  Waiter(shmchan_segment_t *segment, int which) : segment_(segment), which_(which), thread_([this] { Run(); }) {}
+  // A waiter whose thread runs, or nullptr and *rc the negative errno of
+  // pthread_create (EAGAIN at the process's or user's thread limit). The thread
+  // is made with pthread_create, not std::thread: the addon is built without C++
+  // exceptions, so std::thread's failure would abort the process.
+  static Waiter *Launch(shmchan_segment_t *segment, int which, int *rc) {
+    Waiter *waiter = new Waiter(segment, which);
+    int err = pthread_create(&waiter->thread_, nullptr, Main, waiter);
+    if (err == 0) {
+      waiter->started_ = true;
+      return waiter;
+    }
+    delete waiter;
+    *rc = -err;
+    return nullptr;
+  }
 
   ~Waiter() {
+    if (!started_) return;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
@@ -71,7 +86,7 @@ class Waiter {
     }
     ready_.notify_one();
     shmchan_wake(segment_, which_);
-    thread_.join();
+    pthread_join(thread_, nullptr);
   }
 
   // False when a request is already pending (the TypeScript layer never does that).
@@ -107,6 +122,13 @@ class Waiter {
   }
 
  private:
+  Waiter(shmchan_segment_t *segment, int which) : segment_(segment), which_(which) {}
+
+  static void *Main(void *self) {
+    static_cast<Waiter *>(self)->Run();
+    return nullptr;
+  }
+
   void Run() {
     for (;;) {
       uint32_t expected;
@@ -147,7 +169,8 @@ class Waiter {
   Napi::ThreadSafeFunction callback_;
   uint32_t expected_ = 0;
   int timeout_ms_ = 0;
-  std::thread thread_;  // last: it starts running in the constructor
+  pthread_t thread_;
+  bool started_ = false;  // whether thread_ runs, to be joined
 };
 
 class Segment : public Napi::ObjectWrap<Segment> {
@@ -300,7 +323,11 @@ class Segment : public Napi::ObjectWrap<Segment> {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
     int which = info[0].As<Napi::Number>().Int32Value() == SHMCHAN_WAIT_DATA ? SHMCHAN_WAIT_DATA : SHMCHAN_WAIT_SPACE;
-    if (waiters_[which] == nullptr) waiters_[which] = new Waiter(&segment_, which);
+    if (waiters_[which] == nullptr) {
+      int rc = 0;
+      waiters_[which] = Waiter::Launch(&segment_, which, &rc);
+      if (waiters_[which] == nullptr) return ThrowErrno(env, rc, "pthread_create");
+    }
     auto callback = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "shmchan.wait", 0, 1);
     // a pending wait keeps the event loop alive, unless the handle was unref()'d
     if (!refed_) callback.Unref(env);

@@ -1,7 +1,7 @@
 // Every shmchan channel on this host, found without joining any of them: each
 // candidate segment is mapped, its header validated by the native open, read,
 // and unmapped again. No role is claimed and nothing in the segment is written.
-import { closeSync, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { native, type NativeSegment } from './core/binding';
 import * as L from './core/layout';
 import type { CodecKind } from './core/codec';
@@ -198,24 +198,28 @@ export function inspect(name: string, timeoutMs = 1000): ChannelDetails {
 }
 
 /**
- * Whether `shmchan rm` may remove the file behind a POSIX name: it is empty (its
- * creator died right after shm_open), or it is big enough for a channel and
- * starts with shmchan's magic or with zeros (a creator that died before
- * publishing the magic). This keeps `rm` away from other programs' segments and
- * semaphores. A file that cannot be read answers true, so that the unlink
- * itself reports the problem.
+ * Whether `shmchan rm` may remove the file behind a POSIX name: it is a regular
+ * file, and empty (its creator died right after shm_open), or big enough for a
+ * channel and starting with shmchan's magic or with zeros (a creator that died
+ * before publishing the magic). This keeps `rm` away from other programs'
+ * segments and semaphores, and from FIFOs, symbolic links and directories that
+ * anyone may put in /dev/shm (opened without O_NONBLOCK, a FIFO would block for
+ * ever). A file that cannot be read answers true, so that the unlink itself
+ * reports the problem.
  */
 export function posixNameLooksLikeChannel(name: string): boolean {
   const path = `${POSIX_DIR}/${name.startsWith('/') ? name.slice(1) : name}`;
   let fd: number;
   try {
-    fd = openSync(path, 'r');
-  } catch {
-    return true;
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch (error) {
+    return (error as { code?: string }).code !== 'ELOOP'; // ELOOP: a symbolic link
   }
   try {
     const head = Buffer.alloc(4);
-    const size = fstatSync(fd).size;
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return false;
+    const size = stat.size;
     if (size === 0) return true;
     if (size < L.HEADER_SIZE + L.MIN_CAPACITY || readSync(fd, head, 0, 4, 0) < 4) return false;
     const magic = head.readUInt32LE(0);

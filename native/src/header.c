@@ -95,26 +95,34 @@ void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint
 }
 
 int shmchan_header_check(const uint8_t *base, size_t mapped_size) {
+  size_t segment_size;
+  return shmchan_header_validate(base, mapped_size, &segment_size);
+}
+
+/* Each field is read once (an atomic load, which the compiler may not repeat)
+ * into a local; only the locals are checked and used. */
+int shmchan_header_validate(const uint8_t *base, size_t mapped_size, size_t *segment_size_out) {
   if (mapped_size < SHMCHAN_HEADER_SIZE) return -EAGAIN;
   uint32_t magic = load_u32(base, SHMCHAN_OFF_MAGIC);
   if (magic == 0) return -EAGAIN;
   if (magic != SHMCHAN_MAGIC) return -EPROTONOSUPPORT;
-  if (*U32_AT(base, SHMCHAN_OFF_VERSION) != SHMCHAN_VERSION ||
-      *U32_AT(base, SHMCHAN_OFF_HEADER_SIZE) != SHMCHAN_HEADER_SIZE)
+  if (load_u32(base, SHMCHAN_OFF_VERSION) != SHMCHAN_VERSION ||
+      load_u32(base, SHMCHAN_OFF_HEADER_SIZE) != SHMCHAN_HEADER_SIZE)
     return -EPROTONOSUPPORT;
   shmchan_segment_options_t opt = {
-      .capacity = *U32_AT(base, SHMCHAN_OFF_CAPACITY),
-      .mode = *U32_AT(base, SHMCHAN_OFF_MODE),
-      .max_message_size = *U32_AT(base, SHMCHAN_OFF_MAX_MESSAGE),
-      .codec = *U32_AT(base, SHMCHAN_OFF_CODEC),
-      .permissions = *U32_AT(base, SHMCHAN_OFF_PERMISSIONS),
+      .capacity = load_u32(base, SHMCHAN_OFF_CAPACITY),
+      .mode = load_u32(base, SHMCHAN_OFF_MODE),
+      .max_message_size = load_u32(base, SHMCHAN_OFF_MAX_MESSAGE),
+      .codec = load_u32(base, SHMCHAN_OFF_CODEC),
+      .permissions = load_u32(base, SHMCHAN_OFF_PERMISSIONS),
   };
   if (shmchan_check_segment_options(&opt) != 0) return -EBADMSG;
-  uint64_t segment_size = *U64_AT(base, SHMCHAN_OFF_SEGMENT_SIZE);
+  uint64_t segment_size = load_u64(base, SHMCHAN_OFF_SEGMENT_SIZE);
   if (segment_size != (uint64_t)SHMCHAN_HEADER_SIZE + opt.capacity || segment_size > mapped_size)
     return -EBADMSG;
-  uint32_t backend = *U32_AT(base, SHMCHAN_OFF_BACKEND);
+  uint32_t backend = load_u32(base, SHMCHAN_OFF_BACKEND);
   if (backend != SHMCHAN_BACKEND_POSIX && backend != SHMCHAN_BACKEND_SYSV) return -EBADMSG;
   if (memchr(base + SHMCHAN_OFF_NAME, 0, SHMCHAN_NAME_MAX + 1) == NULL) return -EBADMSG;
+  *segment_size_out = (size_t)segment_size;
   return 0;
 }

@@ -59,11 +59,9 @@ static int map_validated(void *context) {
   void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, o->fd, 0);
   if (base == MAP_FAILED) return -errno;
   shmchan_guard_add(base, (size_t)st.st_size);
-  int rc = shmchan_header_check(base, (size_t)st.st_size);
+  size_t size = 0; /* the size the check validated: never the header read again */
+  int rc = shmchan_header_validate(base, (size_t)st.st_size, &size);
   if (rc == 0 && *U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
-  uint32_t capacity = load_u32(base, SHMCHAN_OFF_CAPACITY); /* again: it may have changed since the check */
-  size_t size = (size_t)SHMCHAN_HEADER_SIZE + capacity;
-  if (rc == 0 && (!shmchan_capacity_valid(capacity) || size > (size_t)st.st_size)) rc = -EBADMSG;
   if (rc == 0) {
     /* Keep exactly header + capacity mapped (both page multiples): the core then
      * knows the capacity from the mapping, whatever the header says later. */
@@ -84,8 +82,20 @@ int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int tim
   int rc = shmchan_segment_name(seg->name, sizeof seg->name, name);
   if (rc) return rc;
   seg->syscall = "shm_open";
-  int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC, 0);
-  if (fd < 0) return -errno;
+  /* Anyone may make /dev/shm/NAME a FIFO (which a plain open waits on for a
+   * writer), a symbolic link or a directory: open none of them, and look at
+   * nothing but a regular file. */
+  int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0);
+  /* glibc reports a directory as EINVAL; the name itself was checked above. */
+  if (fd < 0) return errno == EINVAL ? -EISDIR : -errno;
+  seg->syscall = "fstat";
+  struct stat st;
+  if (fstat(fd, &st) != 0) rc = -errno;
+  else if (!S_ISREG(st.st_mode)) rc = -EPROTONOSUPPORT; /* not a segment, so no channel */
+  if (rc) {
+    close(fd);
+    return rc;
+  }
   seg->syscall = "mmap";
   rc = shmchan_await_header(map_validated, &(opening_t){seg, fd}, timeout_ms);
   close(fd);

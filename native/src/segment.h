@@ -47,6 +47,11 @@ uint32_t shmchan_max_message_limit(uint32_t capacity);
  * or -EAGAIN while the magic is not yet published. */
 int shmchan_header_check(const uint8_t *base, size_t mapped_size);
 
+/* shmchan_header_check, and on success the segment size (header + capacity) it
+ * validated in *segment_size. Another process may rewrite the header at any
+ * time: an opener maps and trusts this value, never the header read again. */
+int shmchan_header_validate(const uint8_t *base, size_t mapped_size, size_t *segment_size);
+
 /* Creates a POSIX segment exclusively and initialises its header. -EEXIST if the
  * name is taken, -EACCES, -ENOSPC, ... On failure nothing is left behind. */
 int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const shmchan_segment_options_t *opt);

@@ -64,11 +64,19 @@ fail:
   return rc;
 }
 
-/* 1 if the mapped header's name (NUL-terminated within the field) equals name. */
+/* Copies the mapped header's name field into out (SHMCHAN_NAME_MAX + 1 bytes),
+ * once: 0 if the copy is NUL-terminated, -EBADMSG if not. The mapping itself is
+ * never scanned twice, since another process may remove its NUL in between. */
+static int stored_name(const uint8_t *base, char *out) {
+  memcpy(out, base + SHMCHAN_OFF_NAME, SHMCHAN_NAME_MAX + 1);
+  return memchr(out, 0, SHMCHAN_NAME_MAX + 1) != NULL ? 0 : -EBADMSG;
+}
+
+/* 1 if the mapped header's name equals name. */
 static int header_names(const uint8_t *base, const char *name) {
   if (name[0] == '/') name++;
-  const char *stored = (const char *)base + SHMCHAN_OFF_NAME;
-  return memchr(stored, 0, SHMCHAN_NAME_MAX + 1) != NULL && strcmp(stored, name) == 0;
+  char stored[SHMCHAN_NAME_MAX + 1];
+  return stored_name(base, stored) == 0 && strcmp(stored, name) == 0;
 }
 
 /* The semaphore set of a validated header: the set with the key must be the one
@@ -90,6 +98,7 @@ typedef struct attachment {
   struct shmid_ds ds;  /* its IPC_STAT */
   uint8_t *base;
   const char *syscall; /* after a failure: the call that failed */
+  size_t segment_size; /* once the header is valid: the size it validated */
 } attachment_t;
 
 /* Attaches the segment with this key (shmflg: 0, or SHM_RDONLY to look only).
@@ -113,8 +122,8 @@ static int attach_by_key(attachment_t *a, uint32_t key, int shmflg) {
 
 /* For shmchan_await_header: whether the creator has published the header. */
 static int check_attached(void *context) {
-  const attachment_t *a = context;
-  return shmchan_header_check(a->base, a->ds.shm_segsz);
+  attachment_t *a = context;
+  return shmchan_header_validate(a->base, a->ds.shm_segsz, &a->segment_size);
 }
 
 int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
@@ -136,9 +145,10 @@ int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t
     shmdt(base);
     return rc;
   }
-  /* header_check validated header + capacity <= shm_segsz; the ring is sized by
-   * the header, read once here (a larger segment's tail is never used). */
-  segment_mapped(seg, base, (size_t)*U64_AT(base, SHMCHAN_OFF_SEGMENT_SIZE), SHMCHAN_BACKEND_SYSV);
+  /* The size the check validated (header + capacity <= shm_segsz), not the
+   * header's word read again: another process may have rewritten it since. A
+   * larger segment's tail is never used. */
+  segment_mapped(seg, base, a.segment_size, SHMCHAN_BACKEND_SYSV);
   seg->key = key;
   seg->shmid = a.shmid;
   seg->semid = semid;
@@ -205,12 +215,8 @@ int shmchan_sysv_holder(uint32_t key, char *out) {
   if (rc) return rc;
   const uint8_t *base = a.base;
   uint32_t magic = load_u32(base, SHMCHAN_OFF_MAGIC);
-  const char *stored = (const char *)base + SHMCHAN_OFF_NAME;
   rc = magic == 0 ? -EAGAIN : -EPROTONOSUPPORT;
-  if (magic == SHMCHAN_MAGIC && memchr(stored, 0, SHMCHAN_NAME_MAX + 1) != NULL) {
-    strcpy(out, stored);
-    rc = 0;
-  }
+  if (magic == SHMCHAN_MAGIC && stored_name(base, out) == 0) rc = 0;
   shmdt(base);
   return rc;
 }

@@ -434,9 +434,10 @@ export class Channel<T = unknown> {
     };
   }
 
-  /** A sleep that cannot continue, e.g. a System V semaphore set removed with ipcrm. */
+  /** A sleep that cannot continue, e.g. a System V semaphore set removed with ipcrm,
+   * or no thread to sleep on (pthread_create, which the binding names). */
   private sleepError(failure: NativeError): unknown {
-    return fromNative(failure, { channel: this.name, syscall: this.backend === 'sysv' ? 'semtimedop' : 'futex' });
+    return fromNative(failure, { channel: this.name, syscall: failure.syscall ?? (this.backend === 'sysv' ? 'semtimedop' : 'futex') });
   }
 
   private endedError(): ShmChanError {

@@ -50,6 +50,18 @@ const minInPlaceRoom = 0x800 + 16; // msgpackr starts a new buffer when less tha
  */
 const smallMessage = 140;
 
+/**
+ * msgpackr encodes a function, anywhere in a value, as undefined: sent alone it
+ * would reach the consumer as the "empty" answer, and as a property it would be
+ * lost without a word. msgpackr calls writeFunction only for a function, so
+ * refusing there costs the common path nothing; the throw becomes ERR_ENCODE,
+ * and nothing is sent.
+ */
+function refuseFunction(...args: unknown[]): never {
+  const fn = args[0] as Function; // msgpackr passes the function; its typings leave it out
+  throw new TypeError(`a function (${fn.name || 'anonymous'}) cannot be sent; send data, not code`);
+}
+
 /** A Buffer that msgpackr returned in REUSE_BUFFER_MODE: its encoding is [start, end). */
 type ReusedTarget = Buffer & { start: number; end: number };
 
@@ -68,7 +80,7 @@ class MsgpackCodec implements Codec<unknown> {
   constructor(readonly records?: SharedStructures) {
     // copyBuffers: decoded byte arrays are copies, never views of the ring or the scratch buffer
     if (records === undefined) {
-      this.packr = new Packr({ useRecords: false });
+      this.packr = new Packr({ useRecords: false, writeFunction: refuseFunction });
       this.unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
       return;
     }
@@ -76,6 +88,7 @@ class MsgpackCodec implements Codec<unknown> {
     const saveStructures = (structures: {}[], isCompatible?: (existing: string[][]) => boolean) =>
       records.save(structures as string[][], isCompatible ?? (() => true));
     this.packr = new Packr({
+      writeFunction: refuseFunction,
       getStructures: () => records.load(),
       saveStructures,
       shouldShareStructure: () => records.shouldShare(),

@@ -3,6 +3,7 @@
 // the JavaScript side detects. One table maps errno names to codes, and the
 // messages say what to do about each.
 import type { NativeError } from './binding';
+import { SYSV_NSEMS } from './layout';
 
 export type ErrorCode =
   | 'ERR_INVALID_NAME'
@@ -82,7 +83,9 @@ export function errorFromErrno(name: string, context: ErrorContext, message?: st
       errno: name,
       syscall: context.syscall,
     });
-  const code = codeOfErrno[name];
+  // EINVAL from a system call is the kernel refusing (a System V limit, say), not
+  // a bad argument: shmchan checks its arguments before any call.
+  const code = name === 'EINVAL' && context.syscall !== undefined ? undefined : codeOfErrno[name];
   if (code !== undefined) return new ShmChanError(code, message ?? defaultMessage(code, ch), { errno: name });
   const call = context.syscall ?? 'a system call';
   return new ShmChanError('ERR_SYSTEM', message ?? systemMessage(name, ch, call), {
@@ -106,6 +109,14 @@ export function fromNative(error: unknown, context: ErrorContext, message?: stri
 }
 
 function systemMessage(name: string, ch: string, call: string): string {
+  if (call === 'shmget' && name === 'EINVAL')
+    return `${ch}: shmget failed with EINVAL: a System V segment of this capacity is over the kernel's limit for one segment (sysctl kernel.shmmax); raise it, or use a smaller capacity or the POSIX backend`;
+  if (call === 'semget' && name === 'EINVAL')
+    return `${ch}: semget failed with EINVAL: the kernel allows fewer semaphores per set than a System V channel needs (the first field of sysctl kernel.sem, SEMMSL, must be at least ${SYSV_NSEMS}); raise it, or use the POSIX backend`;
+  if (call === 'shm_open' && name === 'EISDIR')
+    return `${ch}: /dev/shm has a directory under this name, not a channel (shm_open failed with EISDIR); remove the directory or use another name`;
+  if (call === 'pthread_create')
+    return `${ch}: no thread could be started to wait on (${call} failed with ${name}: the process or its user is at its thread limit, see ulimit -u, or out of memory); nothing was sent or received, and the channel can still be used`;
   if (name === 'EIDRM')
     return `${ch} was removed while in use: its System V semaphore set is gone (ipcrm, or Channel.unlink), so nothing can wake a waiting call (${call} failed with EIDRM); close this handle and create the channel again`;
   return `${ch}: ${call} failed with ${name}`;
@@ -220,6 +231,16 @@ export function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
+/** Text from shared memory as a message may quote it: anything but printable
+ * ASCII escaped (\xNN, \u{N}), so a forged header cannot reach a terminal with
+ * control sequences. Channel names are printable ASCII, so theirs show as they are. */
+export function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]|\\/gu, (c) => {
+    const point = c.codePointAt(0)!;
+    if (c === '\\') return '\\\\';
+    return point < 0x100 ? `\\x${point.toString(16).padStart(2, '0')}` : `\\u{${point.toString(16)}}`;
+  });
+}
 
 export function invalidArg(message: string): ShmChanError {
   return new ShmChanError('ERR_INVALID_ARG', message);

@@ -1,7 +1,7 @@
 // System V specifics around the native calls: which key a channel uses, and
 // what to say when a key is taken by something else.
 import { native } from './binding';
-import { describe, errorFromErrno, fromNative, invalidArg, nativeCode, type ShmChanError } from './errors';
+import { describe, errorFromErrno, fromNative, invalidArg, nativeCode, printable, type ShmChanError } from './errors';
 
 /** A System V key: a number, or the path and project id given to ftok(3). */
 export type SysvKey = number | { path: string; projectId: number };
@@ -70,7 +70,7 @@ export function keyTakenError(
   if (holder.channel === channel) return errorFromErrno('EEXIST', context);
   const what =
     holder.channel !== undefined
-      ? `channel '${holder.channel}'`
+      ? `channel '${printable(holder.channel)}'`
       : holder.failure === 'EAGAIN'
         ? `a segment that is still being initialised (if its creator died, remove it with ipcrm -M ${k})`
         : holder.failure === 'EPROTONOSUPPORT'

@@ -6,7 +6,7 @@
 // an asynchronous driver carry them out.
 import type { NativeError, NativeSegment, SleepOutcome } from './binding';
 import * as L from './layout';
-import { abortError } from './errors';
+import { abortError, nativeCode } from './errors';
 
 /** An attempt's answer when it should be retried later. */
 export const AGAIN: unique symbol = Symbol('again');
@@ -226,6 +226,10 @@ export function waitAsync<T>(
       try {
         sleepAsync(segment, sleeping, advance);
       } catch (error) {
+        // No waiter thread could start (pthread_create: EAGAIN at the thread
+        // limit): this sleep failed. The steps look once more, then end with it,
+        // and the handle stays usable.
+        if (nativeCode(error) !== undefined) return advance(error as NativeError);
         steps.return(undefined as T);
         return finish(() => reject(error));
       }

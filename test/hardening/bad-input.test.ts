@@ -232,6 +232,28 @@ describe('on an existing channel', () => {
     });
   });
 
+  for (const records of [false, true])
+    it(`a function, or a value holding one, is ERR_ENCODE and writes nothing${records ? ' (records)' : ''}`, async () => {
+      const name = uniqueName('function');
+      const producer = Channel.create<unknown>(name, { capacity: 4096, records });
+      const consumer = Channel.open<unknown>(name);
+      try {
+        const values = [() => 1, { a: 1, f() {} }, [1, () => 2], new Map([['f', () => 1]]), { nested: { deeper: [Math.max] } }];
+        for (const value of values) {
+          await expectCode('ERR_ENCODE', () => producer.trySend(value));
+          await expectCode('ERR_ENCODE', () => producer.sendSync(value));
+          await expectCode('ERR_ENCODE', () => producer.send(value));
+        }
+        expect(consumer.tryReceive()).toBeUndefined();
+        expect(producer.trySend({ a: 1 })).toBe(true);
+        expect(consumer.tryReceive()).toEqual({ a: 1 });
+        expect(producer.stats().messagesSent).toBe(1);
+      } finally {
+        consumer.close();
+        producer.close();
+      }
+    });
+
   it('a message over maxMessageSize is ERR_MESSAGE_TOO_LARGE and writes nothing', async () => {
     const name = uniqueName('too-large');
     const channel = Channel.create<unknown>(name, { capacity: 4096, maxMessageSize: 64 });

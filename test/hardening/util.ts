@@ -1,8 +1,10 @@
 // Plumbing for the hardening tests: writing into a live segment, running calls
 // in a child process that may crash, and the codes that corruption may cause.
+import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { expect } from 'vitest';
-import { startFixture } from '../helpers';
+import { fixturesDir, packageRoot, startFixture } from '../helpers';
 
 /** Writes bytes into /dev/shm/NAME at a segment offset, as another process could. */
 export function scribble(name: string, offset: number, bytes: Buffer): void {
@@ -52,4 +54,11 @@ export async function callsAfterCorruption(
   expect({ code, signal, stderr: child.stderr() }, `child hung (killed after ${hangMs} ms) or crashed`).toEqual({ code: 0, signal: null, stderr: '' });
   const lines = child.stdout().trim().split('\n');
   return JSON.parse(lines[lines.length - 1]);
+}
+
+/** Builds test/fixtures/<name>.c (a small hostile C program) into dir; answers its path. */
+export function buildCHelper(name: string, dir: string): string {
+  const out = path.join(dir, name);
+  execFileSync('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-Inative/include', path.join(fixturesDir, `${name}.c`), '-o', out], { cwd: packageRoot });
+  return out;
 }
