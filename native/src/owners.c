@@ -67,7 +67,7 @@ int shmchan_owner_alive(uint64_t owner) {
   return make_owner(pid, start) == owner;
 }
 
-/* Takes a role slot that is free or held by a dead process. 0 or -EBUSY. */
+/* Takes a role slot that is free or held by a dead process (System V). 0 or -EBUSY. */
 static int claim_slot(uint64_t *slot, uint64_t me) {
   for (;;) {
     uint64_t current = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
@@ -82,6 +82,59 @@ static void release_slot(uint64_t *slot, uint64_t me) {
 
 static uint64_t *producer_owner(const shmchan_segment_t *seg, uint32_t slot) {
   return U64_AT(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_OWNER);
+}
+
+static uint32_t *producer_generation(const shmchan_segment_t *seg, uint32_t slot) {
+  return U32_AT(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_GENERATION);
+}
+
+/* ---- POSIX: open-file-description locks on bytes of the segment's file ---- */
+
+static int posix(const shmchan_segment_t *seg) {
+  return seg->backend == SHMCHAN_BACKEND_POSIX;
+}
+
+/* F_OFD_SETLK of one byte: 0, -EAGAIN when another handle's lock conflicts, or -errno. */
+static int set_lock(const shmchan_segment_t *seg, short type, uint32_t byte) {
+  struct flock lock = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+  if (fcntl(seg->fd, F_OFD_SETLK, &lock) == 0) return 0;
+  return errno == EACCES ? -EAGAIN : -errno;
+}
+
+/* 1 when another handle (of any process) holds a lock on the byte. A failed query
+ * answers 1: a holder taken for dead would lose its role to a second one. */
+static int locked_by_other(const shmchan_segment_t *seg, uint32_t byte) {
+  struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+  if (fcntl(seg->fd, F_OFD_GETLK, &lock) != 0) return 1;
+  return lock.l_type != F_UNLCK;
+}
+
+/* What a POSIX holder writes in an owner word: its pid, for display only. */
+static uint64_t display_owner(void) {
+  return (uint64_t)(uint32_t)getpid() & PID_MASK;
+}
+
+static uint64_t self_word(const shmchan_segment_t *seg) {
+  return posix(seg) ? display_owner() : shmchan_self_owner();
+}
+
+int shmchan_lock_open(shmchan_segment_t *seg, int creator) {
+  int rc = set_lock(seg, F_RDLCK, SHMCHAN_LOCK_OPEN);
+  if (rc == 0 && creator) rc = set_lock(seg, F_WRLCK, SHMCHAN_LOCK_CREATOR);
+  if (rc == 0) seg->creator = creator;
+  return rc;
+}
+
+int shmchan_segment_in_use(shmchan_segment_t *seg) {
+  if (posix(seg)) return locked_by_other(seg, SHMCHAN_LOCK_OPEN);
+  shmchan_stats_t s;
+  shmchan_segment_stats(seg, &s);
+  return s.producers != 0 || s.consumer_pid != 0 || s.creator_pid != 0;
+}
+
+/* Whether the holder of a role's lock byte lives: another handle holds it, or this one. */
+static int role_held(const shmchan_segment_t *seg, uint32_t byte, int held_here) {
+  return held_here || locked_by_other(seg, byte);
 }
 
 /* MPSC: a consumer that died while zeroing consumed records left the head behind
@@ -103,11 +156,28 @@ static void finish_release(shmchan_segment_t *seg) {
   store_u32(base, SHMCHAN_OFF_HEAD, releasing);
 }
 
+/* Takes a role: its lock (POSIX) or its owner word (System V). 0, -EBUSY, or -errno. */
+static int take_role(shmchan_segment_t *seg, uint64_t *owner, uint32_t byte) {
+  if (!posix(seg)) return claim_slot(owner, shmchan_self_owner());
+  int rc = set_lock(seg, F_WRLCK, byte);
+  if (rc != 0) return rc == -EAGAIN ? -EBUSY : rc;
+  __atomic_store_n(owner, display_owner(), __ATOMIC_RELEASE);
+  return 0;
+}
+
+/* Clears the owner word first, then unlocks: a successor that finds the word set
+ * knows that its predecessor died. */
+static void give_up_role(shmchan_segment_t *seg, uint64_t *owner, uint32_t byte) {
+  release_slot(owner, self_word(seg));
+  if (posix(seg)) set_lock(seg, F_UNLCK, byte);
+}
+
 int shmchan_claim_consumer(shmchan_segment_t *seg) {
-  uint64_t *slot = U64_AT(seg->base, SHMCHAN_OFF_CONSUMER);
+  if (seg->consumer_held) return -EBUSY;
   uint64_t previous = load_u64(seg->base, SHMCHAN_OFF_CONSUMER);
-  int rc = claim_slot(slot, shmchan_self_owner());
+  int rc = take_role(seg, U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), SHMCHAN_LOCK_CONSUMER);
   if (rc != 0) return rc;
+  seg->consumer_held = 1;
   /* A dead predecessor may have left itself announced as a sleeper. */
   if (previous != 0) store_u32(seg->base, SHMCHAN_OFF_DATA_WAITERS, 0);
   if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_MPSC) finish_release(seg);
@@ -115,42 +185,80 @@ int shmchan_claim_consumer(shmchan_segment_t *seg) {
 }
 
 void shmchan_release_consumer(shmchan_segment_t *seg) {
-  release_slot(U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), shmchan_self_owner());
+  if (!seg->consumer_held) return;
+  give_up_role(seg, U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), SHMCHAN_LOCK_CONSUMER);
+  seg->consumer_held = 0;
+}
+
+/* The slot is this handle's now: a new generation, so that claim markers of an
+ * earlier holder no longer name a live producer. */
+static int took_producer(shmchan_segment_t *seg, uint32_t slot) {
+  __atomic_add_fetch(producer_generation(seg, slot), 1, __ATOMIC_SEQ_CST);
+  seg->producer_slot = (int)slot;
+  return (int)slot;
 }
 
 int shmchan_claim_producer(shmchan_segment_t *seg) {
-  uint64_t me = shmchan_self_owner();
+  if (seg->producer_slot >= 0) return -EBUSY;
   if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_SPSC) {
     uint64_t previous = load_u64(seg->base, SHMCHAN_OFF_PRODUCERS + SHMCHAN_PRODUCER_OWNER);
-    int rc = claim_slot(producer_owner(seg, 0), me);
+    int rc = take_role(seg, producer_owner(seg, 0), SHMCHAN_LOCK_PRODUCERS);
+    if (rc != 0) return rc;
     /* A dead predecessor may have left itself announced as a sleeper. */
-    if (rc == 0 && previous != 0) store_u32(seg->base, SHMCHAN_OFF_SPACE_WAITERS, 0);
-    return rc;
+    if (previous != 0) store_u32(seg->base, SHMCHAN_OFF_SPACE_WAITERS, 0);
+    return took_producer(seg, 0);
   }
   /* In MPSC one process may hold several slots (one per handle). */
+  uint64_t me = shmchan_self_owner();
   for (uint32_t i = 0; i < SHMCHAN_MAX_PRODUCERS; i++) {
+    if (posix(seg)) {
+      int rc = take_role(seg, producer_owner(seg, i), SHMCHAN_LOCK_PRODUCERS + i);
+      if (rc == 0) return took_producer(seg, i);
+      if (rc != -EBUSY) return rc;
+      continue;
+    }
     uint64_t *slot = producer_owner(seg, i);
     uint64_t current = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (current != 0 && (current == me || shmchan_owner_alive(current))) continue;
-    if (__atomic_compare_exchange_n(slot, &current, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return (int)i;
+    if (__atomic_compare_exchange_n(slot, &current, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return took_producer(seg, i);
   }
   return -EUSERS;
 }
 
-void shmchan_release_producer(shmchan_segment_t *seg, int slot) {
+void shmchan_release_producer(shmchan_segment_t *seg) {
+  int slot = seg->producer_slot;
   if (slot < 0 || slot >= (int)SHMCHAN_MAX_PRODUCERS) return;
-  release_slot(producer_owner(seg, (uint32_t)slot), shmchan_self_owner());
+  give_up_role(seg, producer_owner(seg, (uint32_t)slot), SHMCHAN_LOCK_PRODUCERS + (uint32_t)slot);
+  seg->producer_slot = -1;
 }
 
-int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t pid) {
+/* 1 while the holder of producer slot `slot` lives. */
+static int producer_alive(const shmchan_segment_t *seg, uint32_t slot) {
+  if (posix(seg)) return role_held(seg, SHMCHAN_LOCK_PRODUCERS + slot, seg->producer_slot == (int)slot);
+  uint64_t owner = __atomic_load_n(producer_owner(seg, slot), __ATOMIC_ACQUIRE);
+  return shmchan_owner_alive(owner);
+}
+
+int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t generation) {
   if (slot >= SHMCHAN_MAX_PRODUCERS) return 0;
-  uint64_t owner = load_u64(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_OWNER);
-  return shmchan_owner_pid(owner) == pid && shmchan_owner_alive(owner);
+  uint32_t current = __atomic_load_n(producer_generation(seg, slot), __ATOMIC_ACQUIRE);
+  return (current & SHMCHAN_CLAIM_GENERATION_MASK) == (generation & SHMCHAN_CLAIM_GENERATION_MASK) && producer_alive(seg, slot);
+}
+
+uint32_t shmchan_claim_marker(const shmchan_segment_t *seg) {
+  uint32_t slot = (uint32_t)seg->producer_slot % SHMCHAN_MAX_PRODUCERS;
+  uint32_t generation = __atomic_load_n(producer_generation(seg, slot), __ATOMIC_ACQUIRE);
+  return SHMCHAN_CLAIM_FLAG | slot << SHMCHAN_CLAIM_SLOT_SHIFT | (generation & SHMCHAN_CLAIM_GENERATION_MASK);
+}
+
+/* 1 while the consumer lives; 0 when there is none or it died. */
+static int consumer_alive(const shmchan_segment_t *seg) {
+  if (posix(seg)) return role_held(seg, SHMCHAN_LOCK_CONSUMER, seg->consumer_held);
+  return shmchan_owner_alive(load_u64(seg->base, SHMCHAN_OFF_CONSUMER));
 }
 
 int shmchan_consumer_gone(shmchan_segment_t *seg) {
-  uint64_t consumer = load_u64(seg->base, SHMCHAN_OFF_CONSUMER);
-  return consumer != 0 && !shmchan_owner_alive(consumer);
+  return load_u64(seg->base, SHMCHAN_OFF_CONSUMER) != 0 && !consumer_alive(seg);
 }
 
 void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out) {
@@ -165,11 +273,11 @@ void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out) {
     uint32_t entry = SHMCHAN_OFF_PRODUCERS + i * SHMCHAN_PRODUCER_SIZE;
     out->messages_sent += load_u64(b, entry + SHMCHAN_PRODUCER_MESSAGES);
     out->bytes_sent += load_u64(b, entry + SHMCHAN_PRODUCER_BYTES);
-    if (shmchan_owner_alive(load_u64(b, entry + SHMCHAN_PRODUCER_OWNER))) out->producers++;
+    if (producer_alive(seg, i)) out->producers++;
   }
-  uint64_t consumer = load_u64(b, SHMCHAN_OFF_CONSUMER);
-  if (shmchan_owner_alive(consumer)) out->consumer_pid = shmchan_owner_pid(consumer);
+  if (consumer_alive(seg)) out->consumer_pid = shmchan_owner_pid(load_u64(b, SHMCHAN_OFF_CONSUMER));
   uint64_t creator = load_u64(b, SHMCHAN_OFF_CREATOR);
-  if (shmchan_owner_alive(creator)) out->creator_pid = shmchan_owner_pid(creator);
+  int creator_alive = posix(seg) ? role_held(seg, SHMCHAN_LOCK_CREATOR, seg->creator) : shmchan_owner_alive(creator);
+  if (creator_alive) out->creator_pid = shmchan_owner_pid(creator);
   out->ended = load_u32(b, SHMCHAN_OFF_ENDED);
 }

@@ -24,7 +24,7 @@ uint32_t shmchan_sysv_key_of_name(const char *name) {
 
 /* What create and open begin with: no ids yet, the name checked, a key given. */
 static int begin(shmchan_segment_t *seg, const char *name, uint32_t key) {
-  memset(seg, 0, sizeof *seg);
+  segment_reset(seg);
   seg->shmid = seg->semid = -1;
   int rc = shmchan_segment_name(seg->name, sizeof seg->name, name);
   if (rc) return rc;
@@ -53,6 +53,7 @@ int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32
   seg->key = key;
   seg->shmid = shmid;
   seg->semid = semid;
+  seg->creator = 1;
   *U32_AT(base, SHMCHAN_OFF_SEMID) = (uint32_t)semid; /* published with the rest, by the magic */
   shmchan_header_init(base, seg->name, SHMCHAN_BACKEND_SYSV, key, opt);
   return 0;

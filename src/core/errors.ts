@@ -245,6 +245,16 @@ export function peerGone(message: string): ShmChanError {
   return new ShmChanError('ERR_PEER_GONE', message);
 }
 
+/** create found a stale channel under the name that still holds unread messages. */
+export function staleChannelExists(channel: string, unread: number): ShmChanError {
+  const messages = unread === 1 ? '1 unread message' : `${unread} unread messages`;
+  return new ShmChanError(
+    'ERR_CHANNEL_EXISTS',
+    `channel '${channel}' already exists and is stale (no live process has it open), with ${messages} in it: open it and read them (Channel.open), pass { replaceStale: true } to replace it, or remove it with 'shmchan rm ${channel}'`,
+    { errno: 'EEXIST' },
+  );
+}
+
 export function notFound(message: string): ShmChanError {
   return new ShmChanError('ERR_CHANNEL_NOT_FOUND', message);
 }
