@@ -91,13 +91,19 @@ it('a role claimed with no free file descriptor is held like any other', async (
     producer.sendSync('first');
     const script = `ulimit -n 64 && exec "${process.execPath}" "${path.join(fixturesDir, 'claim-without-fds.mjs')}" "${name}"`;
     const holder = spawn('sh', ['-c', script], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-    const said = await new Promise<string>((resolve) => holder.stdout.setEncoding('utf8').once('data', resolve));
-    expect(said.trim()).toBe('claimed');
-    const second = Channel.open<string>(name);
-    expect(() => second.tryReceive()).toThrow(expect.objectContaining({ code: 'ERR_ROLE_TAKEN' }));
-    second.close();
-    holder.kill('SIGKILL');
-    await new Promise((resolve) => holder.once('exit', resolve));
+    try {
+      const said = await new Promise<string>((resolve) => holder.stdout.setEncoding('utf8').once('data', resolve));
+      expect(said.trim()).toBe('claimed');
+      const second = Channel.open<string>(name);
+      try {
+        expect(() => second.tryReceive()).toThrow(expect.objectContaining({ code: 'ERR_ROLE_TAKEN' }));
+      } finally {
+        second.close();
+      }
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
   } finally {
     producer.close();
   }
@@ -106,12 +112,12 @@ it('a role claimed with no free file descriptor is held like any other', async (
 it('a creator stopped by SIGINT leaves a stale channel that the same program, started again, replaces', async () => {
   const name = uniqueName('sigint');
   const first = startFixture('reader.mjs', [name]);
-  await first.line('ready');
+  await first.line('created');
   first.child.kill('SIGINT');
   expect(await first.exited).toMatchObject({ signal: 'SIGINT' });
   expect(find(name)).toMatchObject({ stale: true });
   const again = startFixture('reader.mjs', [name]);
-  await again.line('ready');
+  await again.line('created');
   expect(find(name)).toMatchObject({ creatorPid: again.child.pid, stale: false });
   again.child.kill('SIGINT');
   await again.exited;
