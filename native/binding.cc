@@ -395,13 +395,10 @@ Napi::Value OpenPosix(const Napi::CallbackInfo &info) {
   return Wrap(env, segment);
 }
 
-// (name, force) -> the number of unread messages it held, once removed. Throws
-// EBUSY (a live handle has it open), ENOTEMPTY (unread messages, not forced: the
-// error's `unread` says how many), ENOENT, EPROTONOSUPPORT...
-Napi::Value RemoveStalePosix(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  uint64_t unread = 0;
-  int rc = shmchan_segment_remove_stale_posix(NameArg(info).c_str(), info[1].As<Napi::Boolean>().Value(), &unread);
+// The answer of a stale channel's removal: the number of unread messages it held.
+// Throws EBUSY (a live handle has it open), ENOTEMPTY (unread messages, not
+// forced: the error's `unread` says how many), ENOENT, EPROTONOSUPPORT...
+Napi::Value StaleRemoved(Napi::Env env, int rc, uint64_t unread) {
   if (rc == -ENOTEMPTY) {
     Napi::Error error = ErrnoError(env, rc, nullptr);
     error.Set("unread", Napi::Number::New(env, static_cast<double>(unread)));
@@ -410,6 +407,13 @@ Napi::Value RemoveStalePosix(const Napi::CallbackInfo &info) {
   }
   if (rc != 0) return ThrowErrno(env, rc, nullptr);
   return Napi::Number::New(env, static_cast<double>(unread));
+}
+
+// (name, force) -> see StaleRemoved
+Napi::Value RemoveStalePosix(const Napi::CallbackInfo &info) {
+  uint64_t unread = 0;
+  int rc = shmchan_segment_remove_stale_posix(NameArg(info).c_str(), info[1].As<Napi::Boolean>().Value(), &unread);
+  return StaleRemoved(info.Env(), rc, unread);
 }
 
 Napi::Value UnlinkPosix(const Napi::CallbackInfo &info) {
@@ -428,6 +432,13 @@ Napi::Value CreateSysv(const Napi::CallbackInfo &info) {
   int rc = shmchan_segment_create_sysv(&segment, NameArg(info).c_str(), KeyArg(info, 1), &options);
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
   return Wrap(env, segment);
+}
+
+// (name, key, force) -> see StaleRemoved
+Napi::Value RemoveStaleSysv(const Napi::CallbackInfo &info) {
+  uint64_t unread = 0;
+  int rc = shmchan_segment_remove_stale_sysv(NameArg(info).c_str(), KeyArg(info, 1), info[2].As<Napi::Boolean>().Value(), &unread);
+  return StaleRemoved(info.Env(), rc, unread);
 }
 
 // (name, key, timeout ms) -> Segment
@@ -497,6 +508,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openSysv", Napi::Function::New<OpenSysv>(env));
   exports.Set("unlinkSysv", Napi::Function::New<UnlinkSysv>(env));
   exports.Set("removeSysv", Napi::Function::New<RemoveSysv>(env));
+  exports.Set("removeStaleSysv", Napi::Function::New<RemoveStaleSysv>(env));
   exports.Set("sysvHolder", Napi::Function::New<SysvHolder>(env));
   exports.Set("sysvKeyOfName", Napi::Function::New<SysvKeyOfName>(env));
   exports.Set("ftok", Napi::Function::New<Ftok>(env));

@@ -97,7 +97,13 @@ extern "C" {
  * u64 owner words of the processes sleeping in that slot (0 = free). Slot s of
  * line w sleeps on semaphore w * SHMCHAN_SYSV_SLOTS + s of the channel's set. */
 #define SHMCHAN_SYSV_SLOTS 64u
-#define SHMCHAN_SYSV_NSEMS (2u * SHMCHAN_SYSV_SLOTS)
+/* Then the liveness semaphores (see "Liveness"), the set's last 68: */
+#define SHMCHAN_SYSV_SEM_OPEN (2u * SHMCHAN_SYSV_SLOTS)            /* raised by 1 per open handle */
+#define SHMCHAN_SYSV_SEM_REPLACING (SHMCHAN_SYSV_SEM_OPEN + 1u)    /* 1 while a stale channel is removed */
+#define SHMCHAN_SYSV_SEM_CREATOR (SHMCHAN_SYSV_SEM_OPEN + 2u)      /* 1 free, 0 held: the creator */
+#define SHMCHAN_SYSV_SEM_CONSUMER (SHMCHAN_SYSV_SEM_OPEN + 3u)     /* 1 free, 0 held: the consumer */
+#define SHMCHAN_SYSV_SEM_PRODUCERS (SHMCHAN_SYSV_SEM_OPEN + 4u)    /* + slot: 1 free, 0 held */
+#define SHMCHAN_SYSV_NSEMS (SHMCHAN_SYSV_SEM_PRODUCERS + SHMCHAN_MAX_PRODUCERS)
 #define SHMCHAN_OFF_SLEEPERS 5120u      /* u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 
 /* Shared record structures, for codec SHMCHAN_CODEC_MSGPACK_RECORDS (unused
@@ -187,11 +193,18 @@ extern "C" {
  * still has a name (st_nlink > 0): a channel being replaced is write-locked on
  * SHMCHAN_LOCK_OPEN by its replacer, which unlinks it under that lock.
  *
- * System V (no file): an owner word names a process across pid reuse: the pid in
- * the low 22 bits, the process start time (clock ticks since boot, /proc/PID/stat
- * field 22) in the high 42 bits. A holder lives while that process does; this
- * does not hold across pid namespaces. On POSIX the owner words are written by
- * their holders for display only (the pid, with a start time of 0).
+ * System V (no file): semaphores of the channel's set, changed with SEM_UNDO so
+ * that the kernel undoes them when the process dies. SHMCHAN_SYSV_SEM_OPEN is
+ * raised by 1 by every handle (together with a check that
+ * SHMCHAN_SYSV_SEM_REPLACING is 0, in one semop), and lowered again at close. A
+ * role's semaphore (creator, consumer, producer slot i) is 1 while free: claiming
+ * is semop -1 with IPC_NOWAIT | SEM_UNDO (EAGAIN: held), releasing +1 with
+ * SEM_UNDO, and the holder lives while its value is 0. Stale: OPEN is 0.
+ *
+ * Owner words (role fields of the header) hold the holder's pid in their low 22
+ * bits, for display only. System V sleeper slots (wait.c) hold a full owner
+ * word: the pid in the low 22 bits, the process start time (clock ticks since
+ * boot, /proc/PID/stat field 22) in the high 42 bits.
  */
 #define SHMCHAN_LOCK_OPEN 0u
 #define SHMCHAN_LOCK_CREATOR 1u

@@ -92,18 +92,17 @@ int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *o
       .permissions = o->permissions != 0 ? o->permissions : 0600,
   };
   shmchan_segment_t seg;
-  if (o->backend == SHMCHAN_BACKEND_SYSV) {
-    int rc = shmchan_segment_create_sysv(&seg, name, key_for(name, o), &layout);
-    return rc != 0 ? rc : adopt(out, &seg, o, 1);
-  }
+  int sysv = o->backend == SHMCHAN_BACKEND_SYSV;
+  uint32_t key = key_for(name, o);
   /* A stale channel (nobody has it open) with no unread message is replaced, as
    * Channel.create does; the loop ends when a create or a removal fails. */
   for (int attempt = 0;; attempt++) {
-    int rc = shmchan_segment_create_posix(&seg, name, &layout);
+    int rc = sysv ? shmchan_segment_create_sysv(&seg, name, key, &layout) : shmchan_segment_create_posix(&seg, name, &layout);
     if (rc == 0) return adopt(out, &seg, o, 1);
     uint64_t unread;
     if (rc != -EEXIST || attempt == 3) return rc;
-    int removed = shmchan_segment_remove_stale_posix(name, 0, &unread);
+    int removed = sysv ? shmchan_segment_remove_stale_sysv(name, key, 0, &unread)
+                       : shmchan_segment_remove_stale_posix(name, 0, &unread);
     if (removed != 0 && removed != -ENOENT) return -EEXIST;
   }
 }

@@ -23,6 +23,7 @@ int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const
   /* Locked before anything else: a channel nobody has open is stale, and may be
    * replaced, from the moment its name exists. */
   seg->fd = fd;
+  seg->backend = SHMCHAN_BACKEND_POSIX;
   seg->syscall = "fcntl";
   if ((rc = shmchan_lock_open(seg, 1)) != 0) {
     errno = rc == -EAGAIN ? EBUSY : -rc;
@@ -100,6 +101,7 @@ static int open_locked(shmchan_segment_t *seg, int timeout_ms) {
     int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return -errno;
     seg->fd = fd;
+    seg->backend = SHMCHAN_BACKEND_POSIX;
     seg->syscall = "fcntl";
     int rc = shmchan_lock_open(seg, 0);
     struct stat st;
@@ -128,8 +130,7 @@ int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int tim
   return rc;
 }
 
-/* The messages committed and not yet received, from the header's counters. */
-static uint64_t unread_messages(const uint8_t *base) {
+uint64_t shmchan_unread_messages(const uint8_t *base) {
   uint64_t sent = 0;
   for (uint32_t i = 0; i < SHMCHAN_MAX_PRODUCERS; i++)
     sent += load_u64(base, SHMCHAN_OFF_PRODUCERS + i * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_MESSAGES);
@@ -150,7 +151,7 @@ static int remove_locked(const char *path, int fd, int force, uint64_t *unread) 
   shmchan_guard_add(base, SHMCHAN_HEADER_SIZE);
   int rc = shmchan_header_check(base, (size_t)st.st_size);
   if (rc == 0 && *U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
-  if (rc == 0) *unread = unread_messages(base);
+  if (rc == 0) *unread = shmchan_unread_messages(base);
   shmchan_guard_remove(base);
   munmap(base, SHMCHAN_HEADER_SIZE);
   if (rc != 0) return rc;
@@ -188,6 +189,7 @@ int shmchan_segment_unlink_posix(const char *name) {
 void shmchan_segment_unmap(shmchan_segment_t *seg) {
   if (seg->base == NULL) return;
   shmchan_guard_remove(seg->base);
+  shmchan_unlock_open(seg);
   if (seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_detach(seg);
   else munmap(seg->base, seg->size);
   /* closing the file releases every lock of this handle */

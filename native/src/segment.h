@@ -26,7 +26,8 @@ typedef struct shmchan_segment {
   /* The roles this handle holds, kept by the role functions below. */
   int consumer_held;
   int producer_slot; /* -1: none */
-  int creator;       /* this handle created the channel */
+  int creator;       /* this handle created the channel (and holds its creator lock) */
+  int opened;        /* this handle holds its share of the "open" lock */
   /* POSIX only: the segment's file, open for the handle's lifetime; its
    * open-file-description locks are the handle's roles ("Liveness", shmchan.h). */
   int fd;
@@ -65,6 +66,9 @@ int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int tim
 
 /* Removes the name; mappings stay valid until unmapped. 0, -ENOENT, -EACCES. */
 int shmchan_segment_unlink_posix(const char *name);
+
+/* The messages committed and not yet received, from a header's counters. */
+uint64_t shmchan_unread_messages(const uint8_t *base);
 
 /* Removes a stale POSIX channel: one that no handle has open. Holding a write lock
  * on its SHMCHAN_LOCK_OPEN byte (so nobody can open it meanwhile), it counts the
@@ -105,6 +109,11 @@ int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t
  * -EPROTONOSUPPORT (not a shmchan segment), -EACCES, -EPERM. */
 int shmchan_segment_unlink_sysv(const char *name, uint32_t key);
 
+/* Removes a stale System V channel (no handle has it open) as
+ * shmchan_segment_remove_stale_posix does: under SHMCHAN_SYSV_SEM_REPLACING,
+ * which openers wait for. Same results; -EEXIST: the key holds another channel. */
+int shmchan_segment_remove_stale_sysv(const char *name, uint32_t key, int force, uint64_t *unread);
+
 /* Removes a channel's segment and semaphore set by the ids its handle recorded
  * (-1: none), so a channel created since under the same key is never touched. */
 void shmchan_sysv_remove_ids(int shmid, int semid);
@@ -127,6 +136,8 @@ int shmchan_owner_alive(uint64_t owner);
  * creator, the write lock on SHMCHAN_LOCK_CREATOR). 0, -EAGAIN (a replacer holds
  * the channel), or -errno of fcntl. */
 int shmchan_lock_open(shmchan_segment_t *seg, int creator);
+/* Gives up what shmchan_lock_open took (System V; POSIX closes the file). */
+void shmchan_unlock_open(shmchan_segment_t *seg);
 /* 1 when some other handle than this one has the channel open (the channel is
  * not stale). System V: when a live process holds a role or created it. */
 int shmchan_segment_in_use(shmchan_segment_t *seg);

@@ -137,18 +137,8 @@ function removeStale(positionals: string[]): Promise<number> {
   const only = new Set(positionals.map(normalizeName));
   for (const channel of listDetails()) {
     if (!channel.stale || (only.size > 0 && !only.has(channel.name))) continue;
-    // POSIX: removed under a lock that keeps openers out, if still stale then
-    if (channel.backend === 'posix') {
-      if (removeStaleChannel(channel.name, true) === 'removed') out(`removed ${channel.name}\n`);
-      continue;
-    }
-    try {
-      // look again just before removing: a process may have opened it since
-      if (!inspect(channel.name, 0).stale) continue;
-    } catch {
-      continue;
-    }
-    if (Channel.unlink(channel.name, { backend: channel.backend })) out(`removed ${channel.name}\n`);
+    // removed under a lock that keeps openers out, if still stale then
+    if (removeStaleChannel({ channel: channel.name, key: channel.key }, true) === 'removed') out(`removed ${channel.name}\n`);
   }
   return Promise.resolve(0);
 }

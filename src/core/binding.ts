@@ -78,6 +78,8 @@ interface Binding {
   openSysv(name: string, key: number, timeoutMs: number): NativeSegment;
   /** Throws ENOENT, EEXIST (the key holds another channel), EPROTONOSUPPORT (not a channel). */
   unlinkSysv(name: string, key: number): void;
+  /** As removeStalePosix; also EEXIST (the key holds another channel). */
+  removeStaleSysv(name: string, key: number, force: boolean): number;
   /** Removes a segment and its semaphore set by id (errors ignored: already gone). */
   removeSysv(shmid: number, semid: number): void;
   /** The name of the channel that holds a key. Throws EAGAIN (still being

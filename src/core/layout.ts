@@ -87,7 +87,17 @@ export const WAIT_DATA = 0;
 /** producers wait for room */
 export const WAIT_SPACE = 1;
 export const SYSV_SLOTS = 64;
-export const SYSV_NSEMS = 128;
+/** raised by 1 per open handle */
+export const SYSV_SEM_OPEN = 128;
+/** 1 while a stale channel is removed */
+export const SYSV_SEM_REPLACING = 129;
+/** 1 free, 0 held: the creator */
+export const SYSV_SEM_CREATOR = 130;
+/** 1 free, 0 held: the consumer */
+export const SYSV_SEM_CONSUMER = 131;
+/** + slot: 1 free, 0 held */
+export const SYSV_SEM_PRODUCERS = 132;
+export const SYSV_NSEMS = 196;
 /** u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 export const OFF_SLEEPERS = 5120;
 /** u32: claim marker of the writer, 0 = free */

@@ -21,10 +21,10 @@ const MAX_CONNECT_POLL_MS = 50;
 const REPLACE_ATTEMPTS = 3;
 
 /**
- * Creates a channel's segment. A POSIX name held by a stale channel (no live
- * handle has it open) is taken over: silently when the channel holds no unread
- * message, with `replaceStale` when it does; otherwise ERR_CHANNEL_EXISTS says
- * what waits in it.
+ * Creates a channel's segment. A name (System V: a key) held by a stale channel
+ * of that name (no live handle has it open) is taken over: silently when the
+ * channel holds no unread message, with `replaceStale` when it does; otherwise
+ * ERR_CHANNEL_EXISTS says what waits in it.
  */
 export function createSegment(place: Place, options: NativeCreateOptions, replaceStale = false): NativeSegment {
   const { channel, key } = place;
@@ -32,21 +32,22 @@ export function createSegment(place: Place, options: NativeCreateOptions, replac
     try {
       return key === undefined ? native.createPosix(channel, options) : native.createSysv(channel, key, options);
     } catch (error) {
-      if (key !== undefined || nativeCode(error) !== 'EEXIST' || attempt === REPLACE_ATTEMPTS) throw nativeFailure(error, place, 'create');
-      if (removeStale(channel, replaceStale) === 'kept') throw nativeFailure(error, place, 'create');
+      if (nativeCode(error) !== 'EEXIST' || attempt === REPLACE_ATTEMPTS) throw nativeFailure(error, place, 'create');
+      if (removeStale(place, replaceStale) === 'kept') throw nativeFailure(error, place, 'create');
     }
   }
 }
 
 /**
- * Removes the POSIX channel `channel` if it is stale: 'removed', 'gone' (removed
+ * Removes the channel at `place` if it is stale: 'removed', 'gone' (removed
  * or replaced by another process meanwhile), or 'kept' (a live handle has it
  * open, or it is no channel of this version). A stale channel with unread
  * messages throws ERR_CHANNEL_EXISTS saying so, unless `force`.
  */
-export function removeStale(channel: string, force: boolean): 'removed' | 'gone' | 'kept' {
+export function removeStale(place: Place, force: boolean): 'removed' | 'gone' | 'kept' {
+  const { channel, key } = place;
   try {
-    const unread = native.removeStalePosix(channel, force);
+    const unread = key === undefined ? native.removeStalePosix(channel, force) : native.removeStaleSysv(channel, key, force);
     debug('removed stale channel %s (%d unread messages)', channel, unread);
     return 'removed';
   } catch (error) {
