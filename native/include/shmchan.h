@@ -45,7 +45,7 @@ extern "C" {
 #define SHMCHAN_OFF_CODEC 24u           /* u32: SHMCHAN_CODEC_*, a hint for openers */
 #define SHMCHAN_OFF_BACKEND 28u         /* u32: SHMCHAN_BACKEND_* */
 #define SHMCHAN_OFF_SEGMENT_SIZE 32u    /* u64: header + capacity */
-#define SHMCHAN_OFF_CREATOR 40u         /* u64: owner word of the creating process (display only on POSIX) */
+#define SHMCHAN_OFF_CREATOR 40u         /* u64: the creator's pid, for display only */
 #define SHMCHAN_OFF_CREATED_MS 48u      /* u64: creation time, ms since the epoch */
 #define SHMCHAN_OFF_PERMISSIONS 56u     /* u32: mode bits given at creation */
 #define SHMCHAN_OFF_KEY 60u             /* u32: System V key, 0 for POSIX */
@@ -60,7 +60,7 @@ extern "C" {
 #define SHMCHAN_OFF_RELEASING 260u      /* u32, MPSC: the head the consumer is releasing up to (see below) */
 #define SHMCHAN_OFF_RECV_MESSAGES 264u  /* u64 */
 #define SHMCHAN_OFF_RECV_BYTES 272u     /* u64 */
-#define SHMCHAN_OFF_CONSUMER 280u       /* u64: owner word of the consumer, 0 = none (display only on POSIX) */
+#define SHMCHAN_OFF_CONSUMER 280u       /* u64: the consumer's pid, for display only; 0 = none */
 #define SHMCHAN_OFF_HEAD_POSITION 288u  /* u64: the head as a 64-bit position, kept only by
                                          * consumers that need a stable id per message (below) */
 
@@ -75,7 +75,7 @@ extern "C" {
 /* producer table: SHMCHAN_MAX_PRODUCERS entries of SHMCHAN_PRODUCER_SIZE bytes */
 #define SHMCHAN_OFF_PRODUCERS 1024u
 #define SHMCHAN_PRODUCER_SIZE 64u
-#define SHMCHAN_PRODUCER_OWNER 0u       /* u64: owner word, 0 = free slot (display only on POSIX) */
+#define SHMCHAN_PRODUCER_OWNER 0u       /* u64: the holder's pid, for display only; 0 = free */
 #define SHMCHAN_PRODUCER_MESSAGES 8u    /* u64: messages this slot has sent */
 #define SHMCHAN_PRODUCER_BYTES 16u      /* u64: payload bytes this slot has sent */
 /* A producer that relays messages from elsewhere (the NATS bridge) records here,

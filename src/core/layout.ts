@@ -28,7 +28,7 @@ export const OFF_CODEC = 24;
 export const OFF_BACKEND = 28;
 /** u64: header + capacity */
 export const OFF_SEGMENT_SIZE = 32;
-/** u64: owner word of the creating process (display only on POSIX) */
+/** u64: the creator's pid, for display only */
 export const OFF_CREATOR = 40;
 /** u64: creation time, ms since the epoch */
 export const OFF_CREATED_MS = 48;
@@ -50,7 +50,7 @@ export const OFF_RELEASING = 260;
 export const OFF_RECV_MESSAGES = 264;
 /** u64 */
 export const OFF_RECV_BYTES = 272;
-/** u64: owner word of the consumer, 0 = none (display only on POSIX) */
+/** u64: the consumer's pid, for display only; 0 = none */
 export const OFF_CONSUMER = 280;
 /** u64: the head as a 64-bit position, kept only by consumers that need a stable id per message (below) */
 export const OFF_HEAD_POSITION = 288;
@@ -66,7 +66,7 @@ export const OFF_SPACE_WAITERS = 516;
 export const OFF_NAME = 768;
 export const OFF_PRODUCERS = 1024;
 export const PRODUCER_SIZE = 64;
-/** u64: owner word, 0 = free slot (display only on POSIX) */
+/** u64: the holder's pid, for display only; 0 = free */
 export const PRODUCER_OWNER = 0;
 /** u64: messages this slot has sent */
 export const PRODUCER_MESSAGES = 8;
