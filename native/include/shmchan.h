@@ -94,8 +94,9 @@ extern "C" {
 #define SHMCHAN_WAIT_SPACE 1 /* producers wait for room */
 
 /* System V sleeper slots (unused by POSIX): per wait line, SHMCHAN_SYSV_SLOTS
- * u64 owner words of the processes sleeping in that slot (0 = free). Slot s of
- * line w sleeps on semaphore w * SHMCHAN_SYSV_SLOTS + s of the channel's set. */
+ * u64 words, the pid of the thread's process sleeping in that slot (0 = free;
+ * a slot is held by its lock semaphore, below, and the word tells wakers to post).
+ * Slot s of line w sleeps on semaphore w * SHMCHAN_SYSV_SLOTS + s of the set. */
 #define SHMCHAN_SYSV_SLOTS 64u
 /* Then the liveness semaphores (see "Liveness"), the set's last 68: */
 #define SHMCHAN_SYSV_SEM_OPEN (2u * SHMCHAN_SYSV_SLOTS)            /* raised by 1 per open handle */
@@ -103,7 +104,9 @@ extern "C" {
 #define SHMCHAN_SYSV_SEM_CREATOR (SHMCHAN_SYSV_SEM_OPEN + 2u)      /* 1 free, 0 held: the creator */
 #define SHMCHAN_SYSV_SEM_CONSUMER (SHMCHAN_SYSV_SEM_OPEN + 3u)     /* 1 free, 0 held: the consumer */
 #define SHMCHAN_SYSV_SEM_PRODUCERS (SHMCHAN_SYSV_SEM_OPEN + 4u)    /* + slot: 1 free, 0 held */
-#define SHMCHAN_SYSV_NSEMS (SHMCHAN_SYSV_SEM_PRODUCERS + SHMCHAN_MAX_PRODUCERS)
+/* Last, per sleeper slot (line w, slot s at + w * SHMCHAN_SYSV_SLOTS + s): 1 free, 0 held. */
+#define SHMCHAN_SYSV_SEM_SLEEPER_LOCKS (SHMCHAN_SYSV_SEM_PRODUCERS + SHMCHAN_MAX_PRODUCERS)
+#define SHMCHAN_SYSV_NSEMS (SHMCHAN_SYSV_SEM_SLEEPER_LOCKS + 2u * SHMCHAN_SYSV_SLOTS)
 #define SHMCHAN_OFF_SLEEPERS 5120u      /* u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 
 /* Shared record structures, for codec SHMCHAN_CODEC_MSGPACK_RECORDS (unused
@@ -201,10 +204,8 @@ extern "C" {
  * is semop -1 with IPC_NOWAIT | SEM_UNDO (EAGAIN: held), releasing +1 with
  * SEM_UNDO, and the holder lives while its value is 0. Stale: OPEN is 0.
  *
- * Owner words (role fields of the header) hold the holder's pid in their low 22
- * bits, for display only. System V sleeper slots (wait.c) hold a full owner
- * word: the pid in the low 22 bits, the process start time (clock ticks since
- * boot, /proc/PID/stat field 22) in the high 42 bits.
+ * The role fields of the header (creator, consumer, producer slots' owner) hold
+ * the holder's pid in their low SHMCHAN_OWNER_PID_BITS bits, for display only.
  */
 #define SHMCHAN_LOCK_OPEN 0u
 #define SHMCHAN_LOCK_CREATOR 1u

@@ -1,75 +1,16 @@
 /* Which handle holds which role, and whether it lives: kernel-kept locks (POSIX:
  * open-file-description locks on the segment's file; System V: semaphores taken
  * with SEM_UNDO), claiming and releasing roles, and the counters that stats()
- * reports. Owner words (pid + start time) remain only for System V sleeper slots
- * (wait.c); see "Liveness" in shmchan.h. */
+ * reports. Pids in the header are for display only; see "Liveness" in shmchan.h. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/sem.h>
 #include <unistd.h>
 
 #include "platform.h"
 
 #define PID_MASK ((1u << SHMCHAN_OWNER_PID_BITS) - 1)
-
-/* Reads state and start time (field 22) from /proc/PID/stat. 0, or -errno. */
-static int read_proc_stat(uint32_t pid, char *state, uint64_t *start) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  int err = errno;
-  close(fd);
-  if (n <= 0) return n < 0 ? -err : -EIO;
-  buf[n] = 0;
-  /* the command name may contain spaces and parentheses: fields restart after the last ')' */
-  char *p = strrchr(buf, ')');
-  if (p == NULL || p[1] != ' ') return -EIO;
-  p += 2;
-  *state = *p;
-  for (int field = 3; field < 22; field++) {
-    p = strchr(p, ' ');
-    if (p == NULL) return -EIO;
-    p++;
-  }
-  *start = strtoull(p, NULL, 10);
-  return 0;
-}
-
-static uint64_t make_owner(uint32_t pid, uint64_t start) {
-  return (start << SHMCHAN_OWNER_PID_BITS) | (pid & PID_MASK);
-}
-
-uint64_t shmchan_self_owner(void) {
-  static uint32_t cached_pid;
-  static uint64_t cached_owner;
-  uint32_t pid = (uint32_t)getpid();
-  if (__atomic_load_n(&cached_pid, __ATOMIC_ACQUIRE) != pid) {
-    char state;
-    uint64_t start = 0;
-    read_proc_stat(pid, &state, &start);
-    __atomic_store_n(&cached_owner, make_owner(pid, start), __ATOMIC_RELAXED);
-    __atomic_store_n(&cached_pid, pid, __ATOMIC_RELEASE);
-  }
-  return __atomic_load_n(&cached_owner, __ATOMIC_RELAXED);
-}
-
-int shmchan_owner_alive(uint64_t owner) {
-  uint32_t pid = shmchan_owner_pid(owner);
-  if (owner == 0 || pid == 0) return 0;
-  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 0;
-  char state;
-  uint64_t start;
-  /* /proc may be hidden from us (hidepid): then kill() is all we know */
-  if (read_proc_stat(pid, &state, &start) != 0) return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-  if (state == 'Z' || state == 'X') return 0; /* killed, not yet reaped */
-  return make_owner(pid, start) == owner;
-}
 
 static void release_word(uint64_t *word, uint64_t me) {
   __atomic_compare_exchange_n(word, &me, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);

@@ -125,22 +125,18 @@ int shmchan_sysv_holder(uint32_t key, char *out);
 
 /* ---- processes and roles ------------------------------------------------- */
 
-/* Roles are kept by the kernel: POSIX file locks, and for System V owner words
- * (see "Liveness" in shmchan.h). */
+/* Roles are kept by the kernel: POSIX file locks, System V semaphores taken
+ * with SEM_UNDO (see "Liveness" in shmchan.h). */
 
-/* This process's owner word (System V). */
-uint64_t shmchan_self_owner(void);
-/* 1 if the process named by an owner word is alive (a zombie counts as dead). */
-int shmchan_owner_alive(uint64_t owner);
-/* POSIX: takes this handle's read lock on SHMCHAN_LOCK_OPEN (and, for its
- * creator, the write lock on SHMCHAN_LOCK_CREATOR). 0, -EAGAIN (a replacer holds
- * the channel), or -errno of fcntl. */
+/* Takes this handle's share of the "open" lock (and, for its creator, the
+ * creator lock). 0, -EAGAIN (a replacer holds the channel), or -errno. */
 int shmchan_lock_open(shmchan_segment_t *seg, int creator);
 /* Gives up what shmchan_lock_open took (System V; POSIX closes the file). */
 void shmchan_unlock_open(shmchan_segment_t *seg);
 /* 1 when some other handle than this one has the channel open (the channel is
  * not stale). System V: when a live process holds a role or created it. */
 int shmchan_segment_in_use(shmchan_segment_t *seg);
+/* The pid a role field holds, for display. */
 static inline uint32_t shmchan_owner_pid(uint64_t owner) {
   return (uint32_t)(owner & ((1u << SHMCHAN_OWNER_PID_BITS) - 1));
 }

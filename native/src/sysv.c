@@ -49,7 +49,7 @@ int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32
   if (semid < 0) goto fail;
   seg->syscall = "semctl";
   unsigned short values[SHMCHAN_SYSV_NSEMS] = {0};
-  for (unsigned i = SHMCHAN_SYSV_SEM_CREATOR; i < SHMCHAN_SYSV_NSEMS; i++) values[i] = 1;
+  for (unsigned i = SHMCHAN_SYSV_SEM_CREATOR; i < SHMCHAN_SYSV_NSEMS; i++) values[i] = 1; /* roles, sleeper slots: free */
   if (semctl(semid, 0, SETALL, (union semun){.array = values}) != 0) goto fail;
   seg->syscall = "shmat";
   void *base = shmat(shmid, NULL, 0);

@@ -97,7 +97,8 @@ export const SYSV_SEM_CREATOR = 130;
 export const SYSV_SEM_CONSUMER = 131;
 /** + slot: 1 free, 0 held */
 export const SYSV_SEM_PRODUCERS = 132;
-export const SYSV_NSEMS = 196;
+export const SYSV_SEM_SLEEPER_LOCKS = 196;
+export const SYSV_NSEMS = 324;
 /** u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 export const OFF_SLEEPERS = 5120;
 /** u32: claim marker of the writer, 0 = free */
