@@ -3,6 +3,7 @@
 // the JavaScript side detects. One table maps errno names to codes, and the
 // messages say what to do about each.
 import type { NativeError } from './binding';
+import * as L from './layout';
 
 export type ErrorCode =
   | 'ERR_INVALID_NAME'
@@ -76,6 +77,13 @@ const codeOfSyscall: Record<string, ErrorCode> = {
  */
 export function errorFromErrno(name: string, context: ErrorContext, message?: string): ShmChanError {
   const ch = `channel '${context.channel}'`;
+  if (context.syscall === 'semget' && name === 'EINVAL')
+    return new ShmChanError(
+      'ERR_SYSTEM',
+      message ??
+        `${ch}: semget failed with EINVAL: a System V channel needs a set of ${L.SYSV_NSEMS} semaphores, more than this kernel allows per set (raise SEMMSL, the first field of sysctl kernel.sem)`,
+      { errno: name, syscall: 'semget' },
+    );
   const byCall = context.syscall === undefined ? undefined : codeOfSyscall[context.syscall];
   if (byCall !== undefined)
     return new ShmChanError(byCall, message ?? `${ch}: ${context.syscall} failed with ${name}`, {
