@@ -11,6 +11,9 @@
 
 #include "platform.h"
 
+/* How long a creator waits for its own new file's "open" lock. */
+#define CREATE_LOCK_WAIT_MS 100
+
 int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const shmchan_segment_options_t *opt) {
   segment_reset(seg);
   int rc = shmchan_segment_name(seg->name, sizeof seg->name, name);
@@ -25,7 +28,11 @@ int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const
   seg->fd = fd;
   seg->backend = SHMCHAN_BACKEND_POSIX;
   seg->syscall = "fcntl";
-  if ((rc = shmchan_lock_open(seg, 1)) != 0) {
+  /* -EAGAIN: another creator is looking whether this new file is a stale channel;
+   * it lets go within microseconds (the header is not valid yet). */
+  int64_t deadline = shmchan_now_ms() + CREATE_LOCK_WAIT_MS;
+  while ((rc = shmchan_lock_open(seg, 1)) == -EAGAIN && shmchan_now_ms() < deadline) usleep(1000);
+  if (rc != 0) {
     errno = rc == -EAGAIN ? EBUSY : -rc;
     goto fail;
   }
