@@ -185,6 +185,8 @@ class Segment : public Napi::ObjectWrap<Segment> {
                            InstanceMethod<&Segment::RecoverTail>("recoverTail"),
                            InstanceMethod<&Segment::ConsumerGone>("consumerGone"),
                            InstanceMethod<&Segment::ClaimantAlive>("claimantAlive"),
+                           InstanceMethod<&Segment::ClaimMarker>("claimMarker"),
+                           InstanceMethod<&Segment::InUse>("inUse"),
                            InstanceMethod<&Segment::Stats>("stats"),
                            InstanceMethod<&Segment::Wake>("wake"),
                            InstanceMethod<&Segment::WaitSync>("waitSync"),
@@ -274,7 +276,22 @@ class Segment : public Napi::ObjectWrap<Segment> {
     return Napi::Boolean::New(env, shmchan_consumer_gone(&segment_) != 0);
   }
 
-  // (slot, pid) -> whether that producer slot is held by that live process
+  // -> this handle's claim marker (after claimProducer)
+  Napi::Value ClaimMarker(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    if (producer_slot_ < 0) return ThrowErrno(env, -EINVAL, nullptr);
+    return Napi::Number::New(env, static_cast<int32_t>(shmchan_claim_marker(&segment_)));
+  }
+
+  // -> whether another handle (in any process) has the channel open: it is not stale
+  Napi::Value InUse(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!Mapped(env)) return env.Undefined();
+    return Napi::Boolean::New(env, shmchan_segment_in_use(&segment_) != 0);
+  }
+
+  // (slot, generation) -> whether that producer slot is held by a live handle in that generation
   Napi::Value ClaimantAlive(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
@@ -376,7 +393,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
       waiter = nullptr;
     }
     if (consumer_held_) shmchan_release_consumer(&segment_);
-    if (producer_slot_ >= 0) shmchan_release_producer(&segment_, producer_slot_);
+    if (producer_slot_ >= 0) shmchan_release_producer(&segment_);
     consumer_held_ = false;
     producer_slot_ = -1;
     shmchan_segment_unmap(&segment_);
@@ -431,6 +448,27 @@ Napi::Value OpenPosix(const Napi::CallbackInfo &info) {
   return Wrap(env, segment);
 }
 
+// The answer of a stale channel's removal: the number of unread messages it held.
+// Throws EBUSY (a live handle has it open), ENOTEMPTY (unread messages, not
+// forced: the error's `unread` says how many), ENOENT, EPROTONOSUPPORT...
+Napi::Value StaleRemoved(Napi::Env env, int rc, uint64_t unread) {
+  if (rc == -ENOTEMPTY) {
+    Napi::Error error = ErrnoError(env, rc, nullptr);
+    error.Set("unread", Napi::Number::New(env, static_cast<double>(unread)));
+    error.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (rc != 0) return ThrowErrno(env, rc, nullptr);
+  return Napi::Number::New(env, static_cast<double>(unread));
+}
+
+// (name, force) -> see StaleRemoved
+Napi::Value RemoveStalePosix(const Napi::CallbackInfo &info) {
+  uint64_t unread = 0;
+  int rc = shmchan_segment_remove_stale_posix(NameArg(info).c_str(), info[1].As<Napi::Boolean>().Value(), &unread);
+  return StaleRemoved(info.Env(), rc, unread);
+}
+
 Napi::Value UnlinkPosix(const Napi::CallbackInfo &info) {
   int rc = shmchan_segment_unlink_posix(NameArg(info).c_str());
   if (rc != 0) return ThrowErrno(info.Env(), rc, "shm_unlink");
@@ -447,6 +485,13 @@ Napi::Value CreateSysv(const Napi::CallbackInfo &info) {
   int rc = shmchan_segment_create_sysv(&segment, NameArg(info).c_str(), KeyArg(info, 1), &options);
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
   return Wrap(env, segment);
+}
+
+// (name, key, force) -> see StaleRemoved
+Napi::Value RemoveStaleSysv(const Napi::CallbackInfo &info) {
+  uint64_t unread = 0;
+  int rc = shmchan_segment_remove_stale_sysv(NameArg(info).c_str(), KeyArg(info, 1), info[2].As<Napi::Boolean>().Value(), &unread);
+  return StaleRemoved(info.Env(), rc, unread);
 }
 
 // (name, key, timeout ms) -> Segment
@@ -511,10 +556,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createPosix", Napi::Function::New<CreatePosix>(env));
   exports.Set("openPosix", Napi::Function::New<OpenPosix>(env));
   exports.Set("unlinkPosix", Napi::Function::New<UnlinkPosix>(env));
+  exports.Set("removeStalePosix", Napi::Function::New<RemoveStalePosix>(env));
   exports.Set("createSysv", Napi::Function::New<CreateSysv>(env));
   exports.Set("openSysv", Napi::Function::New<OpenSysv>(env));
   exports.Set("unlinkSysv", Napi::Function::New<UnlinkSysv>(env));
   exports.Set("removeSysv", Napi::Function::New<RemoveSysv>(env));
+  exports.Set("removeStaleSysv", Napi::Function::New<RemoveStaleSysv>(env));
   exports.Set("sysvHolder", Napi::Function::New<SysvHolder>(env));
   exports.Set("sysvKeyOfName", Napi::Function::New<SysvKeyOfName>(env));
   exports.Set("ftok", Napi::Function::New<Ftok>(env));

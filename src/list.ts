@@ -19,7 +19,7 @@ export interface ChannelInfo extends Pick<ChannelStats, 'capacity' | 'used' | 'p
   mode: Mode;
   /** File mode bits, e.g. 0o600. */
   permissions: number;
-  /** No live process is attached: no live producer, consumer or creator. */
+  /** No live process has the channel open (one without a role counts). */
   stale: boolean;
 }
 
@@ -48,7 +48,7 @@ function describeSegment(name: string, backend: Backend, segment: NativeSegment,
     consumerPid,
     creatorPid,
     permissions,
-    stale: s.producers === 0 && consumerPid === null && creatorPid === null,
+    stale: !segment.inUse(),
     maxMessageSize: u32(L.OFF_MAX_MESSAGE),
     codec: codecKindOf(u32(L.OFF_CODEC)),
     createdAt: new Date(Number(header.getBigUint64(L.OFF_CREATED_MS, true))),

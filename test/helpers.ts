@@ -105,6 +105,59 @@ export interface FixtureOptions {
   uid?: number;
   gid?: number;
   backend?: Backend;
+  /** A command that runs node for the fixture, e.g. pidNamespace: killing the
+   * fixture's process then kills that command. */
+  wrap?: string[];
+}
+
+/** Runs a fixture as pid 1 of a new pid namespace (and its own /proc), killed with
+ * the unshare process that starts it. */
+export const pidNamespace = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'];
+
+/** SIGKILLs a fixture started in a pid namespace (its pid 1, hence all of it) and
+ * resolves once that process is dead: not merely its unshare parent. */
+export async function killPidNamespace(fixture: Fixture): Promise<void> {
+  const inside = childrenOf(fixture.child.pid!);
+  for (const pid of inside) process.kill(pid, 'SIGKILL');
+  for (const pid of inside) while (isAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 5));
+  await fixture.exited;
+}
+
+/** The processes whose parent is `parent`, from /proc/PID/stat. */
+function childrenOf(parent: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** True until a process has exited (a zombie has: its files are closed). */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2)[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Why fixtures cannot run in a new pid namespace here, or undefined when they can. */
+export function pidNamespaceRefusal(): string | undefined {
+  try {
+    execFileSync(pidNamespace[0], [...pidNamespace.slice(1), 'true'], { stdio: 'pipe' });
+    return undefined;
+  } catch (error) {
+    const { stderr, message } = error as { stderr?: Buffer; message: string };
+    return (stderr?.toString().trim() || message).split('\n')[0];
+  }
 }
 
 /** The environment a fixture process gets: which backend its channels use. */
@@ -114,8 +167,9 @@ export function fixtureEnv(backend: Backend = 'posix'): NodeJS.ProcessEnv {
 
 /** Starts test/fixtures/<file> in a new node process. */
 export function startFixture(file: string, args: string[] = [], options: FixtureOptions = {}): Fixture {
-  const { backend, ...ids } = options;
-  const child = spawn(process.execPath, [path.join(fixturesDir, file), ...args], {
+  const { backend, wrap = [], ...ids } = options;
+  const command = [...wrap, process.execPath, path.join(fixturesDir, file), ...args];
+  const child = spawn(command[0], command.slice(1), {
     cwd: packageRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
     env: fixtureEnv(backend),

@@ -34,10 +34,10 @@ it('shows the segment and its semaphore set in /proc/sysvipc and ipcs with the r
     expect(Number(shm.fields[6])).toBe(1); // nattch
     const sem = rowOf('sem', key)!;
     expect(sem.perms & 0o777).toBe(expected);
-    expect(Number(sem.fields[3])).toBe(128); // nsems: 64 sleeper slots per wait line
+    expect(Number(sem.fields[3])).toBe(324); // nsems: 64 sleeper slots per wait line, open, replacing, creator, consumer, 64 producers, 128 sleeper-slot locks
     const octal = expected.toString(8);
     expect(execFileSync('ipcs', ['-m'], { encoding: 'utf8' })).toMatch(new RegExp(`^${hex(key)}\\s+${shm.id}\\s+\\S+\\s+${octal}\\s+24576\\s+1\\b`, 'm'));
-    expect(execFileSync('ipcs', ['-s'], { encoding: 'utf8' })).toMatch(new RegExp(`^${hex(key)}\\s+${sem.id}\\s+\\S+\\s+${octal}\\s+128\\b`, 'm'));
+    expect(execFileSync('ipcs', ['-s'], { encoding: 'utf8' })).toMatch(new RegExp(`^${hex(key)}\\s+${sem.id}\\s+\\S+\\s+${octal}\\s+324\\b`, 'm'));
     channel.close();
     expect(rowById('shm', shm.id)).toBeUndefined();
     expect(rowById('sem', sem.id)).toBeUndefined();

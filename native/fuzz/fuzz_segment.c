@@ -14,7 +14,9 @@
  * Built with libFuzzer (clang -fsanitize=fuzzer) or, without clang, with
  * fuzz_main.c, a seeded random driver. See scripts/fuzz.sh.
  */
+#define _GNU_SOURCE
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +61,13 @@ static uint32_t interesting(uint32_t pick, uint32_t capacity, uint32_t raw) {
   }
 }
 
+/* The file whose locks the segment's roles are (POSIX): one for the whole run. */
+static int lock_file(void) {
+  static int fd = -1;
+  if (fd < 0) fd = fileno(tmpfile());
+  return fd;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   input_t in = {data, size, 0};
   uint32_t flags = take(&in, 1);
@@ -86,14 +95,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   shmchan_header_check(base, mapped);
 
   /* From here on the segment is "open": the core trusts only its size. */
-  shmchan_segment_t seg = {.base = base, .size = segment_size, .backend = SHMCHAN_BACKEND_POSIX};
+  shmchan_segment_t seg = {
+      .base = base, .size = segment_size, .backend = SHMCHAN_BACKEND_POSIX, .fd = lock_file(), .producer_slot = -1};
   shmchan_cursor_t consumer = {.position = load_u32(base, SHMCHAN_OFF_HEAD)};
   shmchan_cursor_t producer = {.slot = 0};
   int producing = 0;
   uint8_t message[4096], received[4096];
   shmchan_mpsc_writer_t mpsc_producer;
   shmchan_mpsc_reader_t mpsc_consumer;
-  shmchan_mpsc_writer_init(&mpsc_producer, &seg, 0, 4000000u);
+  shmchan_mpsc_writer_init(&mpsc_producer, &seg); /* holds no slot: its marker names slot 63 */
   shmchan_mpsc_reader_init(&mpsc_consumer, &seg);
 
   for (int steps = 0; steps < 256 && in.at < in.size; steps++) {
@@ -166,10 +176,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int slot = shmchan_claim_producer(&seg);
         shmchan_claimant_alive(&seg, take(&in, 1), take(&in, 4));
         shmchan_consumer_gone(&seg);
-        if (slot >= 0) shmchan_release_producer(&seg, slot);
+        if (slot >= 0) shmchan_release_producer(&seg);
         break;
       }
-      case 10: { /* an MPSC producer; its marker names a process that does not exist */
+      case 10: { /* an MPSC producer; its marker names a slot it does not hold */
         uint32_t len = take(&in, 2) % sizeof message;
         memset(message, (int)op, len);
         shmchan_mpsc_try_send(&seg, &mpsc_producer, message, len);

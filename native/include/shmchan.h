@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-/* ---- wire format, version 1 -------------------------------------------------
+/* ---- wire format, version 2 -------------------------------------------------
  *
  * A segment is a header of SHMCHAN_HEADER_SIZE bytes followed by the ring of
  * `capacity` bytes (a power of two, SHMCHAN_MIN_CAPACITY..SHMCHAN_MAX_CAPACITY).
@@ -28,7 +28,7 @@ extern "C" {
  * write are 128 bytes apart so they never share a cache line (or its prefetch pair).
  */
 #define SHMCHAN_MAGIC 0x434d4853u /* "SHMC" in memory; written last, with release */
-#define SHMCHAN_VERSION 1u
+#define SHMCHAN_VERSION 2u
 #define SHMCHAN_HEADER_SIZE 8192u
 #define SHMCHAN_MIN_CAPACITY 4096u
 #define SHMCHAN_MAX_CAPACITY (1u << 30)
@@ -45,7 +45,7 @@ extern "C" {
 #define SHMCHAN_OFF_CODEC 24u           /* u32: SHMCHAN_CODEC_*, a hint for openers */
 #define SHMCHAN_OFF_BACKEND 28u         /* u32: SHMCHAN_BACKEND_* */
 #define SHMCHAN_OFF_SEGMENT_SIZE 32u    /* u64: header + capacity */
-#define SHMCHAN_OFF_CREATOR 40u         /* u64: owner word of the creating process */
+#define SHMCHAN_OFF_CREATOR 40u         /* u64: the creator's pid, for display only */
 #define SHMCHAN_OFF_CREATED_MS 48u      /* u64: creation time, ms since the epoch */
 #define SHMCHAN_OFF_PERMISSIONS 56u     /* u32: mode bits given at creation */
 #define SHMCHAN_OFF_KEY 60u             /* u32: System V key, 0 for POSIX */
@@ -60,7 +60,7 @@ extern "C" {
 #define SHMCHAN_OFF_RELEASING 260u      /* u32, MPSC: the head the consumer is releasing up to (see below) */
 #define SHMCHAN_OFF_RECV_MESSAGES 264u  /* u64 */
 #define SHMCHAN_OFF_RECV_BYTES 272u     /* u64 */
-#define SHMCHAN_OFF_CONSUMER 280u       /* u64: owner word of the consumer, 0 = none */
+#define SHMCHAN_OFF_CONSUMER 280u       /* u64: the consumer's pid, for display only; 0 = none */
 #define SHMCHAN_OFF_HEAD_POSITION 288u  /* u64: the head as a 64-bit position, kept only by
                                          * consumers that need a stable id per message (below) */
 
@@ -75,7 +75,7 @@ extern "C" {
 /* producer table: SHMCHAN_MAX_PRODUCERS entries of SHMCHAN_PRODUCER_SIZE bytes */
 #define SHMCHAN_OFF_PRODUCERS 1024u
 #define SHMCHAN_PRODUCER_SIZE 64u
-#define SHMCHAN_PRODUCER_OWNER 0u       /* u64: owner word, 0 = free slot */
+#define SHMCHAN_PRODUCER_OWNER 0u       /* u64: the holder's pid, for display only; 0 = free */
 #define SHMCHAN_PRODUCER_MESSAGES 8u    /* u64: messages this slot has sent */
 #define SHMCHAN_PRODUCER_BYTES 16u      /* u64: payload bytes this slot has sent */
 /* A producer that relays messages from elsewhere (the NATS bridge) records here,
@@ -84,6 +84,9 @@ extern "C" {
 #define SHMCHAN_PRODUCER_CHECKPOINT_TAIL 32u   /* u32: the tail right after that message */
 #define SHMCHAN_PRODUCER_CHECKPOINT_SOURCE 36u /* u32: a tag naming the source of the sequences */
 #define SHMCHAN_PRODUCER_IN_FLIGHT_SEQ 40u     /* u64: source sequence of the message being sent */
+/* Bumped by every new holder of the slot right after it claimed it, before its
+ * first claim marker: markers name a claim by (slot, generation), not by pid. */
+#define SHMCHAN_PRODUCER_GENERATION 48u /* u32 */
 
 /* The wait lines' numbers: a System V channel keeps the sleeper slots and the
  * semaphores of line w in that order (below). */
@@ -91,10 +94,19 @@ extern "C" {
 #define SHMCHAN_WAIT_SPACE 1 /* producers wait for room */
 
 /* System V sleeper slots (unused by POSIX): per wait line, SHMCHAN_SYSV_SLOTS
- * u64 owner words of the processes sleeping in that slot (0 = free). Slot s of
- * line w sleeps on semaphore w * SHMCHAN_SYSV_SLOTS + s of the channel's set. */
+ * u64 words, the pid of the thread's process sleeping in that slot (0 = free;
+ * a slot is held by its lock semaphore, below, and the word tells wakers to post).
+ * Slot s of line w sleeps on semaphore w * SHMCHAN_SYSV_SLOTS + s of the set. */
 #define SHMCHAN_SYSV_SLOTS 64u
-#define SHMCHAN_SYSV_NSEMS (2u * SHMCHAN_SYSV_SLOTS)
+/* Then the liveness semaphores (see "Liveness"), the set's last 68: */
+#define SHMCHAN_SYSV_SEM_OPEN (2u * SHMCHAN_SYSV_SLOTS)            /* raised by 1 per open handle */
+#define SHMCHAN_SYSV_SEM_REPLACING (SHMCHAN_SYSV_SEM_OPEN + 1u)    /* 1 while a stale channel is removed */
+#define SHMCHAN_SYSV_SEM_CREATOR (SHMCHAN_SYSV_SEM_OPEN + 2u)      /* 1 free, 0 held: the creator */
+#define SHMCHAN_SYSV_SEM_CONSUMER (SHMCHAN_SYSV_SEM_OPEN + 3u)     /* 1 free, 0 held: the consumer */
+#define SHMCHAN_SYSV_SEM_PRODUCERS (SHMCHAN_SYSV_SEM_OPEN + 4u)    /* + slot: 1 free, 0 held */
+/* Last, per sleeper slot (line w, slot s at + w * SHMCHAN_SYSV_SLOTS + s): 1 free, 0 held. */
+#define SHMCHAN_SYSV_SEM_SLEEPER_LOCKS (SHMCHAN_SYSV_SEM_PRODUCERS + SHMCHAN_MAX_PRODUCERS)
+#define SHMCHAN_SYSV_NSEMS (SHMCHAN_SYSV_SEM_SLEEPER_LOCKS + 2u * SHMCHAN_SYSV_SLOTS)
 #define SHMCHAN_OFF_SLEEPERS 5120u      /* u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 
 /* Shared record structures, for codec SHMCHAN_CODEC_MSGPACK_RECORDS (unused
@@ -143,7 +155,10 @@ extern "C" {
  * consumed before it moves the head. A producer
  *   1. reads the tail T and checks for room (need = padding + record size);
  *   2. claims the record by a CAS of the type word at T from 0 to its claim
- *      marker (SHMCHAN_CLAIM_FLAG | slot << 22 | pid), so the claim names its owner;
+ *      marker (SHMCHAN_CLAIM_FLAG | slot << 22 | generation & SHMCHAN_CLAIM_GENERATION_MASK,
+ *      the generation its slot had when the producer claimed the slot), so the claim
+ *      names its owner; the owner lives while the slot is held (see "Liveness")
+ *      and its generation is still the marker's;
  *   3. stores -need in the length word ("in progress");
  *   4. advances the tail from T to T + need by CAS (others may help: any producer
  *      that finds a marker with a negative length may advance the tail for it);
@@ -161,12 +176,41 @@ extern "C" {
  */
 #define SHMCHAN_CLAIM_FLAG 0x80000000u
 #define SHMCHAN_CLAIM_SLOT_SHIFT 22u
+#define SHMCHAN_CLAIM_GENERATION_MASK ((1u << SHMCHAN_CLAIM_SLOT_SHIFT) - 1)
 
 /*
- * An owner word names a process across pid reuse: the pid in the low 22 bits,
- * the process start time (clock ticks since boot, /proc/PID/stat field 22) in
- * the high 42 bits.
+ * Liveness. Whether a role's holder lives is kept by the kernel, which ends it
+ * when the process dies, whatever its pid namespace; pids are never used for it.
+ *
+ * POSIX: every handle keeps the segment's file open for its lifetime and takes
+ * open-file-description locks (fcntl F_OFD_SETLK, l_whence SEEK_SET, l_len 1,
+ * l_pid 0) on single bytes of that file. The bytes only name locks: locks are
+ * advisory and never touch the data. Every handle holds a read lock on
+ * SHMCHAN_LOCK_OPEN; the creating handle a write lock on SHMCHAN_LOCK_CREATOR;
+ * the consumer a write lock on SHMCHAN_LOCK_CONSUMER; the holder of producer
+ * slot i (in SPSC, slot 0 is the producer role) a write lock on
+ * SHMCHAN_LOCK_PRODUCERS + i. Claiming a role is taking its lock (F_OFD_SETLK,
+ * EAGAIN: held). A holder lives while F_OFD_GETLK for a write lock on its byte
+ * reports a conflicting lock. A channel is stale when nobody holds a lock on
+ * SHMCHAN_LOCK_OPEN. An opener takes its read lock and then checks that the file
+ * still has a name (st_nlink > 0): a channel being replaced is write-locked on
+ * SHMCHAN_LOCK_OPEN by its replacer, which unlinks it under that lock.
+ *
+ * System V (no file): semaphores of the channel's set, changed with SEM_UNDO so
+ * that the kernel undoes them when the process dies. SHMCHAN_SYSV_SEM_OPEN is
+ * raised by 1 by every handle (together with a check that
+ * SHMCHAN_SYSV_SEM_REPLACING is 0, in one semop), and lowered again at close. A
+ * role's semaphore (creator, consumer, producer slot i) is 1 while free: claiming
+ * is semop -1 with IPC_NOWAIT | SEM_UNDO (EAGAIN: held), releasing +1 with
+ * SEM_UNDO, and the holder lives while its value is 0. Stale: OPEN is 0.
+ *
+ * The role fields of the header (creator, consumer, producer slots' owner) hold
+ * the holder's pid in their low SHMCHAN_OWNER_PID_BITS bits, for display only.
  */
+#define SHMCHAN_LOCK_OPEN 0u
+#define SHMCHAN_LOCK_CREATOR 1u
+#define SHMCHAN_LOCK_CONSUMER 2u
+#define SHMCHAN_LOCK_PRODUCERS 64u
 #define SHMCHAN_OWNER_PID_BITS 22u
 
 /*

@@ -92,10 +92,19 @@ int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *o
       .permissions = o->permissions != 0 ? o->permissions : 0600,
   };
   shmchan_segment_t seg;
-  int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_segment_create_sysv(&seg, name, key_for(name, o), &layout)
-                                                : shmchan_segment_create_posix(&seg, name, &layout);
-  if (rc != 0) return rc;
-  return adopt(out, &seg, o, 1);
+  int sysv = o->backend == SHMCHAN_BACKEND_SYSV;
+  uint32_t key = key_for(name, o);
+  /* A stale channel (nobody has it open) with no unread message is replaced, as
+   * Channel.create does; the loop ends when a create or a removal fails. */
+  for (int attempt = 0;; attempt++) {
+    int rc = sysv ? shmchan_segment_create_sysv(&seg, name, key, &layout) : shmchan_segment_create_posix(&seg, name, &layout);
+    if (rc == 0) return adopt(out, &seg, o, 1);
+    uint64_t unread;
+    if (rc != -EEXIST || attempt == 3) return rc;
+    int removed = sysv ? shmchan_segment_remove_stale_sysv(name, key, 0, &unread)
+                       : shmchan_segment_remove_stale_posix(name, 0, &unread);
+    if (removed != 0 && removed != -ENOENT) return -EEXIST;
+  }
 }
 
 int shmchan_open(shmchan_t **out, const char *name, const shmchan_options_t *options) {
@@ -122,7 +131,7 @@ int shmchan_open(shmchan_t **out, const char *name, const shmchan_options_t *opt
 void shmchan_close(shmchan_t *ch) {
   if (ch == NULL) return;
   if (ch->consumer_held) shmchan_release_consumer(&ch->seg);
-  if (ch->producer_slot >= 0) shmchan_release_producer(&ch->seg, ch->producer_slot);
+  if (ch->producer_slot >= 0) shmchan_release_producer(&ch->seg);
   int shmid = ch->seg.shmid, semid = ch->seg.semid;
   uint32_t backend = ch->seg.backend;
   shmchan_segment_unmap(&ch->seg);
@@ -149,11 +158,11 @@ static int claim_producer(shmchan_t *ch) {
   int slot = shmchan_claim_producer(&ch->seg);
   if (slot < 0) return slot;
   if (ch->mode == SHMCHAN_MODE_MPSC) {
-    shmchan_mpsc_writer_init(&ch->writer, &ch->seg, (uint32_t)slot, (uint32_t)getpid());
+    shmchan_mpsc_writer_init(&ch->writer, &ch->seg);
   } else {
     int64_t tail = shmchan_recover_tail(&ch->seg);
     if (tail < 0) {
-      shmchan_release_producer(&ch->seg, slot);
+      shmchan_release_producer(&ch->seg);
       return (int)tail;
     }
     ch->spsc_tail = (shmchan_cursor_t){

@@ -85,7 +85,8 @@ void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint
   *U32_AT(base, SHMCHAN_OFF_CODEC) = opt->codec;
   *U32_AT(base, SHMCHAN_OFF_BACKEND) = backend;
   *U64_AT(base, SHMCHAN_OFF_SEGMENT_SIZE) = (uint64_t)SHMCHAN_HEADER_SIZE + opt->capacity;
-  *U64_AT(base, SHMCHAN_OFF_CREATOR) = shmchan_self_owner();
+  /* the pid, for display only: the creator's lock says whether it lives */
+  *U64_AT(base, SHMCHAN_OFF_CREATOR) = (uint64_t)(uint32_t)getpid() & ((1u << SHMCHAN_OWNER_PID_BITS) - 1);
   *U64_AT(base, SHMCHAN_OFF_CREATED_MS) = epoch_ms();
   *U32_AT(base, SHMCHAN_OFF_PERMISSIONS) = opt->permissions;
   *U32_AT(base, SHMCHAN_OFF_KEY) = key;

@@ -9,7 +9,6 @@
 
 #include "platform.h"
 
-#define PID_MASK ((1u << SHMCHAN_CLAIM_SLOT_SHIFT) - 1)
 /* How long the consumer waits on an unfinished claim before it asks whether its owner lives. */
 #define DEAD_CLAIM_CHECK_US 1000
 /* How many times a producer finds a claim without its length before it asks whether its
@@ -38,7 +37,8 @@ static int claim_need_valid(uint32_t need, uint32_t capacity) {
 
 /* 1 while the producer a claim marker names still holds its slot and lives. */
 static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
-  return shmchan_claimant_alive(seg, (marker >> SHMCHAN_CLAIM_SLOT_SHIFT) & (SHMCHAN_MAX_PRODUCERS - 1), marker & PID_MASK);
+  return shmchan_claimant_alive(seg, (marker >> SHMCHAN_CLAIM_SLOT_SHIFT) & (SHMCHAN_MAX_PRODUCERS - 1),
+                                marker & SHMCHAN_CLAIM_GENERATION_MASK);
 }
 
 /* Turns the claim at idx (need bytes, possibly wrapping to offset 0) into padding:
@@ -56,11 +56,11 @@ static void finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t nee
   cas_u32(ring, idx, (uint32_t)0 - need, need < to_end ? need : to_end);
 }
 
-void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg, uint32_t slot, uint32_t pid) {
+void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg) {
   memset(w, 0, sizeof *w);
   w->cached_head = __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_HEAD), __ATOMIC_SEQ_CST);
-  w->slot = slot % SHMCHAN_MAX_PRODUCERS;
-  w->marker = SHMCHAN_CLAIM_FLAG | (w->slot << SHMCHAN_CLAIM_SLOT_SHIFT) | (pid & PID_MASK);
+  w->slot = (uint32_t)seg->producer_slot % SHMCHAN_MAX_PRODUCERS;
+  w->marker = shmchan_claim_marker(seg);
   w->stuck_tail = UINT32_MAX; /* never a tail: tails are multiples of 8 */
 }
 

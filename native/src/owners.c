@@ -1,87 +1,150 @@
-/* Which process holds which role: owner words (pid + start time), liveness,
- * claiming and releasing roles, and the counters that stats() reports. */
+/* Which handle holds which role, and whether it lives: kernel-kept locks (POSIX:
+ * open-file-description locks on the segment's file; System V: semaphores taken
+ * with SEM_UNDO), claiming and releasing roles, and the counters that stats()
+ * reports. Pids in the header are for display only; see "Liveness" in shmchan.h. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
+#include <sys/sem.h>
 #include <unistd.h>
 
 #include "platform.h"
 
 #define PID_MASK ((1u << SHMCHAN_OWNER_PID_BITS) - 1)
 
-/* Reads state and start time (field 22) from /proc/PID/stat. 0, or -errno. */
-static int read_proc_stat(uint32_t pid, char *state, uint64_t *start) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  int err = errno;
-  close(fd);
-  if (n <= 0) return n < 0 ? -err : -EIO;
-  buf[n] = 0;
-  /* the command name may contain spaces and parentheses: fields restart after the last ')' */
-  char *p = strrchr(buf, ')');
-  if (p == NULL || p[1] != ' ') return -EIO;
-  p += 2;
-  *state = *p;
-  for (int field = 3; field < 22; field++) {
-    p = strchr(p, ' ');
-    if (p == NULL) return -EIO;
-    p++;
-  }
-  *start = strtoull(p, NULL, 10);
-  return 0;
-}
-
-static uint64_t make_owner(uint32_t pid, uint64_t start) {
-  return (start << SHMCHAN_OWNER_PID_BITS) | (pid & PID_MASK);
-}
-
-uint64_t shmchan_self_owner(void) {
-  static uint32_t cached_pid;
-  static uint64_t cached_owner;
-  uint32_t pid = (uint32_t)getpid();
-  if (__atomic_load_n(&cached_pid, __ATOMIC_ACQUIRE) != pid) {
-    char state;
-    uint64_t start = 0;
-    read_proc_stat(pid, &state, &start);
-    __atomic_store_n(&cached_owner, make_owner(pid, start), __ATOMIC_RELAXED);
-    __atomic_store_n(&cached_pid, pid, __ATOMIC_RELEASE);
-  }
-  return __atomic_load_n(&cached_owner, __ATOMIC_RELAXED);
-}
-
-int shmchan_owner_alive(uint64_t owner) {
-  uint32_t pid = shmchan_owner_pid(owner);
-  if (owner == 0 || pid == 0) return 0;
-  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 0;
-  char state;
-  uint64_t start;
-  /* /proc may be hidden from us (hidepid): then kill() is all we know */
-  if (read_proc_stat(pid, &state, &start) != 0) return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-  if (state == 'Z' || state == 'X') return 0; /* killed, not yet reaped */
-  return make_owner(pid, start) == owner;
-}
-
-/* Takes a role slot that is free or held by a dead process. 0 or -EBUSY. */
-static int claim_slot(uint64_t *slot, uint64_t me) {
-  for (;;) {
-    uint64_t current = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (current != 0 && (current == me || shmchan_owner_alive(current))) return -EBUSY;
-    if (__atomic_compare_exchange_n(slot, &current, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return 0;
-  }
-}
-
-static void release_slot(uint64_t *slot, uint64_t me) {
-  __atomic_compare_exchange_n(slot, &me, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+static void release_word(uint64_t *word, uint64_t me) {
+  __atomic_compare_exchange_n(word, &me, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
 static uint64_t *producer_owner(const shmchan_segment_t *seg, uint32_t slot) {
   return U64_AT(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_OWNER);
+}
+
+static uint32_t *producer_generation(const shmchan_segment_t *seg, uint32_t slot) {
+  return U32_AT(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_GENERATION);
+}
+
+/* What a holder writes in a role's owner word: its pid, for display only. */
+static uint64_t display_owner(void) {
+  return (uint64_t)(uint32_t)getpid() & PID_MASK;
+}
+
+/* ---- the locks: one per role, and "open" ---------------------------------- */
+
+/* A role's lock: the creator, the consumer, or producer slot i. */
+enum { ROLE_CREATOR = 0, ROLE_CONSUMER = 1, ROLE_PRODUCER = 2 /* + slot */ };
+
+static int posix(const shmchan_segment_t *seg) {
+  return seg->backend == SHMCHAN_BACKEND_POSIX;
+}
+
+static uint32_t lock_byte(int role) {
+  return role == ROLE_CREATOR ? SHMCHAN_LOCK_CREATOR
+         : role == ROLE_CONSUMER ? SHMCHAN_LOCK_CONSUMER
+                                 : SHMCHAN_LOCK_PRODUCERS + (uint32_t)(role - ROLE_PRODUCER);
+}
+
+static unsigned short semaphore_of(int role) {
+  return (unsigned short)(SHMCHAN_SYSV_SEM_CREATOR + (unsigned)role);
+}
+
+/* F_OFD_SETLK of one byte: 0, -EAGAIN when another handle's lock conflicts, or -errno. */
+static int set_lock(const shmchan_segment_t *seg, short type, uint32_t byte) {
+  struct flock lock = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+  if (fcntl(seg->fd, F_OFD_SETLK, &lock) == 0) return 0;
+  return errno == EACCES ? -EAGAIN : -errno;
+}
+
+/* One semop on the channel's set: 0, -EAGAIN, or -errno. */
+static int sem_change(const shmchan_segment_t *seg, unsigned short sem, short delta, short flags) {
+  struct sembuf op = {.sem_num = sem, .sem_op = delta, .sem_flg = flags};
+  return semop(seg->semid, &op, 1) == 0 ? 0 : -errno;
+}
+
+/* The set of a System V channel removed while in use is gone: no new handle can
+ * open the channel, and its handles keep the mapping (not the roles' liveness). */
+static int set_removed(int rc) {
+  return rc == -EIDRM || rc == -EINVAL;
+}
+
+/* Takes a role's lock: 0, -EAGAIN (held by a live handle), or -errno. */
+static int take_lock(shmchan_segment_t *seg, int role) {
+  if (posix(seg)) return set_lock(seg, F_WRLCK, lock_byte(role));
+  int rc = sem_change(seg, semaphore_of(role), -1, IPC_NOWAIT | SEM_UNDO);
+  return set_removed(rc) ? 0 : rc;
+}
+
+/* A role's owner word (pid for display; 0 once released). */
+static uint64_t role_word(const shmchan_segment_t *seg, int role) {
+  uint32_t off = role == ROLE_CREATOR ? SHMCHAN_OFF_CREATOR
+                 : role == ROLE_CONSUMER ? SHMCHAN_OFF_CONSUMER
+                                         : SHMCHAN_OFF_PRODUCERS + (uint32_t)(role - ROLE_PRODUCER) * SHMCHAN_PRODUCER_SIZE;
+  return load_u64(seg->base, off);
+}
+
+static void drop_lock(shmchan_segment_t *seg, int role) {
+  if (posix(seg)) set_lock(seg, F_UNLCK, lock_byte(role));
+  else sem_change(seg, semaphore_of(role), 1, SEM_UNDO);
+}
+
+/* 1 when a handle other than this one holds the role's lock. A failed query
+ * answers 1: a holder taken for dead would lose its role to a second one. */
+static int held_by_other(const shmchan_segment_t *seg, int role) {
+  if (posix(seg)) {
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = lock_byte(role), .l_len = 1};
+    if (fcntl(seg->fd, F_OFD_GETLK, &lock) != 0) return 1;
+    return lock.l_type != F_UNLCK;
+  }
+  int value = semctl(seg->semid, semaphore_of(role), GETVAL);
+  if (value < 0 && set_removed(-errno)) return role_word(seg, role) != 0;
+  return value != 1;
+}
+
+static int held_here(const shmchan_segment_t *seg, int role) {
+  return role == ROLE_CREATOR ? seg->creator
+         : role == ROLE_CONSUMER ? seg->consumer_held
+                                 : seg->producer_slot == role - ROLE_PRODUCER;
+}
+
+/* Whether the role's holder lives: this handle, or another that holds its lock. */
+static int role_held(const shmchan_segment_t *seg, int role) {
+  return held_here(seg, role) || held_by_other(seg, role);
+}
+
+int shmchan_lock_open(shmchan_segment_t *seg, int creator) {
+  int rc;
+  if (posix(seg)) {
+    rc = set_lock(seg, F_RDLCK, SHMCHAN_LOCK_OPEN);
+  } else {
+    /* one step: no raise while a replacer holds the gate (see remove_stale_sysv) */
+    struct sembuf ops[2] = {{.sem_num = SHMCHAN_SYSV_SEM_REPLACING, .sem_op = 0, .sem_flg = IPC_NOWAIT},
+                            {.sem_num = SHMCHAN_SYSV_SEM_OPEN, .sem_op = 1, .sem_flg = SEM_UNDO}};
+    rc = semop(seg->semid, ops, 2) == 0 ? 0 : -errno;
+  }
+  if (rc != 0) return rc;
+  seg->opened = 1;
+  if (creator) {
+    if ((rc = take_lock(seg, ROLE_CREATOR)) != 0) return rc;
+    seg->creator = 1;
+  }
+  return 0;
+}
+
+void shmchan_unlock_open(shmchan_segment_t *seg) {
+  if (posix(seg)) return; /* closing the file releases every lock of the handle */
+  if (seg->creator) drop_lock(seg, ROLE_CREATOR);
+  if (seg->opened) sem_change(seg, SHMCHAN_SYSV_SEM_OPEN, -1, IPC_NOWAIT | SEM_UNDO);
+  seg->creator = seg->opened = 0;
+}
+
+int shmchan_segment_in_use(shmchan_segment_t *seg) {
+  if (posix(seg)) {
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SHMCHAN_LOCK_OPEN, .l_len = 1};
+    if (fcntl(seg->fd, F_OFD_GETLK, &lock) != 0) return 1;
+    return lock.l_type != F_UNLCK;
+  }
+  int value = semctl(seg->semid, SHMCHAN_SYSV_SEM_OPEN, GETVAL);
+  return value < 0 || value > (seg->opened ? 1 : 0);
 }
 
 /* MPSC: a consumer that died while zeroing consumed records left the head behind
@@ -103,11 +166,27 @@ static void finish_release(shmchan_segment_t *seg) {
   store_u32(base, SHMCHAN_OFF_HEAD, releasing);
 }
 
+/* Takes a role: its lock, then its owner word, for display. 0, -EBUSY, or -errno. */
+static int take_role(shmchan_segment_t *seg, uint64_t *owner, int role) {
+  int rc = take_lock(seg, role);
+  if (rc != 0) return rc == -EAGAIN ? -EBUSY : rc;
+  __atomic_store_n(owner, display_owner(), __ATOMIC_RELEASE);
+  return 0;
+}
+
+/* Clears the owner word first, then unlocks: a successor that finds the word set
+ * knows that its predecessor died. */
+static void give_up_role(shmchan_segment_t *seg, uint64_t *owner, int role) {
+  release_word(owner, display_owner());
+  drop_lock(seg, role);
+}
+
 int shmchan_claim_consumer(shmchan_segment_t *seg) {
-  uint64_t *slot = U64_AT(seg->base, SHMCHAN_OFF_CONSUMER);
+  if (seg->consumer_held) return -EBUSY;
   uint64_t previous = load_u64(seg->base, SHMCHAN_OFF_CONSUMER);
-  int rc = claim_slot(slot, shmchan_self_owner());
+  int rc = take_role(seg, U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), ROLE_CONSUMER);
   if (rc != 0) return rc;
+  seg->consumer_held = 1;
   /* A dead predecessor may have left itself announced as a sleeper. */
   if (previous != 0) store_u32(seg->base, SHMCHAN_OFF_DATA_WAITERS, 0);
   if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_MPSC) finish_release(seg);
@@ -115,42 +194,60 @@ int shmchan_claim_consumer(shmchan_segment_t *seg) {
 }
 
 void shmchan_release_consumer(shmchan_segment_t *seg) {
-  release_slot(U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), shmchan_self_owner());
+  if (!seg->consumer_held) return;
+  give_up_role(seg, U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), ROLE_CONSUMER);
+  seg->consumer_held = 0;
+}
+
+/* The slot is this handle's now: a new generation, so that claim markers of an
+ * earlier holder no longer name a live producer. */
+static int took_producer(shmchan_segment_t *seg, uint32_t slot) {
+  __atomic_add_fetch(producer_generation(seg, slot), 1, __ATOMIC_SEQ_CST);
+  seg->producer_slot = (int)slot;
+  return (int)slot;
 }
 
 int shmchan_claim_producer(shmchan_segment_t *seg) {
-  uint64_t me = shmchan_self_owner();
+  if (seg->producer_slot >= 0) return -EBUSY;
   if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_SPSC) {
     uint64_t previous = load_u64(seg->base, SHMCHAN_OFF_PRODUCERS + SHMCHAN_PRODUCER_OWNER);
-    int rc = claim_slot(producer_owner(seg, 0), me);
+    int rc = take_role(seg, producer_owner(seg, 0), ROLE_PRODUCER);
+    if (rc != 0) return rc;
     /* A dead predecessor may have left itself announced as a sleeper. */
-    if (rc == 0 && previous != 0) store_u32(seg->base, SHMCHAN_OFF_SPACE_WAITERS, 0);
-    return rc;
+    if (previous != 0) store_u32(seg->base, SHMCHAN_OFF_SPACE_WAITERS, 0);
+    return took_producer(seg, 0);
   }
   /* In MPSC one process may hold several slots (one per handle). */
   for (uint32_t i = 0; i < SHMCHAN_MAX_PRODUCERS; i++) {
-    uint64_t *slot = producer_owner(seg, i);
-    uint64_t current = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (current != 0 && (current == me || shmchan_owner_alive(current))) continue;
-    if (__atomic_compare_exchange_n(slot, &current, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return (int)i;
+    int rc = take_role(seg, producer_owner(seg, i), ROLE_PRODUCER + (int)i);
+    if (rc == 0) return took_producer(seg, i);
+    if (rc != -EBUSY) return rc;
   }
   return -EUSERS;
 }
 
-void shmchan_release_producer(shmchan_segment_t *seg, int slot) {
+void shmchan_release_producer(shmchan_segment_t *seg) {
+  int slot = seg->producer_slot;
   if (slot < 0 || slot >= (int)SHMCHAN_MAX_PRODUCERS) return;
-  release_slot(producer_owner(seg, (uint32_t)slot), shmchan_self_owner());
+  give_up_role(seg, producer_owner(seg, (uint32_t)slot), ROLE_PRODUCER + slot);
+  seg->producer_slot = -1;
 }
 
-int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t pid) {
+int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t generation) {
   if (slot >= SHMCHAN_MAX_PRODUCERS) return 0;
-  uint64_t owner = load_u64(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + SHMCHAN_PRODUCER_OWNER);
-  return shmchan_owner_pid(owner) == pid && shmchan_owner_alive(owner);
+  uint32_t current = __atomic_load_n(producer_generation(seg, slot), __ATOMIC_ACQUIRE);
+  return (current & SHMCHAN_CLAIM_GENERATION_MASK) == (generation & SHMCHAN_CLAIM_GENERATION_MASK) &&
+         role_held(seg, ROLE_PRODUCER + (int)slot);
+}
+
+uint32_t shmchan_claim_marker(const shmchan_segment_t *seg) {
+  uint32_t slot = (uint32_t)seg->producer_slot % SHMCHAN_MAX_PRODUCERS;
+  uint32_t generation = __atomic_load_n(producer_generation(seg, slot), __ATOMIC_ACQUIRE);
+  return SHMCHAN_CLAIM_FLAG | slot << SHMCHAN_CLAIM_SLOT_SHIFT | (generation & SHMCHAN_CLAIM_GENERATION_MASK);
 }
 
 int shmchan_consumer_gone(shmchan_segment_t *seg) {
-  uint64_t consumer = load_u64(seg->base, SHMCHAN_OFF_CONSUMER);
-  return consumer != 0 && !shmchan_owner_alive(consumer);
+  return load_u64(seg->base, SHMCHAN_OFF_CONSUMER) != 0 && !role_held(seg, ROLE_CONSUMER);
 }
 
 void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out) {
@@ -165,11 +262,9 @@ void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out) {
     uint32_t entry = SHMCHAN_OFF_PRODUCERS + i * SHMCHAN_PRODUCER_SIZE;
     out->messages_sent += load_u64(b, entry + SHMCHAN_PRODUCER_MESSAGES);
     out->bytes_sent += load_u64(b, entry + SHMCHAN_PRODUCER_BYTES);
-    if (shmchan_owner_alive(load_u64(b, entry + SHMCHAN_PRODUCER_OWNER))) out->producers++;
+    if (role_held(seg, ROLE_PRODUCER + (int)i)) out->producers++;
   }
-  uint64_t consumer = load_u64(b, SHMCHAN_OFF_CONSUMER);
-  if (shmchan_owner_alive(consumer)) out->consumer_pid = shmchan_owner_pid(consumer);
-  uint64_t creator = load_u64(b, SHMCHAN_OFF_CREATOR);
-  if (shmchan_owner_alive(creator)) out->creator_pid = shmchan_owner_pid(creator);
+  if (role_held(seg, ROLE_CONSUMER)) out->consumer_pid = shmchan_owner_pid(load_u64(b, SHMCHAN_OFF_CONSUMER));
+  if (role_held(seg, ROLE_CREATOR)) out->creator_pid = shmchan_owner_pid(load_u64(b, SHMCHAN_OFF_CREATOR));
   out->ended = load_u32(b, SHMCHAN_OFF_ENDED);
 }

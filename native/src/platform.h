@@ -39,6 +39,13 @@ static inline void count_received(uint8_t *base, uint32_t bytes) {
   add_u64(base, SHMCHAN_OFF_RECV_BYTES, bytes);
 }
 
+/* What every create and open begins with: no mapping, no file, no role. */
+static inline void segment_reset(shmchan_segment_t *seg) {
+  memset(seg, 0, sizeof *seg);
+  seg->fd = -1;
+  seg->producer_slot = -1;
+}
+
 /* Records the mapping that a create or an open has made and validated. */
 static inline void segment_mapped(shmchan_segment_t *seg, void *base, size_t size, uint32_t backend) {
   seg->base = base;

@@ -23,6 +23,14 @@ typedef struct shmchan_segment {
   uint32_t backend;  /* SHMCHAN_BACKEND_* */
   char name[SHMCHAN_NAME_MAX + 2]; /* "/name", as given to shm_open */
   const char *syscall; /* after a failed create/open: the system call that failed */
+  /* The roles this handle holds, kept by the role functions below. */
+  int consumer_held;
+  int producer_slot; /* -1: none */
+  int creator;       /* this handle created the channel (and holds its creator lock) */
+  int opened;        /* this handle holds its share of the "open" lock */
+  /* POSIX only: the segment's file, open for the handle's lifetime; its
+   * open-file-description locks are the handle's roles ("Liveness", shmchan.h). */
+  int fd;
   /* System V only */
   uint32_t key;      /* the key_t's bits */
   int shmid;         /* the segment */
@@ -64,6 +72,18 @@ int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int tim
 /* Removes the name; mappings stay valid until unmapped. 0, -ENOENT, -EACCES. */
 int shmchan_segment_unlink_posix(const char *name);
 
+/* The messages committed and not yet received, from a header's counters. */
+uint64_t shmchan_unread_messages(const uint8_t *base);
+
+/* Removes a stale POSIX channel: one that no handle has open. Holding a write lock
+ * on its SHMCHAN_LOCK_OPEN byte (so nobody can open it meanwhile), it counts the
+ * unread messages into *unread and unlinks the name, unless there are some and
+ * `force` is 0. 0 (removed), -EBUSY (a live handle has it open), -ENOTEMPTY
+ * (unread messages, not forced), -ENOENT (no such name, or replaced meanwhile),
+ * -EPROTONOSUPPORT / -EBADMSG / -EAGAIN (not a valid channel of this version:
+ * left alone), -EACCES... */
+int shmchan_segment_remove_stale_posix(const char *name, int force, uint64_t *unread);
+
 /* Unmaps (POSIX) or detaches (System V). Safe to call twice. A System V process
  * whose detach destroyed a removed segment also removes its semaphore set. */
 void shmchan_segment_unmap(shmchan_segment_t *seg);
@@ -94,6 +114,11 @@ int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t
  * -EPROTONOSUPPORT (not a shmchan segment), -EACCES, -EPERM. */
 int shmchan_segment_unlink_sysv(const char *name, uint32_t key);
 
+/* Removes a stale System V channel (no handle has it open) as
+ * shmchan_segment_remove_stale_posix does: under SHMCHAN_SYSV_SEM_REPLACING,
+ * which openers wait for. Same results; -EEXIST: the key holds another channel. */
+int shmchan_segment_remove_stale_sysv(const char *name, uint32_t key, int force, uint64_t *unread);
+
 /* Removes a channel's segment and semaphore set by the ids its handle recorded
  * (-1: none), so a channel created since under the same key is never touched. */
 void shmchan_sysv_remove_ids(int shmid, int semid);
@@ -105,24 +130,33 @@ int shmchan_sysv_holder(uint32_t key, char *out);
 
 /* ---- processes and roles ------------------------------------------------- */
 
-/* This process's owner word. */
-uint64_t shmchan_self_owner(void);
-/* 1 if the process named by an owner word is alive (a zombie counts as dead). */
-int shmchan_owner_alive(uint64_t owner);
+/* Roles are kept by the kernel: POSIX file locks, System V semaphores taken
+ * with SEM_UNDO (see "Liveness" in shmchan.h). */
+
+/* Takes this handle's share of the "open" lock (and, for its creator, the
+ * creator lock). 0, -EAGAIN (a replacer holds the channel), or -errno. */
+int shmchan_lock_open(shmchan_segment_t *seg, int creator);
+/* Gives up what shmchan_lock_open took (System V; POSIX closes the file). */
+void shmchan_unlock_open(shmchan_segment_t *seg);
+/* 1 when some other handle than this one has the channel open (the channel is
+ * not stale). System V: when a live process holds a role or created it. */
+int shmchan_segment_in_use(shmchan_segment_t *seg);
+/* The pid a role field holds, for display. */
 static inline uint32_t shmchan_owner_pid(uint64_t owner) {
   return (uint32_t)(owner & ((1u << SHMCHAN_OWNER_PID_BITS) - 1));
 }
 
-/* Claims the consumer role for this process. A slot held by a dead process is
- * taken over. 0, or -EBUSY when a live process (possibly this one) holds it. */
+/* Claims the consumer role for this handle. A role whose holder died is taken
+ * over. 0, or -EBUSY when a live handle (possibly this one) holds it. */
 int shmchan_claim_consumer(shmchan_segment_t *seg);
 void shmchan_release_consumer(shmchan_segment_t *seg);
 
-/* Claims a producer slot: the only one in SPSC, any free or dead one in MPSC.
- * Returns the slot index, -EBUSY (SPSC, a live producer holds it) or -EUSERS
- * (MPSC, all slots held by live processes). */
+/* Claims a producer slot for this handle: the only one in SPSC, any free or dead
+ * one in MPSC, and bumps its generation. Returns the slot index, -EBUSY (SPSC, a
+ * live producer holds it, or this handle already holds a slot) or -EUSERS (MPSC,
+ * all slots held by live handles). */
 int shmchan_claim_producer(shmchan_segment_t *seg);
-void shmchan_release_producer(shmchan_segment_t *seg, int slot);
+void shmchan_release_producer(shmchan_segment_t *seg);
 
 /* SPSC: a new producer's tail. The old producer may have died after committing a
  * record but before publishing the tail, so committed records past the stored
@@ -132,9 +166,13 @@ int64_t shmchan_recover_tail(shmchan_segment_t *seg);
 /* 1 when a consumer was attached and has died since (its slot still names it). */
 int shmchan_consumer_gone(shmchan_segment_t *seg);
 
-/* MPSC: 1 when producer slot `slot` is held by a live process whose pid is `pid`,
- * i.e. a claim marker naming them belongs to a producer that can still commit. */
-int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
+/* MPSC: 1 when producer slot `slot` is held by a live handle and its generation
+ * is `generation` (masked by SHMCHAN_CLAIM_GENERATION_MASK), i.e. a claim marker
+ * naming them belongs to a producer that can still commit. */
+int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t generation);
+
+/* The claim marker of this handle's producer slot (after a claim). */
+uint32_t shmchan_claim_marker(const shmchan_segment_t *seg);
 
 /* The counters, the live roles and the ended flag, as the header has them now. */
 void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out);
@@ -201,7 +239,7 @@ typedef struct shmchan_mpsc_reader {
   int waiting_on_claim;     /* the next record is claimed, not committed: sleep briefly */
 } shmchan_mpsc_reader_t;
 
-void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg, uint32_t slot, uint32_t pid);
+void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg);
 int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, const void *data, uint32_t len);
 void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg);
 int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, void *buf, uint32_t cap);

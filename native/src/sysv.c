@@ -6,6 +6,7 @@
  * opener checks that the set it finds by key is the one the creator made. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <unistd.h>
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -24,7 +25,7 @@ uint32_t shmchan_sysv_key_of_name(const char *name) {
 
 /* What create and open begin with: no ids yet, the name checked, a key given. */
 static int begin(shmchan_segment_t *seg, const char *name, uint32_t key) {
-  memset(seg, 0, sizeof *seg);
+  segment_reset(seg);
   seg->shmid = seg->semid = -1;
   int rc = shmchan_segment_name(seg->name, sizeof seg->name, name);
   if (rc) return rc;
@@ -41,10 +42,15 @@ int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32
   seg->syscall = "shmget";
   int shmid = shmget((key_t)key, size, IPC_CREAT | IPC_EXCL | (int)opt->permissions);
   if (shmid < 0) return -errno;
-  /* Linux initialises every semaphore of a new set to 0, which is what wait.c needs. */
+  /* Linux initialises every semaphore of a new set to 0, which is what wait.c
+   * needs; the roles' semaphores start free, at 1. */
   seg->syscall = "semget";
   int semid = semget((key_t)key, (int)SHMCHAN_SYSV_NSEMS, IPC_CREAT | IPC_EXCL | (int)opt->permissions);
   if (semid < 0) goto fail;
+  seg->syscall = "semctl";
+  unsigned short values[SHMCHAN_SYSV_NSEMS] = {0};
+  for (unsigned i = SHMCHAN_SYSV_SEM_CREATOR; i < SHMCHAN_SYSV_NSEMS; i++) values[i] = 1; /* roles, sleeper slots: free */
+  if (semctl(semid, 0, SETALL, (union semun){.array = values}) != 0) goto fail;
   seg->syscall = "shmat";
   void *base = shmat(shmid, NULL, 0);
   if (base == (void *)-1) goto fail;
@@ -53,6 +59,14 @@ int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32
   seg->key = key;
   seg->shmid = shmid;
   seg->semid = semid;
+  seg->syscall = "semop";
+  if ((rc = shmchan_lock_open(seg, 1)) != 0) {
+    shmdt(base);
+    seg->base = NULL;
+    errno = -rc;
+    goto fail;
+  }
+  seg->syscall = NULL;
   *U32_AT(base, SHMCHAN_OFF_SEMID) = (uint32_t)semid; /* published with the rest, by the magic */
   shmchan_header_init(base, seg->name, SHMCHAN_BACKEND_SYSV, key, opt);
   return 0;
@@ -152,7 +166,51 @@ int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t
   seg->key = key;
   seg->shmid = a.shmid;
   seg->semid = semid;
-  return 0;
+  /* A replacer holds the channel (-EAGAIN) for a moment; once removed, it is gone. */
+  seg->syscall = "semop";
+  int64_t deadline = shmchan_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+  while ((rc = shmchan_lock_open(seg, 0)) == -EAGAIN && shmchan_now_ms() < deadline) usleep(1000);
+  if (rc == 0) {
+    seg->syscall = NULL;
+    return 0;
+  }
+  shmdt(base);
+  seg->base = NULL;
+  return rc == -EAGAIN ? -ETIMEDOUT : rc == -EIDRM || rc == -EINVAL ? -ENOENT : rc;
+}
+
+int shmchan_segment_remove_stale_sysv(const char *name, uint32_t key, int force, uint64_t *unread) {
+  *unread = 0;
+  int rc = shmchan_check_name(name);
+  if (rc) return rc;
+  if (key == 0) return -EINVAL;
+  attachment_t a;
+  if ((rc = attach_by_key(&a, key, SHM_RDONLY)) != 0) return rc;
+  const uint8_t *base = a.base;
+  int semid = -1;
+  rc = shmchan_header_check(base, a.ds.shm_segsz);
+  if (rc == 0 && (*U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_SYSV || *U32_AT(base, SHMCHAN_OFF_KEY) != key))
+    rc = -EBADMSG;
+  if (rc == 0 && !header_names(base, name)) rc = -EEXIST;
+  if (rc == 0) rc = find_semaphores(base, key, &semid);
+  if (rc == 0) {
+    /* in one step: nobody has it open, and from now on nobody can open it */
+    struct sembuf hold[2] = {{.sem_num = SHMCHAN_SYSV_SEM_OPEN, .sem_op = 0, .sem_flg = IPC_NOWAIT},
+                             {.sem_num = SHMCHAN_SYSV_SEM_REPLACING, .sem_op = 1, .sem_flg = SEM_UNDO}};
+    if (semop(semid, hold, 2) != 0) rc = errno == EAGAIN ? -EBUSY : -errno;
+  }
+  if (rc == 0) {
+    *unread = shmchan_unread_messages(base);
+    if (*unread != 0 && !force) {
+      struct sembuf release = {.sem_num = SHMCHAN_SYSV_SEM_REPLACING, .sem_op = -1, .sem_flg = SEM_UNDO};
+      semop(semid, &release, 1);
+      rc = -ENOTEMPTY;
+    } else {
+      shmchan_sysv_remove_ids(a.shmid, semid);
+    }
+  }
+  shmdt(base);
+  return rc;
 }
 
 /* A segment whose creator died between shmget and publishing the header: all

@@ -12,12 +12,15 @@
  * A futex gives that for free: FUTEX_WAIT compares seq with e and sleeps
  * atomically. A semaphore cannot compare, so System V works like this:
  *
- * Each sleeping thread holds a sleeper slot of its wait line (a u64 in the
- * header, claimed with a CAS, holding the process's owner word) and sleeps on
- * that slot's own semaphore, a token count of 0 or 1.
+ * Each sleeping thread holds a sleeper slot of its wait line: it takes the slot's
+ * lock semaphore (SEM_UNDO, so the kernel frees the slot if the process dies),
+ * then stores its pid in the slot's u64 in the header, which tells wakers that
+ * somebody sleeps there. It sleeps on that slot's own semaphore, a token count
+ * of 0 or 1.
  *
  *   shmchan_wait(e)                      shmchan_wake()
- *   W1 claim a free slot s (CAS)         K1 seq++
+ *   W1 claim a free slot s (its lock,    K1 seq++
+ *      then store the word)
  *   W2 semaphore[s] := 0 (SETVAL)        K2 for every slot s that is claimed:
  *   W3 if seq != e: return (woken)          post a token to semaphore[s] unless
  *   W4 take a token from semaphore[s],      it holds one (semop: wait-for-zero
@@ -25,7 +28,7 @@
  *   W5 free the slot
  *
  * No lost wake-up. Take a wake whose K1 comes after the sleeper read e.
- *  - If K2 does not see slot s claimed: K1 < K2 < W1 < W3 in the single order of
+ *  - If K2 does not see slot s claimed: K1 < K2 < W1's store < W3 in the single order of
  *    sequentially consistent operations, so W3 sees seq != e and returns.
  *  - If K2 sees it claimed, it posts (or finds a token there) under the
  *    semaphore's kernel lock, either after W2: then a token stays in semaphore[s]
@@ -42,9 +45,10 @@
  * bounded: a token left over by a waker that posted just before we freed the
  * slot is wiped out by the next holder's W2, and a slot never holds more than one.
  *
- * A dead sleeper's slot stays claimed (wakers post to it in vain) until a
- * sleeper finds every slot claimed: then slots of dead processes are taken over.
- * If all slots belong to live sleepers, a sleeper polls in 1 ms naps instead.
+ * A dead sleeper's word stays set (wakers post to it in vain) until another
+ * sleeper takes the slot: its lock was undone by the kernel. A sleeper first
+ * tries the slots whose word is 0, then all. If all slots belong to live
+ * sleepers, a sleeper polls in 1 ms naps instead.
  *
  * A removed semaphore set (ipcrm, Channel.unlink) makes semop fail with EIDRM,
  * or EINVAL once the id is gone: both are reported as -EIDRM. */
@@ -95,13 +99,23 @@ static int futex_wait(shmchan_segment_t *seg, int which, uint32_t expected, int 
   return -errno;
 }
 
-/* A free slot, or failing that one whose holder died; -1 if every slot has a live holder. */
-static int claim_sleeper_slot(uint64_t *slots, uint64_t me) {
+static unsigned short slot_lock_of(int which, int slot) {
+  return (unsigned short)(SHMCHAN_SYSV_SEM_SLEEPER_LOCKS + semaphore_of(which, slot));
+}
+
+/* A slot whose lock this thread took: a free one, or failing that one whose
+ * holder died (its word is still set). -1 if every slot has a live holder, or
+ * -EIDRM when the set is gone. */
+static int claim_sleeper_slot(shmchan_segment_t *seg, int which, uint64_t *slots) {
   for (int reclaim = 0; reclaim < 2; reclaim++) {
-    for (unsigned i = 0; i < SHMCHAN_SYSV_SLOTS; i++) {
-      uint64_t holder = __atomic_load_n(&slots[i], __ATOMIC_SEQ_CST);
-      if (holder != 0 && (!reclaim || shmchan_owner_alive(holder))) continue;
-      if (__atomic_compare_exchange_n(&slots[i], &holder, me, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return (int)i;
+    for (int i = 0; i < (int)SHMCHAN_SYSV_SLOTS; i++) {
+      if (!reclaim && __atomic_load_n(&slots[i], __ATOMIC_SEQ_CST) != 0) continue;
+      struct sembuf take = {slot_lock_of(which, i), -1, IPC_NOWAIT | SEM_UNDO};
+      if (semop(seg->semid, &take, 1) == 0) {
+        __atomic_store_n(&slots[i], (uint64_t)(uint32_t)getpid(), __ATOMIC_SEQ_CST);
+        return i;
+      }
+      if (errno != EAGAIN) return semaphore_error();
     }
   }
   return -1;
@@ -110,7 +124,8 @@ static int claim_sleeper_slot(uint64_t *slots, uint64_t me) {
 static int semaphore_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms) {
   uint32_t *seq = sequence_of(seg, which);
   uint64_t *slots = sleepers_of(seg, which);
-  int slot = claim_sleeper_slot(slots, shmchan_self_owner()); /* W1 */
+  int slot = claim_sleeper_slot(seg, which, slots); /* W1 */
+  if (slot == -EIDRM) return slot;
   if (slot < 0) {
     if (__atomic_load_n(seq, __ATOMIC_SEQ_CST) == expected) {
       struct timespec nap = {0, OVERFLOW_NAP_MS * 1000000L};
@@ -129,6 +144,8 @@ static int semaphore_wait(shmchan_segment_t *seg, int which, uint32_t expected, 
       rc = errno == EAGAIN ? -ETIMEDOUT : semaphore_error();
   }
   __atomic_store_n(&slots[slot], 0, __ATOMIC_SEQ_CST); /* W5 */
+  struct sembuf release = {slot_lock_of(which, slot), 1, SEM_UNDO};
+  semop(seg->semid, &release, 1);
   return rc;
 }
 

@@ -3,6 +3,7 @@
 import { Channel } from '../core/channel';
 import type { ShmChanError } from '../core/errors';
 import { normalizeName } from '../core/options';
+import { removeStale as removeStaleChannel } from '../core/segment';
 import { inspect, listDetails, list, posixNameLooksLikeChannel, type ChannelDetails, type ChannelInfo } from '../list';
 import { UsageError, expectPositionals, formatBytes, oneLine, out, table, type Command } from './command';
 
@@ -17,8 +18,8 @@ Segments that are not shmchan's are left out.
                producers, consumerPid, creatorPid, permissions, stale }
   -h, --help   show this help
 
-A channel is stale when no live process is attached to it: no live producer,
-consumer or creator. 'shmchan rm --stale' removes those.
+A channel is stale when no live process has it open (one that only opened it,
+without sending or receiving, counts). 'shmchan rm --stale' removes those.
 `,
   options: { json: { type: 'boolean' } },
   run: async (values, positionals) => {
@@ -106,9 +107,9 @@ export const rm: Command = {
 Removes channels' names. Processes that have a channel open keep using it; the
 memory is freed when the last one closes it.
 
-  --stale      remove only channels that no live process is attached to (no live
-               producer, consumer or creator): all of them, or those of the NAMEs
-               that are stale. Prints each name it removes.
+  --stale      remove only channels that no live process has open (stale ones):
+               all of them, or those of the NAMEs that are stale. Prints each
+               name it removes.
   -h, --help   show this help
 
 Without --stale, each NAME must be a shmchan channel; a missing one is an error
@@ -136,13 +137,8 @@ function removeStale(positionals: string[]): Promise<number> {
   const only = new Set(positionals.map(normalizeName));
   for (const channel of listDetails()) {
     if (!channel.stale || (only.size > 0 && !only.has(channel.name))) continue;
-    try {
-      // look again just before removing: a process may have attached since
-      if (!inspect(channel.name, 0).stale) continue;
-    } catch {
-      continue;
-    }
-    if (Channel.unlink(channel.name, { backend: channel.backend })) out(`removed ${channel.name}\n`);
+    // removed under a lock that keeps openers out, if still stale then
+    if (removeStaleChannel({ channel: channel.name, key: channel.key }, true) === 'removed') out(`removed ${channel.name}\n`);
   }
   return Promise.resolve(0);
 }

@@ -39,8 +39,12 @@ export interface NativeSegment {
   /** SPSC: the tail a new producer starts from. */
   recoverTail(): number;
   consumerGone(): boolean;
-  /** MPSC: whether producer slot `slot` is held by the live process `pid`. */
-  claimantAlive(slot: number, pid: number): boolean;
+  /** MPSC: whether producer slot `slot` is held by a live handle in generation `generation`. */
+  claimantAlive(slot: number, generation: number): boolean;
+  /** This handle's claim marker (its slot and the slot's generation), once it holds a slot. */
+  claimMarker(): number;
+  /** Whether another handle, in any process, has the channel open (it is not stale). */
+  inUse(): boolean;
   stats(): NativeStats;
   wake(which: number): void;
   /** Blocks the calling thread. */
@@ -68,11 +72,17 @@ interface Binding {
   /** timeoutMs bounds the wait for an initialising creator (then ETIMEDOUT). */
   openPosix(name: string, timeoutMs: number): NativeSegment;
   unlinkPosix(name: string): void;
+  /** Removes a stale channel (no handle has it open): the number of unread messages
+   * it held. Throws EBUSY (in use), ENOTEMPTY with `unread` (messages wait, not
+   * forced), ENOENT, EPROTONOSUPPORT (not a channel of this version)... */
+  removeStalePosix(name: string, force: boolean): number;
   /** Keys are passed and returned as unsigned 32-bit numbers. */
   createSysv(name: string, key: number, options: NativeCreateOptions): NativeSegment;
   openSysv(name: string, key: number, timeoutMs: number): NativeSegment;
   /** Throws ENOENT, EEXIST (the key holds another channel), EPROTONOSUPPORT (not a channel). */
   unlinkSysv(name: string, key: number): void;
+  /** As removeStalePosix; also EEXIST (the key holds another channel). */
+  removeStaleSysv(name: string, key: number, force: boolean): number;
   /** Removes a segment and its semaphore set by id (errors ignored: already gone). */
   removeSysv(shmid: number, semid: number): void;
   /** The name of the channel that holds a key. Throws EAGAIN (still being

@@ -92,7 +92,7 @@ export class Channel<T = unknown> {
     this.segment = segment;
     this.records = fields.codec === L.CODEC_MSGPACK_RECORDS;
     if (this.records) {
-      this.structures = new SharedStructures(segment.buffer(), (slot, pid) => segment.claimantAlive(slot, pid));
+      this.structures = new SharedStructures(segment.buffer(), (slot, generation) => segment.claimantAlive(slot, generation));
       this.codec = makeCodec<T>('msgpack', this.structures);
     } else {
       this.codec = codec;
@@ -121,7 +121,7 @@ export class Channel<T = unknown> {
       maxMessageSize: settings.maxMessageSize,
       codec: codecId(settings.codec.kind, settings.records),
       permissions: settings.permissions,
-    });
+    }, settings.replaceStale);
     const { channel } = settings;
     try {
       return new Channel<T>(channel, segment, readHeader(channel, segment.buffer()), settings.codec, settings.spinMicros, settings.unlinkOnClose);
@@ -276,9 +276,10 @@ export class Channel<T = unknown> {
       if (nativeCode(error) === 'EUSERS') throw tooManyProducers(this.name, L.MAX_PRODUCERS);
       throw this.roleError(error, 'producer', 'one producer at a time in spsc mode');
     }
-    this.structures?.producerSlot(slot);
+    const marker = segment.claimMarker();
+    this.structures?.producerClaimed(marker);
     if (this.mode === 'mpsc') {
-      this.writer = new MpscWriter(this.ring, slot, process.pid);
+      this.writer = new MpscWriter(this.ring, slot, marker);
     } else {
       let tail: number;
       try {

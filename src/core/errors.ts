@@ -3,7 +3,7 @@
 // the JavaScript side detects. One table maps errno names to codes, and the
 // messages say what to do about each.
 import type { NativeError } from './binding';
-import { SYSV_NSEMS } from './layout';
+import * as L from './layout';
 
 export type ErrorCode =
   | 'ERR_INVALID_NAME'
@@ -112,7 +112,7 @@ function systemMessage(name: string, ch: string, call: string): string {
   if (call === 'shmget' && name === 'EINVAL')
     return `${ch}: shmget failed with EINVAL: a System V segment of this capacity is over the kernel's limit for one segment (sysctl kernel.shmmax); raise it, or use a smaller capacity or the POSIX backend`;
   if (call === 'semget' && name === 'EINVAL')
-    return `${ch}: semget failed with EINVAL: the kernel allows fewer semaphores per set than a System V channel needs (the first field of sysctl kernel.sem, SEMMSL, must be at least ${SYSV_NSEMS}); raise it, or use the POSIX backend`;
+    return `${ch}: semget failed with EINVAL: the kernel allows fewer semaphores per set than a System V channel needs (the first field of sysctl kernel.sem, SEMMSL, must be at least ${L.SYSV_NSEMS}); raise it, or use the POSIX backend`;
   if (call === 'shm_open' && name === 'EISDIR')
     return `${ch}: /dev/shm has a directory under this name, not a channel (shm_open failed with EISDIR); remove the directory or use another name`;
   if (call === 'pthread_create')
@@ -264,6 +264,16 @@ export function timedOut(message: string): ShmChanError {
 
 export function peerGone(message: string): ShmChanError {
   return new ShmChanError('ERR_PEER_GONE', message);
+}
+
+/** create found a stale channel under the name that still holds unread messages. */
+export function staleChannelExists(channel: string, unread: number): ShmChanError {
+  const messages = unread === 1 ? '1 unread message' : `${unread} unread messages`;
+  return new ShmChanError(
+    'ERR_CHANNEL_EXISTS',
+    `channel '${channel}' already exists and is stale (no live process has it open), with ${messages} in it: open it and read them (Channel.open), pass { replaceStale: true } to replace it, or remove it with 'shmchan rm ${channel}'`,
+    { errno: 'EEXIST' },
+  );
 }
 
 export function notFound(message: string): ShmChanError {

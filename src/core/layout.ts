@@ -4,7 +4,7 @@
 
 /** "SHMC" in memory; written last, with release */
 export const MAGIC = 0x434d4853;
-export const VERSION = 1;
+export const VERSION = 2;
 export const HEADER_SIZE = 8192;
 export const MIN_CAPACITY = 4096;
 export const MAX_CAPACITY = 1073741824;
@@ -28,7 +28,7 @@ export const OFF_CODEC = 24;
 export const OFF_BACKEND = 28;
 /** u64: header + capacity */
 export const OFF_SEGMENT_SIZE = 32;
-/** u64: owner word of the creating process */
+/** u64: the creator's pid, for display only */
 export const OFF_CREATOR = 40;
 /** u64: creation time, ms since the epoch */
 export const OFF_CREATED_MS = 48;
@@ -50,7 +50,7 @@ export const OFF_RELEASING = 260;
 export const OFF_RECV_MESSAGES = 264;
 /** u64 */
 export const OFF_RECV_BYTES = 272;
-/** u64: owner word of the consumer, 0 = none */
+/** u64: the consumer's pid, for display only; 0 = none */
 export const OFF_CONSUMER = 280;
 /** u64: the head as a 64-bit position, kept only by consumers that need a stable id per message (below) */
 export const OFF_HEAD_POSITION = 288;
@@ -66,7 +66,7 @@ export const OFF_SPACE_WAITERS = 516;
 export const OFF_NAME = 768;
 export const OFF_PRODUCERS = 1024;
 export const PRODUCER_SIZE = 64;
-/** u64: owner word, 0 = free slot */
+/** u64: the holder's pid, for display only; 0 = free */
 export const PRODUCER_OWNER = 0;
 /** u64: messages this slot has sent */
 export const PRODUCER_MESSAGES = 8;
@@ -80,12 +80,25 @@ export const PRODUCER_CHECKPOINT_TAIL = 32;
 export const PRODUCER_CHECKPOINT_SOURCE = 36;
 /** u64: source sequence of the message being sent */
 export const PRODUCER_IN_FLIGHT_SEQ = 40;
+/** u32 */
+export const PRODUCER_GENERATION = 48;
 /** the consumer waits for a record */
 export const WAIT_DATA = 0;
 /** producers wait for room */
 export const WAIT_SPACE = 1;
 export const SYSV_SLOTS = 64;
-export const SYSV_NSEMS = 128;
+/** raised by 1 per open handle */
+export const SYSV_SEM_OPEN = 128;
+/** 1 while a stale channel is removed */
+export const SYSV_SEM_REPLACING = 129;
+/** 1 free, 0 held: the creator */
+export const SYSV_SEM_CREATOR = 130;
+/** 1 free, 0 held: the consumer */
+export const SYSV_SEM_CONSUMER = 131;
+/** + slot: 1 free, 0 held */
+export const SYSV_SEM_PRODUCERS = 132;
+export const SYSV_SEM_SLEEPER_LOCKS = 196;
+export const SYSV_NSEMS = 324;
 /** u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 export const OFF_SLEEPERS = 5120;
 /** u32: claim marker of the writer, 0 = free */
@@ -111,4 +124,9 @@ export const RECORD_DATA = 1;
 export const RECORD_PADDING = 2;
 export const CLAIM_FLAG = 0x80000000;
 export const CLAIM_SLOT_SHIFT = 22;
+export const CLAIM_GENERATION_MASK = 4194303;
+export const LOCK_OPEN = 0;
+export const LOCK_CREATOR = 1;
+export const LOCK_CONSUMER = 2;
+export const LOCK_PRODUCERS = 64;
 export const OWNER_PID_BITS = 22;

@@ -13,7 +13,6 @@ import {
   addCounter,
   align8,
   checkSize,
-  claimMarker,
   claimOwner,
   decodePayload,
   producerEntry,
@@ -77,10 +76,10 @@ export class MpscWriter {
   constructor(
     private readonly ring: RingMemory,
     slot: number,
-    pid: number,
+    marker: number,
   ) {
     this.cachedHead = Atomics.load(ring.i32, HEAD) >>> 0;
-    this.marker = claimMarker(slot, pid);
+    this.marker = marker;
     const entry = producerEntry(slot);
     this.messagesIndex = (entry + L.PRODUCER_MESSAGES) >> 2;
     this.bytesIndex = (entry + L.PRODUCER_BYTES) >> 2;
@@ -187,8 +186,8 @@ export class MpscWriter {
       this.contended = 0;
     }
     if (++this.contended % CONTENDED_CHECKS !== 0) return true;
-    const { slot, pid } = claimOwner(type);
-    if (this.ring.segment.claimantAlive(slot, pid)) return false;
+    const { slot, generation } = claimOwner(type);
+    if (this.ring.segment.claimantAlive(slot, generation)) return false;
     Atomics.compareExchange(i32, this.ring.lengthIndex(idx) + 1, type, 0);
     return true;
   }
@@ -334,8 +333,8 @@ export class MpscReader {
     }
     if (now - this.stuckSince < DEAD_CLAIM_CHECK_MS) return false;
     this.stuckSince = now;
-    const { slot, pid } = claimOwner(marker);
-    return !this.ring.segment.claimantAlive(slot, pid);
+    const { slot, generation } = claimOwner(marker);
+    return !this.ring.segment.claimantAlive(slot, generation);
   }
 
   private consumed(idx: number, length: number): void {
@@ -349,7 +348,7 @@ export class MpscReader {
   private release(idx: number, step: number): void {
     const { i32 } = this.ring;
     const next = (this.head + step) >>> 0;
-    // plain: only a successor reads it, after this process is gone (native/src/owners.c)
+    // plain: only a successor reads it, after this handle is gone (native/src/owners.c)
     i32[RELEASING] = next | 0;
     zero(this.ring, idx, idx + step);
     this.head = next;

@@ -24,6 +24,10 @@ export interface CreateOptions<T = unknown> {
   maxMessageSize?: number;
   /** Remove the channel's name when this handle closes. Default true for the creator. */
   unlinkOnClose?: boolean;
+  /** Replace a stale channel under the name (no live process has it open) even
+   * when it holds unread messages; a stale one without any is always replaced.
+   * Default false. */
+  replaceStale?: boolean;
   /** How long a waiting call spins before it sleeps, in microseconds. Default 50. */
   spinMicros?: number;
   /** msgpack only: encode objects as msgpackr records whose key lists are kept once,
@@ -75,7 +79,7 @@ export function optionsObject(options: unknown, known: readonly string[]): Recor
 const placeOptions = ['backend', 'key'] as const;
 /** The option names of each call, for optionsObject. */
 export const optionNames = {
-  create: [...placeOptions, 'capacity', 'mode', 'permissions', 'codec', 'maxMessageSize', 'unlinkOnClose', 'spinMicros', 'records'],
+  create: [...placeOptions, 'capacity', 'mode', 'permissions', 'codec', 'maxMessageSize', 'unlinkOnClose', 'spinMicros', 'records', 'replaceStale'],
   open: [...placeOptions, 'codec', 'timeout', 'unlinkOnClose', 'spinMicros'],
   connect: [...placeOptions, 'codec', 'timeout', 'unlinkOnClose', 'spinMicros', 'signal'],
   unlink: placeOptions,
@@ -163,6 +167,7 @@ export interface CreateSettings<T> extends Place {
   permissions: number;
   spinMicros: number;
   unlinkOnClose: boolean;
+  replaceStale: boolean;
   codec: Codec<T>;
   records: boolean;
 }
@@ -177,11 +182,12 @@ export function createSettings<T>(name: unknown, options: unknown): CreateSettin
   const permissions = integerOption(o, 'permissions', 0o600, 0, 0o777);
   const spinMicros = spinOption(o);
   const unlinkOnClose = booleanOption(o, 'unlinkOnClose', true);
+  const replaceStale = booleanOption(o, 'replaceStale', false);
   const codec = makeCodec(o.codec as CodecOption<T> | undefined);
   const records = booleanOption(o, 'records', false);
   if (records && codec.kind !== 'msgpack')
     throw invalidArg(`records: true needs the 'msgpack' codec, not '${codec.kind}' (records are msgpackr's)`);
-  return { ...place, mode, capacity, maxMessageSize, permissions, spinMicros, unlinkOnClose, codec, records };
+  return { ...place, mode, capacity, maxMessageSize, permissions, spinMicros, unlinkOnClose, replaceStale, codec, records };
 }
 
 export interface OpenSettings<T> extends Place {

@@ -35,15 +35,11 @@ export class RingMemory {
   }
 }
 
-/** The word a producer writes into what it claims (a record's type word, the
- * structure table's lock): the claim flag, its slot and its pid. */
-export function claimMarker(slot: number, pid: number): number {
-  return (L.CLAIM_FLAG | (slot << L.CLAIM_SLOT_SHIFT) | pid) | 0;
-}
-
-/** Whose claim a marker is. */
-export function claimOwner(marker: number): { slot: number; pid: number } {
-  return { slot: (marker >>> L.CLAIM_SLOT_SHIFT) & (L.MAX_PRODUCERS - 1), pid: marker & ((1 << L.CLAIM_SLOT_SHIFT) - 1) };
+/** Whose claim a marker is: the word a producer writes into what it claims (a
+ * record's type word, the structure table's lock) holds the claim flag, its slot,
+ * and the generation the slot had when the producer took it (native claimMarker). */
+export function claimOwner(marker: number): { slot: number; generation: number } {
+  return { slot: (marker >>> L.CLAIM_SLOT_SHIFT) & (L.MAX_PRODUCERS - 1), generation: marker & L.CLAIM_GENERATION_MASK };
 }
 
 /** The header offset of producer slot `slot`'s entry. */

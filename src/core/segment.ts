@@ -3,22 +3,57 @@
 // error that says what to do.
 import { statSync } from 'node:fs';
 import { native, type NativeCreateOptions, type NativeSegment } from './binding';
-import { abortError, fromNative, incompatible, nativeCode, notFound, timedOut, type ShmChanError } from './errors';
+import { abortError, fromNative, incompatible, nativeCode, notFound, staleChannelExists, timedOut, type ShmChanError } from './errors';
 import type { Backend, Place } from './options';
 import { hexKey, keyTakenError } from './sysv';
 import { sleepThread } from './wait';
+import { debuglog } from 'node:util';
+
+const debug = debuglog('shmchan');
 
 /** How long an opener that waits for a name pauses between looks. */
 const NAME_POLL_MS = 5;
 /** The longest pause of Channel.connect between two looks. */
 const MAX_CONNECT_POLL_MS = 50;
 
-export function createSegment(place: Place, options: NativeCreateOptions): NativeSegment {
+/** How often create looks again after it removed a stale channel and found the
+ * name taken anew, or gone: each time another process got there first. */
+const REPLACE_ATTEMPTS = 3;
+
+/**
+ * Creates a channel's segment. A name (System V: a key) held by a stale channel
+ * of that name (no live handle has it open) is taken over: silently when the
+ * channel holds no unread message, with `replaceStale` when it does; otherwise
+ * ERR_CHANNEL_EXISTS says what waits in it.
+ */
+export function createSegment(place: Place, options: NativeCreateOptions, replaceStale = false): NativeSegment {
+  const { channel, key } = place;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return key === undefined ? native.createPosix(channel, options) : native.createSysv(channel, key, options);
+    } catch (error) {
+      if (nativeCode(error) !== 'EEXIST' || attempt === REPLACE_ATTEMPTS) throw nativeFailure(error, place, 'create');
+      if (removeStale(place, replaceStale) === 'kept') throw nativeFailure(error, place, 'create');
+    }
+  }
+}
+
+/**
+ * Removes the channel at `place` if it is stale: 'removed', 'gone' (removed
+ * or replaced by another process meanwhile), or 'kept' (a live handle has it
+ * open, or it is no channel of this version). A stale channel with unread
+ * messages throws ERR_CHANNEL_EXISTS saying so, unless `force`.
+ */
+export function removeStale(place: Place, force: boolean): 'removed' | 'gone' | 'kept' {
   const { channel, key } = place;
   try {
-    return key === undefined ? native.createPosix(channel, options) : native.createSysv(channel, key, options);
+    const unread = key === undefined ? native.removeStalePosix(channel, force) : native.removeStaleSysv(channel, key, force);
+    debug('removed stale channel %s (%d unread messages)', channel, unread);
+    return 'removed';
   } catch (error) {
-    throw nativeFailure(error, place, 'create');
+    const code = nativeCode(error);
+    if (code === 'ENOTEMPTY') throw staleChannelExists(channel, (error as { unread?: number }).unread ?? 0);
+    return code === 'ENOENT' ? 'gone' : 'kept';
   }
 }
 

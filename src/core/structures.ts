@@ -5,11 +5,11 @@
 // docs/protocol.md ("Shared record structures").
 import * as L from './layout';
 import { CorruptRing } from './errors';
-import { claimMarker, claimOwner } from './ring';
+import { claimOwner } from './ring';
 import { sleepThread } from './wait';
 
-/** Whether producer slot `slot` is held by the live process `pid` (native). */
-export type ClaimantAlive = (slot: number, pid: number) => boolean;
+/** Whether producer slot `slot` is held by a live handle in generation `generation` (native). */
+export type ClaimantAlive = (slot: number, generation: number) => boolean;
 
 /** How long a producer waits for a live process holding the table's lock. Writing
  * the table takes microseconds, so this only ends a wait on a stuck writer. */
@@ -18,7 +18,7 @@ const LOCK_WAIT_MS = 1000;
 export class SharedStructures {
   private readonly i32: Int32Array;
   private readonly table: Buffer;
-  /** This process's claim marker once it produces (see claimMarker). */
+  /** This handle's claim marker once it produces (see claimOwner). */
   private marker = 0;
   /** Set once an entry did not fit: from then on new key lists are not shared
    * (msgpackr then defines them inside each message that uses them). */
@@ -32,9 +32,9 @@ export class SharedStructures {
     this.table = Buffer.from(buffer, L.OFF_STRUCTURES, L.STRUCTURES_SIZE);
   }
 
-  /** Called when this handle takes the producer role (slot), before it encodes. */
-  producerSlot(slot: number): void {
-    this.marker = claimMarker(slot, process.pid);
+  /** Called when this handle takes the producer role, with its claim marker, before it encodes. */
+  producerClaimed(marker: number): void {
+    this.marker = marker;
   }
 
   /** Bytes of the table published so far; it only grows. */
@@ -121,13 +121,13 @@ export class SharedStructures {
     for (let attempt = 0; ; attempt++) {
       const held = Atomics.compareExchange(this.i32, index, 0, this.marker);
       if (held === 0) return;
-      const { slot, pid } = claimOwner(held);
+      const { slot, generation } = claimOwner(held);
       // A writer that died holding the lock left at most unpublished bytes: take over.
-      if ((held & L.CLAIM_FLAG) === 0 || held === this.marker || !this.claimantAlive(slot, pid)) {
+      if ((held & L.CLAIM_FLAG) === 0 || held === this.marker || !this.claimantAlive(slot, generation)) {
         if (Atomics.compareExchange(this.i32, index, held, this.marker) === held) return;
         continue;
       }
-      if (Date.now() > deadline) throw new CorruptRing(`the record structure table stays locked by process ${pid}`);
+      if (Date.now() > deadline) throw new CorruptRing(`the record structure table stays locked by producer slot ${slot}`);
       if (attempt > 100) sleepThread(1);
     }
   }

@@ -66,8 +66,8 @@ it('refuses padding at ring offset 0 (the spsc consumer once looped on it foreve
   }
 });
 
-/** A claim marker: bit 31, the producer slot in bits 22-27, the pid below. */
-const marker = (slot: number, pid: number) => (0x80000000 | (slot << 22) | pid) >>> 0;
+/** A claim marker: bit 31, the producer slot in bits 22-27, the slot's generation below. */
+const marker = (slot: number, generation: number) => (0x80000000 | (slot << 22) | generation) >>> 0;
 
 it('an mpsc producer facing a stuck claim of a live process reports no room instead of spinning for ever', async () => {
   const name = uniqueName('stuck-claim');
@@ -77,8 +77,9 @@ it('an mpsc producer facing a stuck claim of a live process reports no room inst
     const tail = channel.stats().used;
     const outcomes = await callsAfterCorruption(
       name,
-      // at the tail: a claim by slot 0 (this live process) that never got its length
-      () => scribble(name, HEADER + tail, u32(0, marker(0, process.pid))),
+      // at the tail: a claim by slot 0 in generation 1 (this live handle, the slot's
+      // first holder) that never got its length
+      () => scribble(name, HEADER + tail, u32(0, marker(0, 1))),
       [['trySend', 'x'], ['sendSync', 'x', { timeout: 50 }], ['send', 'x', { timeout: 50 }]],
     );
     expect(outcomes.map((o) => o.value ?? o.code)).toEqual([false, 'ERR_TIMEOUT', 'ERR_TIMEOUT']);
