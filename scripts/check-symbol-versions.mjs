@@ -43,7 +43,7 @@ export function symbolVersions(file, { tool, args } = symbolTool()) {
   return { newest, tooNew };
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const tool = symbolTool();
   if (!tool) {
     console.error('check-symbol-versions: neither objdump nor readelf is here (apt-get install binutils)');
