@@ -17,11 +17,13 @@ for tool in "$cross-gcc" "$cross-g++" "$cross-strip"; do
 done
 
 rm -rf prebuilds
+# --tag-libc names them shmchan.glibc.node: node-gyp-build on musl (Alpine)
+# then passes them over and loads the addon compiled at install instead.
 # prebuildify builds in build/, which the tests load: x64 last leaves it native.
 echo "prebuild: linux-arm64 ($cross)"
 CC="$cross-gcc" CXX="$cross-g++" LINK="$cross-g++" PREBUILD_STRIP_BIN="$cross-strip" \
-  npx --no-install prebuildify --napi --strip --arch arm64
+  npx --no-install prebuildify --napi --strip --tag-libc --arch arm64
 echo "prebuild: linux-x64"
-npx --no-install prebuildify --napi --strip
+npx --no-install prebuildify --napi --strip --tag-libc
 
-node scripts/check-symbol-versions.mjs prebuilds/linux-x64/shmchan.node prebuilds/linux-arm64/shmchan.node
+node scripts/check-symbol-versions.mjs prebuilds/linux-*/shmchan.glibc.node

@@ -20,7 +20,7 @@ npm pack --pack-destination "$work" --silent >/dev/null
 tarball=$(ls "$work"/shmchan-*.tgz)
 contents=$(tar -tzf "$tarball")
 for arch in x64 arm64; do
-  grep -q "^package/prebuilds/linux-$arch/.*\.node$" <<<"$contents" || { echo "test:prebuild: no linux-$arch prebuild in the tarball"; exit 1; }
+  grep -q "^package/prebuilds/linux-$arch/shmchan\.glibc\.node$" <<<"$contents" || { echo "test:prebuild: no linux-$arch prebuild in the tarball"; exit 1; }
 done
 
 for arch in "${archs[@]}"; do

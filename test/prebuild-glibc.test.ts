@@ -17,8 +17,8 @@ if (!tool) console.log('prebuild-glibc: skipped, neither objdump nor readelf is 
 const loaded = path.relative(packageRoot, createRequire(import.meta.url)('node-gyp-build').path(packageRoot));
 const binaries = [
   ['the addon the tests load', loaded],
-  ['the linux-x64 prebuild', 'prebuilds/linux-x64/shmchan.node'],
-  ['the linux-arm64 prebuild', 'prebuilds/linux-arm64/shmchan.node'],
+  ['the linux-x64 prebuild', 'prebuilds/linux-x64/shmchan.glibc.node'],
+  ['the linux-arm64 prebuild', 'prebuilds/linux-arm64/shmchan.glibc.node'],
 ];
 
 describe.skipIf(!tool)(`symbol versions: at most GLIBC_${bounds.GLIBC}, GLIBCXX_${bounds.GLIBCXX}, CXXABI_${bounds.CXXABI}`, () => {
