@@ -31,7 +31,7 @@
         # newer than that to their old versions. Those of shm_open and
         # shm_unlink are in librt before glibc 2.34, so librt is linked by its
         # soname and kept though newer glibcs need nothing of it.
-        ["glibc=='true'", {
+        ["glibc=='true' and target_arch in ('x64', 'arm64')", {
           "sources": ["native/compat/fstat.c", "native/compat/libstdcxx.cc"],
           "cflags": ["-include", "<(module_root_dir)/native/compat/symver.h"],
           "ldflags": ["-Wl,--wrap=fstat64"],
