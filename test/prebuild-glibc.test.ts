@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-// @ts-expect-error a plain script, shared with scripts/prebuild.sh
+// shared with scripts/prebuild.sh
 import { bounds, symbolTool, symbolVersions } from '../scripts/check-symbol-versions.mjs';
 import { packageRoot } from './helpers';
 
