@@ -2,6 +2,9 @@
   "targets": [
     {
       "target_name": "shmchan",
+      "variables": {
+        "glibc%": "<!(node -p \"Boolean(process.report.getReport().header.glibcVersionRuntime)\")"
+      },
       # JavaScript runs the data path itself (src/ring.ts, src/mpsc.ts) over the
       # mapped segment, so the addon leaves out channel.c (the C channel API) and
       # mpsc.c (the C MPSC data path): they are for C programs, which `make`
@@ -22,7 +25,21 @@
       "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],
       "cflags_c": ["-std=c11"],
       "cflags_cc": ["-std=c++17"],
-      "libraries": ["-lrt"],
+      "conditions": [
+        # The prebuilt binaries load on glibc 2.17 and later, and with the
+        # libstdc++ of GCC 6 and later: native/compat/ binds the few functions
+        # newer than that to their old versions. Those of shm_open and
+        # shm_unlink are in librt before glibc 2.34, so librt is linked by its
+        # soname and kept though newer glibcs need nothing of it.
+        ["glibc=='true' and target_arch in ('x64', 'arm64')", {
+          "sources": ["native/compat/fstat.c", "native/compat/libstdcxx.cc"],
+          "cflags": ["-include", "<(module_root_dir)/native/compat/symver.h"],
+          "ldflags": ["-Wl,--wrap=fstat64"],
+          "libraries": ["-Wl,--push-state,--no-as-needed", "-l:librt.so.1", "-Wl,--pop-state"]
+        }, {
+          "libraries": ["-lrt"]
+        }]
+      ],
       "configurations": {
         "Debug": {
           "cflags": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
