@@ -29,13 +29,14 @@
         # The prebuilt binaries load on glibc 2.17 and later, and with the
         # libstdc++ of GCC 6 and later: native/compat/ binds the few functions
         # newer than that to their old versions. Those of shm_open and
-        # shm_unlink are in librt before glibc 2.34, so librt is linked by its
-        # soname and kept though newer glibcs need nothing of it.
+        # shm_unlink are in librt before glibc 2.34, and those of pthread_create
+        # and pthread_join in libpthread, so both are linked by their sonames and
+        # kept though newer glibcs need nothing of them.
         ["glibc=='true' and target_arch in ('x64', 'arm64')", {
-          "sources": ["native/compat/fstat.c", "native/compat/libstdcxx.cc"],
+          "sources": ["native/compat/stat.c", "native/compat/libstdcxx.cc"],
           "cflags": ["-include", "<(module_root_dir)/native/compat/symver.h"],
-          "ldflags": ["-Wl,--wrap=fstat64"],
-          "libraries": ["-Wl,--push-state,--no-as-needed", "-l:librt.so.1", "-Wl,--pop-state"]
+          "ldflags": ["-Wl,--wrap=fstat64", "-Wl,--wrap=stat64"],
+          "libraries": ["-Wl,--push-state,--no-as-needed", "-l:librt.so.1", "-l:libpthread.so.0", "-Wl,--pop-state"]
         }, {
           "libraries": ["-lrt"]
         }]

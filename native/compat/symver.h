@@ -22,6 +22,14 @@
 __asm__(".symver shm_open,shm_open@" SHMCHAN_GLIBC_BASE);
 __asm__(".symver shm_unlink,shm_unlink@" SHMCHAN_GLIBC_BASE);
 
+/* The same for pthread_create and pthread_join, in libpthread before 2.34. */
+__asm__(".symver pthread_create,pthread_create@" SHMCHAN_GLIBC_BASE);
+__asm__(".symver pthread_join,pthread_join@" SHMCHAN_GLIBC_BASE);
+
+/* glibc 2.28 added fcntl64, which the headers call for fcntl when off_t is 64
+ * bits (always on x64 and arm64, where the two are the same function). */
+__asm__(".symver fcntl64,fcntl@" SHMCHAN_GLIBC_BASE);
+
 #ifdef __cplusplus
 /* GCC 12's libstdc++ added GLIBCXX_3.4.30 for a change that does not concern
  * std::mutex; the GLIBCXX_3.4.11 one is the same wait. */
