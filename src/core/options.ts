@@ -210,8 +210,9 @@ export function openSettings<T>(name: unknown, options: unknown, known: readonly
 
 /** Channel.connect's: open's, and a signal. */
 export function connectSettings<T>(name: unknown, options: unknown): OpenSettings<T> & { signal: AbortSignal | undefined } {
+  // openSettings has checked the object and its option names, connect's included
   const settings = openSettings<T>(name, options, optionNames.connect);
-  return { ...settings, signal: signalOption(optionsObject(options, optionNames.connect)) };
+  return { ...settings, signal: signalOption((options ?? {}) as Record<string, unknown>) };
 }
 
 /** How long Channel.open waits for a creator that is still initialising the channel. */

@@ -75,7 +75,7 @@ export function openSegment(place: Place, timeout: number, waitForName: boolean)
           sleepThread(NAME_POLL_MS);
           continue;
         }
-        throw notFound(`channel '${place.channel}' did not appear within ${timeout} ms (is the process that creates it running?)`);
+        throw notFound(notAppeared(place.channel, timeout));
       }
       if (code === 'ETIMEDOUT') throw notInitialised(place.channel, timeout);
       throw nativeFailure(error, place, 'open');
@@ -113,7 +113,7 @@ export function connectSegment(place: Place, timeout: number | undefined, signal
           return settle(() =>
             reject(
               code === 'ENOENT'
-                ? timedOut(`channel '${place.channel}' did not appear within ${timeout} ms (is the process that creates it running?)`)
+                ? timedOut(notAppeared(place.channel, timeout!))
                 : notInitialised(place.channel, timeout!),
             ),
           );
@@ -133,6 +133,10 @@ export function connectSegment(place: Place, timeout: number | undefined, signal
 function openNow(place: Place, waitMs: number): NativeSegment {
   const { channel, key } = place;
   return key === undefined ? native.openPosix(channel, waitMs) : native.openSysv(channel, key, waitMs);
+}
+
+function notAppeared(channel: string, timeout: number): string {
+  return `channel '${channel}' did not appear within ${timeout} ms (is the process that creates it running?)`;
 }
 
 function notInitialised(channel: string, timeout: number): ShmChanError {
