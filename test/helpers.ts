@@ -108,6 +108,8 @@ export interface FixtureOptions {
   /** A command that runs node for the fixture, e.g. pidNamespace: killing the
    * fixture's process then kills that command. */
   wrap?: string[];
+  /** More environment variables for the fixture. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Runs a fixture as pid 1 of a new pid namespace (and its own /proc), killed with
@@ -167,12 +169,12 @@ export function fixtureEnv(backend: Backend = 'posix'): NodeJS.ProcessEnv {
 
 /** Starts test/fixtures/<file> in a new node process. */
 export function startFixture(file: string, args: string[] = [], options: FixtureOptions = {}): Fixture {
-  const { backend, wrap = [], ...ids } = options;
+  const { backend, wrap = [], env, ...ids } = options;
   const command = [...wrap, process.execPath, path.join(fixturesDir, file), ...args];
   const child = spawn(command[0], command.slice(1), {
     cwd: packageRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: fixtureEnv(backend),
+    env: { ...fixtureEnv(backend), ...env },
     ...ids,
   });
   children.add(child);

@@ -20,6 +20,7 @@ import {
   tooManyProducers,
 } from './errors';
 import { codecId, negotiateCodec, readHeader, type HeaderFields } from './header';
+import { closed, created, failed, opened, roleClaimed } from './diagnostics';
 import { closeAtExit, forgetAtExit } from './exit';
 import { channelInternals, type ChannelInternals } from './internals';
 import { MpscReader, MpscWriter } from './mpsc';
@@ -124,7 +125,7 @@ export class Channel<T = unknown> {
     }, settings.replaceStale);
     const { channel } = settings;
     try {
-      return new Channel<T>(channel, segment, readHeader(channel, segment.buffer()), settings.codec, settings.spinMicros, settings.unlinkOnClose);
+      return created(new Channel<T>(channel, segment, readHeader(channel, segment.buffer()), settings.codec, settings.spinMicros, settings.unlinkOnClose));
     } catch (error) {
       const removal = removalOf(settings.key === undefined ? 'posix' : 'sysv', channel, segment);
       segment.close();
@@ -136,7 +137,7 @@ export class Channel<T = unknown> {
   /** Opens an existing channel; capacity and mode come from its header. */
   static open<T = unknown>(name: string, options?: OpenOptions<T>): Channel<T> {
     const settings = openSettings<T>(name, options);
-    return Channel.opened(settings, openSegment(settings, openTimeout(settings), settings.timeout !== undefined));
+    return opened(Channel.opened(settings, openSegment(settings, openTimeout(settings), settings.timeout !== undefined)), 'open');
   }
 
   /**
@@ -146,7 +147,7 @@ export class Channel<T = unknown> {
    */
   static async connect<T = unknown>(name: string, options?: OpenOptions<T> & { signal?: AbortSignal }): Promise<Channel<T>> {
     const settings = connectSettings<T>(name, options);
-    return Channel.opened(settings, await connectSegment(settings, settings.timeout, settings.signal));
+    return opened(Channel.opened(settings, await connectSegment(settings, settings.timeout, settings.signal)), 'connect');
   }
 
   /** A handle on a segment just opened; the segment is closed if that fails. */
@@ -259,7 +260,7 @@ export class Channel<T = unknown> {
       check: () => {
         const segment = this.live();
         this.checkNotEnded();
-        if (segment.consumerGone()) throw errorFromErrno('EPIPE', { channel: this.name });
+        if (segment.consumerGone()) throw failed(this, errorFromErrno('EPIPE', { channel: this.name }));
       },
       onTimeout: () => timedOut(`channel '${this.name}': no room for the message before the timeout (the consumer is not keeping up)`),
       onSleepFailure: (rc) => this.sleepError(rc),
@@ -290,6 +291,7 @@ export class Channel<T = unknown> {
       this.writer = new SpscWriter(this.ring, slot, tail);
     }
     this.slot = slot;
+    roleClaimed(this, 'producer', false);
     return this.writer;
   }
 
@@ -438,7 +440,7 @@ export class Channel<T = unknown> {
   /** A sleep that cannot continue, e.g. a System V semaphore set removed with ipcrm,
    * or no thread to sleep on (pthread_create, which the binding names). */
   private sleepError(failure: NativeError): unknown {
-    return fromNative(failure, { channel: this.name, syscall: failure.syscall ?? (this.backend === 'sysv' ? 'semtimedop' : 'futex') });
+    return failed(this, fromNative(failure, { channel: this.name, syscall: failure.syscall ?? (this.backend === 'sysv' ? 'semtimedop' : 'futex') }));
   }
 
   private endedError(): ShmChanError {
@@ -448,12 +450,14 @@ export class Channel<T = unknown> {
   private consumer(): SpscReader | MpscReader {
     const segment = this.live();
     if (this.reader !== undefined) return this.reader;
+    const takingOver = segment.consumerGone();
     try {
       segment.claimConsumer();
     } catch (error) {
       throw this.roleError(error, 'consumer', 'one consumer at a time');
     }
     this.reader = this.mode === 'mpsc' ? new MpscReader(this.ring) : new SpscReader(this.ring);
+    roleClaimed(this, 'consumer', takingOver);
     return this.reader;
   }
 
@@ -509,6 +513,7 @@ export class Channel<T = unknown> {
     unlinkOnCollect.unregister(this);
     forgetAtExit(this.atExit);
     if (this.removal !== undefined) remove(this.removal);
+    closed(this);
   }
 
   /** Pending waits (send, receive, the iterator) keep the process alive: the default. */
@@ -544,21 +549,21 @@ export class Channel<T = unknown> {
   }
 
   private corruptHeader(): ShmChanError {
-    return corrupt(
+    return failed(this, corrupt(
       this.name,
       "its header no longer holds shmchan's magic (another process overwrote or truncated the segment)",
-    );
+    ));
   }
 
   private roleError(error: unknown, role: string, rule: string): unknown {
-    if (nativeCode(error) !== 'EBUSY') return fromNative(error, { channel: this.name });
+    if (nativeCode(error) !== 'EBUSY') return failed(this, fromNative(error, { channel: this.name }));
     const holder = role === 'consumer' ? this.stats().consumerPid : null;
     const who = holder === null ? 'another live handle' : holder === process.pid ? 'another handle in this process' : `process ${holder}`;
-    return roleTaken(this.name, role, who, rule);
+    return failed(this, roleTaken(this.name, role, who, rule));
   }
 
   /** A failure inside the data path, as the ShmChanError that names this channel. */
   private dataPathError(error: unknown): ShmChanError {
-    return dataPathError(error, this.name, this.maxMessageSize);
+    return failed(this, dataPathError(error, this.name, this.maxMessageSize));
   }
 }

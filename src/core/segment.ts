@@ -4,12 +4,10 @@
 import { statSync } from 'node:fs';
 import { native, type NativeCreateOptions, type NativeSegment } from './binding';
 import { abortError, fromNative, incompatible, nativeCode, notFound, staleChannelExists, timedOut, type ShmChanError } from './errors';
-import type { Backend, Place } from './options';
+import { failed, staleRemoved, type ChannelEvent } from './diagnostics';
+import type { Backend, Mode, Place } from './options';
 import { hexKey, keyTakenError } from './sysv';
 import { sleepThread } from './wait';
-import { debuglog } from 'node:util';
-
-const debug = debuglog('shmchan');
 
 /** How long an opener that waits for a name pauses between looks. */
 const NAME_POLL_MS = 5;
@@ -26,7 +24,7 @@ const REPLACE_ATTEMPTS = 3;
  * channel holds no unread message, with `replaceStale` when it does; otherwise
  * ERR_CHANNEL_EXISTS says what waits in it.
  */
-export function createSegment(place: Place, options: NativeCreateOptions, replaceStale = false): NativeSegment {
+export function createSegment(place: Place & { mode?: Mode }, options: NativeCreateOptions, replaceStale = false): NativeSegment {
   const { channel, key } = place;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -48,7 +46,7 @@ export function removeStale(place: Place, force: boolean): 'removed' | 'gone' | 
   const { channel, key } = place;
   try {
     const unread = key === undefined ? native.removeStalePosix(channel, force) : native.removeStaleSysv(channel, key, force);
-    debug('removed stale channel %s (%d unread messages)', channel, unread);
+    staleRemoved(channel, unread);
     return 'removed';
   } catch (error) {
     const code = nativeCode(error);
@@ -75,9 +73,9 @@ export function openSegment(place: Place, timeout: number, waitForName: boolean)
           sleepThread(NAME_POLL_MS);
           continue;
         }
-        throw notFound(notAppeared(place.channel, timeout));
+        throw failed(eventAt(place), notFound(notAppeared(place.channel, timeout)));
       }
-      if (code === 'ETIMEDOUT') throw notInitialised(place.channel, timeout);
+      if (code === 'ETIMEDOUT') throw failed(eventAt(place), notInitialised(place.channel, timeout));
       throw nativeFailure(error, place, 'open');
     }
   }
@@ -112,9 +110,10 @@ export function connectSegment(place: Place, timeout: number | undefined, signal
         if (left <= 0)
           return settle(() =>
             reject(
-              code === 'ENOENT'
-                ? timedOut(notAppeared(place.channel, timeout!))
-                : notInitialised(place.channel, timeout!),
+              failed(
+                eventAt(place),
+                code === 'ENOENT' ? timedOut(notAppeared(place.channel, timeout!)) : notInitialised(place.channel, timeout!),
+              ),
             ),
           );
         pause = Math.min(pause * 2, MAX_CONNECT_POLL_MS);
@@ -166,10 +165,15 @@ export function unlinkName(place: Place): boolean {
 
 /** A native create/open failure as a ShmChanError; for System V, a taken key
  * names whatever holds it. */
-function nativeFailure(error: unknown, place: Place, action: 'create' | 'open'): unknown {
+function nativeFailure(error: unknown, place: Place & { mode?: Mode }, action: 'create' | 'open'): unknown {
   if (place.key !== undefined && nativeCode(error) === 'EEXIST')
-    return keyTakenError(place.channel, place.key, action, (error as { syscall?: string }).syscall);
-  return fromNative(error, { channel: place.channel });
+    return failed(eventAt(place), keyTakenError(place.channel, place.key, action, (error as { syscall?: string }).syscall));
+  return failed(eventAt(place), fromNative(error, { channel: place.channel }));
+}
+
+/** The diagnostics event of a channel that has no handle yet (mode: known to create only). */
+function eventAt(place: Place & { mode?: Mode }): ChannelEvent {
+  return { name: place.channel, backend: place.key === undefined ? 'posix' : 'sysv', mode: place.mode };
 }
 
 // ---- removal when a handle closes (unlinkOnClose) ----
