@@ -10,8 +10,9 @@ import { ls, rm, stat } from './channels';
 import { UsageError, oneLine, out, type Command, type Values } from './command';
 import { demo } from './demo';
 import { recv, send } from './pipe';
+import { top } from './top';
 
-const commands: Record<string, Command> = { ls, stat, rm, send, recv, demo, bridge, bench };
+const commands: Record<string, Command> = { ls, stat, rm, send, recv, top, demo, bridge, bench };
 
 const usage = `usage: shmchan <command> [options]
 
