@@ -181,9 +181,11 @@ export function list(): ChannelInfo[] {
 }
 
 /** One channel's header and counters, without joining it. Waits up to timeoutMs
- * for a creator that is still initialising it. */
-export function inspect(name: string, timeoutMs = 1000): ChannelDetails {
+ * for a creator that is still initialising it. With `sysv`, only the System V
+ * channel of that key (default: the one derived from the name). */
+export function inspect(name: string, timeoutMs = 1000, sysv?: { key?: number }): ChannelDetails {
   const channel = normalizeName(name);
+  if (sysv !== undefined) return inspectSysv(channel, sysv.key ?? native.sysvKeyOfName(channel), timeoutMs);
   try {
     return inspectPosix(channel, timeoutMs);
   } catch (error) {

@@ -70,7 +70,13 @@ function prepare(name: string, options: StreamOptions | undefined, codec: Stream
     created: false,
     streamOptions,
     acquire: async (signal) => {
-      const channel = await Channel.connect<unknown>(channelName, { ...openOptions, signal });
+      const channel = await Channel.connect<unknown>(channelName, { ...openOptions, signal }).catch((error: ShmChanError) => {
+        // the channel's advice (leave codec out) is for Channel.open: a stream takes no codec
+        if (error.code !== 'ERR_INCOMPATIBLE') throw error;
+        throw incompatible(
+          `channel '${channelName}' was created with another codec than the '${codec}' a stream uses: a stream reads and writes a channel created by createWriteStream(name, { create: true }), createReadStream(name, { create: true }), 'shmchan send --create' or Channel.create(name, { codec: '${codec}' })`,
+        );
+      });
       if (channel.mode === 'spsc') return channel;
       channel.close();
       throw incompatible(`channel '${channelName}' is an ${channel.mode} channel; a stream needs an spsc channel`);

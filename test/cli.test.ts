@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
-import { cleanupChannels, killFixtures, packageRoot, runFixture, startFixture, uniqueName } from './helpers';
+import { channelExists, cleanupChannels, killFixtures, packageRoot, runFixture, startFixture, trackKey, uniqueName } from './helpers';
 
 const bin = path.join(packageRoot, 'bin', 'shmchan.js');
 const work = mkdtempSync(path.join(tmpdir(), 'shmchan-cli-'));
@@ -166,9 +166,9 @@ describe('ls, stat, rm', () => {
     try {
       const table = await shmchan(['ls']);
       expect(table.code).toBe(0);
-      expect(table.stdout.split('\n')[0].split(/\s+/)).toEqual(['NAME', 'BACKEND', 'MODE', 'SIZE', 'USED', 'PRODUCERS', 'CONSUMER', 'STALE']);
+      expect(table.stdout.split('\n')[0].split(/\s+/)).toEqual(['NAME', 'BACKEND', 'KEY', 'MODE', 'SIZE', 'USED', 'PRODUCERS', 'CONSUMER', 'STALE']);
       const row = table.stdout.split('\n').find((line) => line.startsWith(`${name} `));
-      expect(row?.split(/\s+/)).toEqual([name, 'posix', 'spsc', '64', 'KiB', '0', 'B', '0', '-', 'no']);
+      expect(row?.split(/\s+/)).toEqual([name, 'posix', '-', 'spsc', '64', 'KiB', '0', 'B', '0', '-', 'no']);
 
       const json = await shmchan(['ls', '--json']);
       const entry = JSON.parse(json.stdout).find((c: { name: string }) => c.name === name);
@@ -181,9 +181,24 @@ describe('ls, stat, rm', () => {
         producers: 0,
         consumerPid: null,
         creatorPid: process.pid,
-        permissions: 0o600,
+        permissions: '0600',
         stale: false,
       });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('ls shows the System V key, as ipcs does, and --json gives it as a number', async () => {
+    const name = uniqueName('cli-ls-sysv');
+    const channel = Channel.create(name, { backend: 'sysv', capacity: 4096, permissions: 0o640 });
+    try {
+      const key = `0x${channel.key!.toString(16).padStart(8, '0')}`;
+      const row = (await shmchan(['ls'])).stdout.split('\n').find((line) => line.startsWith(`${name} `));
+      expect(row?.split(/\s+/).slice(0, 4)).toEqual([name, 'sysv', key, 'spsc']);
+      expect(execFileSync('ipcs', ['-m'], { encoding: 'utf8' })).toContain(key);
+      const entry = JSON.parse((await shmchan(['ls', '--json'])).stdout).find((c: { name: string }) => c.name === name);
+      expect(entry).toMatchObject({ backend: 'sysv', key: channel.key, permissions: '0640' });
     } finally {
       channel.close();
     }
@@ -218,6 +233,7 @@ describe('ls, stat, rm', () => {
         stale: false,
       });
       expect(Date.parse(stats.createdAt)).toBeGreaterThan(Date.parse('2020-01-01'));
+      expect(stats.permissions).toBe('0600');
     } finally {
       channel.close();
     }
@@ -240,6 +256,47 @@ describe('ls, stat, rm', () => {
     writeFileSync(`/dev/shm/${foreign}`, Buffer.alloc(16384, 0xab));
     expectOneLineError(await shmchan(['rm', foreign]), 1, /is not a shmchan channel; not removed/);
     expect(existsSync(`/dev/shm/${foreign}`)).toBe(true);
+  });
+
+  it('stat on a file that is not a channel says so, as rm does', async () => {
+    const foreign = uniqueName('cli-stat-foreign');
+    writeFileSync(`/dev/shm/${foreign}`, Buffer.alloc(16384, 0xab));
+    try {
+      expectOneLineError(await shmchan(['stat', foreign]), 1, new RegExp(`^shmchan stat: '${foreign}' is not a shmchan channel$`));
+      expectOneLineError(await shmchan(['rm', foreign]), 1, new RegExp(`^shmchan rm: '${foreign}' is not a shmchan channel; not removed$`));
+    } finally {
+      rmSync(`/dev/shm/${foreign}`);
+    }
+  });
+
+  it('send, recv, stat and rm take --sysv and --key for System V channels', async () => {
+    const name = uniqueName('cli-sysv');
+    const input = randomBytes(100_000);
+    const receiver = spawn(process.execPath, [bin, 'recv', name, '--sysv', '--create'], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    running.add(receiver);
+    const chunks: Buffer[] = [];
+    receiver.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const received = new Promise((resolve) => receiver.on('close', resolve));
+    expect(await shmchan(['send', name, '--sysv', '--timeout', '10000'], input)).toMatchObject({ code: 0, stderr: '' });
+    expect(await received).toBe(0);
+    expect(Buffer.concat(chunks).equals(input)).toBe(true);
+
+    const keyed = uniqueName('cli-key');
+    const key = trackKey(0x5e000000 + (process.pid & 0xffff));
+    const hex = `0x${key.toString(16)}`;
+    expect(await shmchan(['send', keyed, '--create', '--key', hex, '--lines'], 'one\ntwo\n')).toMatchObject({ code: 0, stderr: '' });
+    const stat = JSON.parse((await shmchan(['stat', keyed, '--key', String(key), '--json'])).stdout);
+    expect(stat).toMatchObject({ name: keyed, backend: 'sysv', key, messagesSent: 2 });
+    expect((await shmchan(['stat', keyed, '--key', hex])).stdout).toMatch(new RegExp(`^backend +sysv \\(key 0x${key.toString(16).padStart(8, '0')}\\)$`, 'm'));
+    expect((await shmchan(['stat', keyed])).code).toBe(1); // not under the key derived from the name
+    expect(await shmchan(['recv', keyed, '--key', hex, '--lines'])).toMatchObject({ code: 0, stdout: 'one\ntwo\n', stderr: '' });
+
+    const removed = uniqueName('cli-rm-sysv');
+    Channel.create(removed, { backend: 'sysv', unlinkOnClose: false }).close();
+    expectOneLineError(await shmchan(['rm', removed]), 1, /does not exist/); // POSIX unless told
+    expect(await shmchan(['rm', removed, '--sysv'])).toMatchObject({ code: 0, stderr: '' });
+    expect(channelExists('sysv', removed)).toBe(false);
+    expectOneLineError(await shmchan(['stat', name, '--key', 'nokey']), 2, /^shmchan stat: --key must be a non-zero System V key/);
   });
 
   it('rm --stale NAME... removes only the stale ones among them', async () => {
@@ -271,7 +328,7 @@ describe('usage, help and exit status', () => {
     expectOneLineError(await shmchan(['send', 'x', '--create', '--capacity', 'lots']), 2, /--capacity must be a number of bytes/);
     expectOneLineError(await shmchan(['send', 'x', '--capacity', '1M']), 2, /--capacity applies only with --create/);
     expectOneLineError(await shmchan(['recv', 'x', '--timeout']), 2, /^shmchan recv: .*--timeout/);
-    expectOneLineError(await shmchan(['stat', 'no/slashes']), 2, /^shmchan stat: invalid channel name/);
+    expectOneLineError(await shmchan(['stat', 'no/slashes']), 2, /^shmchan stat: invalid channel name "no\/slashes": use 1 to 200 of/);
   });
 
   it('a missing channel is a runtime error: exit status 1, one line on stderr', async () => {

@@ -38,6 +38,11 @@ describe.each(backends)('%s', (backend) => {
       const long = uniqueName('').padEnd(200, 'x');
       b.create(long).close();
     });
+    it('quotes a bad name as it was given, and calls a missing one undefined', () => {
+      expect(() => b.create('bad name!')).toThrow(/^invalid channel name "bad name!": use 1 to 200 of A-Z/);
+      expect(() => b.open(undefined as never)).toThrow(/^a channel name must be a string, got undefined: use 1 to 200/);
+      expect(() => b.open(null as never)).toThrow(/^a channel name must be a string, got null: /);
+    });
   });
 
   describe('ERR_INVALID_ARG', () => {

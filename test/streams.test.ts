@@ -211,7 +211,11 @@ describe('in one process', () => {
     try {
       expect(() => createWriteStream(taken, { create: true })).toThrow(expect.objectContaining({ code: 'ERR_CHANNEL_EXISTS' }));
       // a msgpack channel is not a byte stream
-      expect(await errorOf(createReadStream(taken))).toMatchObject({ code: 'ERR_INCOMPATIBLE' });
+      const mismatch = await errorOf(createReadStream(taken));
+      expect(mismatch).toMatchObject({ code: 'ERR_INCOMPATIBLE' });
+      // streams take no codec: the advice is how to make a channel a stream can use
+      expect(mismatch.message).not.toMatch(/leave codec out/);
+      expect(mismatch.message).toMatch(/Channel\.create\(name, \{ codec: 'raw' \}\)/);
     } finally {
       channel.close();
     }

@@ -4,8 +4,21 @@ import { Channel } from '../core/channel';
 import type { ShmChanError } from '../core/errors';
 import { normalizeName } from '../core/options';
 import { removeStale as removeStaleChannel } from '../core/segment';
+import { hexKey } from '../core/sysv';
 import { inspect, listDetails, list, posixNameLooksLikeChannel, type ChannelDetails, type ChannelInfo } from '../list';
-import { UsageError, expectPositionals, formatBytes, oneLine, out, table, type Command } from './command';
+import {
+  UsageError,
+  expectPositionals,
+  formatBytes,
+  octal,
+  oneLine,
+  out,
+  sysvOptions,
+  sysvOptionsHelp,
+  sysvPlace,
+  table,
+  type Command,
+} from './command';
 
 export const ls: Command = {
   synopsis: 'ls [--json]                        every channel: name, backend, mode, size, used, producers, consumer, stale',
@@ -14,8 +27,9 @@ export const ls: Command = {
 Lists every shmchan channel on this host, without joining any of them.
 Segments that are not shmchan's are left out.
 
-  --json       print a JSON array of { name, backend, mode, capacity, used,
-               producers, consumerPid, creatorPid, permissions, stale }
+  --json       print a JSON array of { name, backend, key?, mode, capacity,
+               used, producers, consumerPid, creatorPid, permissions, stale }
+               (permissions as an octal string such as "0600")
   -h, --help   show this help
 
 A channel is stale when no live process has it open (one that only opened it,
@@ -26,14 +40,15 @@ without sending or receiving, counts). 'shmchan rm --stale' removes those.
     expectPositionals(positionals, 0, '');
     const channels: ChannelInfo[] = list();
     if (values.json) {
-      out(`${JSON.stringify(channels, null, 2)}\n`);
+      out(`${JSON.stringify(channels.map((c) => ({ ...c, permissions: octal(c.permissions) })), null, 2)}\n`);
       return 0;
     }
-    const rows = [['NAME', 'BACKEND', 'MODE', 'SIZE', 'USED', 'PRODUCERS', 'CONSUMER', 'STALE']];
+    const rows = [['NAME', 'BACKEND', 'KEY', 'MODE', 'SIZE', 'USED', 'PRODUCERS', 'CONSUMER', 'STALE']];
     for (const c of channels)
       rows.push([
         c.name,
         c.backend,
+        c.key === undefined ? '-' : hexKey(c.key),
         c.mode,
         formatBytes(c.capacity),
         formatBytes(c.used),
@@ -47,8 +62,8 @@ without sending or receiving, counts). 'shmchan rm --stale' removes those.
 };
 
 export const stat: Command = {
-  synopsis: "stat NAME [--json]                 one channel's header and counters",
-  help: `usage: shmchan stat NAME [--json]
+  synopsis: "stat NAME [--json] [--sysv]         one channel's header and counters",
+  help: `usage: shmchan stat NAME [--json] [--sysv | --key KEY]
 
 Shows one channel's header (backend, mode, codec, sizes, permissions, creation)
 and its counters, without joining it.
@@ -56,32 +71,39 @@ and its counters, without joining it.
   --json       print one JSON object: the fields of 'shmchan ls --json' and
                maxMessageSize, codec, createdAt, messagesSent, messagesReceived,
                bytesSent, bytesReceived, ended
+${sysvOptionsHelp(15)}
   -h, --help   show this help
+
+Without --sysv or --key, NAME is the POSIX channel of that name, or else the
+System V channel whose key is derived from the name.
 `,
-  options: { json: { type: 'boolean' } },
+  options: { json: { type: 'boolean' }, ...sysvOptions },
   run: async (values, positionals) => {
     expectPositionals(positionals, 1, 'NAME');
+    const sysv = sysvPlace(values);
+    const name = normalizeName(positionals[0]);
+    if (sysv === undefined && !posixNameLooksLikeChannel(name)) throw new Error(`'${name}' is not a shmchan channel`);
     let c: ChannelDetails;
     try {
-      c = inspect(positionals[0]);
+      c = inspect(name, 1000, sysv);
     } catch (error) {
       if ((error as ShmChanError).code !== 'ERR_CHANNEL_NOT_FOUND') throw error;
       throw new Error(`channel '${normalizeName(positionals[0])}' does not exist`);
     }
     if (values.json) {
-      out(`${JSON.stringify(c, null, 2)}\n`);
+      out(`${JSON.stringify({ ...c, permissions: octal(c.permissions) }, null, 2)}\n`);
       return 0;
     }
     const pid = (p: number | null) => (p === null ? '-' : String(p));
     const rows: [string, string][] = [
       ['name', c.name],
-      ['backend', c.key === undefined ? c.backend : `${c.backend} (key 0x${c.key.toString(16)})`],
+      ['backend', c.key === undefined ? c.backend : `${c.backend} (key ${hexKey(c.key)})`],
       ['mode', c.mode],
       ['codec', c.codec],
       ['capacity', `${formatBytes(c.capacity)} (${c.capacity} bytes)`],
       ['max message', `${formatBytes(c.maxMessageSize)} (${c.maxMessageSize} bytes)`],
       ['used', `${formatBytes(c.used)} (${c.used} bytes)`],
-      ['permissions', `0${c.permissions.toString(8).padStart(3, '0')}`],
+      ['permissions', octal(c.permissions)],
       ['created', c.createdAt.toISOString()],
       ['creator pid', pid(c.creatorPid)],
       ['producers', String(c.producers)],
@@ -101,8 +123,8 @@ and its counters, without joining it.
 
 export const rm: Command = {
   synopsis: 'rm NAME... | rm --stale [NAME...]  remove channels (only stale ones with --stale)',
-  help: `usage: shmchan rm NAME...
-       shmchan rm --stale [NAME...]
+  help: `usage: shmchan rm [--sysv | --key KEY] NAME...
+       shmchan rm --stale [--sysv | --key KEY] [NAME...]
 
 Removes channels' names. Processes that have a channel open keep using it; the
 memory is freed when the last one closes it.
@@ -110,20 +132,23 @@ memory is freed when the last one closes it.
   --stale      remove only channels that no live process has open (stale ones):
                all of them, or those of the NAMEs that are stale. Prints each
                name it removes.
+${sysvOptionsHelp(15)}
+               With --stale: only System V channels (of that key).
   -h, --help   show this help
 
 Without --stale, each NAME must be a shmchan channel; a missing one is an error
 (exit status 1) and the others are still removed.
 `,
-  options: { stale: { type: 'boolean' } },
+  options: { stale: { type: 'boolean' }, ...sysvOptions },
   run: async (values, positionals) => {
-    if (values.stale) return removeStale(positionals);
+    const sysv = sysvPlace(values);
+    if (values.stale) return removeStale(positionals, sysv);
     if (positionals.length === 0) throw new UsageError('missing NAME (or --stale)');
     let status = 0;
     for (const channel of positionals.map(normalizeName)) {
       try {
-        if (!posixNameLooksLikeChannel(channel)) throw new Error(`'${channel}' is not a shmchan channel; not removed`);
-        if (!Channel.unlink(channel)) throw new Error(`channel '${channel}' does not exist`);
+        if (sysv === undefined && !posixNameLooksLikeChannel(channel)) throw new Error(`'${channel}' is not a shmchan channel; not removed`);
+        if (!Channel.unlink(channel, sysv)) throw new Error(`channel '${channel}' does not exist`);
       } catch (error) {
         process.stderr.write(`shmchan rm: ${oneLine(error)}\n`);
         status = 1;
@@ -133,10 +158,11 @@ Without --stale, each NAME must be a shmchan channel; a missing one is an error
   },
 };
 
-function removeStale(positionals: string[]): Promise<number> {
+function removeStale(positionals: string[], sysv: { key?: number } | undefined): Promise<number> {
   const only = new Set(positionals.map(normalizeName));
+  const elsewhere = (c: ChannelDetails) => sysv !== undefined && (c.backend !== 'sysv' || (sysv.key !== undefined && c.key !== sysv.key));
   for (const channel of listDetails()) {
-    if (!channel.stale || (only.size > 0 && !only.has(channel.name))) continue;
+    if (!channel.stale || (only.size > 0 && !only.has(channel.name)) || elsewhere(channel)) continue;
     // removed under a lock that keeps openers out, if still stale then
     if (removeStaleChannel({ channel: channel.name, key: channel.key }, true) === 'removed') out(`removed ${channel.name}\n`);
   }

@@ -13,13 +13,14 @@ import {
   createWriteStream,
   type StreamOptions,
 } from '../streams';
-import { UsageError, expectPositionals, type Command, type Values } from './command';
+import { UsageError, expectPositionals, sysvOptions, sysvOptionsHelp, sysvPlace, type Command, type Values } from './command';
 
 const streamOptions = {
   create: { type: 'boolean' },
   lines: { type: 'boolean' },
   capacity: { type: 'string' },
   timeout: { type: 'string' },
+  ...sysvOptions,
 } as const;
 
 function parseSize(text: string): number {
@@ -29,7 +30,7 @@ function parseSize(text: string): number {
 }
 
 function channelStreamOptions(values: Values): StreamOptions {
-  const options: StreamOptions = { create: values.create === true };
+  const options: StreamOptions = { create: values.create === true, ...sysvPlace(values) };
   if (values.capacity !== undefined) {
     if (!values.create) throw new UsageError('--capacity applies only with --create');
     options.capacity = parseSize(values.capacity as string);
@@ -141,10 +142,10 @@ async function runChannelPipeline(build: () => ChannelPipeline): Promise<void> {
 
 /** Turns the codec mismatch between --lines and bytes into advice for this CLI:
  * the channel's header says which one it carries. */
-function streamError(error: unknown, name: string, lines: boolean): unknown {
+function streamError(error: unknown, name: string, lines: boolean, options: StreamOptions): unknown {
   const e = error as ShmChanError;
   if (e.code === 'ERR_INCOMPATIBLE') {
-    const carries = codecOf(name);
+    const carries = codecOf(name, options);
     if (lines && carries === 'raw')
       return new Error(`channel '${name}' carries raw bytes, not lines: leave out --lines (use --lines on both sides or on neither)`);
     if (!lines && carries === 'msgpack')
@@ -155,9 +156,9 @@ function streamError(error: unknown, name: string, lines: boolean): unknown {
   return error;
 }
 
-function codecOf(name: string): string | undefined {
+function codecOf(name: string, options: StreamOptions): string | undefined {
   try {
-    return inspect(name, 0).codec;
+    return inspect(name, 0, options.backend === 'sysv' ? { key: options.key as number | undefined } : undefined).codec;
   } catch {
     return undefined;
   }
@@ -179,7 +180,7 @@ async function runPipe(
   } catch (error) {
     // a reader of our stdout that stops early (| head) is not an error
     if ((error as NodeJS.ErrnoException).code === 'EPIPE') return 0;
-    throw streamError(error, normalizeName(name), lines);
+    throw streamError(error, normalizeName(name), lines, options);
   }
   return 0;
 }
@@ -193,11 +194,12 @@ const sendRecvOptionsHelp = (side: 'send' | 'recv') => `  --create          crea
                     ${side === 'send' ? 'a last line without a newline is a message too' : 'a string prints as is, any other value as one line of JSON'}
   --timeout MS      without --create: how long to wait for the channel to
                     appear (default: as long as it takes)
+${sysvOptionsHelp(20)}
   -h, --help        show this help`;
 
 export const send: Command = {
   synopsis: 'send NAME [--create] [--lines]     stdin -> channel (bytes; or one message per line), end at EOF',
-  help: `usage: shmchan send NAME [--create [--capacity SIZE]] [--lines] [--timeout MS]
+  help: `usage: shmchan send NAME [--create [--capacity SIZE]] [--lines] [--timeout MS] [--sysv | --key KEY]
 
 Copies stdin into the channel, then ends the channel's stream at EOF. Without
 --lines it sends raw bytes (what createReadStream() and 'shmchan recv' read).
@@ -218,7 +220,7 @@ once it has read the end. If the receiver stops early, send fails (exit 1).
 
 export const recv: Command = {
   synopsis: 'recv NAME [--create] [--lines]     channel -> stdout until end of stream',
-  help: `usage: shmchan recv NAME [--create [--capacity SIZE]] [--lines] [--timeout MS]
+  help: `usage: shmchan recv NAME [--create [--capacity SIZE]] [--lines] [--timeout MS] [--sysv | --key KEY]
 
 Copies the channel's messages to stdout until the end of the stream, then
 removes the channel. Without --lines it writes the raw bytes of each message

@@ -225,8 +225,8 @@ export function dataPathError(error: unknown, channel: string, maxMessageSize: n
 
 /** A value as an error message shows it. */
 export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'string') return `the string ${quoted(value)}`;
   if (typeof value === 'object') return `an object (${value.constructor?.name ?? 'no prototype'})`;
   return `${typeof value} ${String(value)}`;
 }
@@ -246,11 +246,15 @@ export function invalidArg(message: string): ShmChanError {
   return new ShmChanError('ERR_INVALID_ARG', message);
 }
 
-export function invalidName(described: string, nameMax: number): ShmChanError {
-  return new ShmChanError(
-    'ERR_INVALID_NAME',
-    `invalid channel name ${described}: use 1 to ${nameMax} of A-Z a-z 0-9 . _ - (optionally after one leading '/')`,
-  );
+/** A string as a message quotes it: in JSON quotes, cut after 40 characters. */
+function quoted(text: string): string {
+  return JSON.stringify(text.length > 40 ? text.slice(0, 40) + '…' : text);
+}
+
+export function invalidName(name: unknown, nameMax: number): ShmChanError {
+  const rule = `use 1 to ${nameMax} of A-Z a-z 0-9 . _ - (optionally after one leading '/')`;
+  if (typeof name !== 'string') return new ShmChanError('ERR_INVALID_NAME', `a channel name must be a string, got ${describe(name)}: ${rule}`);
+  return new ShmChanError('ERR_INVALID_NAME', `invalid channel name ${quoted(name)}: ${rule}`);
 }
 
 /** The channel is not what this use of it needs (a codec, a mode, records). */

@@ -62,7 +62,7 @@ const MAX_SPIN_MICROS = 1_000_000;
 /** A channel name as stored: without the leading '/'. */
 export function normalizeName(name: unknown): string {
   // a NUL would end the name early in C: 'a\0b' must not become channel 'a'
-  if (typeof name !== 'string' || name.includes('\0') || !native.validName(name)) throw invalidName(describe(name), L.NAME_MAX);
+  if (typeof name !== 'string' || name.includes('\0') || !native.validName(name)) throw invalidName(name, L.NAME_MAX);
   return name.startsWith('/') ? name.slice(1) : name;
 }
 
