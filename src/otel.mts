@@ -1,0 +1,5 @@
+// The ES module entry of shmchan/otel: the same objects as the CommonJS entry.
+import otel from './otel.js';
+
+export const { registerMetrics, instrumentNames } = otel;
+export type * from './otel.js';
