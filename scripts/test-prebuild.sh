@@ -2,7 +2,8 @@
 # Proves the shipped tarball: packs it (prepack runs scripts/prebuild.sh),
 # installs it into an empty directory with a PATH that has node and npm but no
 # compiler, make or python, and runs a smoke test there: ESM and CommonJS
-# entries, two processes exchanging messages, the CLI. Fails if the install
+# entries, two processes exchanging messages, the CLI. Also lints the
+# tarball with publint and arethetypeswrong. Fails if the install
 # tries to compile. Does it for each architecture asked, x64 and arm64 by
 # default: arm64 with an arm64 Node, npm run by it, under qemu-user
 # (scripts/arm64-node.sh says what that needs).
@@ -22,6 +23,15 @@ contents=$(tar -tzf "$tarball")
 for arch in x64 arm64; do
   grep -q "^package/prebuilds/linux-$arch/shmchan\.glibc\.node$" <<<"$contents" || { echo "test:prebuild: no linux-$arch prebuild in the tarball"; exit 1; }
 done
+
+# The package's metadata and types as tools see them: publint (exports, files,
+# fields) and arethetypeswrong (each entry's types under node10, node16 from
+# CommonJS and from ESM, and bundlers) must have nothing to say.
+echo "test:prebuild: publint and arethetypeswrong"
+lint=$(npx --no-install publint run --strict "$tarball")
+echo "$lint"
+if grep -qE '^(Errors|Warnings|Suggestions):' <<<"$lint"; then echo "test:prebuild: publint reports problems"; exit 1; fi
+npx --no-install attw "$tarball" --format table-flipped
 
 for arch in "${archs[@]}"; do
 case $arch in

@@ -1,4 +1,5 @@
 // The package's public entry: it only re-exports.
+/// <reference types="node" preserve="true" />
 export { Channel } from './core/channel';
 export type { Backend, Mode, CreateOptions, OpenOptions, WaitOptions } from './core/options';
 export type { ChannelStats } from './core/stats';

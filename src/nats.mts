@@ -1,4 +1,5 @@
 // The ES module entry of shmchan/nats: the same objects as the CommonJS entry.
+/// <reference types="node" preserve="true" />
 import nats from './nats.js';
 
 export const { bridgeToNats, bridgeFromNats } = nats;

@@ -1,6 +1,7 @@
 // shmchan/nats: bridges between a local channel and a NATS subject, so that
 // channels on different hosts are connected through NATS (JetStream by default).
 // The NATS client is an optional peer dependency, loaded only by this entry.
+/// <reference types="node" preserve="true" />
 import { checkBridgeOptions, openLocalChannel, type Bridge, type BridgeBase } from './nats/bridge';
 import { natsModules } from './nats/client';
 import { FromNatsBridge, type FromNatsOptions } from './nats/from';

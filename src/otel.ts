@@ -3,6 +3,7 @@
 // when the SDK collects, through the listing (src/list.ts): no channel is joined,
 // no role taken, nothing written. @opentelemetry/api is an optional peer
 // dependency, loaded only by this entry and only when no meter is passed.
+/// <reference types="node" preserve="true" />
 import type { Attributes, BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

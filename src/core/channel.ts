@@ -113,7 +113,18 @@ export class Channel<T = unknown> {
     this.atExit = closeAtExit(this);
   }
 
-  /** Creates a channel; fails with ERR_CHANNEL_EXISTS if the name is taken. */
+  /**
+   * Creates a channel; with `codec: 'raw'` its messages are Buffers.
+   * @throws ShmChanError ERR_CHANNEL_EXISTS if the name is taken (a stale channel
+   * is replaced: see `replaceStale`), ERR_INVALID_NAME, ERR_INVALID_ARG, ERR_PERMISSION, ERR_SYSTEM.
+   */
+  static create(name: string, options: CreateOptions<Buffer> & { codec: 'raw' }): Channel<Buffer>;
+  /**
+   * Creates a channel whose messages are `T` (msgpack by default).
+   * @throws ShmChanError ERR_CHANNEL_EXISTS if the name is taken (a stale channel
+   * is replaced: see `replaceStale`), ERR_INVALID_NAME, ERR_INVALID_ARG, ERR_PERMISSION, ERR_SYSTEM.
+   */
+  static create<T = unknown>(name: string, options?: CreateOptions<T>): Channel<T>;
   static create<T = unknown>(name: string, options?: CreateOptions<T>): Channel<T> {
     const settings = createSettings<T>(name, options);
     const segment = createSegment(settings, {
@@ -134,17 +145,31 @@ export class Channel<T = unknown> {
     }
   }
 
-  /** Opens an existing channel; capacity and mode come from its header. */
+  /**
+   * Opens an existing raw channel: its messages are Buffers.
+   * @throws ShmChanError ERR_CHANNEL_NOT_FOUND, ERR_INCOMPATIBLE (not a raw channel), ERR_TIMEOUT, ERR_PERMISSION.
+   */
+  static open(name: string, options: OpenOptions<Buffer> & { codec: 'raw' }): Channel<Buffer>;
+  /**
+   * Opens an existing channel; capacity, mode and codec come from its header.
+   * Blocks the calling thread while a creator finishes initialising it (Channel.connect does not).
+   * @throws ShmChanError ERR_CHANNEL_NOT_FOUND, ERR_INCOMPATIBLE (another codec than
+   * `options.codec`), ERR_TIMEOUT, ERR_PERMISSION, ERR_CORRUPT.
+   */
+  static open<T = unknown>(name: string, options?: OpenOptions<T>): Channel<T>;
   static open<T = unknown>(name: string, options?: OpenOptions<T>): Channel<T> {
     const settings = openSettings<T>(name, options);
     return opened(Channel.opened(settings, openSegment(settings, openTimeout(settings), settings.timeout !== undefined)), 'open');
   }
 
+  /** Channel.connect for a raw channel: its messages are Buffers. */
+  static connect(name: string, options: OpenOptions<Buffer> & { codec: 'raw'; signal?: AbortSignal }): Promise<Channel<Buffer>>;
   /**
    * Opens a channel once it exists and is initialised, without blocking the event
    * loop: as long as it takes, unless `timeout` (ERR_TIMEOUT) or `signal`
    * (AbortError) stops it.
    */
+  static connect<T = unknown>(name: string, options?: OpenOptions<T> & { signal?: AbortSignal }): Promise<Channel<T>>;
   static async connect<T = unknown>(name: string, options?: OpenOptions<T> & { signal?: AbortSignal }): Promise<Channel<T>> {
     const settings = connectSettings<T>(name, options);
     return opened(Channel.opened(settings, await connectSegment(settings, settings.timeout, settings.signal)), 'connect');

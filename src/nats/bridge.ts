@@ -72,7 +72,7 @@ export interface NatsBridgeOptions {
 }
 
 /** Bytes in, the same bytes out: the bridge never decodes a message. */
-export const identityCodec = { encode: (bytes: Buffer) => bytes, decode: (bytes: Buffer) => bytes };
+export const identityCodec: { encode(bytes: Buffer): Buffer; decode(bytes: Buffer): Buffer } = { encode: (bytes) => bytes, decode: (bytes) => bytes };
 
 /** Opens the channel, creating it (unlinkOnClose false) when it does not exist. */
 export function openLocalChannel(name: string, create: BridgeChannelOptions | undefined): Channel<Buffer> {
