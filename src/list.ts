@@ -10,12 +10,15 @@ import { codecKindOf } from './core/header';
 import { normalizeName, type Backend, type Mode } from './core/options';
 import { channelStats, type ChannelStats } from './core/stats';
 
+/** One channel as list() finds it. */
 export interface ChannelInfo extends Pick<ChannelStats, 'capacity' | 'used' | 'producers' | 'consumerPid' | 'creatorPid'> {
   /** Without the leading '/'. */
   name: string;
+  /** 'posix' or 'sysv'. */
   backend: Backend;
   /** System V only: the segment's key. */
   key?: number;
+  /** 'spsc' or 'mpsc'. */
   mode: Mode;
   /** File mode bits, e.g. 0o600. */
   permissions: number;

@@ -11,6 +11,7 @@ import { invalidArg } from './core/errors';
 import { optionsObject } from './core/options';
 import { listDetails, type ChannelDetails } from './list';
 
+/** The options of registerMetrics. */
 export interface MetricsOptions {
   /** The meter to register the instruments with. Default: the global meter
    * provider's meter named 'shmchan' (`metrics.getMeter('shmchan', version)`). */

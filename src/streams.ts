@@ -18,6 +18,8 @@ import { invalidArg, incompatible, peerGone, type ShmChanError } from './core/er
 import { booleanOption, normalizeName, optionNames, optionsObject, timeoutOption, type CreateOptions } from './core/options';
 import type { SysvKey } from './core/sysv';
 
+/** The options of createReadStream and createWriteStream: the create options (used
+ * only with `create: true`) without codec and mode, which a stream fixes. */
 export interface StreamOptions extends Omit<CreateOptions<Uint8Array>, 'codec' | 'mode'> {
   /** Create the channel (exactly one of the two sides does) instead of opening it.
    * The create options apply only then. */

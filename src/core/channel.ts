@@ -52,6 +52,12 @@ const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Sy
 
 const unlinkOnCollect = new FinalizationRegistry<Removal>(remove);
 
+/**
+ * A handle on one channel: a shared-memory ring between processes on this host,
+ * found by its name. Create it in one process and open it in others; the first
+ * sending call takes the producer role, the first receiving call the consumer role.
+ * Messages are `T` (msgpack), or Buffers for `codec: 'raw'`.
+ */
 export class Channel<T = unknown> {
   /** The channel's name, without the leading '/'. */
   readonly name: string;

@@ -6,12 +6,15 @@ import * as L from './layout';
 import { LeaveUnread, describe, invalidArg } from './errors';
 import type { SharedStructures } from './structures';
 
+/** A codec of your own, passed as the `codec` option: every process of the channel must pass the same one. */
 export interface CustomCodec<T> {
+  /** The bytes of a message; throwing gives ERR_ENCODE and sends nothing. */
   encode(value: T): Uint8Array;
   /** Gets a Buffer of its own, which it may keep. */
   decode(bytes: Uint8Array): T;
 }
 
+/** The `codec` option: 'msgpack' (default), 'raw' (Buffers as they are), or a CustomCodec. */
 export type CodecOption<T> = 'msgpack' | 'raw' | CustomCodec<T>;
 export type CodecKind = 'msgpack' | 'raw' | 'custom';
 

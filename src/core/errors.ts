@@ -5,6 +5,7 @@
 import type { NativeError } from './binding';
 import * as L from './layout';
 
+/** What a ShmChanError's `code` can be: tell errors apart by it, never by their message. */
 export type ErrorCode =
   | 'ERR_INVALID_NAME'
   | 'ERR_INVALID_ARG'
@@ -24,7 +25,12 @@ export type ErrorCode =
   | 'ERR_DECODE'
   | 'ERR_SYSTEM';
 
+/**
+ * Every error shmchan throws about a channel or an argument (besides Node's AbortError
+ * for an aborted signal). The message says what happened and what to do about it.
+ */
 export class ShmChanError extends Error {
+  /** What went wrong, e.g. 'ERR_TIMEOUT', 'ERR_CHANNEL_NOT_FOUND' (see ErrorCode). */
   readonly code: ErrorCode;
   /** For errors from a system call: the errno name, e.g. 'ENOSPC'. */
   readonly errno?: string;

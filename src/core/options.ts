@@ -6,19 +6,27 @@ import { makeCodec, type Codec, type CodecOption } from './codec';
 import { describe, invalidArg, invalidName } from './errors';
 import { rejectKey, sysvKey, type SysvKey } from './sysv';
 
+/** Where a channel lives: 'posix' (shm_open, /dev/shm/NAME, futexes) or 'sysv' (shmget and a semaphore set, under a key). */
 export type Backend = 'posix' | 'sysv';
+/** Who may send and receive: 'spsc' one producer at a time, 'mpsc' up to 64; one consumer either way. */
 export type Mode = 'spsc' | 'mpsc';
 
+/** The options of Channel.create. An option name not listed here throws ERR_INVALID_ARG. */
 export interface CreateOptions<T = unknown> {
   /** Ring bytes: rounded up to a power of two, at least 4 KiB, at most 1 GiB. Default 1 MiB. */
   capacity?: number;
+  /** 'spsc' (default): one producer at a time; 'mpsc': up to 64 producers at once. */
   mode?: Mode;
+  /** 'posix' (default) or 'sysv'. */
   backend?: Backend;
   /** System V only: the key, as a number or the { path, projectId } given to ftok.
    * Default: derived from the name (see the README). */
   key?: SysvKey;
   /** File mode bits of the segment. Default 0o600. */
   permissions?: number;
+  /** How messages become bytes: 'msgpack' (default), 'raw' (Buffers, sent as they are;
+   * the channel's type becomes Channel<Buffer>), or your own { encode, decode }.
+   * Stored in the header: openers get the same one. */
   codec?: CodecOption<T>;
   /** Largest encoded message accepted. Default a quarter of the capacity. */
   maxMessageSize?: number;
@@ -36,21 +44,30 @@ export interface CreateOptions<T = unknown> {
   records?: boolean;
 }
 
+/** The options of Channel.open and Channel.connect. Capacity, mode and codec come from the channel's header. */
 export interface OpenOptions<T = unknown> {
+  /** 'posix' (default) or 'sysv': where to look for the channel. */
   backend?: Backend;
   /** System V only: the key the channel was created with, if it was given one. */
   key?: SysvKey;
+  /** Must match the channel's codec if given (ERR_INCOMPATIBLE otherwise); needed
+   * only for a custom codec. `'raw'` types the channel as Channel<Buffer>. */
   codec?: CodecOption<T>;
   /** Milliseconds to wait for a creator that is still initialising the channel (default
    * 1000). Given explicitly, it also waits that long for the channel to appear.
    * Channel.connect waits as long as it takes unless it is given. */
   timeout?: number;
+  /** Remove the channel's name when this handle closes. Default false for openers. */
   unlinkOnClose?: boolean;
+  /** How long a waiting call spins before it sleeps, in microseconds. Default 50. */
   spinMicros?: number;
 }
 
+/** The options of a call that may wait: send, receive and their relatives. */
 export interface WaitOptions {
+  /** Milliseconds to wait: ERR_TIMEOUT after that; 0 tries once. Default: as long as it takes. */
   timeout?: number;
+  /** Aborting it rejects the call with Node's AbortError (code 'ABORT_ERR'). */
   signal?: AbortSignal;
 }
 

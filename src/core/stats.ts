@@ -1,15 +1,26 @@
 // A channel's counters and who is attached, as stats() and the listing show them.
 
+/** What Channel#stats() answers: the channel's counters, as every process sees them. */
 export interface ChannelStats {
+  /** Ring bytes. */
   capacity: number;
+  /** Ring bytes holding messages not yet received (with their record headers). */
   used: number;
+  /** Messages sent into the channel since it was created, by every producer. */
   messagesSent: number;
+  /** Messages received out of it since it was created. */
   messagesReceived: number;
+  /** Encoded bytes of the messages sent. */
   bytesSent: number;
+  /** Encoded bytes of the messages received. */
   bytesReceived: number;
+  /** Live producers (handles holding the producer role). */
   producers: number;
+  /** The pid of the live consumer, or null: for display only (liveness is kept by the kernel). */
   consumerPid: number | null;
+  /** The pid of the creator while it has the channel open, or null: for display only. */
   creatorPid: number | null;
+  /** Whether end() was called: no more messages can be sent. */
   ended: boolean;
 }
 

@@ -11,13 +11,18 @@ const DRAIN_MS = 5000;
 /** A session that lasted longer than this ends a streak of JetStream not answering. */
 const AWAY_STREAK_MS = 10_000;
 
+/** 'jetstream': stored, acknowledged, exactly once; 'core': fast, at most once. */
 export type NatsMode = 'jetstream' | 'core';
 
+/** What a bridge tells `onEvent` about: things it recovers from by itself. */
 export interface BridgeEvent {
+  /** What happened: the connection came or went, a session was reset, the bridge waits, or a warning. */
   type: 'connected' | 'disconnected' | 'reset' | 'waiting' | 'warning';
+  /** The details, for a log. */
   message: string;
 }
 
+/** What Bridge#stats() answers. */
 export interface BridgeStats {
   /** Messages moved: published and acknowledged (to NATS), or sent into the channel (from NATS). */
   messages: number;
@@ -31,17 +36,24 @@ export interface BridgeStats {
   dropped: number;
   /** From NATS: messages skipped because their sender's order key showed them already delivered. */
   repeats: number;
+  /** Whether the bridge is connected to NATS now. */
   connected: boolean;
 }
 
+/** A running bridge between a local channel and a NATS subject (bridgeToNats, bridgeFromNats). */
 export interface Bridge {
+  /** 'to': channel -> NATS; 'from': NATS -> channel. */
   readonly direction: 'to' | 'from';
+  /** 'jetstream' or 'core'. */
   readonly mode: NatsMode;
+  /** The local channel's name. */
   readonly channel: string;
+  /** The NATS subject. */
   readonly subject: string;
   /** Settles when the bridge has stopped: after stop(), or after it forwarded the end of
    * the stream. Rejects with the error that stopped it otherwise. */
   readonly done: Promise<void>;
+  /** The bridge's counters. */
   stats(): BridgeStats;
   /** Finishes the message in hand, acknowledges what was delivered, drains the NATS
    * connection and closes the channel. Resolves like `done`. */
@@ -49,14 +61,18 @@ export interface Bridge {
 }
 
 /** How the bridge creates a missing local channel. It never removes a channel. */
-export type BridgeChannelOptions = Pick<CreateOptions, 'capacity' | 'mode' | 'permissions' | 'maxMessageSize'> & {
+export type BridgeChannelOptions = Pick<CreateOptions, 'capacity' | 'permissions' | 'maxMessageSize'> & {
+  /** 'spsc' or 'mpsc' (default 'spsc'; a from-bridge in JetStream mode needs 'spsc'). */
+  mode?: CreateOptions['mode'];
   /** The codec recorded in the header for other openers: 'msgpack' (default) or 'raw'. */
   codec?: 'msgpack' | 'raw';
 };
 
+/** The options both bridges take. */
 export interface NatsBridgeOptions {
   /** e.g. 'nats://127.0.0.1:4222' or several. */
   servers: string | string[];
+  /** The NATS subject to publish to or take messages from. */
   subject: string;
   /** 'jetstream' (default): stored, acknowledged, exactly once. 'core': fast, at most once. */
   mode?: NatsMode;

@@ -30,6 +30,7 @@ import { BridgeBase, Notifier, positiveInteger, type NatsBridgeOptions, type Ses
 import { ensureStream, hash32, isEndMarker, isNotFound, natsModules, parseMessageId, pause } from './client';
 import { relayProducer, type RelayProducer } from './relay';
 
+/** The options of bridgeFromNats. */
 export interface FromNatsOptions extends NatsBridgeOptions {
   /** JetStream: the durable consumer's name. Default shmchan-<channel>. */
   durable?: string;

@@ -23,6 +23,7 @@ import {
 } from './client';
 import { EMPTY, ENDED, relayConsumer, type RelayConsumer } from './relay';
 
+/** The options of bridgeToNats. */
 export interface ToNatsOptions extends NatsBridgeOptions {
   /** JetStream: publishes awaiting their acknowledgement at once. Default 256. */
   window?: number;
