@@ -55,8 +55,11 @@ export function closed(channel: ChannelEvent): void {
 /** Errors already told: one passed up through several layers is told once. */
 const told = new WeakSet<object>();
 
-/** A failure of a channel or of creating or opening one; answers the error, to be thrown. */
+/** A failure of a channel or of creating or opening one; answers the error, to be thrown.
+ * Timeouts of send and receive, ERR_CLOSED and bad arguments never come here. */
 export function failed<E>(channel: ChannelEvent, error: E): E {
+  // the end of the stream is what a producer racing end() meets: no failure
+  if ((error as { code?: string } | undefined)?.code === 'ERR_ENDED') return error;
   if (typeof error === 'object' && error !== null) {
     if (told.has(error)) return error;
     told.add(error);
