@@ -1,5 +1,6 @@
 // `shmchan ls`, `stat` and `rm`: the channels on this host, looked at and
 // removed without joining them.
+import { lstatSync } from 'node:fs';
 import { Channel } from '../core/channel';
 import type { ShmChanError } from '../core/errors';
 import { normalizeName } from '../core/options';
@@ -82,7 +83,9 @@ System V channel whose key is derived from the name.
     expectPositionals(positionals, 1, 'NAME');
     const sysv = sysvPlace(values);
     const name = normalizeName(positionals[0]);
-    if (sysv === undefined && !posixNameLooksLikeChannel(name)) throw new Error(`'${name}' is not a shmchan channel`);
+    // a regular file that is no channel (a directory or a FIFO: the open says what it is)
+    if (sysv === undefined && !posixNameLooksLikeChannel(name) && lstatSync(`/dev/shm/${name}`, { throwIfNoEntry: false })?.isFile())
+      throw new Error(`'${name}' is not a shmchan channel`);
     let c: ChannelDetails;
     try {
       c = inspect(name, 1000, sysv);
