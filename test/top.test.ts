@@ -82,6 +82,15 @@ it('writes nothing: the header of a channel is byte for byte the same after top 
   }
 });
 
+it('ends quietly when its reader stops early (| head)', async () => {
+  const { stdout, stderr } = await run('sh', ['-c', `"${process.execPath}" "${bin}" top --json --interval 20 | head -n 1`], {
+    cwd: packageRoot,
+    encoding: 'utf8',
+  });
+  expect(Array.isArray(JSON.parse(stdout))).toBe(true);
+  expect(stderr).toBe('');
+});
+
 it('refreshes in place in a terminal (script -qc) every interval until interrupted', async () => {
   const name = uniqueName('top-tty');
   const { create } = using('posix');

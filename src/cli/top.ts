@@ -126,10 +126,17 @@ Ctrl-C. It only reads the channels' counters: it takes no role and writes nothin
     const intervalMs = intervalOption(values.interval);
     // in place on a terminal: the cursor home and the screen below it cleared
     const inPlace = !values.json && !values.once && process.stdout.isTTY === true;
+    // a reader of stdout that stops (| head) ends top, as it ends any filter
+    let readerGone = false;
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      readerGone = true;
+    });
     let before = new Map(listDetails().map((c) => [identity(c), c]));
     let then = process.hrtime.bigint();
     for (;;) {
       await sleep(intervalMs);
+      if (readerGone) return 0;
       const current = listDetails();
       const now = process.hrtime.bigint();
       const found = rows(before, current, Number(now - then) / 1e9);
