@@ -348,7 +348,7 @@ describe('usage, help and exit status', () => {
   it('--help works for the CLI and every command', async () => {
     const overview = await shmchan(['--help']);
     expect(overview).toMatchObject({ code: 0, stderr: '' });
-    for (const command of ['ls', 'stat', 'rm', 'send', 'recv', 'demo']) {
+    for (const command of ['ls', 'stat', 'rm', 'send', 'recv', 'top', 'demo']) {
       expect(overview.stdout).toContain(`  ${command}`);
       for (const flag of ['--help', '-h']) {
         const help = await shmchan([command, flag]);
