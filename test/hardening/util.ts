@@ -24,7 +24,7 @@ export function u32(...words: number[]): Buffer {
 }
 
 export const HEADER = 8192;
-export const OFF = { magic: 0, version: 4, capacity: 16, maxMessage: 20, codec: 24, tail: 128, head: 256, releasing: 260, consumer: 280 };
+export const OFF = { magic: 0, version: 4, capacity: 16, maxMessage: 20, codec: 24, tail: 128, head: 256, releasing: 260, consumer: 280, structuresLength: 6148 };
 
 export interface Outcome {
   value?: unknown;
