@@ -3,14 +3,13 @@
 // writes only after it, so every send either works or is ERR_CORRUPT, never a
 // write at a length it did not check (a negative offset: ERR_ENCODE from a
 // RangeError before). The hostile process is a small C program, built here.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { Channel, ShmChanError } from '../../dist/index.js';
 import { cleanupChannels, killFixtures, uniqueName } from '../helpers';
-import { OFF, buildCHelper } from './util';
+import { OFF, buildCHelper, startHostile } from './util';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'shmchan-structures-race-'));
 
@@ -26,12 +25,8 @@ it('a producer whose structure table length is flipped meanwhile sends, or says 
   for (let round = 0; round < 5; round++) {
     const name = uniqueName('structures-flip');
     const channel = Channel.create<unknown>(name, { capacity: 65536, records: true });
-    const hostile = spawn(flipper, [`/dev/shm/${name}`, String(OFF.structuresLength), '0x80000000'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const hostile = await startHostile(flipper, [`/dev/shm/${name}`, String(OFF.structuresLength), '0x80000000']);
     try {
-      await new Promise((resolve, reject) => {
-        hostile.stdout.once('data', resolve);
-        hostile.once('exit', (code) => reject(new Error(`word-flipper exited with ${code}`)));
-      });
       // each new key list is one more entry for the table
       for (let i = 0; i < 300; i++) {
         let outcome: string;
