@@ -68,32 +68,61 @@ static uint32_t interesting(uint32_t pick, uint32_t capacity, uint32_t raw) {
 }
 
 /* While set, every header load of the core may first rewrite the segment
- * (shmchan_fuzz_before_load): the input decides whether, where and what. */
+ * (shmchan_fuzz_before_load): the input decides whether, where and what, and
+ * whether the write stays or is undone a few loads later, as a process
+ * flipping a word between a lie and the truth would. */
 static input_t *hostile;
 static uint32_t hostile_capacity;
+static struct {
+  uint8_t *at;
+  uint8_t before[8];
+  uint32_t size, loads_left; /* size 0: nothing to undo */
+} flip;
+
+static void undo_flip(void) {
+  if (flip.size != 0) memcpy(flip.at, flip.before, flip.size);
+  flip.size = 0;
+}
+
+/* Writes size bytes of value at `at`, to be undone after `loads` more loads if that is not 0. */
+static void rewrite(uint8_t *at, uint64_t value, uint32_t size, uint32_t loads) {
+  undo_flip();
+  if (loads != 0) {
+    memcpy(flip.before, at, size);
+    flip.at = at;
+    flip.size = size;
+    flip.loads_left = loads;
+  }
+  if (size == 8) __atomic_store_n((uint64_t *)at, value, __ATOMIC_RELEASE);
+  else if (size == 4) __atomic_store_n((uint32_t *)at, (uint32_t)value, __ATOMIC_RELEASE);
+  else *at = (uint8_t)value;
+}
 
 void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
-  if (hostile == NULL || hostile->at >= hostile->size) return;
+  if (hostile == NULL) return;
+  if (flip.size != 0 && --flip.loads_left == 0) undo_flip();
+  if (hostile->at >= hostile->size) return;
   uint32_t pick = take(hostile, 1);
   if (pick % 4 != 0) return;
   uint8_t *segment = (uint8_t *)base; /* the fuzzer's own buffer: writable */
+  uint32_t loads = (pick & 128) ? 0 : 1 + pick / 16 % 4; /* 0: the write stays */
   switch (pick / 4 % 4) {
     case 0:
     case 1: { /* the word about to be read */
       uint32_t value = interesting(take(hostile, 1), hostile_capacity, take(hostile, 4));
       if (off == SHMCHAN_OFF_SEGMENT_SIZE && (pick & 64))
-        store_u64(segment, off, (uint64_t)SHMCHAN_HEADER_SIZE + ((uint64_t)hostile_capacity << (value % 20)));
+        rewrite(segment + off, (uint64_t)SHMCHAN_HEADER_SIZE + ((uint64_t)hostile_capacity << (value % 20)), 8, loads);
       else
-        store_u32(segment, off, value);
+        rewrite(segment + off, value, 4, loads);
       break;
     }
     case 2: { /* another field */
       uint32_t field = field_offsets[take(hostile, 1) % (sizeof field_offsets / sizeof field_offsets[0])];
-      store_u32(segment, field, interesting(take(hostile, 1), hostile_capacity, take(hostile, 4)));
+      rewrite(segment + field, interesting(take(hostile, 1), hostile_capacity, take(hostile, 4)), 4, loads);
       break;
     }
     default: /* a byte of the name */
-      segment[SHMCHAN_OFF_NAME + take(hostile, 1) % (SHMCHAN_NAME_MAX + 1)] = (uint8_t)take(hostile, 1);
+      rewrite(segment + SHMCHAN_OFF_NAME + take(hostile, 1) % (SHMCHAN_NAME_MAX + 1), take(hostile, 1), 1, loads);
       break;
   }
 }
@@ -111,6 +140,7 @@ static int open_validated(uint8_t *base, size_t mapped, int sysv, input_t *in, u
   int rc = sysv ? shmchan_sysv_header_validate(base, mapped, FUZZ_NAME, FUZZ_KEY, size)
                 : shmchan_header_validate(base, mapped, size);
   hostile = NULL;
+  undo_flip();
   if (rc == 0 && (*size > mapped || *size < SHMCHAN_HEADER_SIZE ||
                   !shmchan_capacity_valid((uint32_t)(*size - SHMCHAN_HEADER_SIZE)))) {
     fprintf(stderr, "fuzz_segment: an open validated %zu bytes of a %zu-byte mapping\n", *size, mapped);
@@ -142,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       .codec = SHMCHAN_CODEC_RAW,
       .permissions = 0600,
   };
-  int sysv = (flags & 64) != 0;
+  int sysv = flags / 5 % 2; /* not a bit of its own: small bytes pick either backend */
   shmchan_header_init(base, FUZZ_NAME, sysv ? SHMCHAN_BACKEND_SYSV : SHMCHAN_BACKEND_POSIX, sysv ? FUZZ_KEY : 0, &opt);
   if (flags & 16) {
     /* a foreign header: the rest of the input, as is */
