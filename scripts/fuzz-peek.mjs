@@ -6,7 +6,10 @@
 // ring in a real segment (cursors, record headers, lengths, padding, claim
 // markers, the end flag), mostly from well-formed records with a few mutations,
 // opens a fresh consumer handle and calls peek / commit / rewind or tryReceive,
-// forging more between calls as a live peer could.
+// forging more between calls as a live peer could. On every other channel a
+// second thread also scribbles on the ring while the calls run, as a process
+// writing between two reads of the consumer would (those sessions replay only
+// roughly from their seed).
 //
 //   node scripts/fuzz-peek.mjs [--seconds N] [--iterations N] [--seed S]
 //
@@ -39,7 +42,14 @@ const CALLS = 1; // bumped when a call starts and when it ends: odd while one ru
 const CALL = 2; // which call runs: an index into CALL_NAMES
 const CALL_NAMES = ['Channel.open', 'relayConsumer', 'relay.next', 'relay.commit', 'relay.rewind', 'tryReceive', 'tryReceiveInto'];
 
+// the channel the scribbler writes on: its session number + 1 (0: none, -1: stop) and backend
+const SCRIBBLE_SESSION = 0;
+const SCRIBBLE_SYSV = 1;
+
+const channelName = (session) => `fuzz-peek-${process.pid}-${session}`;
+
 if (isMainThread) await watch();
+else if (workerData.scribble) await scribble(workerData);
 else await fuzz(workerData);
 
 function parseArgs(argv) {
@@ -65,7 +75,14 @@ async function watch() {
   }
   const progress = new Int32Array(new SharedArrayBuffer(12));
   const channels = [];
-  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { ...options, progress } });
+  const scribbling = new Int32Array(new SharedArrayBuffer(8));
+  const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { ...options, progress, scribbling } });
+  const scribbler = new Worker(fileURLToPath(import.meta.url), { workerData: { scribble: true, seed: options.seed, scribbling } });
+  scribbler.on('message', ({ sessions, writes }) => console.log(`fuzz-peek: the scribbler wrote ${writes} words into ${sessions} channels meanwhile`));
+  scribbler.on('error', (error) => {
+    console.error('fuzz-peek: FAILED, the scribbler threw:', error);
+    failed = true;
+  });
   console.log(`fuzz-peek: seed ${options.seed}, ${options.iterations ?? 'unlimited'} iterations, ${options.seconds ?? 'unlimited'} s`);
   let failed = false;
   const done = new Promise((resolve) => {
@@ -101,6 +118,9 @@ async function watch() {
   }, 250);
   await done;
   clearInterval(timer);
+  Atomics.store(scribbling, SCRIBBLE_SESSION, -1);
+  Atomics.notify(scribbling, SCRIBBLE_SESSION);
+  await new Promise((resolve) => scribbler.once('exit', resolve));
   for (const { name, backend } of channels) {
     try {
       Channel.unlink(name, { backend });
@@ -113,7 +133,7 @@ async function watch() {
 
 // ---- the worker: forging and calling ----
 
-async function fuzz({ seconds, iterations, seed, progress }) {
+async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
   const L = await import(dist('core/layout.js'));
   const { relayConsumer, EMPTY, ENDED } = await import(dist('nats/relay.js'));
   const { pack } = await import('msgpackr');
@@ -151,14 +171,20 @@ async function fuzz({ seconds, iterations, seed, progress }) {
       delete options.codec;
       options.records = true;
     }
-    const name = `fuzz-peek-${process.pid}-${index}`;
+    const name = channelName(index);
     parentPort.postMessage({ channel: { name, backend: options.backend } });
     const creator = Channel.create(name, options);
+    if (index % 2 === 1) {
+      Atomics.store(scribbling, SCRIBBLE_SYSV, options.backend === 'sysv' ? 1 : 0);
+      Atomics.store(scribbling, SCRIBBLE_SESSION, index + 1);
+      Atomics.notify(scribbling, SCRIBBLE_SESSION);
+    }
     return { name, options, creator, ring: internalsOf(creator).ring };
   }
 
   function closeSession() {
     if (session === undefined) return;
+    Atomics.store(scribbling, SCRIBBLE_SESSION, 0);
     session.creator.close();
     Channel.unlink(session.name, { backend: session.options.backend });
   }
@@ -425,4 +451,57 @@ async function fuzz({ seconds, iterations, seed, progress }) {
   parentPort.postMessage({
     summary: `${iteration} iterations, ${calls} calls in ${took} s, no failure; answers ${JSON.stringify(results)}, errors ${JSON.stringify(codes)}`,
   });
+}
+
+// ---- the scribbler: a hostile peer writing while the consumer reads ----
+
+/** Writes interesting words into the ring and the cursors of the current channel,
+ * as fast as it can, until told to stop. */
+async function scribble({ seed, scribbling }) {
+  const L = await import(dist('core/layout.js'));
+  let state = (seed * 2654435761) >>> 0 || 1;
+  const next = () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return state >>> 0;
+  };
+  let current = 0;
+  let channel;
+  let sessions = 0;
+  let writes = 0;
+  for (;;) {
+    const wanted = Atomics.load(scribbling, SCRIBBLE_SESSION);
+    if (wanted === -1) break;
+    if (wanted !== current) {
+      channel?.close();
+      channel = undefined;
+      current = wanted;
+      if (wanted > 0) {
+        try {
+          channel = Channel.open(channelName(wanted - 1), { backend: Atomics.load(scribbling, SCRIBBLE_SYSV) === 1 ? 'sysv' : 'posix' });
+          sessions++;
+        } catch {
+          // closed again before we came: wait for the next one
+        }
+      }
+    }
+    if (channel === undefined) {
+      Atomics.wait(scribbling, SCRIBBLE_SESSION, current, 100);
+      continue;
+    }
+    const { i32, capacity } = channel[Symbol.for('shmchan.internals')]().ring;
+    const cursors = [L.OFF_HEAD, L.OFF_TAIL, L.OFF_RELEASING, L.OFF_ENDED].map((off) => off >> 2);
+    for (let i = 0; i < 10_000; i++) {
+      const r = next();
+      const index = r % 8 === 0 ? cursors[(r >>> 3) % 4] : (L.HEADER_SIZE >> 2) + ((r >>> 3) % (capacity >> 2));
+      const value = [0, 8, capacity, -8, L.RECORD_PADDING, L.RECORD_DATA, L.CLAIM_FLAG | 0, next() | 0][(r >>> 24) % 8];
+      const before = i32[index];
+      i32[index] = value;
+      if (r & 0x800000) i32[index] = before; // a flip: the truth again, after a moment
+    }
+    writes += 10_000;
+  }
+  channel?.close();
+  parentPort.postMessage({ sessions, writes });
 }
