@@ -2,8 +2,9 @@
  * A driver for fuzz_segment.c where libFuzzer is not available (gcc): feeds it
  * seeded random programs for a bounded time, or replays the files it is given.
  *
- *   fuzz_segment_loop [-seconds N] [-seed S] [FILE...]
+ *   fuzz_segment_loop [-seconds N] [-runs N] [-seed S] [FILE...]
  *
+ * It stops after -seconds or after -runs inputs, whichever comes first.
  * The same seed gives the same inputs, so a failure reproduces with its seed
  * (printed at the start). The sanitizers stop the process at the first error.
  */
@@ -36,10 +37,12 @@ static int replay(const char *path) {
 
 int main(int argc, char **argv) {
   double seconds = 10;
+  unsigned long max_runs = 0; /* 0: no limit */
   uint64_t seed = (uint64_t)time(NULL);
   int files = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
+    else if (strcmp(argv[i], "-runs") == 0 && i + 1 < argc) max_runs = strtoul(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "-seed") == 0 && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
     else if (replay(argv[i]) == 0) files++;
   }
@@ -60,6 +63,7 @@ int main(int argc, char **argv) {
     }
     LLVMFuzzerTestOneInput(input, n);
     runs++;
+    if (runs == max_runs) break;
     if ((runs & 255) == 0) {
       clock_gettime(CLOCK_MONOTONIC, &now);
       if ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 >= seconds) break;

@@ -1,15 +1,21 @@
 /*
  * Fuzz target for everything in the C core that reads a segment another process
- * can write: the header check and the ring's record parsing, with the segment
- * scribbled on between calls, as a hostile or crashing peer could.
+ * can write: the open paths' header validation (POSIX and System V, the same
+ * functions that posix.c and sysv.c call on a mapped segment) and the ring's
+ * record parsing, with the segment scribbled on between calls, as a hostile or
+ * crashing peer could. While a header is being validated, the input may also
+ * rewrite a field before any of the validator's loads (SHMCHAN_FUZZ_LOADS, see
+ * platform.h): another process writing between two reads of the opener.
  *
- * The input is a program. Byte 0 picks the ring size and mode; then each step is
- * an opcode and its operands: overwrite bytes, set a field to an interesting
- * value, or call the core (check the header, receive, send, recover the tail,
- * claim roles, read stats, send and receive as MPSC peers). A correct core never reads or writes outside the
- * segment and never loops forever, whatever the bytes; AddressSanitizer and
- * UndefinedBehaviorSanitizer say when it does, and libFuzzer's -timeout when it
- * hangs.
+ * The input is a program. Byte 0 picks the ring size, the mode and the backend;
+ * then each step is an opcode and its operands: overwrite bytes, set a field to
+ * an interesting value, or call the core (open the segment again, receive,
+ * send, recover the tail, claim roles, read stats, send and receive as MPSC
+ * peers). An open maps the size that validation answers, so a validator that
+ * trusted a word read again would hand the data path a ring larger than the
+ * buffer. A correct core never reads or writes outside the segment and never
+ * loops forever, whatever the bytes; AddressSanitizer and UndefinedBehavior-
+ * Sanitizer say when it does, and libFuzzer's -timeout when it hangs.
  *
  * Built with libFuzzer (clang -fsanitize=fuzzer) or, without clang, with
  * fuzz_main.c, a seeded random driver. See scripts/fuzz.sh.
@@ -61,6 +67,88 @@ static uint32_t interesting(uint32_t pick, uint32_t capacity, uint32_t raw) {
   }
 }
 
+/* While set, every header load of the core may first rewrite the segment
+ * (shmchan_fuzz_before_load): the input decides whether, where and what, and
+ * whether the write stays or is undone a few loads later, as a process
+ * flipping a word between a lie and the truth would. */
+static input_t *hostile;
+static uint32_t hostile_capacity;
+static struct {
+  uint8_t *at;
+  uint8_t before[8];
+  uint32_t size, loads_left; /* size 0: nothing to undo */
+} flip;
+
+static void undo_flip(void) {
+  if (flip.size != 0) memcpy(flip.at, flip.before, flip.size);
+  flip.size = 0;
+}
+
+/* Writes size bytes of value at `at`, to be undone after `loads` more loads if that is not 0. */
+static void rewrite(uint8_t *at, uint64_t value, uint32_t size, uint32_t loads) {
+  undo_flip();
+  if (loads != 0) {
+    memcpy(flip.before, at, size);
+    flip.at = at;
+    flip.size = size;
+    flip.loads_left = loads;
+  }
+  if (size == 8) __atomic_store_n((uint64_t *)at, value, __ATOMIC_RELEASE);
+  else if (size == 4) __atomic_store_n((uint32_t *)at, (uint32_t)value, __ATOMIC_RELEASE);
+  else *at = (uint8_t)value;
+}
+
+void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
+  if (hostile == NULL) return;
+  if (flip.size != 0 && --flip.loads_left == 0) undo_flip();
+  if (hostile->at >= hostile->size) return;
+  uint32_t pick = take(hostile, 1);
+  if (pick % 4 != 0) return;
+  uint8_t *segment = (uint8_t *)base; /* the fuzzer's own buffer: writable */
+  uint32_t loads = (pick & 128) ? 0 : 1 + pick / 16 % 4; /* 0: the write stays */
+  switch (pick / 4 % 4) {
+    case 0:
+    case 1: { /* the word about to be read */
+      uint32_t value = interesting(take(hostile, 1), hostile_capacity, take(hostile, 4));
+      if (off == SHMCHAN_OFF_SEGMENT_SIZE && (pick & 64))
+        rewrite(segment + off, (uint64_t)SHMCHAN_HEADER_SIZE + ((uint64_t)hostile_capacity << (value % 20)), 8, loads);
+      else
+        rewrite(segment + off, value, 4, loads);
+      break;
+    }
+    case 2: { /* another field */
+      uint32_t field = field_offsets[take(hostile, 1) % (sizeof field_offsets / sizeof field_offsets[0])];
+      rewrite(segment + field, interesting(take(hostile, 1), hostile_capacity, take(hostile, 4)), 4, loads);
+      break;
+    }
+    default: /* a byte of the name */
+      rewrite(segment + SHMCHAN_OFF_NAME + take(hostile, 1) % (SHMCHAN_NAME_MAX + 1), take(hostile, 1), 1, loads);
+      break;
+  }
+}
+
+#define FUZZ_NAME "fuzz"
+#define FUZZ_KEY 0x5eedu
+
+/* What an opener of this backend does with a segment of `mapped` bytes, with the
+ * input writing between its reads: 0 and the size to map, or an error. The
+ * size must fit what is mapped and be a header and a valid ring, whatever was
+ * written meanwhile; anything else is the bug this target looks for. */
+static int open_validated(uint8_t *base, size_t mapped, int sysv, input_t *in, uint32_t capacity, size_t *size) {
+  hostile = in;
+  hostile_capacity = capacity;
+  int rc = sysv ? shmchan_sysv_header_validate(base, mapped, FUZZ_NAME, FUZZ_KEY, size)
+                : shmchan_header_validate(base, mapped, size);
+  hostile = NULL;
+  undo_flip();
+  if (rc == 0 && (*size > mapped || *size < SHMCHAN_HEADER_SIZE ||
+                  !shmchan_capacity_valid((uint32_t)(*size - SHMCHAN_HEADER_SIZE)))) {
+    fprintf(stderr, "fuzz_segment: an open validated %zu bytes of a %zu-byte mapping\n", *size, mapped);
+    abort();
+  }
+  return rc;
+}
+
 /* The file whose locks the segment's roles are (POSIX): one for the whole run. */
 static int lock_file(void) {
   static int fd = -1;
@@ -84,7 +172,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       .codec = SHMCHAN_CODEC_RAW,
       .permissions = 0600,
   };
-  shmchan_header_init(base, "fuzz", SHMCHAN_BACKEND_POSIX, 0, &opt);
+  int sysv = flags / 5 % 2; /* not a bit of its own: small bytes pick either backend */
+  shmchan_header_init(base, FUZZ_NAME, sysv ? SHMCHAN_BACKEND_SYSV : SHMCHAN_BACKEND_POSIX, sysv ? FUZZ_KEY : 0, &opt);
   if (flags & 16) {
     /* a foreign header: the rest of the input, as is */
     size_t n = size - in.at < SHMCHAN_HEADER_SIZE ? size - in.at : SHMCHAN_HEADER_SIZE;
@@ -92,11 +181,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     in.at += n;
   }
   size_t mapped = (flags & 32) ? segment_size - 4096 * (take(&in, 1) % 3) : segment_size;
-  shmchan_header_check(base, mapped);
+  size_t open_size = segment_size;
+  if (open_validated(base, mapped, sysv, &in, capacity, &open_size) != 0) open_size = segment_size;
 
-  /* From here on the segment is "open": the core trusts only its size. */
+  /* From here on the segment is "open": the core trusts only the size it validated
+   * (or, for a header that failed, the buffer's: the data path must survive that too). */
   shmchan_segment_t seg = {
-      .base = base, .size = segment_size, .backend = SHMCHAN_BACKEND_POSIX, .fd = lock_file(), .producer_slot = -1};
+      .base = base, .size = open_size, .backend = SHMCHAN_BACKEND_POSIX, .fd = lock_file(), .producer_slot = -1};
   shmchan_cursor_t consumer = {.position = load_u32(base, SHMCHAN_OFF_HEAD)};
   shmchan_cursor_t producer = {.slot = 0};
   int producing = 0;
@@ -130,9 +221,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (idx + 4 < capacity) store_u32(base + SHMCHAN_HEADER_SIZE, idx + 4, take(&in, 1) % 4);
         break;
       }
-      case 3:
-        shmchan_header_check(base, mapped);
+      case 3: { /* another opener, while the input writes between its reads */
+        size_t size;
+        open_validated(base, mapped, sysv, &in, capacity, &size);
         break;
+      }
       case 4: {
         uint32_t cap = take(&in, 2) % sizeof received;
         for (int i = 0; i < 4; i++)

@@ -12,13 +12,23 @@
 #define U32_AT(base, off) ((uint32_t *)((uint8_t *)(base) + (off)))
 #define U64_AT(base, off) ((uint64_t *)((uint8_t *)(base) + (off)))
 
+/* The fuzz target (native/fuzz) builds with SHMCHAN_FUZZ_LOADS: before each load
+ * it may rewrite shared memory, as another process could between two reads. */
+#ifdef SHMCHAN_FUZZ_LOADS
+void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off);
+#else
+static inline void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) { (void)base, (void)off; }
+#endif
+
 static inline uint32_t load_u32(const uint8_t *base, uint32_t off) {
+  shmchan_fuzz_before_load(base, off);
   return __atomic_load_n(U32_AT(base, off), __ATOMIC_ACQUIRE);
 }
 static inline void store_u32(uint8_t *base, uint32_t off, uint32_t v) {
   __atomic_store_n(U32_AT(base, off), v, __ATOMIC_RELEASE);
 }
 static inline uint64_t load_u64(const uint8_t *base, uint32_t off) {
+  shmchan_fuzz_before_load(base, off);
   return __atomic_load_n(U64_AT(base, off), __ATOMIC_ACQUIRE);
 }
 static inline void store_u64(uint8_t *base, uint32_t off, uint64_t v) {
@@ -109,6 +119,14 @@ int shmchan_await_header(int (*attempt)(void *context), void *context, int timeo
 int shmchan_capacity_valid(uint32_t capacity);
 /* Validates creation options. 0 or -EINVAL. */
 int shmchan_check_segment_options(const shmchan_segment_options_t *opt);
+
+/* What a System V opener checks in an attached segment (mapped_size: its
+ * IPC_STAT size): shmchan_header_validate, then that the header is a System V
+ * channel's with this key and name. 0 with the validated size in *segment_size,
+ * -EEXIST when it is another channel's, or shmchan_header_validate's answer.
+ * Reads each field once; native/fuzz/fuzz_segment.c drives it over a buffer. */
+int shmchan_sysv_header_validate(const uint8_t *base, size_t mapped_size, const char *name, uint32_t key,
+                                 size_t *segment_size);
 
 /* shmdt, and the semaphore set's removal when that detach destroyed the segment. */
 void shmchan_sysv_detach(shmchan_segment_t *seg);

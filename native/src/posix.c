@@ -80,7 +80,7 @@ static int map_validated(void *context) {
   shmchan_guard_add(base, (size_t)st.st_size);
   size_t size = 0; /* the size the check validated: never the header read again */
   int rc = shmchan_header_validate(base, (size_t)st.st_size, &size);
-  if (rc == 0 && *U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
+  if (rc == 0 && load_u32(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
   if (rc == 0) {
     /* Keep exactly header + capacity mapped (both page multiples): the core then
      * knows the capacity from the mapping, whatever the header says later. */
@@ -167,7 +167,7 @@ static int remove_locked(const char *path, int fd, int force, uint64_t *unread) 
   if (base == MAP_FAILED) return -errno;
   shmchan_guard_add(base, SHMCHAN_HEADER_SIZE);
   int rc = shmchan_header_check(base, (size_t)st.st_size);
-  if (rc == 0 && *U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
+  if (rc == 0 && load_u32(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
   if (rc == 0) *unread = shmchan_unread_messages(base);
   shmchan_guard_remove(base);
   munmap(base, SHMCHAN_HEADER_SIZE);

@@ -35,7 +35,7 @@ int64_t shmchan_recover_tail(shmchan_segment_t *seg) {
     uint32_t idx = tail & mask;
     uint32_t length = load_u32(ring, idx);
     if (length == 0) break;
-    uint32_t step = record_step(seg, idx, length, *U32_AT(ring, idx + 4));
+    uint32_t step = record_step(seg, idx, length, load_u32(ring, idx + 4));
     if (step == 0 || step > capacity - (tail - head)) return -EBADMSG;
     tail += step;
   }
@@ -90,7 +90,7 @@ int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void
       if (load_u32(ring, idx) == 0) return -ESHUTDOWN;
       continue;
     }
-    uint32_t type = *U32_AT(ring, idx + 4);
+    uint32_t type = load_u32(ring, idx + 4); /* once: it is checked, then used */
     uint32_t step = record_step(seg, idx, length, type);
     if (step == 0) return -EBADMSG;
     if (type == SHMCHAN_RECORD_PADDING) {

@@ -98,7 +98,7 @@ static int header_names(const uint8_t *base, const char *name) {
 static int find_semaphores(const uint8_t *base, uint32_t key, int *semid) {
   int found = semget((key_t)key, 0, 0);
   if (found < 0) return -errno; /* ENOENT: the channel is being removed */
-  if ((uint32_t)found != *U32_AT(base, SHMCHAN_OFF_SEMID)) return -EBADMSG;
+  if ((uint32_t)found != load_u32(base, SHMCHAN_OFF_SEMID)) return -EBADMSG;
   struct semid_ds ds;
   if (semctl(found, 0, IPC_STAT, (union semun){.buf = &ds}) != 0) return -errno;
   if (ds.sem_nsems != SHMCHAN_SYSV_NSEMS) return -EBADMSG;
@@ -134,10 +134,24 @@ static int attach_by_key(attachment_t *a, uint32_t key, int shmflg) {
   return 0;
 }
 
-/* For shmchan_await_header: whether the creator has published the header. */
+int shmchan_sysv_header_validate(const uint8_t *base, size_t mapped_size, const char *name, uint32_t key,
+                                 size_t *segment_size) {
+  int rc = shmchan_header_validate(base, mapped_size, segment_size);
+  if (rc != 0) return rc;
+  if (load_u32(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_SYSV || load_u32(base, SHMCHAN_OFF_KEY) != key) return -EBADMSG;
+  return header_names(base, name) ? 0 : -EEXIST; /* another channel's key */
+}
+
+/* What shmchan_await_header retries: the header of the segment being opened. */
+typedef struct sysv_opening {
+  attachment_t *a;
+  const char *name;
+  uint32_t key;
+} sysv_opening_t;
+
 static int check_attached(void *context) {
-  attachment_t *a = context;
-  return shmchan_header_validate(a->base, a->ds.shm_segsz, &a->segment_size);
+  sysv_opening_t *o = context;
+  return shmchan_sysv_header_validate(o->a->base, o->a->ds.shm_segsz, o->name, o->key, &o->a->segment_size);
 }
 
 int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
@@ -149,10 +163,7 @@ int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t
   if (rc) return rc;
 
   uint8_t *base = a.base;
-  rc = shmchan_await_header(check_attached, &a, timeout_ms);
-  if (rc == 0 && (*U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_SYSV || *U32_AT(base, SHMCHAN_OFF_KEY) != key))
-    rc = -EBADMSG;
-  if (rc == 0 && !header_names(base, name)) rc = -EEXIST; /* another channel's key */
+  rc = shmchan_await_header(check_attached, &(sysv_opening_t){&a, name, key}, timeout_ms);
   int semid = -1;
   if (rc == 0) rc = find_semaphores(base, key, &semid);
   if (rc != 0) {
@@ -188,10 +199,8 @@ int shmchan_segment_remove_stale_sysv(const char *name, uint32_t key, int force,
   if ((rc = attach_by_key(&a, key, SHM_RDONLY)) != 0) return rc;
   const uint8_t *base = a.base;
   int semid = -1;
-  rc = shmchan_header_check(base, a.ds.shm_segsz);
-  if (rc == 0 && (*U32_AT(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_SYSV || *U32_AT(base, SHMCHAN_OFF_KEY) != key))
-    rc = -EBADMSG;
-  if (rc == 0 && !header_names(base, name)) rc = -EEXIST;
+  size_t segment_size;
+  rc = shmchan_sysv_header_validate(base, a.ds.shm_segsz, name, key, &segment_size);
   if (rc == 0) rc = find_semaphores(base, key, &semid);
   if (rc == 0) {
     /* in one step: nobody has it open, and from now on nobody can open it */

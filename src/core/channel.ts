@@ -8,6 +8,7 @@ import { CopyInto, makeCodec, type Codec, type Decoder } from './codec';
 import {
   type ShmChanError,
   abortError,
+  CorruptRing,
   corrupt,
   dataPathError,
   describe,
@@ -100,7 +101,12 @@ export class Channel<T = unknown> {
     this.records = fields.codec === L.CODEC_MSGPACK_RECORDS;
     if (this.records) {
       this.structures = new SharedStructures(segment.buffer(), (slot, generation) => segment.claimantAlive(slot, generation));
-      this.codec = makeCodec<T>('msgpack', this.structures);
+      try {
+        this.codec = makeCodec<T>('msgpack', this.structures);
+      } catch (error) {
+        // the codec reads the shared structure table here first: damage is the segment's
+        throw error instanceof CorruptRing ? corrupt(name, error.message) : error;
+      }
     } else {
       this.codec = codec;
     }

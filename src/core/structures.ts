@@ -44,6 +44,12 @@ export class SharedStructures {
 
   /** The published structures, checked: the table is shared memory. */
   load(): string[][] {
+    return this.read().structures;
+  }
+
+  /** The published structures and the table length they were read up to: the
+   * length word is read once, and only the value checked here is used after. */
+  private read(): { structures: string[][]; length: number } {
     const length = Atomics.load(this.i32, L.OFF_STRUCTURES_LENGTH >> 2);
     if (length < 0 || length > L.STRUCTURES_SIZE) throw new CorruptRing(`a record structure table of ${length} bytes`);
     const structures: string[][] = [];
@@ -64,7 +70,7 @@ export class SharedStructures {
       }
       structures.push(keys);
     }
-    return structures;
+    return { structures, length };
   }
 
   /** msgpackr's shouldShareStructure: share new key lists only while the table has room. */
@@ -80,9 +86,9 @@ export class SharedStructures {
   save(structures: string[][], isCompatible: (existing: string[][]) => boolean): boolean {
     this.lock();
     try {
-      const existing = this.load();
+      const { structures: existing, length: published } = this.read();
       if (!isCompatible(existing)) return false;
-      let length = Atomics.load(this.i32, L.OFF_STRUCTURES_LENGTH >> 2);
+      let length = published;
       for (let s = existing.length; s < structures.length; s++) {
         const end = this.write(structures[s], length);
         if (end < 0) {

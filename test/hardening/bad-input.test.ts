@@ -344,3 +344,15 @@ it('refuses an unknown option by name, in every call that takes options, and cre
     channel.close();
   }
 });
+
+it('describes a bad key as what it is: null is "null", not "number NaN" (issue 21)', async () => {
+  const name = uniqueName('null-key');
+  const described = (text: string) => expect.objectContaining({ code: 'ERR_INVALID_ARG', message: expect.stringContaining(text) });
+  for (const [key, text] of [[null, 'got null'], [NaN, 'got number NaN'], ['7', 'got the string "7"'], [{ path: null, projectId: 1 }, 'got null']] as const) {
+    expect(() => Channel.create(name, { backend: 'sysv', key } as never)).toThrow(described(text));
+    expect(() => Channel.open(name, { backend: 'sysv', key } as never)).toThrow(described(text));
+    await expect(Channel.connect(name, { backend: 'sysv', key } as never)).rejects.toEqual(described(text));
+    expect(() => Channel.unlink(name, { backend: 'sysv', key } as never)).toThrow(described(text));
+  }
+  expect(existsSync(`/dev/shm/${name}`)).toBe(false);
+});

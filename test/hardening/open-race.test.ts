@@ -3,14 +3,13 @@
 // working channel of the true size or ERR_CORRUPT / ERR_INCOMPATIBLE, and never
 // a ring that reaches past its mapping (issue 21, item 1). The hostile process is
 // a small C program, built here.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { Channel } from '../../dist/index.js';
 import { cleanupChannels, killFixtures, startFixture, sysvKeyOf, uniqueName } from '../helpers';
-import { buildCHelper } from './util';
+import { buildCHelper, startHostile } from './util';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'shmchan-open-race-'));
 
@@ -24,12 +23,8 @@ it('System V: an opener racing a process that flips the segment-size word never 
   const flipper = buildCHelper('size-flipper', work);
   const name = uniqueName('size-flip');
   const channel = Channel.create(name, { backend: 'sysv', capacity: 4096 });
-  const hostile = spawn(flipper, [String(sysvKeyOf(name))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const hostile = await startHostile(flipper, [String(sysvKeyOf(name))]);
   try {
-    await new Promise((resolve, reject) => {
-      hostile.stdout.once('data', resolve);
-      hostile.once('exit', (code) => reject(new Error(`size-flipper exited with ${code}`)));
-    });
     const opener = startFixture('open-repeatedly.mjs', [name, JSON.stringify({ backend: 'sysv' }), '10000', '4096']);
     const timer = setTimeout(() => opener.child.kill('SIGKILL'), 120_000);
     const { code, signal } = await opener.exited;

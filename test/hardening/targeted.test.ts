@@ -238,3 +238,14 @@ it('a relaying mpsc consumer takes an unfinished claim of an empty message for w
     channel.close();
   }
 });
+
+it('opening a records channel whose structure table length is forged is ERR_CORRUPT (a bare internal error escaped before)', async () => {
+  const name = uniqueName('forged-structures');
+  const channel = Channel.create(name, { capacity: 4096, records: true });
+  try {
+    const outcomes = await callsAfterCorruption(name, () => scribble(name, OFF.structuresLength, u32(-1)), [['open', {}]]);
+    expect(outcomes.map((o) => o.code)).toEqual(['ERR_CORRUPT']);
+  } finally {
+    channel.close();
+  }
+});

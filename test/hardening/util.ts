@@ -1,6 +1,6 @@
 // Plumbing for the hardening tests: writing into a live segment, running calls
 // in a child process that may crash, and the codes that corruption may cause.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -24,7 +24,7 @@ export function u32(...words: number[]): Buffer {
 }
 
 export const HEADER = 8192;
-export const OFF = { magic: 0, version: 4, capacity: 16, maxMessage: 20, codec: 24, tail: 128, head: 256, releasing: 260, consumer: 280 };
+export const OFF = { magic: 0, version: 4, capacity: 16, maxMessage: 20, codec: 24, tail: 128, head: 256, releasing: 260, consumer: 280, structuresLength: 6148 };
 
 export interface Outcome {
   value?: unknown;
@@ -61,4 +61,19 @@ export function buildCHelper(name: string, dir: string): string {
   const out = path.join(dir, name);
   execFileSync('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-Inative/include', path.join(fixturesDir, `${name}.c`), '-o', out], { cwd: packageRoot });
   return out;
+}
+
+/** Starts a hostile C helper that prints a line once it is at work; resolves then. */
+export async function startHostile(binary: string, args: string[]): Promise<ChildProcess> {
+  const hostile = spawn(binary, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve, reject) => {
+      hostile.stdout!.once('data', resolve);
+      hostile.once('exit', (code) => reject(new Error(`${path.basename(binary)} exited with ${code}`)));
+    });
+  } catch (error) {
+    hostile.kill('SIGKILL');
+    throw error;
+  }
+  return hostile;
 }
