@@ -88,6 +88,12 @@ export class SpaceWaker {
   }
 }
 
+/** A sendWith fill that threw: nothing was committed, and the channel throws
+ * `error` itself, unwrapped. */
+export class FillFailed {
+  constructor(readonly error: unknown) {}
+}
+
 /** What trySend answers when it committed the message. */
 export const COMMITTED = true;
 
