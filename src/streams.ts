@@ -215,6 +215,18 @@ export class ChannelWriteStream extends Writable {
   }
 }
 
+/**
+ * A Buffer of its own with a view's bytes: what a read stream pushes, since its
+ * reader may keep it. Read as a view and copied into memory that is not cleared
+ * first, the bytes are written once, where receive() would clear the new Buffer
+ * and then copy into it.
+ */
+function copyOf(view: Buffer): Buffer {
+  const copy = Buffer.allocUnsafe(view.length);
+  view.copy(copy);
+  return copy;
+}
+
 /** Stands for a message that is msgpack nil in an object-mode read stream, where
  * pushing null would mean the end of the stream. */
 export const NIL_MESSAGE: unique symbol = Symbol('shmchan.nil');
@@ -284,8 +296,12 @@ export class ChannelReadStream extends Readable {
   /** The next message, EMPTY, or SETTLED once the stream has ended or failed. */
   private nextMessage(): unknown {
     try {
-      const message = this.channel!.tryReceive();
-      return message === undefined ? EMPTY : message;
+      if (this.readableObjectMode) {
+        const message = this.channel!.tryReceive();
+        return message === undefined ? EMPTY : message;
+      }
+      const view = (this.channel as Channel<Buffer>).tryReceiveView();
+      return view === undefined ? EMPTY : copyOf(view);
     } catch (error) {
       this.settle(error as Error);
       return SETTLED;
@@ -301,7 +317,9 @@ export class ChannelReadStream extends Readable {
   }
 
   private waitForData(): void {
-    this.channel!.receive({ timeout: PEER_CHECK_MS }).then(
+    const channel = this.channel!;
+    const next = this.readableObjectMode ? channel.receive({ timeout: PEER_CHECK_MS }) : (channel as Channel<Buffer>).receiveView({ timeout: PEER_CHECK_MS }).then(copyOf);
+    next.then(
       (message) => {
         if (this.destroyed) return;
         this.deliver(message);
