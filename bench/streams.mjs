@@ -3,6 +3,7 @@
 // createWriteStream / createReadStream, alternated in one run. The child writes as
 // a user would (write, and wait for 'drain' when write() answers false); the parent
 // reads with 'data' events. Time runs from the child's start to the last byte.
+// --only pipe|shmchan runs one of the two (to profile it).
 // Run it alone: it is a timing.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,13 @@ import { parseArgs } from 'node:util';
 import { createReadStream, createWriteStream } from 'shmchan';
 
 const { values } = parseArgs({
-  options: { mib: { type: 'string', default: '512' }, rounds: { type: 'string', default: '3' }, child: { type: 'string' }, name: { type: 'string' } },
+  options: {
+    mib: { type: 'string', default: '512' },
+    rounds: { type: 'string', default: '3' },
+    only: { type: 'string' },
+    child: { type: 'string' },
+    name: { type: 'string' },
+  },
 });
 const total = Number(values.mib) * 1024 * 1024;
 const chunk = Buffer.alloc(65536, 0x61);
@@ -49,6 +56,7 @@ if (values.child === 'pipe') {
   const rates = { pipe: [], shmchan: [] };
   for (let round = 0; round < Number(values.rounds); round++)
     for (const [id, run] of Object.entries(runs)) {
+      if (values.only !== undefined && values.only !== id) continue;
       const t0 = process.hrtime.bigint();
       const bytes = await run();
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;

@@ -205,13 +205,13 @@ export class Channel<T = unknown> {
       if (options === undefined) {
         // the common call: no options to read, no promise to make when the message went in
         const first = this.attemptSend(value);
-        return first === COMMITTED ? SENT : waitAsync(waitSteps(this.sendPlan(first, undefined), this.announcements), this.live(), undefined);
+        return first === COMMITTED ? SENT : waitAsync(waitSteps(this.sendPlan(Buffer.from(first), undefined), this.announcements), this.live(), undefined);
       }
       const { signal, timeout } = waitOptions(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptSend(value);
-      if (first === COMMITTED) return Promise.resolve();
-      return waitAsync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live(), signal);
+      if (first === COMMITTED) return SENT;
+      return waitAsync(waitSteps(this.sendPlan(Buffer.from(first), timeout), this.announcements), this.live(), signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -221,7 +221,7 @@ export class Channel<T = unknown> {
   sendSync(value: T, options?: { timeout?: number }): void {
     const { timeout } = waitOptions(options);
     const first = this.attemptSend(value);
-    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live());
+    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(Buffer.from(first), timeout), this.announcements), this.live());
   }
 
   /** Ends the stream: the consumer gets everything sent before, then the end.
@@ -233,7 +233,8 @@ export class Channel<T = unknown> {
     segment.end();
   }
 
-  /** One try at sending: COMMITTED, or the encoded bytes to retry with. */
+  /** One try at sending: COMMITTED, or the encoded bytes, valid only until the
+   * next send (a caller that waits to retry copies them first: Buffer.from). */
   private attemptSend(value: T): typeof COMMITTED | Uint8Array {
     this.live();
     if (value === undefined)
@@ -266,7 +267,7 @@ export class Channel<T = unknown> {
     this.sending = true;
   }
 
-  /** Waiting for room for bytes that did not fit on the first try. */
+  /** Waiting for room for bytes that did not fit on the first try (our own copy). */
   private sendPlan(pending: Uint8Array | undefined, timeout: number | undefined): WaitPlan<undefined> {
     const writer = this.writer!;
     return {

@@ -9,13 +9,13 @@ import {
   COMMITTED,
   EMPTY,
   ENDED,
-  FillFailed,
   SpaceWaker,
   addCounter,
   align8,
   checkSize,
   claimOwner,
   decodePayload,
+  fillPayload,
   producerEntry,
   storeHeadPosition,
   type PeekedRecord,
@@ -86,10 +86,11 @@ export class MpscWriter {
     this.bytesIndex = (entry + L.PRODUCER_BYTES) >> 2;
   }
 
-  /** Producers must know the size before they claim, so the value is encoded first. */
+  /** Producers must know the size before they claim, so the value is encoded first.
+   * Like SpscWriter.trySendValue, the bytes it answers are valid until the next send. */
   trySendValue<T>(codec: Codec<T>, value: T): true | Uint8Array {
     const encoded = codec.encode(value);
-    return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+    return this.trySendBytes(encoded) ? COMMITTED : encoded;
   }
 
   trySendBytes(encoded: Uint8Array): boolean {
@@ -106,13 +107,12 @@ export class MpscWriter {
   trySendFilled(length: number, fill: (target: Buffer) => void): boolean {
     const at = this.claim(length);
     if (at < 0) return false;
-    const start = at + RECORD;
     try {
-      fill(this.ring.bytes.subarray(start, start + length));
+      fillPayload(this.ring, at, length, fill);
     } catch (error) {
       finishAsPadding(this.ring, this.claimIdx, this.claimNeed);
       this.wakeConsumer();
-      throw new FillFailed(error);
+      throw error;
     }
     this.publish(at, length);
     return true;

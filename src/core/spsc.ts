@@ -8,12 +8,12 @@ import {
   COMMITTED,
   EMPTY,
   ENDED,
-  FillFailed,
   SpaceWaker,
   addCounter,
   align8,
   checkSize,
   decodePayload,
+  fillPayload,
   producerEntry,
   storeHeadPosition,
   type PeekedRecord,
@@ -60,8 +60,9 @@ export class SpscWriter {
 
   /**
    * Encodes value and commits it, in place when the bytes after the tail are
-   * known to be free. Returns COMMITTED, or the encoded bytes (the caller's own
-   * copy) when the ring has no room for them now.
+   * known to be free. Returns COMMITTED, or the encoded bytes when the ring has no
+   * room for them now: bytes that are valid only until the next send (in the ring,
+   * or the encoder's scratch buffer), which a caller that retries later copies.
    */
   trySendValue<T>(codec: Codec<T>, value: T): true | Uint8Array {
     const { capacity, bytes } = this.ring;
@@ -76,12 +77,12 @@ export class SpscWriter {
           this.commit(idx, encoded);
           return COMMITTED;
         }
-        return Buffer.from(bytes.subarray(offset, offset + encoded)); // no room yet: keep our own copy for the retry
+        return bytes.subarray(offset, offset + encoded);
       }
-      return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+      return this.trySendBytes(encoded) ? COMMITTED : encoded;
     }
     const encoded = codec.encode(value);
-    return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+    return this.trySendBytes(encoded) ? COMMITTED : encoded;
   }
 
   /** Copies already encoded bytes into the ring; false when there is no room. */
@@ -99,12 +100,7 @@ export class SpscWriter {
   trySendFilled(length: number, fill: (target: Buffer) => void): boolean {
     const at = this.reserve(length);
     if (at < 0) return false;
-    const start = at + RECORD;
-    try {
-      fill(this.ring.bytes.subarray(start, start + length));
-    } catch (error) {
-      throw new FillFailed(error);
-    }
+    fillPayload(this.ring, at, length, fill);
     this.commit(at, length);
     return true;
   }
