@@ -138,6 +138,23 @@ describe.each(backends)('%s', (backend) => {
   });
 
   for (const mode of ['spsc', 'mpsc'] as const)
+    it(`${mode}: a send that waits for room sends the bytes it was given, whatever becomes of them meanwhile`, async () => {
+      const channel = b.create<Uint8Array>(uniqueName(`zc-keep-${mode}`), { codec: 'raw', mode, capacity: 4096 });
+      try {
+        let filled = 0;
+        while (channel.trySend(Buffer.alloc(500, filled))) filled++;
+        const message = Buffer.alloc(500, 0xab);
+        const sent = channel.send(message, { timeout: 20_000 });
+        message.fill(0); // the caller reuses its buffer at once
+        for (let i = 0; i < filled; i++) expect(channel.tryReceive()).toEqual(Buffer.alloc(500, i));
+        await sent;
+        expect(channel.tryReceive()).toEqual(Buffer.alloc(500, 0xab));
+      } finally {
+        channel.close();
+      }
+    });
+
+  for (const mode of ['spsc', 'mpsc'] as const)
     it(`${mode}: a send whose value's getter sends on another channel delivers both messages intact`, async () => {
       const outer = b.create(uniqueName(`nested-outer-${mode}`), { mode, capacity: 65536 });
       const inner = b.create(uniqueName('nested-inner'), { capacity: 65536 });
