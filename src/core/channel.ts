@@ -459,7 +459,8 @@ export class Channel<T = unknown> {
    * The next message as a Buffer over its bytes inside the ring, with no copy, or
    * undefined when the channel is empty. The view stays valid, and its space
    * unavailable to producers, until this handle's next receiving call or close();
-   * the message is consumed then. Only 'raw' channels.
+   * the message is consumed then (a consumer that dies holding a view leaves the
+   * message to the next consumer). Only 'raw' channels.
    * @throws what tryReceive throws, and ERR_INVALID_ARG on a channel that is not raw.
    */
   tryReceiveView(): Buffer | undefined {
