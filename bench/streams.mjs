@@ -17,10 +17,12 @@ const { values } = parseArgs({
     only: { type: 'string' },
     child: { type: 'string' },
     name: { type: 'string' },
+    hwm: { type: 'string' },
   },
 });
 const total = Number(values.mib) * 1024 * 1024;
 const chunk = Buffer.alloc(65536, 0x61);
+const hwmOption = values.hwm === undefined ? {} : { highWaterMark: Number(values.hwm) };
 
 async function writeAll(out) {
   for (let sent = 0; sent < total; sent += chunk.length)
@@ -31,7 +33,7 @@ async function writeAll(out) {
 if (values.child === 'pipe') {
   await writeAll(process.stdout);
 } else if (values.child === 'shmchan') {
-  await writeAll(createWriteStream(values.name));
+  await writeAll(createWriteStream(values.name, hwmOption));
 } else {
   const self = fileURLToPath(import.meta.url);
   const read = (stream) =>
@@ -48,8 +50,8 @@ if (values.child === 'pipe') {
     },
     shmchan: async () => {
       const name = `bench-streams-${process.pid}`;
-      const input = createReadStream(name, { create: true, capacity: 4 * 1024 * 1024 });
-      spawn(process.execPath, [...process.execArgv, self, '--child', 'shmchan', '--name', name, '--mib', values.mib], { stdio: 'inherit' });
+      const input = createReadStream(name, { create: true, capacity: 4 * 1024 * 1024, ...hwmOption });
+      spawn(process.execPath, [...process.execArgv, self, '--child', 'shmchan', '--name', name, '--mib', values.mib, ...(values.hwm === undefined ? [] : ['--hwm', values.hwm])], { stdio: 'inherit' });
       return read(input);
     },
   };
