@@ -82,8 +82,8 @@ describe.each(backends)('%s', (backend) => {
           const view = await channel.receiveView({ timeout: 20_000 });
           if (!view.equals(tagged(3, i))) throw new Error(`message ${i} differs`);
         }
+        expect((await producer.exited).code).toBe(0); // it has ended the channel
         expect(() => channel.tryReceiveView()).toThrow(expect.objectContaining({ code: 'ERR_ENDED' }));
-        expect((await producer.exited).code).toBe(0);
       } finally {
         channel.close();
       }

@@ -55,6 +55,9 @@ const unlinkOnCollect = new FinalizationRegistry<Removal>(remove);
  * every such call, so that the common send allocates none. */
 const SENT: Promise<void> = Promise.resolve();
 
+/** The options of a call made without any: the common call reads none. */
+const NO_OPTIONS: { timeout: undefined; signal: undefined } = Object.freeze({ timeout: undefined, signal: undefined });
+
 /** What the iterator answers at the end of the stream. */
 const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
@@ -202,16 +205,11 @@ export class Channel<T = unknown> {
    */
   send(value: T, options?: WaitOptions): Promise<void> {
     try {
-      if (options === undefined) {
-        // the common call: no options to read, no promise to make when the message went in
-        const first = this.attemptSend(value);
-        return first === COMMITTED ? SENT : waitAsync(waitSteps(this.sendPlan(Buffer.from(first), undefined), this.announcements), this.live(), undefined);
-      }
-      const { signal, timeout } = waitOptions(options);
+      const { signal, timeout } = options === undefined ? NO_OPTIONS : waitOptions(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptSend(value);
       if (first === COMMITTED) return SENT;
-      return waitAsync(waitSteps(this.sendPlan(Buffer.from(first), timeout), this.announcements), this.live(), signal);
+      return waitAsync(waitSteps(this.sendPlan(timeout, this.retryBytes(Buffer.from(first))), this.announcements), this.live(), signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -221,7 +219,7 @@ export class Channel<T = unknown> {
   sendSync(value: T, options?: { timeout?: number }): void {
     const { timeout } = waitOptions(options);
     const first = this.attemptSend(value);
-    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(Buffer.from(first), timeout), this.announcements), this.live());
+    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(timeout, this.retryBytes(Buffer.from(first))), this.announcements), this.live());
   }
 
   /** Ends the stream: the consumer gets everything sent before, then the end.
@@ -267,23 +265,13 @@ export class Channel<T = unknown> {
     this.sending = true;
   }
 
-  /** Waiting for room for bytes that did not fit on the first try (our own copy). */
-  private sendPlan(pending: Uint8Array | undefined, timeout: number | undefined): WaitPlan<undefined> {
-    const writer = this.writer!;
+  /** Waiting for room: `send` is one more try, true once the message is in. */
+  private sendPlan(timeout: number | undefined, send: () => boolean): WaitPlan<undefined> {
     return {
       which: L.WAIT_SPACE,
       timeout,
       spin: this.spin,
-      attempt: () => {
-        let sent: boolean;
-        try {
-          sent = writer.trySendBytes(pending!);
-        } catch (error) {
-          throw this.dataPathError(error);
-        }
-        if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
-        return sent ? undefined : AGAIN;
-      },
+      attempt: () => (send() ? undefined : AGAIN),
       check: () => {
         const segment = this.live();
         this.checkNotEnded();
@@ -291,6 +279,21 @@ export class Channel<T = unknown> {
       },
       onTimeout: () => timedOut(`channel '${this.name}': no room for the message before the timeout (the consumer is not keeping up)`),
       onSleepFailure: (rc) => this.sleepError(rc),
+    };
+  }
+
+  /** Tries to send bytes that did not fit on the first try (our own copy of them). */
+  private retryBytes(pending: Uint8Array): () => boolean {
+    const writer = this.writer!;
+    return () => {
+      let sent: boolean;
+      try {
+        sent = writer.trySendBytes(pending);
+      } catch (error) {
+        throw this.dataPathError(error);
+      }
+      if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+      return sent;
     };
   }
 
@@ -325,10 +328,7 @@ export class Channel<T = unknown> {
       const { signal, timeout } = waitOptions(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       if (this.attemptFill(byteLength, fill)) return SENT;
-      const plan: WaitPlan<undefined> = {
-        ...this.sendPlan(undefined, timeout),
-        attempt: () => (this.attemptFill(byteLength, fill) ? undefined : AGAIN),
-      };
+      const plan = this.sendPlan(timeout, () => this.attemptFill(byteLength, fill));
       return waitAsync(waitSteps(plan, this.announcements), this.live(), signal);
     } catch (error) {
       return Promise.reject(error);
@@ -495,13 +495,7 @@ export class Channel<T = unknown> {
 
   private receiveWith<V>(decoder: Decoder<V>, options: WaitOptions | undefined): Promise<V> {
     try {
-      if (options === undefined) {
-        // the common call: no options to read when a message is waiting
-        const first = this.attemptReceive(decoder);
-        if (first === ENDED) throw this.endedError();
-        if (first !== EMPTY) return Promise.resolve(first);
-      }
-      const { signal, timeout } = waitOptions(options);
+      const { signal, timeout } = options === undefined ? NO_OPTIONS : waitOptions(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptReceive(decoder);
       if (first === ENDED) throw this.endedError();
