@@ -3,7 +3,9 @@
 // with tryReceive (or tryReceiveInto), and so on. It says what each side costs on
 // its own, which the one-way benchmark cannot tell apart (both sides run at once
 // there, on two cores). Best of the rounds, in ns per message; msgpackr alone is
-// there as the floor of the msgpack rows. Run it alone: it is a timing.
+// there as the floor of the msgpack rows. The idiomatic calls (await send(),
+// await receive(), for await) are timed beside the try calls, and raw messages
+// are also received as views (tryReceiveView). Run it alone: it is a timing.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -29,12 +31,13 @@ const kinds = {
 if (values.kind === undefined) {
   const ns = (v) => (v === null ? '-' : `${v.toFixed(0)} ns`);
   console.log(`CPU time per message, ${values.mode}, one process per row, best of ${rounds} (node bench/micro.mjs)`);
-  console.log(['message', 'trySend', 'tryReceive', 'tryReceiveInto'].map((h) => h.padEnd(14)).join(''));
+  const columns = ['trySend', 'await send', 'tryReceive', 'await receive', 'for await', 'tryReceiveInto', 'tryReceiveView'];
+  console.log(['message', ...columns].map((h) => h.padEnd(15)).join(''));
   for (const kind of [...Object.keys(kinds), 'msgpackr']) {
     const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--kind', kind, '--rounds', String(rounds), '--mode', values.mode], { encoding: 'utf8' });
     const row = JSON.parse(out);
     if (kind === 'msgpackr') console.log(`msgpackr alone, small object: encode ${ns(row.encode)}, decode ${ns(row.decode)}`);
-    else console.log([row.label, ns(row.send), ns(row.receive), ns(row.receiveInto)].map((c) => c.padEnd(14)).join(''));
+    else console.log([row.label, ...columns.map((c) => ns(row[c]))].map((c) => c.padEnd(15)).join(''));
   }
   process.exit(0);
 }
@@ -50,6 +53,15 @@ function timed(n, body) {
   const t0 = cpuNs();
   const h0 = process.hrtime.bigint();
   body(n);
+  const wall = Number(process.hrtime.bigint() - h0);
+  return Math.min(wall, Math.max(cpuNs() - t0, 1)) / n;
+}
+
+/** timed(), for a body that awaits. */
+async function timedAsync(n, body) {
+  const t0 = cpuNs();
+  const h0 = process.hrtime.bigint();
+  await body(n);
   const wall = Number(process.hrtime.bigint() - h0);
   return Math.min(wall, Math.max(cpuNs() - t0, 1)) / n;
 }
@@ -93,18 +105,38 @@ if (values.kind === 'msgpackr') {
     const drainInto = (count) => {
       for (let i = 0; i < count; i++) if (rx.tryReceiveInto(into) === undefined) throw new Error('empty');
     };
-    let send = Infinity;
-    let receive = Infinity;
-    let receiveInto = Infinity;
+    const sendAwaiting = async (count) => {
+      for (let i = 0; i < count; i++) await tx.send(message);
+    };
+    const receiveAwaiting = async (count) => {
+      for (let i = 0; i < count; i++) await rx.receive();
+    };
+    const iterator = rx[Symbol.asyncIterator]();
+    const iterate = async (count) => {
+      for (let i = 0; i < count; i++) await iterator.next();
+    };
+    const drainViews = (count) => {
+      for (let i = 0; i < count; i++) if (rx.tryReceiveView() === undefined) throw new Error('empty');
+    };
+    const raw = codec === 'raw';
+    const row = { label, trySend: Infinity, 'await send': Infinity, tryReceive: Infinity, 'await receive': Infinity, 'for await': Infinity, tryReceiveInto: raw ? Infinity : null, tryReceiveView: raw ? Infinity : null };
+    const min = (key, value) => (row[key] = Math.min(row[key], value));
     for (let r = 0; r < rounds; r++) {
-      send = Math.min(send, timed(n, fill));
-      receive = Math.min(receive, timed(n, drain));
-      if (codec === 'raw') {
+      min('trySend', timed(n, fill));
+      min('tryReceive', timed(n, drain));
+      min('await send', await timedAsync(n, sendAwaiting));
+      min('await receive', await timedAsync(n, receiveAwaiting));
+      fill(n);
+      min('for await', await timedAsync(n, iterate));
+      if (raw) {
         fill(n);
-        receiveInto = Math.min(receiveInto, timed(n, drainInto));
+        min('tryReceiveInto', timed(n, drainInto));
+        fill(n);
+        min('tryReceiveView', timed(n, drainViews));
+        rx.tryReceive(); // releases the last view
       }
     }
-    console.log(JSON.stringify({ label, send, receive, receiveInto: codec === 'raw' ? receiveInto : null }));
+    console.log(JSON.stringify(row));
   } finally {
     rx.close();
     tx.close();

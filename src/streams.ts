@@ -109,6 +109,19 @@ function readerGoneError(name: string, unread: number): ShmChanError {
   );
 }
 
+/** Several small writes sent as one message, joined in the ring itself. */
+class Joined {
+  constructor(
+    readonly parts: Buffer[],
+    readonly length: number,
+  ) {}
+
+  readonly fill = (target: Buffer): void => {
+    let offset = 0;
+    for (const part of this.parts) offset += part.copy(target, offset);
+  };
+}
+
 /** The writing side. Each write becomes one message, or several when it is larger
  * than the channel's maxMessageSize (bytes mode). A write's callback runs once its
  * bytes are in the ring, so a full ring holds writes back and write() returns false. */
@@ -144,7 +157,7 @@ export class ChannelWriteStream extends Writable {
     if (!this.writableObjectMode) {
       // small writes that piled up while the ring was full travel as one message
       const total = items.reduce((sum: number, c) => sum + (c as Buffer).length, 0);
-      if (total <= this.channel!.maxMessageSize) return this.deliver([Buffer.concat(items as Buffer[], total)], callback);
+      if (total <= this.channel!.maxMessageSize) return this.deliver([new Joined(items as Buffer[], total)], callback);
     }
     this.deliver(this.messagesOf(items), callback);
   }
@@ -185,8 +198,11 @@ export class ChannelWriteStream extends Writable {
     };
     const sendRest = (): void => {
       try {
-        for (; next < messages.length; next++)
-          if (!channel.trySend(messages[next])) return this.waitForRoom(messages[next], afterWait, callback);
+        for (; next < messages.length; next++) {
+          const message = messages[next];
+          const sent = message instanceof Joined ? channel.trySendWith(message.length, message.fill) : channel.trySend(message);
+          if (!sent) return this.waitForRoom(message, afterWait, callback);
+        }
       } catch (error) {
         return callback(error as Error);
       }
@@ -197,7 +213,7 @@ export class ChannelWriteStream extends Writable {
 
   /** Sends once there is room, looking every PEER_CHECK_MS for a reader that left. */
   private waitForRoom(message: unknown, sent: () => void, failed: (error: Error) => void): void {
-    this.channel!.send(message, { timeout: PEER_CHECK_MS }).then(sent, (error) => {
+    this.sendWaiting(message).then(sent, (error) => {
       if (this.destroyed || (error as ShmChanError).code !== 'ERR_TIMEOUT') return failed(error);
       let unread: number;
       try {
@@ -208,6 +224,18 @@ export class ChannelWriteStream extends Writable {
       if (unread > 0) return failed(readerGoneError(this.source.name, unread));
       this.waitForRoom(message, sent, failed);
     });
+  }
+
+  /** Sends once there is room, for at most PEER_CHECK_MS. Bytes are copied into the
+   * ring when there is room for them (sendWith), not first into a copy to wait with
+   * (send): the stream owns its chunks until their callback has run. */
+  private sendWaiting(message: unknown): Promise<void> {
+    const channel = this.channel!;
+    const options = { timeout: PEER_CHECK_MS };
+    if (message instanceof Joined) return channel.sendWith(message.length, message.fill, options);
+    if (this.writableObjectMode) return channel.send(message, options);
+    const bytes = message as Buffer;
+    return channel.sendWith(bytes.length, (target) => void bytes.copy(target), options);
   }
 
   /** Bytes in the ring that a reader, once attached and now gone, left unread (else 0).
@@ -221,6 +249,18 @@ export class ChannelWriteStream extends Writable {
     if (!this.sawReader && stats.messagesReceived === 0) return 0;
     return Math.max(0, stats.bytesSent - stats.bytesReceived);
   }
+}
+
+/**
+ * A Buffer of its own with a view's bytes: what a read stream pushes, since its
+ * reader may keep it. Read as a view and copied into memory that is not cleared
+ * first, the bytes are written once, where receive() would clear the new Buffer
+ * and then copy into it.
+ */
+function copyOf(view: Buffer): Buffer {
+  const copy = Buffer.allocUnsafe(view.length);
+  view.copy(copy);
+  return copy;
 }
 
 /** Stands for a message that is msgpack nil in an object-mode read stream, where
@@ -292,8 +332,12 @@ export class ChannelReadStream extends Readable {
   /** The next message, EMPTY, or SETTLED once the stream has ended or failed. */
   private nextMessage(): unknown {
     try {
-      const message = this.channel!.tryReceive();
-      return message === undefined ? EMPTY : message;
+      if (this.readableObjectMode) {
+        const message = this.channel!.tryReceive();
+        return message === undefined ? EMPTY : message;
+      }
+      const view = (this.channel as Channel<Buffer>).tryReceiveView();
+      return view === undefined ? EMPTY : copyOf(view);
     } catch (error) {
       this.settle(error as Error);
       return SETTLED;
@@ -309,7 +353,9 @@ export class ChannelReadStream extends Readable {
   }
 
   private waitForData(): void {
-    this.channel!.receive({ timeout: PEER_CHECK_MS }).then(
+    const channel = this.channel!;
+    const next = this.readableObjectMode ? channel.receive({ timeout: PEER_CHECK_MS }) : (channel as Channel<Buffer>).receiveView({ timeout: PEER_CHECK_MS }).then(copyOf);
+    next.then(
       (message) => {
         if (this.destroyed) return;
         this.deliver(message);

@@ -102,6 +102,11 @@ interface ShmchanMechanism {
   records?: boolean;
   /** the message kinds it carries, when not all */
   messages?: string[];
+  /** How it sends and receives, when not the fastest calls there are: 'idiomatic'
+   * runs the README's example code (`await send()`, `for await`), 'views' receives
+   * raw messages as views into the ring (receiveView). Such rows are compared with
+   * the plain row of the same backend and mode; the targets are not checked on them. */
+  api?: 'idiomatic' | 'views';
 }
 
 type Mechanism =
@@ -132,6 +137,20 @@ export const mechanisms: Mechanism[] = [
     label: 'shmchan posix spsc records',
     records: true,
     messages: ['small'],
+  },
+  {
+    ...shmchanVariants.find((v) => v.id === 'shmchan-posix-spsc')!,
+    id: 'shmchan-posix-spsc-idiomatic',
+    label: 'shmchan posix spsc idiomatic',
+    api: 'idiomatic',
+    messages: ['small'],
+  },
+  {
+    ...shmchanVariants.find((v) => v.id === 'shmchan-posix-spsc')!,
+    id: 'shmchan-posix-spsc-views',
+    label: 'shmchan posix spsc views',
+    api: 'views',
+    messages: ['raw64', 'raw64k'],
   },
   { id: 'pipe', label: 'pipe (FIFO)', family: 'pipe', multiProducer: true },
   { id: 'unix', label: 'unix socket', family: 'unix', multiProducer: true },
@@ -471,7 +490,50 @@ class RawShmchanEndpoint extends ShmchanEndpoint {
   }
 }
 
+/**
+ * The README's example code, as a user would write it: `await channel.send(value)`
+ * for every message, and `for await (const value of channel)` to receive.
+ */
+class IdiomaticShmchanEndpoint extends ShmchanEndpoint {
+  constructor(channel: Channel) {
+    super(channel, 'async');
+  }
+
+  override write(value: unknown): Promise<void> {
+    return this.channel.send(value);
+  }
+
+  override async listen(handler: Handler): Promise<void> {
+    for await (const value of this.channel) if (handler(value) === true) return;
+  }
+}
+
+/** Raw messages received as views into the ring, valid until the next receive
+ * (the echo peer's trySend copies each at once): no copy on the receiving side. */
+class ViewShmchanEndpoint extends ShmchanEndpoint {
+  constructor(channel: Channel<Buffer>, api: TrialSpec['api']) {
+    super(channel, api);
+    if (api === 'sync') this.nextSync = undefined; // receiveView waits asynchronously only
+  }
+
+  override async listen(handler: Handler): Promise<void> {
+    const channel = this.channel as Channel<Buffer>;
+    for (;;) {
+      let view;
+      while ((view = channel.tryReceiveView()) !== undefined) if (handler(view) === true) return;
+      if (handler(await channel.receiveView()) === true) return;
+    }
+  }
+
+  override next(): Promise<unknown> {
+    return (this.channel as Channel<Buffer>).receiveView();
+  }
+}
+
 function shmchanEndpoint(channel: Channel, spec: TrialSpec): ShmchanEndpoint {
+  const api = (mechanismById[spec.mechanism!] as ShmchanMechanism).api;
+  if (api === 'idiomatic') return new IdiomaticShmchanEndpoint(channel);
+  if (api === 'views') return new ViewShmchanEndpoint(channel as Channel<Buffer>, spec.api);
   return messageKinds[spec.message].raw ? new RawShmchanEndpoint(channel, spec.api) : new ShmchanEndpoint(channel, spec.api);
 }
 

@@ -4,7 +4,7 @@
 // header read in header.ts; the data path is spsc.ts and mpsc.ts.
 import type { NativeError, NativeSegment } from './binding';
 import * as L from './layout';
-import { CopyInto, makeCodec, type Codec, type Decoder } from './codec';
+import { CopyInto, RingView, makeCodec, type Codec, type Decoder } from './codec';
 import {
   type ShmChanError,
   abortError,
@@ -39,7 +39,7 @@ import {
   type OpenSettings,
   type WaitOptions,
 } from './options';
-import { COMMITTED, EMPTY, ENDED, RingMemory } from './ring';
+import { COMMITTED, EMPTY, ENDED, FillFailed, RingMemory } from './ring';
 import { connectSegment, createSegment, openSegment, remove, removalOf, unlinkName, type Removal } from './segment';
 import { SpscReader, SpscWriter } from './spsc';
 import { channelStats, type ChannelStats } from './stats';
@@ -52,6 +52,16 @@ const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodej
 const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose');
 
 const unlinkOnCollect = new FinalizationRegistry<Removal>(remove);
+
+/** What send() answers when the message went in at once: one settled promise for
+ * every such call, so that the common send allocates none. */
+const SENT: Promise<void> = Promise.resolve();
+
+/** The options of a call made without any: the common call reads none. */
+const NO_OPTIONS: { timeout: undefined; signal: undefined } = Object.freeze({ timeout: undefined, signal: undefined });
+
+/** What the iterator answers at the end of the stream. */
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
 
 /**
  * A handle on one channel: a shared-memory ring between processes on this host,
@@ -233,11 +243,11 @@ export class Channel<T = unknown> {
    */
   send(value: T, options?: WaitOptions): Promise<void> {
     try {
-      const { signal, timeout } = waitOptions(options);
+      const { signal, timeout } = options === undefined ? NO_OPTIONS : waitOptions(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptSend(value);
-      if (first === COMMITTED) return Promise.resolve();
-      return waitAsync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live(), signal);
+      if (first === COMMITTED) return SENT;
+      return waitAsync(waitSteps(this.sendPlan(timeout, this.retryBytes(Buffer.from(first))), this.announcements), this.live(), signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -247,7 +257,7 @@ export class Channel<T = unknown> {
   sendSync(value: T, options?: { timeout?: number }): void {
     const { timeout } = waitOptions(options);
     const first = this.attemptSend(value);
-    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(first, timeout), this.announcements), this.live());
+    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(timeout, this.retryBytes(Buffer.from(first))), this.announcements), this.live());
   }
 
   /** Ends the stream: the consumer gets everything sent before, then the end.
@@ -259,7 +269,8 @@ export class Channel<T = unknown> {
     segment.end();
   }
 
-  /** One try at sending: COMMITTED, or the encoded bytes to retry with. */
+  /** One try at sending: COMMITTED, or the encoded bytes, valid only until the
+   * next send (a caller that waits to retry copies them first: Buffer.from). */
   private attemptSend(value: T): typeof COMMITTED | Uint8Array {
     this.live();
     if (value === undefined)
@@ -268,32 +279,37 @@ export class Channel<T = unknown> {
     this.checkNotEnded();
     const writer = this.producer();
     let result: typeof COMMITTED | Uint8Array;
+    this.enterSend();
     try {
       result = writer.trySendValue(this.codec, value);
     } catch (error) {
       throw this.dataPathError(error);
+    } finally {
+      this.sending = false;
     }
     if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader(); // truncated while we wrote
     return result;
   }
 
-  /** Waiting for room for bytes that did not fit on the first try. */
-  private sendPlan(pending: Uint8Array, timeout: number | undefined): WaitPlan<undefined> {
-    const writer = this.writer!;
+  /** True while this handle encodes or fills a message: in spsc mode it may be
+   * writing in place at the tail, where a nested send would commit first. */
+  private sending = false;
+
+  /** Refuses a send made from inside this handle's own send (a getter, toJSON or
+   * fill that sends on the same channel); sends on other channels are fine. */
+  private enterSend(): void {
+    if (this.sending)
+      throw invalidArg(`channel '${this.name}': a send on this channel was made while it was encoding or filling a message for it (from a getter, toJSON or fill); send after that call returns`);
+    this.sending = true;
+  }
+
+  /** Waiting for room: `send` is one more try, true once the message is in. */
+  private sendPlan(timeout: number | undefined, send: () => boolean): WaitPlan<undefined> {
     return {
       which: L.WAIT_SPACE,
       timeout,
       spin: this.spin,
-      attempt: () => {
-        let sent: boolean;
-        try {
-          sent = writer.trySendBytes(pending);
-        } catch (error) {
-          throw this.dataPathError(error);
-        }
-        if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
-        return sent ? undefined : AGAIN;
-      },
+      attempt: () => (send() ? undefined : AGAIN),
       check: () => {
         const segment = this.live();
         this.checkNotEnded();
@@ -302,6 +318,92 @@ export class Channel<T = unknown> {
       onTimeout: () => timedOut(`channel '${this.name}': no room for the message before the timeout (the consumer is not keeping up)`),
       onSleepFailure: (rc) => this.sleepError(rc),
     };
+  }
+
+  /** Tries to send bytes that did not fit on the first try (our own copy of them). */
+  private retryBytes(pending: Uint8Array): () => boolean {
+    const writer = this.writer!;
+    return () => {
+      let sent: boolean;
+      try {
+        sent = writer.trySendBytes(pending);
+      } catch (error) {
+        throw this.dataPathError(error);
+      }
+      if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
+      return sent;
+    };
+  }
+
+  // ---- zero copy (raw channels) ----
+
+  /**
+   * Sends a message of `byteLength` bytes written in place: calls `fill` with a
+   * Buffer over exactly those bytes inside the ring, and commits the message when
+   * `fill` returns. The Buffer's bytes are not cleared first, and it must not be
+   * used after `fill` returns. If `fill` throws, nothing is committed (the space is
+   * given back) and the error is thrown. Only 'raw' channels. Like trySend, the
+   * first call takes the producer role.
+   * @returns false when the ring has no room now: `fill` was not called.
+   * @throws ShmChanError ERR_INVALID_ARG (not a raw channel, a bad byteLength or
+   * fill), ERR_MESSAGE_TOO_LARGE, ERR_ENDED, ERR_CLOSED; or what `fill` threw.
+   */
+  trySendWith(byteLength: number, fill: (target: Buffer) => void): boolean {
+    this.checkFill(byteLength, fill);
+    return this.attemptFill(byteLength, fill);
+  }
+
+  /**
+   * trySendWith(), waiting for room as send() does; `fill` is called once, when
+   * there is room.
+   * @param options.timeout milliseconds to wait for room (ERR_TIMEOUT); none: as long as it takes.
+   * @param options.signal aborts the wait (AbortError).
+   * @throws what send() and trySendWith throw.
+   */
+  sendWith(byteLength: number, fill: (target: Buffer) => void, options?: WaitOptions): Promise<void> {
+    try {
+      this.checkFill(byteLength, fill);
+      const { signal, timeout } = waitOptions(options);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      if (this.attemptFill(byteLength, fill)) return SENT;
+      const plan = this.sendPlan(timeout, () => this.attemptFill(byteLength, fill));
+      return waitAsync(waitSteps(plan, this.announcements), this.live(), signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private checkFill(byteLength: number, fill: unknown): void {
+    this.live();
+    this.rawOnly('sendWith', 'send()');
+    if (!Number.isSafeInteger(byteLength) || byteLength < 0)
+      throw invalidArg(`channel '${this.name}': byteLength must be an integer from 0 to maxMessageSize (${this.maxMessageSize}), got ${describe(byteLength)}`);
+    if (typeof fill !== 'function') throw invalidArg(`channel '${this.name}': fill must be a function (target: Buffer) => void, got ${describe(fill)}`);
+  }
+
+  /** One try at a filled send: true once committed. */
+  private attemptFill(byteLength: number, fill: (target: Buffer) => void): boolean {
+    this.live();
+    this.checkNotEnded();
+    const writer = this.producer();
+    let sent: boolean;
+    this.enterSend();
+    try {
+      sent = writer.trySendFilled(byteLength, fill);
+    } catch (error) {
+      if (error instanceof FillFailed) throw error.error;
+      throw this.dataPathError(error);
+    } finally {
+      this.sending = false;
+    }
+    this.live(); // fill may have closed this handle, or the segment was truncated meanwhile
+    return sent;
+  }
+
+  /** ERR_INVALID_ARG unless this is a raw channel, naming what to use instead. */
+  private rawOnly(method: string, instead: string): void {
+    if (this.codec.kind !== 'raw')
+      throw invalidArg(`channel '${this.name}' uses the '${this.codec.kind}' codec; ${method} works on the bytes of channels made with codec 'raw': use codec 'raw', or ${instead}`);
   }
 
   private producer(): SpscWriter | MpscWriter {
@@ -390,6 +492,37 @@ export class Channel<T = unknown> {
     return this.receiveSyncWith(this.copyInto(target), options);
   }
 
+  // ---- zero copy receiving (raw channels) ----
+
+  /**
+   * The next message as a Buffer over its bytes inside the ring, with no copy, or
+   * undefined when the channel is empty. The view stays valid, and its space
+   * unavailable to producers, until this handle's next receiving call or close();
+   * the message is consumed then (a consumer that dies holding a view leaves the
+   * message to the next consumer). Only 'raw' channels.
+   * @throws what tryReceive throws, and ERR_INVALID_ARG on a channel that is not raw.
+   */
+  tryReceiveView(): Buffer | undefined {
+    return this.tryReceiveWith(this.viewDecoder());
+  }
+
+  /** receive(), as a view into the ring: see tryReceiveView. */
+  receiveView(options?: WaitOptions): Promise<Buffer> {
+    try {
+      return this.receiveWith(this.viewDecoder(), options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private ringView: RingView | undefined;
+
+  private viewDecoder(): RingView {
+    this.live();
+    this.rawOnly('receiveView', 'receive()');
+    return (this.ringView ??= new RingView());
+  }
+
   // ---- the three ways of receiving, for any decoder ----
 
   private tryReceiveWith<V>(decoder: Decoder<V>): V | undefined {
@@ -401,7 +534,7 @@ export class Channel<T = unknown> {
 
   private receiveWith<V>(decoder: Decoder<V>, options: WaitOptions | undefined): Promise<V> {
     try {
-      const { signal, timeout } = waitOptions(options);
+      const { signal, timeout } = options === undefined ? NO_OPTIONS : waitOptions(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptReceive(decoder);
       if (first === ENDED) throw this.endedError();
@@ -436,14 +569,40 @@ export class Channel<T = unknown> {
     return decoder;
   }
 
-  /** Every message, as they come; finishes at the end of the stream. */
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      let value = this.attemptReceive(this.codec);
-      if (value === EMPTY) value = await waitAsync(waitSteps(this.receivePlan(undefined, this.codec), this.announcements), this.live(), undefined);
-      if (value === ENDED) return;
-      yield value;
-    }
+  /**
+   * Every message, as they come; finishes at the end of the stream. A message
+   * that is waiting is answered without waiting for anything else.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    let finished = false;
+    const settle = (value: T | typeof ENDED): IteratorResult<T> => {
+      if (value !== ENDED) return { value, done: false };
+      finished = true;
+      return DONE;
+    };
+    const fail = (error: unknown): never => {
+      finished = true;
+      throw error;
+    };
+    const iterator: AsyncIterableIterator<T> = {
+      next: (): Promise<IteratorResult<T>> => {
+        if (finished) return Promise.resolve(DONE);
+        try {
+          const value = this.attemptReceive(this.codec);
+          if (value !== EMPTY) return Promise.resolve(settle(value));
+          return waitAsync(waitSteps(this.receivePlan(undefined, this.codec), this.announcements), this.live(), undefined).then(settle, fail);
+        } catch (error) {
+          finished = true;
+          return Promise.reject(error);
+        }
+      },
+      return: (): Promise<IteratorResult<T>> => {
+        finished = true;
+        return Promise.resolve(DONE);
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   private attemptReceive<V>(decoder: Decoder<V>): V | typeof EMPTY | typeof ENDED {
@@ -542,6 +701,7 @@ export class Channel<T = unknown> {
   close(): void {
     const segment = this.segment;
     if (segment === undefined) return;
+    this.releaseView();
     this.segment = undefined;
     segment.cancelWait(L.WAIT_DATA);
     segment.cancelWait(L.WAIT_SPACE);
@@ -551,6 +711,16 @@ export class Channel<T = unknown> {
     forgetAtExit(this.atExit);
     if (this.removal !== undefined) remove(this.removal);
     closed(this);
+  }
+
+  /** Consumes the message whose view this handle holds, if any (see tryReceiveView). */
+  private releaseView(): void {
+    if (this.reader === undefined || this.ring.i32[0] !== L.MAGIC) return;
+    try {
+      this.reader.releaseHeld();
+    } catch {
+      // a corrupt ring: close() goes on; the next consumer finds the corruption
+    }
   }
 
   /** Pending waits (send, receive, the iterator) keep the process alive: the default. */

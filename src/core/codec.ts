@@ -42,6 +42,15 @@ export interface Codec<T> {
  * over an earlier result.
  */
 const parking = Buffer.alloc(8192);
+
+/**
+ * How many of our packs are under way in this process. A value's getter or
+ * toJSON may send on another channel while msgpackr packs it; msgpackr packs
+ * such a nested value into a buffer of its own and then goes back to the outer
+ * one, but only if the outer target is left alone. So a nested pack must not
+ * point msgpackr at its own ring (encodeInto): it encodes as encode() does.
+ */
+let packsUnderWay = 0;
 const minInPlaceRoom = 0x800 + 16; // msgpackr starts a new buffer when less than 2 KiB is left
 
 /**
@@ -118,11 +127,17 @@ class MsgpackCodec implements Codec<unknown> {
     });
   }
   encode(value: unknown): Uint8Array {
-    return this.packr.pack(value);
+    packsUnderWay++;
+    try {
+      return this.packr.pack(value);
+    } finally {
+      packsUnderWay--;
+    }
   }
 
   encodeInto(value: unknown, target: Buffer, offset: number): number | Uint8Array {
-    if (target.length - offset < minInPlaceRoom) return this.packr.pack(value);
+    if (target.length - offset < minInPlaceRoom || packsUnderWay !== 0) return this.encode(value);
+    packsUnderWay++;
     this.packr.useBuffer(target);
     this.packr.position = offset;
     try {
@@ -136,6 +151,7 @@ class MsgpackCodec implements Codec<unknown> {
       // it outgrew the room and moved to a new buffer (with start and end), or a view of one
       return typeof result.start === 'number' ? result.subarray(result.start, result.end) : result;
     } finally {
+      packsUnderWay--;
       this.packr.useBuffer(parking);
       this.packr.position = parking.length;
     }
@@ -178,8 +194,17 @@ class WordView {
   }
 }
 
-/** What a reader needs of a codec. */
-export type Decoder<T> = Pick<Codec<T>, 'decode'>;
+/** What a reader needs of a codec. A decoder that `holds` answers a view of the
+ * ring: the reader consumes the message only at its next read, not at once. */
+export type Decoder<T> = Pick<Codec<T>, 'decode'> & { readonly holds?: boolean };
+
+/** receiveView's decoder: the message's bytes as a Buffer over the ring itself. */
+export class RingView implements Decoder<Buffer> {
+  readonly holds = true;
+  decode(bytes: Buffer, start: number, end: number): Buffer {
+    return bytes.subarray(start, end);
+  }
+}
 
 /**
  * receiveInto's decoder: copies a message's bytes into the caller's buffer and

@@ -15,6 +15,7 @@ import {
   checkSize,
   claimOwner,
   decodePayload,
+  fillPayload,
   producerEntry,
   storeHeadPosition,
   type PeekedRecord,
@@ -85,16 +86,48 @@ export class MpscWriter {
     this.bytesIndex = (entry + L.PRODUCER_BYTES) >> 2;
   }
 
-  /** Producers must know the size before they claim, so the value is encoded first. */
+  /** Producers must know the size before they claim, so the value is encoded first.
+   * Like SpscWriter.trySendValue, the bytes it answers are valid until the next send. */
   trySendValue<T>(codec: Codec<T>, value: T): true | Uint8Array {
     const encoded = codec.encode(value);
-    return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+    return this.trySendBytes(encoded) ? COMMITTED : encoded;
   }
 
   trySendBytes(encoded: Uint8Array): boolean {
+    const at = this.claim(encoded.length);
+    if (at < 0) return false;
+    this.ring.bytes.set(encoded, at + RECORD);
+    this.publish(at, encoded.length);
+    return true;
+  }
+
+  /** Lets fill write a payload of `length` bytes in place, and commits it when fill
+   * returns; false when there is no room (fill is not called). The claim of a fill
+   * that throws becomes padding, which the consumer passes (and zeroes). */
+  trySendFilled(length: number, fill: (target: Buffer) => void): boolean {
+    const at = this.claim(length);
+    if (at < 0) return false;
+    try {
+      fillPayload(this.ring, at, length, fill);
+    } catch (error) {
+      finishAsPadding(this.ring, this.claimIdx, this.claimNeed);
+      this.wakeConsumer();
+      throw error;
+    }
+    this.publish(at, length);
+    return true;
+  }
+
+  /** The ring index of this writer's claim, and the bytes it spans (with padding). */
+  private claimIdx = 0;
+  private claimNeed = 0;
+
+  /** Claims room for a record of `length` payload bytes: the ring index it goes at
+   * (the claim's, or 0 when it wraps), or -1 when there is no room now. */
+  private claim(length: number): number {
     const { i32, capacity, mask } = this.ring;
-    checkSize(encoded.length, this.ring.maxMessageSize);
-    const size = align8(RECORD + encoded.length);
+    checkSize(length, this.ring.maxMessageSize);
+    const size = align8(RECORD + length);
     // loadWord for the loads below: each turn of this loop makes an Atomics call
     // (the CAS, or meetClaim's loads) before it turns (see words.ts)
     for (;;) {
@@ -103,11 +136,11 @@ export class MpscWriter {
       const idx = tail & mask;
       const padding = capacity - idx < size ? capacity - idx : 0;
       const need = padding + size;
-      if (!this.hasRoom(tail, need)) return false;
+      if (!this.hasRoom(tail, need)) return -1;
       const lengthIndex = this.ring.lengthIndex(idx);
       const type = loadWord(i32, lengthIndex + 1);
       if (type !== 0) {
-        if (!this.meetClaim(tail, idx, type)) return false;
+        if (!this.meetClaim(tail, idx, type)) return -1;
         continue;
       }
       if (Atomics.compareExchange(i32, lengthIndex + 1, 0, this.marker) !== 0) continue;
@@ -126,20 +159,26 @@ export class MpscWriter {
         this.wakeConsumer();
         throw new StreamEnded();
       }
-      const at = padding === 0 ? idx : 0;
-      this.ring.bytes.set(encoded, at + RECORD);
-      if (padding === 0) {
-        Atomics.store(i32, lengthIndex, RECORD + encoded.length);
-      } else {
-        i32[this.ring.lengthIndex(0) + 1] = L.RECORD_DATA;
-        Atomics.store(i32, this.ring.lengthIndex(0), RECORD + encoded.length);
-        finishAsPadding(this.ring, idx, need);
-      }
-      addCounter(i32, this.messagesIndex, 1);
-      addCounter(i32, this.bytesIndex, encoded.length);
-      this.wakeConsumer();
-      return true;
+      this.claimIdx = idx;
+      this.claimNeed = need;
+      return padding === 0 ? idx : 0;
     }
+  }
+
+  /** Commits the claimed record, whose payload of `length` bytes is in place at `at`. */
+  private publish(at: number, length: number): void {
+    const i32 = this.ring.i32;
+    const idx = this.claimIdx;
+    if (at === idx) {
+      Atomics.store(i32, this.ring.lengthIndex(idx), RECORD + length);
+    } else {
+      i32[this.ring.lengthIndex(0) + 1] = L.RECORD_DATA;
+      Atomics.store(i32, this.ring.lengthIndex(0), RECORD + length);
+      finishAsPadding(this.ring, idx, this.claimNeed);
+    }
+    addCounter(i32, this.messagesIndex, 1);
+    addCounter(i32, this.bytesIndex, length);
+    this.wakeConsumer();
   }
 
   private hasRoom(tail: number, need: number): boolean {
@@ -206,6 +245,10 @@ export class MpscReader {
    * so that a dead claimant is noticed within milliseconds. */
   waitingOnClaim = false;
   private readonly spaceWaker: SpaceWaker;
+  /** The record a holding decoder answered last (its view is still in use): ring
+   * index and length word; a length of 0: none. */
+  private heldIdx = 0;
+  private heldLength = 0;
 
   constructor(private readonly ring: RingMemory) {
     this.head = Atomics.load(ring.i32, HEAD) >>> 0;
@@ -213,16 +256,32 @@ export class MpscReader {
   }
 
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
+    if (this.heldLength !== 0) this.releaseHeld();
     const found = this.scan(this.head, true);
     if (found === EMPTY || found === ENDED) return found;
     const value = decodePayload(codec, this.ring, found.idx + RECORD, found.idx + found.length);
+    if (codec.holds === true && !(value instanceof DecodeFailure)) {
+      // the answer is a view of the record: consumed (and zeroed) only at the next read
+      this.heldIdx = found.idx;
+      this.heldLength = found.length;
+      return value;
+    }
     this.consumed(found.idx, found.length);
     if (value instanceof DecodeFailure) throw value;
     return value;
   }
 
+  /** Consumes the message a holding decoder answered last, if it is still held. */
+  releaseHeld(): void {
+    const length = this.heldLength;
+    if (length === 0) return;
+    this.heldLength = 0;
+    this.consumed(this.heldIdx, length);
+  }
+
   /** Like SpscReader.peek: the message at `position` (at or after the head), not consumed. */
   peek(position: number): PeekedRecord | typeof EMPTY | typeof ENDED {
+    this.releaseHeld();
     const found = this.scan(position, false);
     if (found === EMPTY || found === ENDED) return found;
     return { start: found.idx + RECORD, end: found.idx + found.length, next: (found.position + align8(found.length)) >>> 0 };

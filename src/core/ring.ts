@@ -88,6 +88,23 @@ export class SpaceWaker {
   }
 }
 
+/** A sendWith fill that threw: nothing was committed, and the channel throws
+ * `error` itself, unwrapped. */
+export class FillFailed {
+  constructor(readonly error: unknown) {}
+}
+
+/** Lets a sendWith fill write the payload of `length` bytes of the record at ring
+ * index `at`; a fill that throws is wrapped in FillFailed. */
+export function fillPayload(ring: RingMemory, at: number, length: number, fill: (target: Buffer) => void): void {
+  const start = at + L.RECORD_HEADER;
+  try {
+    fill(ring.bytes.subarray(start, start + length));
+  } catch (error) {
+    throw new FillFailed(error);
+  }
+}
+
 /** What trySend answers when it committed the message. */
 export const COMMITTED = true;
 

@@ -13,6 +13,7 @@ import {
   align8,
   checkSize,
   decodePayload,
+  fillPayload,
   producerEntry,
   storeHeadPosition,
   type PeekedRecord,
@@ -59,8 +60,9 @@ export class SpscWriter {
 
   /**
    * Encodes value and commits it, in place when the bytes after the tail are
-   * known to be free. Returns COMMITTED, or the encoded bytes (the caller's own
-   * copy) when the ring has no room for them now.
+   * known to be free. Returns COMMITTED, or the encoded bytes when the ring has no
+   * room for them now: bytes that are valid only until the next send (in the ring,
+   * or the encoder's scratch buffer), which a caller that retries later copies.
    */
   trySendValue<T>(codec: Codec<T>, value: T): true | Uint8Array {
     const { capacity, bytes } = this.ring;
@@ -72,29 +74,47 @@ export class SpscWriter {
         checkSize(encoded, this.ring.maxMessageSize);
         const size = align8(RECORD + encoded);
         if (idx + size <= capacity && this.hasRoom(size + RECORD)) {
-          this.commit(idx, 0, encoded);
+          this.commit(idx, encoded);
           return COMMITTED;
         }
-        return Buffer.from(bytes.subarray(offset, offset + encoded)); // no room yet: keep our own copy for the retry
+        return bytes.subarray(offset, offset + encoded);
       }
-      return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+      return this.trySendBytes(encoded) ? COMMITTED : encoded;
     }
     const encoded = codec.encode(value);
-    return this.trySendBytes(encoded) ? COMMITTED : Buffer.from(encoded);
+    return this.trySendBytes(encoded) ? COMMITTED : encoded;
   }
 
   /** Copies already encoded bytes into the ring; false when there is no room. */
   trySendBytes(encoded: Uint8Array): boolean {
-    const { capacity, bytes } = this.ring;
-    checkSize(encoded.length, this.ring.maxMessageSize);
-    const idx = this.tail & this.ring.mask;
-    const size = align8(RECORD + encoded.length);
-    const padding = capacity - idx < size ? capacity - idx : 0;
-    if (!this.hasRoom(padding + size + RECORD)) return false;
-    const at = padding === 0 ? idx : 0;
-    bytes.set(encoded, at + RECORD);
-    this.commit(at, padding, encoded.length);
+    const at = this.reserve(encoded.length);
+    if (at < 0) return false;
+    this.ring.bytes.set(encoded, at + RECORD);
+    this.commit(at, encoded.length);
     return true;
+  }
+
+  /** Lets fill write a payload of `length` bytes in place, and commits it when fill
+   * returns; false when there is no room (fill is not called). A fill that throws
+   * commits nothing: the tail stays, and what fill wrote is free space again. */
+  trySendFilled(length: number, fill: (target: Buffer) => void): boolean {
+    const at = this.reserve(length);
+    if (at < 0) return false;
+    fillPayload(this.ring, at, length, fill);
+    this.commit(at, length);
+    return true;
+  }
+
+  /** The ring index where a record of `length` payload bytes goes now: the tail's,
+   * or 0 when it does not fit before the ring's end; -1 when there is no room. */
+  private reserve(length: number): number {
+    checkSize(length, this.ring.maxMessageSize);
+    const capacity = this.ring.capacity;
+    const idx = this.tail & this.ring.mask;
+    const size = align8(RECORD + length);
+    const padding = capacity - idx < size ? capacity - idx : 0;
+    if (!this.hasRoom(padding + size + RECORD)) return -1;
+    return padding === 0 ? idx : 0;
   }
 
   /** True when [idx, capacity) holds nothing unread. */
@@ -114,18 +134,19 @@ export class SpscWriter {
     return capacity - this.used() >= needed || capacity - this.refreshHead() >= needed;
   }
 
-  /** Publishes a record of `length` payload bytes at ring index `at`, preceded by
-   * `padding` bytes of padding at the old tail when the record wrapped to 0. */
-  private commit(at: number, padding: number, length: number): void {
+  /** Publishes a record of `length` payload bytes at ring index `at`: the tail's,
+   * or 0 after padding from the tail to the ring's end. */
+  private commit(at: number, length: number): void {
     const { i32, mask } = this.ring;
+    const tailIdx = this.tail & mask;
+    const padding = at === tailIdx ? 0 : this.ring.capacity - tailIdx;
     const size = align8(RECORD + length);
     i32[this.ring.lengthIndex(at) + 1] = L.RECORD_DATA;
     i32[this.ring.lengthIndex((at + size) & mask)] = 0;
     Atomics.store(i32, this.ring.lengthIndex(at), RECORD + length);
     if (padding !== 0) {
-      const idx = this.tail & mask;
-      i32[this.ring.lengthIndex(idx) + 1] = L.RECORD_PADDING;
-      Atomics.store(i32, this.ring.lengthIndex(idx), padding);
+      i32[this.ring.lengthIndex(tailIdx) + 1] = L.RECORD_PADDING;
+      Atomics.store(i32, this.ring.lengthIndex(tailIdx), padding);
     }
     this.tail = (this.tail + padding + size) >>> 0;
     // A plain store, as the C core's release store: readers find records by their
@@ -153,6 +174,10 @@ interface FoundRecord {
 export class SpscReader {
   private head: number;
   private readonly spaceWaker: SpaceWaker;
+  /** The ring bytes of the message a holding decoder answered (its view is still
+   * in use), with the padding before it; 0: none. */
+  private heldStep = 0;
+  private heldPayload = 0;
 
   constructor(private readonly ring: RingMemory) {
     this.head = Atomics.load(ring.i32, L.OFF_HEAD >> 2) >>> 0;
@@ -162,13 +187,29 @@ export class SpscReader {
   /** The next message, EMPTY, or ENDED. A message that fails to decode is consumed
    * and the decoder's error is thrown wrapped in DecodeFailure. */
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
+    if (this.heldStep !== 0) this.releaseHeld();
     const found = this.scan(this.head);
     if (found === EMPTY || found === ENDED) return found;
     const start = found.idx + RECORD;
     const value = decodePayload(codec, this.ring, start, found.idx + found.length);
-    this.consumed(found.skipped + align8(found.length), found.length - RECORD);
+    const step = found.skipped + align8(found.length);
+    if (codec.holds === true && !(value instanceof DecodeFailure)) {
+      // the answer is a view of the record: consumed only at the next read
+      this.heldStep = step;
+      this.heldPayload = found.length - RECORD;
+      return value;
+    }
+    this.consumed(step, found.length - RECORD);
     if (value instanceof DecodeFailure) throw value;
     return value;
+  }
+
+  /** Consumes the message a holding decoder answered last, if it is still held. */
+  releaseHeld(): void {
+    const step = this.heldStep;
+    if (step === 0) return;
+    this.heldStep = 0;
+    this.consumed(step, this.heldPayload);
   }
 
   /**
@@ -178,6 +219,7 @@ export class SpscReader {
    * unconsumed records, so the payload stays put until commit().
    */
   peek(position: number): PeekedRecord | typeof EMPTY | typeof ENDED {
+    this.releaseHeld();
     const found = this.scan(position);
     if (found === EMPTY || found === ENDED) return found;
     const start = found.idx + RECORD;
