@@ -163,6 +163,47 @@ static int semaphore_wake(shmchan_segment_t *seg, int which) {
   return 0;
 }
 
+/* futex_waitv(2), Linux 5.16: the headers of older systems (the prebuilds are
+ * built against old ones) lack it, and its number is the same on every
+ * architecture that has it. */
+#ifndef __NR_futex_waitv
+#define __NR_futex_waitv 449
+#endif
+struct waitv_entry {
+  uint64_t val;
+  uint64_t uaddr;
+  uint32_t flags;
+  uint32_t reserved;
+};
+#define WAITV_FUTEX_32 2u
+#define WAITV_PRIVATE 128u
+
+int shmchan_wait_any_supported(void) {
+  /* With no futexes the kernel answers EINVAL, or ENOSYS where it has no futex_waitv. */
+  return syscall(__NR_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC) == -1 && errno != ENOSYS;
+}
+
+uint32_t shmchan_wait_sequence(shmchan_segment_t *seg, int which) {
+  return __atomic_load_n(sequence_of(seg, which), __ATOMIC_SEQ_CST);
+}
+
+int shmchan_wait_any(uint32_t *bell, uint32_t bell_expected, const shmchan_wait_line_t *lines, int count, int64_t deadline_ns) {
+  struct waitv_entry entries[SHMCHAN_WAIT_ANY_MAX + 1];
+  if (count < 0 || count > SHMCHAN_WAIT_ANY_MAX) return -EINVAL;
+  entries[0] = (struct waitv_entry){bell_expected, (uint64_t)(uintptr_t)bell, WAITV_FUTEX_32 | WAITV_PRIVATE, 0};
+  for (int i = 0; i < count; i++)
+    entries[i + 1] = (struct waitv_entry){lines[i].expected, (uint64_t)(uintptr_t)sequence_of(lines[i].seg, lines[i].which), WAITV_FUTEX_32, 0};
+  struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+  long rc = syscall(__NR_futex_waitv, entries, (unsigned)(count + 1), 0, deadline_ns < 0 ? NULL : &ts, CLOCK_MONOTONIC);
+  if (rc >= 0 || errno == EAGAIN) return 0; /* woken, or a word had already moved */
+  return -errno;
+}
+
+void shmchan_ring_bell(uint32_t *bell) {
+  __atomic_fetch_add(bell, 1, __ATOMIC_SEQ_CST);
+  syscall(SYS_futex, bell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms) {
   if (seg->backend == SHMCHAN_BACKEND_SYSV) return semaphore_wait(seg, which, expected, timeout_ms);
   return futex_wait(seg, which, expected, timeout_ms);
