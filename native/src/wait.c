@@ -66,6 +66,11 @@
 #define OVERFLOW_NAP_MS 1
 /* Upper bound of one sleep: how often a sleeper re-checks its deadline and its peer. */
 #define LIVENESS_CHECK_MS 100
+/* Short sleeps that a plan asks for (slice_ms) double one after the other, up to
+ * this: they look for a change nothing wakes us for (a claimant's death), and a
+ * claimant that is alive but stopped (SIGSTOP, a debugger) may stay so for
+ * minutes, while each look costs a wake-up. A commit still wakes us at once. */
+#define SHORT_SLICE_MAX_MS 64
 
 static uint32_t *sequence_of(shmchan_segment_t *seg, int which) {
   return U32_AT(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ);
@@ -227,12 +232,21 @@ int shmchan_run_wait_plan(shmchan_segment_t *seg, const shmchan_wait_plan_t *pla
   while ((rc = plan->attempt(plan->context)) == -EAGAIN && shmchan_now_us() - start < spin_us) cpu_relax();
   uint32_t *waiters = U32_AT(seg->base, plan->which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_WAITERS : SHMCHAN_OFF_SPACE_WAITERS);
   int64_t deadline_ms = timeout_ms < 0 ? -1 : start / 1000 + timeout_ms;
+  int short_slices = 0;
   while (rc == -EAGAIN) {
     if (plan->which == SHMCHAN_WAIT_SPACE && shmchan_consumer_gone(seg)) return -EPIPE;
     int64_t now = shmchan_now_ms();
     if (deadline_ms >= 0 && now >= deadline_ms) return -ETIMEDOUT;
     int slice = plan->slice_ms != NULL ? plan->slice_ms(plan->context) : 0;
-    int sleep_ms = slice > 0 && slice < LIVENESS_CHECK_MS ? slice : LIVENESS_CHECK_MS;
+    int sleep_ms = LIVENESS_CHECK_MS;
+    if (slice > 0 && slice < SHORT_SLICE_MAX_MS) {
+      sleep_ms = slice << (short_slices < 6 ? short_slices : 6);
+      if (sleep_ms > SHORT_SLICE_MAX_MS) sleep_ms = SHORT_SLICE_MAX_MS;
+      short_slices++;
+    } else {
+      if (slice > 0 && slice < LIVENESS_CHECK_MS) sleep_ms = slice;
+      short_slices = 0;
+    }
     if (deadline_ms >= 0 && deadline_ms - now < sleep_ms) sleep_ms = (int)(deadline_ms - now);
     __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
     uint32_t seq = __atomic_load_n(sequence_of(seg, plan->which), __ATOMIC_SEQ_CST);

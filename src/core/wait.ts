@@ -14,6 +14,14 @@ export const AGAIN: unique symbol = Symbol('again');
 /** Upper bound of one sleep: how often a sleeper re-checks deadlines and peers. */
 const SLICE_MS = 100;
 
+/**
+ * Short sleeps that a plan asks for (sliceMs) double, one after the other, up to
+ * this: they look for a change that nothing wakes us for (a claimant's death), and
+ * a claimant that is alive but stopped (SIGSTOP, a debugger) may stay so for
+ * minutes, while each look costs a wake-up. A commit still wakes us at once.
+ */
+const SHORT_SLICE_MAX_MS = 64;
+
 export interface Sleep {
   which: number;
   sequence: number;
@@ -134,6 +142,7 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): 
 /** The sleeping part of waitSteps: announce, look again, sleep, until a result. */
 function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, deadline: number): Generator<Sleep, T, SleepOutcome> {
   let result: T | typeof AGAIN;
+  let shortSlices = 0;
   for (;;) {
     plan.check();
     const remaining = deadline - performance.now();
@@ -143,7 +152,9 @@ function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, de
     try {
       result = plan.attempt();
       if (result !== AGAIN) return result;
-      const slice = plan.sliceMs?.() ?? SLICE_MS;
+      const asked = plan.sliceMs?.();
+      shortSlices = asked === undefined ? 0 : shortSlices + 1;
+      const slice = asked === undefined ? SLICE_MS : Math.max(asked, Math.min(asked * 2 ** (shortSlices - 1), SHORT_SLICE_MAX_MS));
       outcome = yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
     } finally {
       announcements.withdraw(plan.which);
