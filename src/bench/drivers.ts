@@ -102,6 +102,8 @@ interface ShmchanMechanism {
   records?: boolean;
   /** the message kinds it carries, when not all */
   messages?: string[];
+  /** the receiving calls it uses, whatever SHMCHAN_BENCH_API says */
+  api?: TrialSpec['api'];
 }
 
 type Mechanism =
@@ -131,6 +133,15 @@ export const mechanisms: Mechanism[] = [
     id: 'shmchan-posix-spsc-records',
     label: 'shmchan posix spsc records',
     records: true,
+    messages: ['small'],
+  },
+  // `await receive()`: waits sleep on the addon's waiter threads, and their end
+  // reaches JavaScript through the event loop (the other rows block in receiveSync).
+  {
+    ...shmchanVariants.find((v) => v.id === 'shmchan-posix-spsc')!,
+    id: 'shmchan-posix-spsc-await',
+    label: 'shmchan posix spsc await',
+    api: 'async',
     messages: ['small'],
   },
   { id: 'pipe', label: 'pipe (FIFO)', family: 'pipe', multiProducer: true },
@@ -472,7 +483,8 @@ class RawShmchanEndpoint extends ShmchanEndpoint {
 }
 
 function shmchanEndpoint(channel: Channel, spec: TrialSpec): ShmchanEndpoint {
-  return messageKinds[spec.message].raw ? new RawShmchanEndpoint(channel, spec.api) : new ShmchanEndpoint(channel, spec.api);
+  const api = (mechanismById[spec.mechanism!] as ShmchanMechanism).api ?? spec.api;
+  return messageKinds[spec.message].raw ? new RawShmchanEndpoint(channel, api) : new ShmchanEndpoint(channel, api);
 }
 
 /** The options of a trial's two channels: down (main to peers) and up (peers to main). */
