@@ -185,8 +185,8 @@ export function waitSync<T>(steps: Generator<Sleep, T, SleepOutcome>, segment: N
 }
 
 /**
- * A segment has one native waiter thread per wait line, which takes one sleep at
- * a time. Several waits of one handle (two receive() calls at once, or receive()
+ * A segment's wait line has at most one native sleep at a time (the addon's
+ * waiter threads, shared by every segment of the process, carry it out). Several waits of one handle (two receive() calls at once, or receive()
  * beside the iterator) share it: a sleep requested while one is in flight joins
  * it and wakes with it. That is safe because a joining sleeper's sequence is
  * never older than the one in flight, so the shared sleep ends no later than its
@@ -214,7 +214,7 @@ function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (outcome: SleepO
   }
 }
 
-/** Runs the steps, sleeping on the segment's waiter thread so the event loop stays free. */
+/** Runs the steps, sleeping on the addon's waiter threads so the event loop stays free. */
 export function waitAsync<T>(
   steps: Generator<Sleep, T, SleepOutcome>,
   segment: NativeSegment,
@@ -247,9 +247,9 @@ export function waitAsync<T>(
       try {
         sleepAsync(segment, sleeping, advance);
       } catch (error) {
-        // No waiter thread could start (pthread_create: EAGAIN at the thread
-        // limit): this sleep failed. The steps look once more, then end with it,
-        // and the handle stays usable.
+        // The sleep needed a new waiter thread and none could start
+        // (pthread_create: EAGAIN at the thread limit): this sleep failed. The
+        // steps look once more, then end with it, and the handle stays usable.
         if (nativeCode(error) !== undefined) return advance(error as NativeError);
         steps.return(undefined as T);
         return finish(() => reject(error));
