@@ -1,6 +1,6 @@
 // The only glue between Node and the C core: argument unpacking, a JavaScript
-// object per mapped segment, and waiter threads that sleep on the segment's
-// futex or semaphores so that JavaScript never blocks its event loop. No ring logic lives here;
+// object per mapped segment, and the waiter threads that sleep on segments'
+// futexes or semaphores so that JavaScript never blocks its event loop. No ring logic lives here;
 // the data path runs in TypeScript over the ArrayBuffer this file hands out.
 #include <napi.h>
 #include <uv.h>
@@ -8,10 +8,16 @@
 #include <pthread.h>
 #include <sys/ipc.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
+#include <ctime>
+#include <deque>
 #include <mutex>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "src/segment.h"
 
@@ -57,120 +63,317 @@ Napi::Value WaitOutcome(Napi::Env env, int rc) {
   return ErrnoError(env, rc, nullptr).Value();
 }
 
-// Sleeps on one wait line of one segment on its own thread, one request at a
-// time, and reports each result to JavaScript through a thread-safe function.
-class Waiter {
+class Segment;
+
+int64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// One asynchronous sleep on one wait line of one segment, from waitAsync until
+// its callback has run.
+struct Sleep {
+  shmchan_segment_t *segment;
+  int which;
+  uint32_t expected;
+  int64_t deadline_ns;  // CLOCK_MONOTONIC; INT64_MAX: none
+  bool refed;
+  bool cancelled = false;
+  int rc = 0;                      // how it ended, once it has
+  struct SetSleeper *set = nullptr;  // the thread that sleeps on it with others, if any
+  struct Blocker *blocker = nullptr; // the pool thread that sleeps on it alone, if any
+  Segment *owner;                  // JS thread only: null once the segment closed
+  Napi::FunctionReference callback;  // JS thread only
+};
+
+// A thread that sleeps on up to SHMCHAN_WAIT_ANY_MAX POSIX wait lines at once
+// (futex_waitv), and on its bell, which the JS thread rings when that set changes.
+struct SetSleeper {
+  pthread_t thread;
+  uint32_t bell = 0;
+  std::vector<Sleep *> sleeps;
+};
+
+// A thread of the pool that sleeps on one wait line at a time: System V
+// semaphores cannot be waited on together, nor can futexes before Linux 5.16.
+struct Blocker {
+  pthread_t thread;
+  Sleep *active = nullptr;
+};
+
+// Every asynchronous sleep of one Node environment (the main thread's, or a
+// worker's): a few threads sleep for all of them, so that a wait costs no thread
+// of its own, and the ends of sleeps reach JavaScript through one thread-safe
+// function, one uv_async_send for as many as ended meanwhile. Threads are made with
+// pthread_create, not std::thread: the addon is built without C++ exceptions, so
+// std::thread's failure would abort the process.
+class Hub {
  public:
-  // A waiter whose thread runs, or nullptr and *rc the negative errno of
-  // pthread_create (EAGAIN at the process's or user's thread limit). The thread
-  // is made with pthread_create, not std::thread: the addon is built without C++
-  // exceptions, so std::thread's failure would abort the process.
-  static Waiter *Launch(shmchan_segment_t *segment, int which, int *rc) {
-    Waiter *waiter = new Waiter(segment, which);
-    int err = pthread_create(&waiter->thread_, nullptr, Main, waiter);
-    if (err == 0) {
-      waiter->started_ = true;
-      return waiter;
-    }
-    delete waiter;
-    *rc = -err;
-    return nullptr;
+  explicit Hub(Napi::Env env) {
+    napi_value name;
+    napi_create_string_utf8(env, "shmchan.wait", NAPI_AUTO_LENGTH, &name);
+    napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, this, CallJs, &tsfn_);
+    napi_unref_threadsafe_function(env, tsfn_);  // only pending refed sleeps keep the loop alive
+    napi_value resource;
+    napi_create_object(env, &resource);
+    napi_create_reference(env, resource, 1, &resource_);
+    napi_async_init(env, resource, name, &async_context_);
+    const char *fallback = getenv("SHMCHAN_NO_FUTEX_WAITV");
+    wait_any_ = shmchan_wait_any_supported() && !(fallback != nullptr && fallback[0] == '1');
   }
 
-  ~Waiter() {
-    if (!started_) return;
+  // Starts a sleep. 0, or the negative errno of pthread_create when the sleep
+  // needed a new thread and none could start (EAGAIN at the thread limit).
+  int Add(Napi::Env env, Sleep *sleep) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int rc = sleep->segment->backend == SHMCHAN_BACKEND_POSIX && wait_any_ ? AddToSet(sleep) : AddToPool(sleep);
+    if (rc == 0 && sleep->refed) Refer(env, +1);
+    return rc;
+  }
+
+  // Ends a sleep soon; its callback still runs.
+  void Cancel(Sleep *sleep) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Interrupt(sleep);
+  }
+
+  // Ends a sleep and returns once no thread uses its segment any more: before
+  // the segment is unmapped. Its callback still runs.
+  void Detach(Sleep *sleep) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    Interrupt(sleep);
+    released_.wait(lock, [sleep] { return sleep->blocker == nullptr; });
+  }
+
+  // Whether a pending sleep keeps the event loop alive.
+  void SetRef(Napi::Env env, Sleep *sleep, bool refed) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sleep->refed == refed) return;
+    sleep->refed = refed;
+    Refer(env, refed ? +1 : -1);
+  }
+
+  // At environment teardown, after every segment was closed.
+  void Stop(napi_env env) {
+    napi_async_destroy(env, async_context_);
+    napi_delete_reference(env, resource_);
+  }
+
+  ~Hub() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
-      cancelled_ = true;
+      for (SetSleeper *set : sets_) shmchan_ring_bell(&set->bell);
     }
-    ready_.notify_one();
-    shmchan_wake(segment_, which_);
-    pthread_join(thread_, nullptr);
-  }
-
-  // False when a request is already pending (the TypeScript layer never does that).
-  bool Start(Napi::ThreadSafeFunction callback, uint32_t expected, int timeout_ms) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (pending_) return false;
-    pending_ = true;
-    cancelled_ = false;
-    callback_ = callback;
-    expected_ = expected;
-    timeout_ms_ = timeout_ms;
-    ready_.notify_one();
-    return true;
-  }
-
-  // On the JS thread: whether the pending wait, if any, keeps the event loop alive.
-  void SetRef(Napi::Env env, bool refed) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!pending_) return;
-    if (refed) callback_.Ref(env);
-    else callback_.Unref(env);
-  }
-
-  void Cancel() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (!pending_) return;
-      cancelled_ = true;
+    work_.notify_all();
+    for (SetSleeper *set : sets_) {
+      pthread_join(set->thread, nullptr);
+      delete set;
     }
-    // Moving the sequence makes a sleeper return (and a not-yet-sleeping one not
-    // sleep). Other processes' sleepers wake too, look at the ring and sleep again.
-    shmchan_wake(segment_, which_);
+    for (Blocker *blocker : blockers_) {
+      pthread_join(blocker->thread, nullptr);
+      delete blocker;
+    }
+    for (Sleep *sleep : ended_) delete sleep;
   }
 
  private:
-  Waiter(shmchan_segment_t *segment, int which) : segment_(segment), which_(which) {}
+  // How long a pool thread sleeps on one line while other sleeps wait for a thread.
+  static constexpr int kTurnMs = 10;
+  static constexpr size_t kPoolMax = 16;
 
-  static void *Main(void *self) {
-    static_cast<Waiter *>(self)->Run();
-    return nullptr;
+  int AddToSet(Sleep *sleep) {
+    SetSleeper *set = nullptr;
+    for (SetSleeper *candidate : sets_)
+      if (candidate->sleeps.size() < SHMCHAN_WAIT_ANY_MAX) set = candidate;
+    if (set == nullptr) {
+      set = new SetSleeper();
+      int err = pthread_create(&set->thread, nullptr, RunSet, new std::pair<Hub *, SetSleeper *>(this, set));
+      if (err != 0) {
+        delete set;
+        return -err;
+      }
+      sets_.push_back(set);
+    }
+    sleep->set = set;
+    set->sleeps.push_back(sleep);
+    shmchan_ring_bell(&set->bell);
+    return 0;
   }
 
-  void Run() {
-    for (;;) {
-      uint32_t expected;
-      int timeout_ms;
-      bool cancelled;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        ready_.wait(lock, [this] { return pending_ || stopping_; });
-        if (stopping_ && !pending_) return;
-        expected = expected_;
-        timeout_ms = timeout_ms_;
-        cancelled = cancelled_;
+  int AddToPool(Sleep *sleep) {
+    queue_.push_back(sleep);
+    if (queue_.size() > idle_ && blockers_.size() < kPoolMax) {
+      Blocker *blocker = new Blocker();
+      int err = pthread_create(&blocker->thread, nullptr, RunBlocker, new std::pair<Hub *, Blocker *>(this, blocker));
+      if (err != 0) {
+        delete blocker;
+        if (blockers_.empty()) {
+          queue_.pop_back();
+          return -err;
+        }
+        // the pool's threads take turns with it
+      } else {
+        blockers_.push_back(blocker);
       }
-      int rc = cancelled ? -ECANCELED : shmchan_wait(segment_, which_, expected, timeout_ms);
-      Napi::ThreadSafeFunction callback;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (cancelled_) rc = -ECANCELED;
-        callback = callback_;
-        pending_ = false;
+    }
+    work_.notify_one();
+    return 0;
+  }
+
+  void Interrupt(Sleep *sleep) {
+    if (sleep->cancelled) return;
+    sleep->cancelled = true;
+    if (sleep->set != nullptr) {
+      std::vector<Sleep *> &sleeps = sleep->set->sleeps;
+      sleeps.erase(std::find(sleeps.begin(), sleeps.end(), sleep));
+      shmchan_ring_bell(&sleep->set->bell);
+      sleep->set = nullptr;
+      End(sleep, -ECANCELED);
+    } else if (sleep->blocker != nullptr) {
+      // Moving the sequence makes the pool thread's sleep return (and a not-yet-
+      // sleeping one not sleep). Other processes' sleepers wake too, look at the
+      // ring and sleep again.
+      shmchan_wake(sleep->segment, sleep->which);
+    } else {
+      auto queued = std::find(queue_.begin(), queue_.end(), sleep);
+      if (queued != queue_.end()) {
+        queue_.erase(queued);
+        End(sleep, -ECANCELED);
       }
-      callback.NonBlockingCall([rc](Napi::Env env, Napi::Function fn) {
-        // While Node tears the environment down (process exit with a wait
-        // pending), JavaScript cannot run: the call fails, and that is fine.
-        if (env == nullptr || fn.IsEmpty()) return;
-        napi_value outcome = WaitOutcome(env, rc);
-        napi_call_function(env, env.Undefined(), fn, 1, &outcome, nullptr);
-      });
-      callback.Release();
     }
   }
 
-  shmchan_segment_t *segment_;
-  int which_;
+  // Under the lock: hands an ended sleep to the JS thread.
+  void End(Sleep *sleep, int rc) {
+    sleep->rc = rc;
+    ended_.push_back(sleep);
+    if (signalled_) return;
+    signalled_ = true;
+    napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
+  }
+
+  // Under the lock, on the JS thread.
+  void Refer(Napi::Env env, int change) {
+    refed_ += change;
+    if (change > 0 && refed_ == 1) napi_ref_threadsafe_function(env, tsfn_);
+    if (change < 0 && refed_ == 0) napi_unref_threadsafe_function(env, tsfn_);
+  }
+
+  static void *RunSet(void *arg) {
+    auto *pair = static_cast<std::pair<Hub *, SetSleeper *> *>(arg);
+    Hub *hub = pair->first;
+    SetSleeper *set = pair->second;
+    delete pair;
+    hub->SleepMany(set);
+    return nullptr;
+  }
+
+  // A set thread's life: end the sleeps whose line moved or whose time is up,
+  // then sleep on the others and the bell at once. Lines are read only under the
+  // lock, while their segments are surely mapped (Detach takes the lock).
+  void SleepMany(SetSleeper *set) {
+    std::vector<shmchan_wait_line_t> lines;
+    lines.reserve(SHMCHAN_WAIT_ANY_MAX);
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+      int64_t now = MonotonicNs();
+      int64_t deadline = INT64_MAX;
+      lines.clear();
+      std::vector<Sleep *> &sleeps = set->sleeps;
+      for (size_t i = 0; i < sleeps.size();) {
+        Sleep *sleep = sleeps[i];
+        bool moved = shmchan_wait_sequence(sleep->segment, sleep->which) != sleep->expected;
+        if (moved || now >= sleep->deadline_ns) {
+          sleeps.erase(sleeps.begin() + static_cast<long>(i));
+          sleep->set = nullptr;
+          End(sleep, moved ? 0 : -ETIMEDOUT);
+          continue;
+        }
+        lines.push_back({sleep->segment, sleep->which, sleep->expected});
+        deadline = std::min(deadline, sleep->deadline_ns);
+        i++;
+      }
+      uint32_t bell = __atomic_load_n(&set->bell, __ATOMIC_SEQ_CST);
+      lock.unlock();
+      shmchan_wait_any(&set->bell, bell, lines.data(), static_cast<int>(lines.size()), deadline == INT64_MAX ? -1 : deadline);
+      lock.lock();
+    }
+  }
+
+  static void *RunBlocker(void *arg) {
+    auto *pair = static_cast<std::pair<Hub *, Blocker *> *>(arg);
+    Hub *hub = pair->first;
+    Blocker *blocker = pair->second;
+    delete pair;
+    hub->Block(blocker);
+    return nullptr;
+  }
+
+  // A pool thread's life: take the oldest sleep waiting for a thread and sleep on
+  // its line, for a turn only when others wait too; one whose turn ended early
+  // queues again (the sequence it compares against catches any wake-up meanwhile).
+  void Block(Blocker *blocker) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      idle_++;
+      work_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      idle_--;
+      if (stopping_) return;
+      Sleep *sleep = queue_.front();
+      queue_.pop_front();
+      sleep->blocker = blocker;
+      blocker->active = sleep;
+      int64_t left_ns = sleep->deadline_ns == INT64_MAX ? -1 : std::max<int64_t>(0, sleep->deadline_ns - MonotonicNs());
+      int ms = left_ns < 0 ? -1 : static_cast<int>((left_ns + 999999) / 1000000);
+      if (!queue_.empty() && (ms < 0 || ms > kTurnMs)) ms = kTurnMs;
+      bool cancelled = sleep->cancelled;
+      lock.unlock();
+      int rc = cancelled ? -ECANCELED : shmchan_wait(sleep->segment, sleep->which, sleep->expected, ms);
+      lock.lock();
+      sleep->blocker = nullptr;
+      blocker->active = nullptr;
+      if (sleep->cancelled) rc = -ECANCELED;
+      if (rc == -ETIMEDOUT && MonotonicNs() < sleep->deadline_ns)
+        queue_.push_back(sleep);
+      else
+        End(sleep, rc);
+      released_.notify_all();
+    }
+  }
+
+  static void CallJs(napi_env env, napi_value, void *context, void *) {
+    // While Node tears the environment down, JavaScript cannot run.
+    if (env == nullptr) return;
+    static_cast<Hub *>(context)->Deliver(env);
+  }
+
+  // On the JS thread: runs the callbacks of the sleeps that ended.
+  void Deliver(napi_env env);
+
+  napi_threadsafe_function tsfn_ = nullptr;
+  // Callbacks run in a callback scope, as MakeCallback's do: the promises they
+  // settle continue when the scope closes, not at some later tick.
+  napi_ref resource_ = nullptr;
+  napi_async_context async_context_ = nullptr;
+  bool wait_any_ = false;
   std::mutex mutex_;
-  std::condition_variable ready_;
-  bool pending_ = false, cancelled_ = false, stopping_ = false;
-  Napi::ThreadSafeFunction callback_;
-  uint32_t expected_ = 0;
-  int timeout_ms_ = 0;
-  pthread_t thread_;
-  bool started_ = false;  // whether thread_ runs, to be joined
+  std::condition_variable work_;      // the pool's threads wait for sleeps
+  std::condition_variable released_;  // a pool thread let go of a sleep
+  std::vector<SetSleeper *> sets_;
+  std::vector<Blocker *> blockers_;
+  std::deque<Sleep *> queue_;  // sleeps waiting for a pool thread
+  size_t idle_ = 0;              // pool threads waiting for sleeps
+  std::vector<Sleep *> ended_;  // for the JS thread
+  bool signalled_ = false;        // the JS thread was called for ended_
+  int refed_ = 0;                 // pending sleeps that keep the loop alive
+  bool stopping_ = false;
+};
+
+struct AddonData {
+  Napi::FunctionReference segment_class;
+  Hub *hub = nullptr;  // made by the first asynchronous wait
 };
 
 class Segment : public Napi::ObjectWrap<Segment> {
@@ -207,8 +410,12 @@ class Segment : public Napi::ObjectWrap<Segment> {
     live_.insert(this);
   }
 
-  // Environment teardown (process exit, worker termination) must stop the waiter
-  // threads before the mapping goes away.
+  // The JS thread is about to run a sleep's callback: a new sleep may start.
+  void SleepEnded(Sleep *sleep) {
+    if (sleeps_[sleep->which] == sleep) sleeps_[sleep->which] = nullptr;
+  }
+
+  // Environment teardown closes every segment still open.
   static void CloseAll() {
     while (!live_.empty()) (*live_.begin())->Unmap();
   }
@@ -334,40 +541,54 @@ class Segment : public Napi::ObjectWrap<Segment> {
     return WaitOutcome(env, rc);
   }
 
-  // (which, expected sequence, timeout ms, callback(outcome)): the wait runs on this
-  // segment's waiter thread for that line; the callback runs on the JS thread.
+  // (which, expected sequence, timeout ms, callback(outcome)): the sleep runs on
+  // one of the environment's waiter threads (Hub); the callback runs on the JS thread.
   Napi::Value WaitAsync(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
-    int which = info[0].As<Napi::Number>().Int32Value() == SHMCHAN_WAIT_DATA ? SHMCHAN_WAIT_DATA : SHMCHAN_WAIT_SPACE;
-    if (waiters_[which] == nullptr) {
-      int rc = 0;
-      waiters_[which] = Waiter::Launch(&segment_, which, &rc);
-      if (waiters_[which] == nullptr) return ThrowErrno(env, rc, "pthread_create");
+    int which = Line(info);
+    if (sleeps_[which] != nullptr) return ThrowErrno(env, -EBUSY, nullptr);  // the TypeScript layer never does that
+    int timeout_ms = info[2].As<Napi::Number>().Int32Value();
+    Sleep *sleep = new Sleep();
+    sleep->segment = &segment_;
+    sleep->which = which;
+    sleep->expected = info[1].As<Napi::Number>().Uint32Value();
+    sleep->deadline_ns = timeout_ms < 0 ? INT64_MAX : MonotonicNs() + static_cast<int64_t>(timeout_ms) * 1000000;
+    sleep->refed = refed_;  // a pending wait keeps the event loop alive, unless the handle was unref()'d
+    sleep->owner = this;
+    sleep->callback = Napi::Persistent(info[3].As<Napi::Function>());
+    int rc = HubOf(env)->Add(env, sleep);
+    if (rc != 0) {
+      delete sleep;
+      return ThrowErrno(env, rc, "pthread_create");
     }
-    auto callback = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "shmchan.wait", 0, 1);
-    // a pending wait keeps the event loop alive, unless the handle was unref()'d
-    if (!refed_) callback.Unref(env);
-    if (!waiters_[which]->Start(callback, info[1].As<Napi::Number>().Uint32Value(),
-                                info[2].As<Napi::Number>().Int32Value())) {
-      callback.Release();
-      return ThrowErrno(env, -EBUSY, nullptr);
-    }
+    sleeps_[which] = sleep;
     return env.Undefined();
   }
 
   // (refed): whether pending and later waits keep the event loop alive
   Napi::Value SetRef(const Napi::CallbackInfo &info) {
     refed_ = info[0].As<Napi::Boolean>().Value();
-    for (Waiter *waiter : waiters_)
-      if (waiter != nullptr) waiter->SetRef(info.Env(), refed_);
+    for (Sleep *sleep : sleeps_)
+      if (sleep != nullptr) HubOf(info.Env())->SetRef(info.Env(), sleep, refed_);
     return info.Env().Undefined();
   }
 
   Napi::Value CancelWait(const Napi::CallbackInfo &info) {
-    int which = info[0].As<Napi::Number>().Int32Value() == SHMCHAN_WAIT_DATA ? SHMCHAN_WAIT_DATA : SHMCHAN_WAIT_SPACE;
-    if (waiters_[which] != nullptr) waiters_[which]->Cancel();
+    Sleep *sleep = sleeps_[Line(info)];
+    if (sleep != nullptr) HubOf(info.Env())->Cancel(sleep);
     return info.Env().Undefined();
+  }
+
+  Hub *HubOf(Napi::Env env) {
+    if (hub_ != nullptr) return hub_;
+    AddonData *data = env.GetInstanceData<AddonData>();
+    if (data->hub == nullptr) data->hub = new Hub(env);
+    return hub_ = data->hub;
+  }
+
+  static int Line(const Napi::CallbackInfo &info) {
+    return info[0].As<Napi::Number>().Int32Value() == SHMCHAN_WAIT_DATA ? SHMCHAN_WAIT_DATA : SHMCHAN_WAIT_SPACE;
   }
 
   Napi::Value End(const Napi::CallbackInfo &info) {
@@ -388,9 +609,11 @@ class Segment : public Napi::ObjectWrap<Segment> {
 
   void Unmap() {
     if (segment_.base == nullptr) return;
-    for (Waiter *&waiter : waiters_) {
-      delete waiter;  // joins its thread, which may be asleep on the mapping
-      waiter = nullptr;
+    for (Sleep *&sleep : sleeps_) {
+      if (sleep == nullptr) continue;
+      hub_->Detach(sleep);  // returns once no waiter thread uses the mapping
+      sleep->owner = nullptr;
+      sleep = nullptr;
     }
     if (consumer_held_) shmchan_release_consumer(&segment_);
     if (producer_slot_ >= 0) shmchan_release_producer(&segment_);
@@ -402,7 +625,8 @@ class Segment : public Napi::ObjectWrap<Segment> {
 
   shmchan_segment_t segment_ = {};
   Napi::Reference<Napi::ArrayBuffer> buffer_;
-  Waiter *waiters_[2] = {nullptr, nullptr};
+  Sleep *sleeps_[2] = {nullptr, nullptr};  // pending asynchronous sleeps, by wait line
+  Hub *hub_ = nullptr;                      // the environment's, once this segment slept
   bool consumer_held_ = false;
   int producer_slot_ = -1;
   bool refed_ = true;
@@ -411,9 +635,43 @@ class Segment : public Napi::ObjectWrap<Segment> {
 
 thread_local std::unordered_set<Segment *> Segment::live_;
 
-struct AddonData {
-  Napi::FunctionReference segment_class;
-};
+void Hub::Deliver(napi_env env) {
+  Napi::HandleScope outer(env);
+  napi_value resource;
+  napi_get_reference_value(env, resource_, &resource);
+  napi_callback_scope opened;
+  napi_open_callback_scope(env, resource, async_context_, &opened);
+  Napi::CallbackScope scope(env, opened);  // closes it
+  std::vector<Sleep *> ended;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ended.swap(ended_);
+    signalled_ = false;
+  }
+  for (size_t i = 0; i < ended.size(); i++) {
+    Sleep *sleep = ended[i];
+    if (sleep->owner != nullptr) sleep->owner->SleepEnded(sleep);
+    if (sleep->refed) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      Refer(Napi::Env(env), -1);
+    }
+    Napi::HandleScope handles(env);
+    Napi::FunctionReference callback = std::move(sleep->callback);
+    napi_value outcome = WaitOutcome(env, sleep->rc);
+    delete sleep;
+    napi_call_function(env, Napi::Env(env).Undefined(), callback.Value(), 1, &outcome, nullptr);
+    bool thrown = false;
+    napi_is_exception_pending(env, &thrown);
+    if (thrown && i + 1 < ended.size()) {
+      // Node reports the exception; the other callbacks run on the next call.
+      std::lock_guard<std::mutex> lock(mutex_);
+      ended_.insert(ended_.begin(), ended.begin() + static_cast<long>(i) + 1, ended.end());
+      signalled_ = true;
+      napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
+      return;
+    }
+  }
+}
 
 Napi::Value Wrap(Napi::Env env, const shmchan_segment_t &segment) {
   Napi::Object object = env.GetInstanceData<AddonData>()->segment_class.New({});
@@ -552,7 +810,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto *data = new AddonData();
   data->segment_class = Napi::Persistent(Segment::Define(env));
   env.SetInstanceData(data);
-  env.AddCleanupHook([] { Segment::CloseAll(); });
+  // Environment teardown (process exit, worker termination): segments close
+  // first, so that no waiter thread sleeps on a mapping that goes away, then the
+  // waiter threads stop.
+  env.AddCleanupHook([env, data] {
+    Segment::CloseAll();
+    if (data->hub != nullptr) data->hub->Stop(env);
+    delete data->hub;
+    data->hub = nullptr;
+  });
   exports.Set("createPosix", Napi::Function::New<CreatePosix>(env));
   exports.Set("openPosix", Napi::Function::New<OpenPosix>(env));
   exports.Set("unlinkPosix", Napi::Function::New<UnlinkPosix>(env));

@@ -138,11 +138,11 @@ describe('shmchan bench (tiny trials)', () => {
       }
       // the records variant's channels really carry records, and only its channels
       for (const r of report.results.filter((x) => x.mechanism === id)) expect(r.records, `${r.scenario}/${r.message}/${id}`).toBe(id.startsWith('shmchan') ? id.endsWith('-records') : undefined);
-      // records are for objects, and the README's example code sends objects: those
-      // variants carry the small object only
+      // records are for objects, the README's example code sends objects, and the
+      // await variant is for the wake-up path: those variants carry the small object only
       for (const message of ['raw64', 'raw64k'])
         expect(report.results.find((x) => x.mechanism === id && x.scenario === 'oneway' && x.message === message)).toEqual(
-          id.endsWith('-records') || id.endsWith('-idiomatic') ? undefined : expect.anything(),
+          id.endsWith('-records') || id.endsWith('-idiomatic') || id.endsWith('-await') ? undefined : expect.anything(),
         );
     }
     const unix = report.results.find((x) => x.mechanism === 'unix' && x.scenario === 'pingpong');
@@ -168,16 +168,18 @@ describe('shmchan bench (tiny trials)', () => {
 
   it('checks every target for every shmchan variant', () => {
     const ids = new Set(report.targets.map((t) => t.id));
-    expect([...ids].sort()).toEqual(['oneway-vs-msgpackr', 'oneway-vs-unix', 'parked', 'raw64', 'raw64k', 'roundtrip', 'wakeup']);
-    // seven for each of the four backend and mode variants; the records variant has no raw rows
-    expect(report.targets).toHaveLength(7 * 4 + 5);
-    expect(report.targets.filter((t) => t.mechanism === 'shmchan-posix-spsc-records').map((t) => t.id)).toEqual([
-      'roundtrip',
-      'oneway-vs-unix',
-      'oneway-vs-msgpackr',
-      'wakeup',
-      'parked',
-    ]);
+    expect([...ids].sort()).toEqual(['oneway-vs-msgpackr', 'oneway-vs-unix', 'parked', 'raw64', 'raw64k', 'roundtrip', 'wakeup', 'wakeup-half']);
+    // eight for each of the four backend and mode variants; the records and await variants have no raw rows
+    expect(report.targets).toHaveLength(8 * 4 + 6 * 2);
+    for (const variant of ['shmchan-posix-spsc-records', 'shmchan-posix-spsc-await'])
+      expect(report.targets.filter((t) => t.mechanism === variant).map((t) => t.id)).toEqual([
+        'roundtrip',
+        'oneway-vs-unix',
+        'oneway-vs-msgpackr',
+        'wakeup',
+        'wakeup-half',
+        'parked',
+      ]);
     for (const t of report.targets) expect(typeof t.pass).toBe('boolean');
   });
 
@@ -203,7 +205,7 @@ describe('shmchan bench (tiny trials)', () => {
     };
     const reachableOf = (r: { targets: Target[] }, id: string) => r.targets.filter((t) => t.id === id).map((t) => t.reachable);
     const slow = withMsgpackr(1e-3);
-    for (const id of bounded) expect(reachableOf(slow, id), id).toEqual([false, false, false, false, false]);
+    for (const id of bounded) expect(reachableOf(slow, id), id).toEqual([false, false, false, false, false, false]);
     expect(textReport(slow)).toMatch(
       /^Out of reach in this run for any transport that uses msgpackr: small-object round trip .*msgpackr alone takes [\d.,]+ µs for the two encodes and two decodes\)$/m,
     );
@@ -215,7 +217,7 @@ describe('shmchan bench (tiny trials)', () => {
         r.scenario === 'oneway' && r.message === 'small' && r.mechanism === 'shmchan-sysv-spsc' ? { ...r, msgsPerSec: 1e12 } : r,
       ),
     });
-    expect(reachableOf(oneMet, 'oneway-vs-unix')).toEqual([true, true, true, true, true]);
+    expect(reachableOf(oneMet, 'oneway-vs-unix')).toEqual([true, true, true, true, true, true]);
     expect(textReport(oneMet)).not.toMatch(/Out of reach .*one-way small objects >= 5 x unix/);
     expect(textReport(oneMet)).toMatch(/Out of reach .*small-object round trip/);
     const fast = withMsgpackr(1e3);

@@ -57,3 +57,14 @@ it('ref() and unref() answer the handle, also once closed, and await using close
   expect(channel.closed).toBe(true);
   expect(channel.unref()).toBe(channel);
 });
+
+it('worker threads wait on their own waiter threads: woken, terminated while waiting, and ended with an unref()ed wait', async () => {
+  const name = uniqueName('workers');
+  const fixture = startFixture('worker-waits.mjs', [name]);
+  expect(await fixture.exited).toEqual({ code: 0, signal: null });
+  expect(fixture.stderr()).toBe('');
+  expect(JSON.parse(fixture.stdout())).toEqual({
+    first: { messages: ['waiting', { to: 'the worker' }, 'waiting again'], exitCode: 1 },
+    second: { exitCode: 0 },
+  });
+});

@@ -192,6 +192,30 @@ int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeo
  * system calls. 0, or -EIDRM (System V: the semaphore set is gone). */
 int shmchan_wake(shmchan_segment_t *seg, int which);
 
+/* Many sleeps on one thread (POSIX segments only): sleeps until the process-private
+ * word `bell` moves from bell_expected (another thread of this process rang it
+ * with shmchan_ring_bell), or any of the `count` wait lines moves from its
+ * expected sequence, or CLOCK_MONOTONIC reaches deadline_ns (< 0: never). Uses
+ * futex_waitv (Linux 5.16). 0 (something moved, or spuriously: look at every
+ * line), -ETIMEDOUT, -EINTR, -EFAULT (a line's segment was unmapped meanwhile),
+ * -ENOSYS (no futex_waitv: see shmchan_wait_any_supported). */
+#define SHMCHAN_WAIT_ANY_MAX 127
+typedef struct shmchan_wait_line {
+  shmchan_segment_t *seg;
+  int which;
+  uint32_t expected;
+} shmchan_wait_line_t;
+int shmchan_wait_any(uint32_t *bell, uint32_t bell_expected, const shmchan_wait_line_t *lines, int count, int64_t deadline_ns);
+
+/* Whether this kernel has futex_waitv, which shmchan_wait_any needs. */
+int shmchan_wait_any_supported(void);
+
+/* Moves `bell` and wakes the thread of this process sleeping on it. */
+void shmchan_ring_bell(uint32_t *bell);
+
+/* The current sequence of a wait line. */
+uint32_t shmchan_wait_sequence(shmchan_segment_t *seg, int which);
+
 /* A waiting call (wait.c): `attempt` is tried until it answers something other
  * than -EAGAIN, spinning for spin_us, then sleeping on wait line `which` in
  * slices of at most slice_ms (or 100 ms when that is NULL or answers <= 0), so

@@ -66,6 +66,11 @@
 #define OVERFLOW_NAP_MS 1
 /* Upper bound of one sleep: how often a sleeper re-checks its deadline and its peer. */
 #define LIVENESS_CHECK_MS 100
+/* Short sleeps that a plan asks for (slice_ms) double one after the other, up to
+ * this: they look for a change nothing wakes us for (a claimant's death), and a
+ * claimant that is alive but stopped (SIGSTOP, a debugger) may stay so for
+ * minutes, while each look costs a wake-up. A commit still wakes us at once. */
+#define SHORT_SLICE_MAX_MS 64
 
 static uint32_t *sequence_of(shmchan_segment_t *seg, int which) {
   return U32_AT(seg->base, which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ);
@@ -163,6 +168,47 @@ static int semaphore_wake(shmchan_segment_t *seg, int which) {
   return 0;
 }
 
+/* futex_waitv(2), Linux 5.16: the headers of older systems (the prebuilds are
+ * built against old ones) lack it, and its number is the same on every
+ * architecture that has it. */
+#ifndef __NR_futex_waitv
+#define __NR_futex_waitv 449
+#endif
+struct waitv_entry {
+  uint64_t val;
+  uint64_t uaddr;
+  uint32_t flags;
+  uint32_t reserved;
+};
+#define WAITV_FUTEX_32 2u
+#define WAITV_PRIVATE 128u
+
+int shmchan_wait_any_supported(void) {
+  /* With no futexes the kernel answers EINVAL, or ENOSYS where it has no futex_waitv. */
+  return syscall(__NR_futex_waitv, NULL, 0, 0, NULL, CLOCK_MONOTONIC) == -1 && errno != ENOSYS;
+}
+
+uint32_t shmchan_wait_sequence(shmchan_segment_t *seg, int which) {
+  return __atomic_load_n(sequence_of(seg, which), __ATOMIC_SEQ_CST);
+}
+
+int shmchan_wait_any(uint32_t *bell, uint32_t bell_expected, const shmchan_wait_line_t *lines, int count, int64_t deadline_ns) {
+  struct waitv_entry entries[SHMCHAN_WAIT_ANY_MAX + 1];
+  if (count < 0 || count > SHMCHAN_WAIT_ANY_MAX) return -EINVAL;
+  entries[0] = (struct waitv_entry){bell_expected, (uint64_t)(uintptr_t)bell, WAITV_FUTEX_32 | WAITV_PRIVATE, 0};
+  for (int i = 0; i < count; i++)
+    entries[i + 1] = (struct waitv_entry){lines[i].expected, (uint64_t)(uintptr_t)sequence_of(lines[i].seg, lines[i].which), WAITV_FUTEX_32, 0};
+  struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
+  long rc = syscall(__NR_futex_waitv, entries, (unsigned)(count + 1), 0, deadline_ns < 0 ? NULL : &ts, CLOCK_MONOTONIC);
+  if (rc >= 0 || errno == EAGAIN) return 0; /* woken, or a word had already moved */
+  return -errno;
+}
+
+void shmchan_ring_bell(uint32_t *bell) {
+  __atomic_fetch_add(bell, 1, __ATOMIC_SEQ_CST);
+  syscall(SYS_futex, bell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms) {
   if (seg->backend == SHMCHAN_BACKEND_SYSV) return semaphore_wait(seg, which, expected, timeout_ms);
   return futex_wait(seg, which, expected, timeout_ms);
@@ -186,12 +232,21 @@ int shmchan_run_wait_plan(shmchan_segment_t *seg, const shmchan_wait_plan_t *pla
   while ((rc = plan->attempt(plan->context)) == -EAGAIN && shmchan_now_us() - start < spin_us) cpu_relax();
   uint32_t *waiters = U32_AT(seg->base, plan->which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_WAITERS : SHMCHAN_OFF_SPACE_WAITERS);
   int64_t deadline_ms = timeout_ms < 0 ? -1 : start / 1000 + timeout_ms;
+  int short_slices = 0;
   while (rc == -EAGAIN) {
     if (plan->which == SHMCHAN_WAIT_SPACE && shmchan_consumer_gone(seg)) return -EPIPE;
     int64_t now = shmchan_now_ms();
     if (deadline_ms >= 0 && now >= deadline_ms) return -ETIMEDOUT;
     int slice = plan->slice_ms != NULL ? plan->slice_ms(plan->context) : 0;
-    int sleep_ms = slice > 0 && slice < LIVENESS_CHECK_MS ? slice : LIVENESS_CHECK_MS;
+    int sleep_ms = LIVENESS_CHECK_MS;
+    if (slice > 0 && slice < SHORT_SLICE_MAX_MS) {
+      sleep_ms = slice << (short_slices < 6 ? short_slices : 6);
+      if (sleep_ms > SHORT_SLICE_MAX_MS) sleep_ms = SHORT_SLICE_MAX_MS;
+      short_slices++;
+    } else {
+      if (slice > 0 && slice < LIVENESS_CHECK_MS) sleep_ms = slice;
+      short_slices = 0;
+    }
     if (deadline_ms >= 0 && deadline_ms - now < sleep_ms) sleep_ms = (int)(deadline_ms - now);
     __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
     uint32_t seq = __atomic_load_n(sequence_of(seg, plan->which), __ATOMIC_SEQ_CST);

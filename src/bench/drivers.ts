@@ -104,9 +104,10 @@ interface ShmchanMechanism {
   messages?: string[];
   /** How it sends and receives, when not the fastest calls there are: 'idiomatic'
    * runs the README's example code (`await send()`, `for await`), 'views' receives
-   * raw messages as views into the ring (receiveView). Such rows are compared with
+   * raw messages as views into the ring (receiveView), 'sync' / 'async' pick the
+   * receiving calls whatever SHMCHAN_BENCH_API says. Such rows are compared with
    * the plain row of the same backend and mode; the targets are not checked on them. */
-  api?: 'idiomatic' | 'views';
+  api?: 'idiomatic' | 'views' | TrialSpec['api'];
 }
 
 type Mechanism =
@@ -151,6 +152,15 @@ export const mechanisms: Mechanism[] = [
     label: 'shmchan posix spsc views',
     api: 'views',
     messages: ['raw64', 'raw64k'],
+  },
+  // `await receive()`: waits sleep on the addon's waiter threads, and their end
+  // reaches JavaScript through the event loop (the other rows block in receiveSync).
+  {
+    ...shmchanVariants.find((v) => v.id === 'shmchan-posix-spsc')!,
+    id: 'shmchan-posix-spsc-await',
+    label: 'shmchan posix spsc await',
+    api: 'async',
+    messages: ['small'],
   },
   { id: 'pipe', label: 'pipe (FIFO)', family: 'pipe', multiProducer: true },
   { id: 'unix', label: 'unix socket', family: 'unix', multiProducer: true },
@@ -534,7 +544,8 @@ function shmchanEndpoint(channel: Channel, spec: TrialSpec): ShmchanEndpoint {
   const api = (mechanismById[spec.mechanism!] as ShmchanMechanism).api;
   if (api === 'idiomatic') return new IdiomaticShmchanEndpoint(channel);
   if (api === 'views') return new ViewShmchanEndpoint(channel as Channel<Buffer>, spec.api);
-  return messageKinds[spec.message].raw ? new RawShmchanEndpoint(channel, spec.api) : new ShmchanEndpoint(channel, spec.api);
+  const calls = api ?? spec.api;
+  return messageKinds[spec.message].raw ? new RawShmchanEndpoint(channel, calls) : new ShmchanEndpoint(channel, calls);
 }
 
 /** The options of a trial's two channels: down (main to peers) and up (peers to main). */

@@ -159,6 +159,14 @@ const targetDefinitions: TargetDefinition[] = [
     below: true,
     unit: 'µs',
   },
+  {
+    id: 'wakeup-half',
+    text: 'asleep receiver answers p50 <= unix socket / 2 (issue 24)',
+    at: ['wakeup', 'small', 'p50'],
+    limit: (rs) => times(unixValue(rs, 'wakeup', 'p50'), 1 / 2),
+    below: true,
+    unit: 'µs',
+  },
   { id: 'parked', text: 'parked receiver < 1% of a core', at: ['parked', 'small', 'cpuPercent'], limit: () => 1, below: true, unit: '%' },
 ];
 

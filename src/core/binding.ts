@@ -49,13 +49,15 @@ export interface NativeSegment {
   wake(which: number): void;
   /** Blocks the calling thread. */
   waitSync(which: number, expected: number, timeoutMs: number): SleepOutcome;
-  /** Sleeps on a native thread; calls back on this thread. */
+  /** Sleeps on one of the addon's waiter threads; calls back on this thread. Throws
+   * EBUSY if this line already has a sleep pending, or pthread_create's error when
+   * the sleep needed a new thread and none could start. */
   waitAsync(which: number, expected: number, timeoutMs: number, callback: (outcome: SleepOutcome) => void): void;
   cancelWait(which: number): void;
   /** Whether pending and later waits keep the event loop alive (they do by default). */
   setRef(refed: boolean): void;
   end(): void;
-  /** Releases roles, stops waiter threads, unmaps. */
+  /** Ends pending sleeps (their callbacks still run), releases roles, unmaps. */
   close(): void;
 }
 

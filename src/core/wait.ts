@@ -14,6 +14,17 @@ export const AGAIN: unique symbol = Symbol('again');
 /** Upper bound of one sleep: how often a sleeper re-checks deadlines and peers. */
 const SLICE_MS = 100;
 
+/** How many polls of a spin come between two readings of the clock. */
+const POLLS_PER_CLOCK = 64;
+
+/**
+ * Short sleeps that a plan asks for (sliceMs) double, one after the other, up to
+ * this: they look for a change that nothing wakes us for (a claimant's death), and
+ * a claimant that is alive but stopped (SIGSTOP, a debugger) may stay so for
+ * minutes, while each look costs a wake-up. A commit still wakes us at once.
+ */
+const SHORT_SLICE_MAX_MS = 64;
+
 export interface Sleep {
   which: number;
   sequence: number;
@@ -116,12 +127,19 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): 
   if (plan.timeout === 0) throw plan.onTimeout();
   const start = performance.now();
   const deadline = plan.timeout === undefined ? Infinity : start + plan.timeout;
-  const spinUntil = start + plan.spin.current(plan.which) / 1000;
-  while (performance.now() < spinUntil) {
-    result = plan.attempt();
-    if (result !== AGAIN) {
-      plan.spin.waited(plan.which, (performance.now() - start) * 1000);
-      return result;
+  const spinMicros = plan.spin.current(plan.which);
+  if (spinMicros > 0) {
+    const spinUntil = start + spinMicros / 1000;
+    for (let polls = 1; ; polls++) {
+      result = plan.attempt();
+      if (result !== AGAIN) {
+        plan.spin.waited(plan.which, (performance.now() - start) * 1000);
+        return result;
+      }
+      // The clock is read every few polls only: performance.now() costs more than
+      // a poll, and the number it answers is garbage, whose collections are the
+      // round trips' slow tail.
+      if (polls % POLLS_PER_CLOCK === 0 && performance.now() >= spinUntil) break;
     }
   }
   try {
@@ -134,6 +152,7 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): 
 /** The sleeping part of waitSteps: announce, look again, sleep, until a result. */
 function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, deadline: number): Generator<Sleep, T, SleepOutcome> {
   let result: T | typeof AGAIN;
+  let shortSlices = 0;
   for (;;) {
     plan.check();
     const remaining = deadline - performance.now();
@@ -143,7 +162,9 @@ function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, de
     try {
       result = plan.attempt();
       if (result !== AGAIN) return result;
-      const slice = plan.sliceMs?.() ?? SLICE_MS;
+      const asked = plan.sliceMs?.();
+      shortSlices = asked === undefined ? 0 : shortSlices + 1;
+      const slice = asked === undefined ? SLICE_MS : Math.max(asked, Math.min(asked * 2 ** (shortSlices - 1), SHORT_SLICE_MAX_MS));
       outcome = yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
     } finally {
       announcements.withdraw(plan.which);
@@ -164,8 +185,8 @@ export function waitSync<T>(steps: Generator<Sleep, T, SleepOutcome>, segment: N
 }
 
 /**
- * A segment has one native waiter thread per wait line, which takes one sleep at
- * a time. Several waits of one handle (two receive() calls at once, or receive()
+ * A segment's wait line has at most one native sleep at a time (the addon's
+ * waiter threads, shared by every segment of the process, carry it out). Several waits of one handle (two receive() calls at once, or receive()
  * beside the iterator) share it: a sleep requested while one is in flight joins
  * it and wakes with it. That is safe because a joining sleeper's sequence is
  * never older than the one in flight, so the shared sleep ends no later than its
@@ -193,7 +214,7 @@ function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (outcome: SleepO
   }
 }
 
-/** Runs the steps, sleeping on the segment's waiter thread so the event loop stays free. */
+/** Runs the steps, sleeping on the addon's waiter threads so the event loop stays free. */
 export function waitAsync<T>(
   steps: Generator<Sleep, T, SleepOutcome>,
   segment: NativeSegment,
@@ -226,9 +247,9 @@ export function waitAsync<T>(
       try {
         sleepAsync(segment, sleeping, advance);
       } catch (error) {
-        // No waiter thread could start (pthread_create: EAGAIN at the thread
-        // limit): this sleep failed. The steps look once more, then end with it,
-        // and the handle stays usable.
+        // The sleep needed a new waiter thread and none could start
+        // (pthread_create: EAGAIN at the thread limit): this sleep failed. The
+        // steps look once more, then end with it, and the handle stays usable.
         if (nativeCode(error) !== undefined) return advance(error as NativeError);
         steps.return(undefined as T);
         return finish(() => reject(error));
