@@ -87,8 +87,8 @@ function vsReference(results: Result[], r: Result): number | undefined {
   return undefined;
 }
 
-// the targets are checked on the fastest calls; 'idiomatic' and 'views' rows are compared with those
-const shmchanIds = mechanisms.filter((m) => m.family === 'shmchan' && m.api === undefined).map((m) => m.id);
+// the targets are checked on the fastest calls and on the await path; 'idiomatic' and 'views' rows are compared with those
+const shmchanIds = mechanisms.filter((m) => m.family === 'shmchan' && m.api !== 'idiomatic' && m.api !== 'views').map((m) => m.id);
 
 const times = (value: number | undefined, factor: number) => (value === undefined ? undefined : value * factor);
 const unixValue = (rs: Result[], scenario: string, field: 'p50' | 'msgsPerSec') => find(rs, scenario, 'small', REFERENCE)?.[field];
