@@ -6,11 +6,11 @@ import { native, type NativeSegment } from './core/binding';
 import * as L from './core/layout';
 import type { CodecKind } from './core/codec';
 import { fromNative, nativeCode, timedOut } from './core/errors';
-import { codecKindOf } from './core/header';
+import { codecKindOf, modeOf } from './core/header';
 import { normalizeName, type Backend, type Mode } from './core/options';
 import { channelStats, type ChannelStats } from './core/stats';
 
-export interface ChannelInfo extends Pick<ChannelStats, 'capacity' | 'used' | 'producers' | 'consumerPid' | 'creatorPid'> {
+export interface ChannelInfo extends Pick<ChannelStats, 'capacity' | 'used' | 'producers' | 'consumers' | 'consumerPid' | 'creatorPid'> {
   /** Without the leading '/'. */
   name: string;
   backend: Backend;
@@ -41,10 +41,11 @@ function describeSegment(name: string, backend: Backend, segment: NativeSegment,
   return {
     name,
     backend,
-    mode: u32(L.OFF_MODE) === L.MODE_MPSC ? 'mpsc' : 'spsc',
+    mode: modeOf(u32(L.OFF_MODE)),
     capacity: s.capacity,
     used: s.used,
     producers: s.producers,
+    consumers: s.consumers,
     consumerPid,
     creatorPid,
     permissions,
@@ -57,6 +58,7 @@ function describeSegment(name: string, backend: Backend, segment: NativeSegment,
     bytesSent: s.bytesSent,
     bytesReceived: s.bytesReceived,
     ended: s.ended,
+    messagesLost: 0,
   };
 }
 
@@ -159,6 +161,7 @@ function toInfo(d: ChannelDetails): ChannelInfo {
     capacity: d.capacity,
     used: d.used,
     producers: d.producers,
+    consumers: d.consumers,
     consumerPid: d.consumerPid,
     creatorPid: d.creatorPid,
     permissions: d.permissions,
