@@ -96,6 +96,15 @@ export class Releaser {
     return head;
   }
 
+  /** Where the oldest intact record is: RELEASING (bytes before it may be zeroed
+   * already), checked to lie between the head and the tail. */
+  oldest(releasing: number): number {
+    const head = this.head();
+    const tail = Atomics.load(this.ring.i32, TAIL) >>> 0;
+    if ((releasing - head) >>> 0 > (tail - head) >>> 0) throw new CorruptRing(`a release up to ${releasing}, outside the head (${head}) and the tail (${tail})`);
+    return releasing;
+  }
+
   /**
    * Releases what the plan allows. `takeOver`: when the lock is held, ask whether
    * its holder lives (a system call) and take it from a dead one; otherwise give

@@ -19,7 +19,10 @@ import {
 } from './fanout';
 import { EMPTY, ENDED, decodePayload, type RingMemory } from './ring';
 
+const HEAD = L.OFF_HEAD >> 2;
 const RELEASING = L.OFF_RELEASING >> 2;
+/** Releases a consumer attempts while consumed records wait at the head. */
+const RELEASE_TURNS = 64;
 /** How often an idle consumer asks whether the consumers of records still taken live. */
 const DEAD_TAKER_CHECK_MS = 1;
 /** Scans restarted because the head moved under them, before the ring counts as corrupt. */
@@ -35,10 +38,16 @@ export function consumedPlan(_head: number, tail: number): ReleasePlan {
   };
 }
 
+/** A record's 8-byte header as one little-endian word: the length, then the type. */
+function recordHeader(length: number, type: number): bigint {
+  return BigInt.asIntN(64, (BigInt(type) << 32n) | BigInt(length >>> 0));
+}
+
 export class MpmcReader {
   private readonly marker: number;
   private readonly releaser: Releaser;
   private readonly scanner: RecordScanner;
+  private readonly headers: BigInt64Array;
   private lastTakerCheck = 0;
   /** Positions of records other consumers hold, met by the last scan. */
   private taken: number[] = [];
@@ -50,6 +59,7 @@ export class MpmcReader {
     this.marker = consumerMarker(slot, Atomics.load(ring.i32, consumerWords(slot).generation));
     this.releaser = new Releaser(ring, () => this.marker);
     this.scanner = new RecordScanner(ring);
+    this.headers = new BigInt64Array(ring.i32.buffer, 0, ring.i32.length >> 1);
   }
 
   get waitingOnClaim(): boolean {
@@ -69,9 +79,26 @@ export class MpmcReader {
       throw error;
     }
     Atomics.store(this.ring.i32, typeIndex, L.RECORD_CONSUMED);
-    this.releaser.release(consumedPlan, false);
+    this.releaseConsumed();
     if (value instanceof DecodeFailure) throw value;
     return value;
+  }
+
+  /**
+   * Moves the head over consumed records. A consumer that finds the lock held
+   * leaves the release to its holder; the holder looks at the head again after it
+   * lets go, so a record consumed while it walked is not left behind.
+   */
+  private releaseConsumed(): void {
+    const { i32, mask } = this.ring;
+    for (let turn = 0; turn < RELEASE_TURNS; turn++) {
+      this.releaser.release(consumedPlan, false);
+      const head = Atomics.load(i32, HEAD) >>> 0;
+      if (head === Atomics.load(i32, L.OFF_TAIL >> 2) >>> 0) return;
+      const lengthIndex = this.ring.lengthIndex(head & mask);
+      const type = Atomics.load(i32, lengthIndex + 1);
+      if (Atomics.load(i32, lengthIndex) <= 0 || (type !== L.RECORD_CONSUMED && type !== L.RECORD_PADDING)) return;
+    }
   }
 
   /** Takes the first committed record nobody holds, at or after the head. */
@@ -82,7 +109,7 @@ export class MpmcReader {
       const taken: number[] = [];
       let found: FoundRecord | typeof EMPTY | typeof ENDED;
       try {
-        found = this.scanner.scan(this.releaser.head(), (type, position) => {
+        found = this.scanner.scan(this.releaser.oldest(releasing >>> 0), (type, position) => {
           if (type === L.RECORD_CONSUMED) return true;
           if (isConsumerMarker(type)) {
             taken.push(position);
@@ -101,8 +128,11 @@ export class MpmcReader {
         if (this.gaveBack()) continue;
         return found;
       }
-      const typeIndex = this.ring.lengthIndex(found.idx) + 1;
-      if (Atomics.compareExchange(i32, typeIndex, found.type, this.marker) === found.type) return found;
+      // Length and type in one CAS: a record that was consumed, released and claimed
+      // again meanwhile (a lap later) has another length, or none yet, and stays.
+      const header = (this.ring.lengthIndex(found.idx) >> 1) as number;
+      const expected = recordHeader(found.length, found.type);
+      if (Atomics.compareExchange(this.headers, header, expected, recordHeader(found.length, this.marker)) === expected) return found;
     }
   }
 
