@@ -81,6 +81,32 @@ describe.each(backends)('%s', (backend) => {
     }
   });
 
+  it("'block': a subscriber that closes without reading is dropped at once", () => {
+    const name = uniqueName('bc-close');
+    const channel = b.create<number>(name, { mode: 'broadcast', capacity: 4096 });
+    const idle = b.open<number>(name);
+    const reader = b.open<number>(name);
+    try {
+      expect(idle.tryReceive()).toBeUndefined();
+      expect(reader.tryReceive()).toBeUndefined();
+      let sent = 0;
+      while (channel.trySend(sent)) sent++; // full: the idle subscriber holds it
+      expect(reader.tryReceive()).toBe(0);
+      expect(channel.trySend(sent)).toBe(false);
+      idle.close();
+      expect(channel.stats().consumers).toBe(1);
+      for (let i = 1; i <= 2000; i++) {
+        if (!channel.trySend(sent)) throw new Error(`a closed subscriber still blocks producers (message ${sent})`);
+        sent++;
+        expect(reader.tryReceive()).toBe(i);
+      }
+    } finally {
+      idle.close();
+      reader.close();
+      channel.close();
+    }
+  });
+
   it("'overwrite': a slow subscriber gets ERR_LAGGED with exact counts; received + lost = sent, in order", async () => {
     const name = uniqueName('bc-overwrite');
     const channel = b.create(name, { mode: 'broadcast', capacity: 4096, overflow: 'overwrite' });
