@@ -452,10 +452,10 @@ class Segment : public Napi::ObjectWrap<Segment> {
   Napi::Value ClaimConsumer(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
-    int rc = consumer_held_ ? 0 : shmchan_claim_consumer(&segment_);
+    int rc = consumer_held_ ? segment_.consumer_slot : shmchan_claim_consumer(&segment_);
     if (rc < 0) return ThrowErrno(env, rc, nullptr);
     consumer_held_ = true;
-    return env.Undefined();
+    return Napi::Number::New(env, rc);  // MPMC, BROADCAST: the consumer slot; 0 otherwise
   }
 
   // -> the producer slot
@@ -519,6 +519,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
     out.Set("bytesSent", static_cast<double>(s.bytes_sent));
     out.Set("bytesReceived", static_cast<double>(s.bytes_received));
     out.Set("producers", s.producers);
+    out.Set("consumers", s.consumers);
     out.Set("consumerPid", s.consumer_pid);
     out.Set("creatorPid", s.creator_pid);
     out.Set("ended", s.ended != 0);
@@ -684,7 +685,8 @@ std::string NameArg(const Napi::CallbackInfo &info) { return info[0].As<Napi::St
 uint32_t Field(Napi::Object options, const char *key) { return options.Get(key).As<Napi::Number>().Uint32Value(); }
 
 shmchan_segment_options_t CreateOptions(Napi::Object o) {
-  return {Field(o, "capacity"), Field(o, "mode"), Field(o, "maxMessageSize"), Field(o, "codec"), Field(o, "permissions")};
+  return {Field(o, "capacity"),    Field(o, "mode"),         Field(o, "maxMessageSize"), Field(o, "codec"),
+          Field(o, "permissions"), Field(o, "maxConsumers"), Field(o, "overflow")};
 }
 
 // (name, { capacity, mode, maxMessageSize, codec, permissions }) -> Segment

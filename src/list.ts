@@ -6,12 +6,12 @@ import { native, type NativeSegment } from './core/binding';
 import * as L from './core/layout';
 import type { CodecKind } from './core/codec';
 import { fromNative, nativeCode, timedOut } from './core/errors';
-import { codecKindOf } from './core/header';
+import { codecKindOf, modeOf } from './core/header';
 import { normalizeName, type Backend, type Mode } from './core/options';
 import { channelStats, type ChannelStats } from './core/stats';
 
 /** One channel as list() finds it. */
-export interface ChannelInfo extends Pick<ChannelStats, 'capacity' | 'used' | 'producers' | 'consumerPid' | 'creatorPid'> {
+export interface ChannelInfo extends Pick<ChannelStats, 'capacity' | 'used' | 'producers' | 'consumers' | 'consumerPid' | 'creatorPid'> {
   /** Without the leading '/'. */
   name: string;
   /** 'posix' or 'sysv'. */
@@ -44,10 +44,11 @@ function describeSegment(name: string, backend: Backend, segment: NativeSegment,
   return {
     name,
     backend,
-    mode: u32(L.OFF_MODE) === L.MODE_MPSC ? 'mpsc' : 'spsc',
+    mode: modeOf(u32(L.OFF_MODE)),
     capacity: s.capacity,
     used: s.used,
     producers: s.producers,
+    consumers: s.consumers,
     consumerPid,
     creatorPid,
     permissions,
@@ -60,6 +61,7 @@ function describeSegment(name: string, backend: Backend, segment: NativeSegment,
     bytesSent: s.bytesSent,
     bytesReceived: s.bytesReceived,
     ended: s.ended,
+    messagesLost: 0,
   };
 }
 
@@ -162,6 +164,7 @@ function toInfo(d: ChannelDetails): ChannelInfo {
     capacity: d.capacity,
     used: d.used,
     producers: d.producers,
+    consumers: d.consumers,
     consumerPid: d.consumerPid,
     creatorPid: d.creatorPid,
     permissions: d.permissions,

@@ -21,6 +21,7 @@ it('lists a channel with its header, roles and liveness', async () => {
       capacity: 8192,
       used: 0,
       producers: 0,
+      consumers: 0,
       consumerPid: null,
       creatorPid: process.pid,
       permissions: 0o640,
@@ -29,7 +30,7 @@ it('lists a channel with its header, roles and liveness', async () => {
     const consumer = startFixture('stream-read.mjs', [name, '--stall']);
     channel.sendSync(Buffer.from('x'));
     await consumer.line('stalled');
-    expect(find(name)).toMatchObject({ producers: 1, consumerPid: consumer.child.pid, stale: false });
+    expect(find(name)).toMatchObject({ producers: 1, consumers: 1, consumerPid: consumer.child.pid, stale: false });
   } finally {
     channel.close();
   }

@@ -34,6 +34,7 @@ extern "C" {
 #define SHMCHAN_MAX_CAPACITY (1u << 30)
 #define SHMCHAN_NAME_MAX 200u
 #define SHMCHAN_MAX_PRODUCERS 64u
+#define SHMCHAN_MAX_CONSUMERS 64u /* MPMC and BROADCAST */
 
 /* identity line: written once by the creator before the magic is published */
 #define SHMCHAN_OFF_MAGIC 0u            /* u32 */
@@ -70,6 +71,11 @@ extern "C" {
 #define SHMCHAN_OFF_SPACE_SEQ 512u      /* u32: bumped when space is freed and a producer sleeps */
 #define SHMCHAN_OFF_SPACE_WAITERS 516u  /* u32: producers announced as sleeping */
 
+/* fan-out line (modes MPMC and BROADCAST; zero otherwise), see "Fan-out" below */
+#define SHMCHAN_OFF_MAX_CONSUMERS 640u  /* u32: consumer slots in use, 1..SHMCHAN_MAX_CONSUMERS; set at creation */
+#define SHMCHAN_OFF_OVERFLOW 644u       /* u32: BROADCAST: SHMCHAN_OVERFLOW_*; set at creation */
+#define SHMCHAN_OFF_RELEASE_LOCK 648u   /* u32: the marker of the handle moving the head, 0 = free */
+
 #define SHMCHAN_OFF_NAME 768u           /* char[256]: NUL-terminated, without the leading '/' */
 
 /* producer table: SHMCHAN_MAX_PRODUCERS entries of SHMCHAN_PRODUCER_SIZE bytes */
@@ -87,6 +93,13 @@ extern "C" {
 /* Bumped by every new holder of the slot right after it claimed it, before its
  * first claim marker: markers name a claim by (slot, generation), not by pid. */
 #define SHMCHAN_PRODUCER_GENERATION 48u /* u32 */
+/* Consumer slot i of an MPMC or BROADCAST channel lives in the last 12 bytes of
+ * producer entry i (unused by producers), so the header keeps its size: */
+#define SHMCHAN_CONSUMER_OWNER 52u      /* u32: the holder's pid (display); 0 = free, or dropped */
+#define SHMCHAN_CONSUMER_GENERATION 56u /* u32, MPMC: bumped by every new holder, as for producers */
+#define SHMCHAN_CONSUMER_POSITION 56u   /* u64, BROADCAST: cursor | lost << 32, changed in one CAS:
+                                         * the subscriber's next position (u32) and the messages
+                                         * releasers have pushed it past, free-running (u32) */
 
 /* The wait lines' numbers: a System V channel keeps the sleeper slots and the
  * semaphores of line w in that order (below). */
@@ -107,6 +120,9 @@ extern "C" {
 /* Last, per sleeper slot (line w, slot s at + w * SHMCHAN_SYSV_SLOTS + s): 1 free, 0 held. */
 #define SHMCHAN_SYSV_SEM_SLEEPER_LOCKS (SHMCHAN_SYSV_SEM_PRODUCERS + SHMCHAN_MAX_PRODUCERS)
 #define SHMCHAN_SYSV_NSEMS (SHMCHAN_SYSV_SEM_SLEEPER_LOCKS + 2u * SHMCHAN_SYSV_SLOTS)
+/* MPMC and BROADCAST sets have SHMCHAN_MAX_CONSUMERS more, one per consumer slot: 1 free, 0 held. */
+#define SHMCHAN_SYSV_SEM_CONSUMERS SHMCHAN_SYSV_NSEMS
+#define SHMCHAN_SYSV_NSEMS_FANOUT (SHMCHAN_SYSV_NSEMS + SHMCHAN_MAX_CONSUMERS)
 #define SHMCHAN_OFF_SLEEPERS 5120u      /* u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 
 /* Shared record structures, for codec SHMCHAN_CODEC_MSGPACK_RECORDS (unused
@@ -128,6 +144,10 @@ extern "C" {
 
 #define SHMCHAN_MODE_SPSC 1u
 #define SHMCHAN_MODE_MPSC 2u
+#define SHMCHAN_MODE_MPMC 3u      /* competing consumers: each message to one of them */
+#define SHMCHAN_MODE_BROADCAST 4u /* every subscriber gets every message */
+#define SHMCHAN_OVERFLOW_BLOCK 0u     /* producers wait for the slowest live subscriber */
+#define SHMCHAN_OVERFLOW_OVERWRITE 1u /* producers never wait; lapped subscribers lose messages */
 #define SHMCHAN_CODEC_RAW 0u
 #define SHMCHAN_CODEC_MSGPACK 1u
 #define SHMCHAN_CODEC_CUSTOM 2u
@@ -149,6 +169,7 @@ extern "C" {
 #define SHMCHAN_RECORD_HEADER 8u
 #define SHMCHAN_RECORD_DATA 1u
 #define SHMCHAN_RECORD_PADDING 2u
+#define SHMCHAN_RECORD_CONSUMED 3u /* MPMC: a data record its consumer has returned */
 
 /*
  * MPSC records. Free ring bytes are always zero: the consumer zeroes what it
@@ -177,6 +198,42 @@ extern "C" {
 #define SHMCHAN_CLAIM_FLAG 0x80000000u
 #define SHMCHAN_CLAIM_SLOT_SHIFT 22u
 #define SHMCHAN_CLAIM_GENERATION_MASK ((1u << SHMCHAN_CLAIM_SLOT_SHIFT) - 1)
+
+/*
+ * Fan-out (MPMC and BROADCAST). Producers write records as in MPSC (claims,
+ * markers, padding, dead claims), and free ring bytes are zero as in MPSC. Every
+ * consumer holds a consumer slot (lock byte SHMCHAN_LOCK_CONSUMERS + i, System V
+ * semaphore SHMCHAN_SYSV_SEM_CONSUMERS + i) and bumps its generation when it takes
+ * it; its marker is SHMCHAN_CONSUMER_FLAG | i << 22 | generation (bit 31 clear,
+ * so never a producer's). The head (SHMCHAN_OFF_HEAD) is moved only by the
+ * holder of SHMCHAN_OFF_RELEASE_LOCK (a CAS from 0 to its marker, producer's or
+ * consumer's; a dead holder's lock is taken over), which stores the new head in
+ * SHMCHAN_OFF_RELEASING, zeroes the released bytes, then stores the head. A new
+ * holder first finishes a release that SHMCHAN_OFF_RELEASING says was cut short.
+ * The releaser counts the data records it releases in SHMCHAN_OFF_RECV_*.
+ *
+ * MPMC: a consumer scans from the head for the first committed data record
+ * (type DATA or a producer marker) and takes it by a CAS of its type word to its
+ * own marker; after decoding it stores SHMCHAN_RECORD_CONSUMED in the type word
+ * and the head may pass it. A record taken by a consumer that has died is given
+ * back (CAS of the type word from the dead marker to SHMCHAN_RECORD_DATA) by any
+ * consumer that finds it at the head and nothing to take.
+ *
+ * BROADCAST: subscriber i reads from the cursor in SHMCHAN_CONSUMER_POSITION and
+ * moves it after it decoded a record (by CAS under OVERWRITE). A subscriber takes
+ * its slot, stores a cursor, SHMCHAN_OFF_RELEASING (oldest) or the tail (latest),
+ * then its owner word, and reads SHMCHAN_OFF_RELEASING again: if that moved past
+ * its cursor it starts again. Only producers release. Overflow BLOCK: a release
+ * goes up to the lowest cursor of the subscribers whose owner word is set (a
+ * cursor outside [releasing, tail] is ignored); a producer without room drops
+ * the slowest subscriber if its slot lock is free (clears its owner word).
+ * Overflow OVERWRITE: a producer without room releases whole records from the
+ * head until it has room, after pushing every subscriber whose cursor lies in
+ * the released range to its end and adding the data records it skips to its
+ * lost count (one CAS of the u64). A subscriber whose CAS fails was pushed: it
+ * discards what it read and reports the lost count's growth (ERR_LAGGED).
+ */
+#define SHMCHAN_CONSUMER_FLAG 0x40000000u
 
 /*
  * Liveness. Whether a role's holder lives is kept by the kernel, which ends it
@@ -211,6 +268,7 @@ extern "C" {
 #define SHMCHAN_LOCK_CREATOR 1u
 #define SHMCHAN_LOCK_CONSUMER 2u
 #define SHMCHAN_LOCK_PRODUCERS 64u
+#define SHMCHAN_LOCK_CONSUMERS 128u /* + consumer slot, MPMC and BROADCAST */
 #define SHMCHAN_OWNER_PID_BITS 22u
 
 /*
@@ -316,9 +374,10 @@ typedef struct shmchan_stats {
   uint32_t capacity, used;
   uint64_t messages_sent, messages_received, bytes_sent, bytes_received;
   uint32_t producers;      /* live producers */
-  uint32_t consumer_pid;   /* 0 = none alive */
+  uint32_t consumer_pid;   /* 0 = none alive; MPMC, BROADCAST: the first live consumer's */
   uint32_t creator_pid;    /* 0 = the creator is gone */
   uint32_t ended;
+  uint32_t consumers;      /* live consumers */
 } shmchan_stats_t;
 
 /* The channel's counters. 0 or -EBADMSG. */

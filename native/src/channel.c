@@ -58,7 +58,10 @@ static int adopt(shmchan_t **out, shmchan_segment_t *seg, const shmchan_options_
   uint32_t mode = load_u32(seg->base, SHMCHAN_OFF_MODE);
   shmchan_t *ch = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? calloc(1, sizeof *ch) : NULL;
   if (ch == NULL) {
-    int rc = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? -ENOMEM : -EBADMSG;
+    /* the C data path of the fan-out modes is not written yet */
+    int rc = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? -ENOMEM
+             : shmchan_fanout_mode(mode)                          ? -EPROTONOSUPPORT
+                                                                  : -EBADMSG;
     if (creator && seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove_ids(seg->shmid, seg->semid);
     else if (creator) shm_unlink(seg->name);
     shmchan_segment_unmap(seg);

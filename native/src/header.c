@@ -42,7 +42,10 @@ int shmchan_capacity_valid(uint32_t capacity) {
 
 int shmchan_check_segment_options(const shmchan_segment_options_t *opt) {
   if (!shmchan_capacity_valid(opt->capacity)) return -EINVAL;
-  if (opt->mode != SHMCHAN_MODE_SPSC && opt->mode != SHMCHAN_MODE_MPSC) return -EINVAL;
+  if (opt->mode < SHMCHAN_MODE_SPSC || opt->mode > SHMCHAN_MODE_BROADCAST) return -EINVAL;
+  if (shmchan_fanout_mode(opt->mode) &&
+      (opt->max_consumers < 1 || opt->max_consumers > SHMCHAN_MAX_CONSUMERS || opt->overflow > SHMCHAN_OVERFLOW_OVERWRITE))
+    return -EINVAL;
   if (opt->max_message_size < 1 || opt->max_message_size > shmchan_max_message_limit(opt->capacity))
     return -EINVAL;
   if (opt->codec > SHMCHAN_CODEC_MSGPACK_RECORDS) return -EINVAL;
@@ -89,6 +92,10 @@ void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint
   *U64_AT(base, SHMCHAN_OFF_CREATOR) = (uint64_t)(uint32_t)getpid() & ((1u << SHMCHAN_OWNER_PID_BITS) - 1);
   *U64_AT(base, SHMCHAN_OFF_CREATED_MS) = epoch_ms();
   *U32_AT(base, SHMCHAN_OFF_PERMISSIONS) = opt->permissions;
+  if (shmchan_fanout_mode(opt->mode)) {
+    *U32_AT(base, SHMCHAN_OFF_MAX_CONSUMERS) = opt->mode == SHMCHAN_MODE_MPMC ? SHMCHAN_MAX_CONSUMERS : opt->max_consumers;
+    *U32_AT(base, SHMCHAN_OFF_OVERFLOW) = opt->overflow;
+  }
   *U32_AT(base, SHMCHAN_OFF_KEY) = key;
   memcpy(base + SHMCHAN_OFF_NAME, name, strlen(name) + 1);
   /* Everything above becomes visible to an opener no later than the magic. */
@@ -116,6 +123,8 @@ int shmchan_header_validate(const uint8_t *base, size_t mapped_size, size_t *seg
       .max_message_size = load_u32(base, SHMCHAN_OFF_MAX_MESSAGE),
       .codec = load_u32(base, SHMCHAN_OFF_CODEC),
       .permissions = load_u32(base, SHMCHAN_OFF_PERMISSIONS),
+      .max_consumers = load_u32(base, SHMCHAN_OFF_MAX_CONSUMERS),
+      .overflow = load_u32(base, SHMCHAN_OFF_OVERFLOW),
   };
   if (shmchan_check_segment_options(&opt) != 0) return -EBADMSG;
   uint64_t segment_size = load_u64(base, SHMCHAN_OFF_SEGMENT_SIZE);
@@ -126,4 +135,12 @@ int shmchan_header_validate(const uint8_t *base, size_t mapped_size, size_t *seg
   if (memchr(base + SHMCHAN_OFF_NAME, 0, SHMCHAN_NAME_MAX + 1) == NULL) return -EBADMSG;
   *segment_size_out = (size_t)segment_size;
   return 0;
+}
+
+int shmchan_fanout_mode(uint32_t mode) {
+  return mode == SHMCHAN_MODE_MPMC || mode == SHMCHAN_MODE_BROADCAST;
+}
+
+uint32_t shmchan_sysv_nsems(uint32_t mode) {
+  return shmchan_fanout_mode(mode) ? SHMCHAN_SYSV_NSEMS_FANOUT : SHMCHAN_SYSV_NSEMS;
 }

@@ -31,20 +31,35 @@ static uint64_t display_owner(void) {
 
 /* ---- the locks: one per role, and "open" ---------------------------------- */
 
-/* A role's lock: the creator, the consumer, or producer slot i. */
-enum { ROLE_CREATOR = 0, ROLE_CONSUMER = 1, ROLE_PRODUCER = 2 /* + slot */ };
+/* A role's lock: the creator, the consumer, producer slot i, or consumer slot i. */
+enum {
+  ROLE_CREATOR = 0,
+  ROLE_CONSUMER = 1,
+  ROLE_PRODUCER = 2, /* + slot */
+  ROLE_CONSUMERS = ROLE_PRODUCER + SHMCHAN_MAX_PRODUCERS /* + slot: MPMC, BROADCAST */
+};
+
+static uint32_t *consumer_word(const shmchan_segment_t *seg, uint32_t slot, uint32_t field) {
+  return U32_AT(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + field);
+}
+
+static uint32_t mode_of(const shmchan_segment_t *seg) {
+  return __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_MODE), __ATOMIC_RELAXED);
+}
 
 static int posix(const shmchan_segment_t *seg) {
   return seg->backend == SHMCHAN_BACKEND_POSIX;
 }
 
 static uint32_t lock_byte(int role) {
+  if (role >= ROLE_CONSUMERS) return SHMCHAN_LOCK_CONSUMERS + (uint32_t)(role - ROLE_CONSUMERS);
   return role == ROLE_CREATOR ? SHMCHAN_LOCK_CREATOR
          : role == ROLE_CONSUMER ? SHMCHAN_LOCK_CONSUMER
                                  : SHMCHAN_LOCK_PRODUCERS + (uint32_t)(role - ROLE_PRODUCER);
 }
 
 static unsigned short semaphore_of(int role) {
+  if (role >= ROLE_CONSUMERS) return (unsigned short)(SHMCHAN_SYSV_SEM_CONSUMERS + (unsigned)(role - ROLE_CONSUMERS));
   return (unsigned short)(SHMCHAN_SYSV_SEM_CREATOR + (unsigned)role);
 }
 
@@ -76,6 +91,8 @@ static int take_lock(shmchan_segment_t *seg, int role) {
 
 /* A role's owner word (pid for display; 0 once released). */
 static uint64_t role_word(const shmchan_segment_t *seg, int role) {
+  if (role >= ROLE_CONSUMERS)
+    return __atomic_load_n(consumer_word(seg, (uint32_t)(role - ROLE_CONSUMERS), SHMCHAN_CONSUMER_OWNER), __ATOMIC_ACQUIRE);
   uint32_t off = role == ROLE_CREATOR ? SHMCHAN_OFF_CREATOR
                  : role == ROLE_CONSUMER ? SHMCHAN_OFF_CONSUMER
                                          : SHMCHAN_OFF_PRODUCERS + (uint32_t)(role - ROLE_PRODUCER) * SHMCHAN_PRODUCER_SIZE;
@@ -101,6 +118,7 @@ static int held_by_other(const shmchan_segment_t *seg, int role) {
 }
 
 static int held_here(const shmchan_segment_t *seg, int role) {
+  if (role >= ROLE_CONSUMERS) return seg->consumer_slot == role - ROLE_CONSUMERS;
   return role == ROLE_CREATOR ? seg->creator
          : role == ROLE_CONSUMER ? seg->consumer_held
                                  : seg->producer_slot == role - ROLE_PRODUCER;
@@ -181,7 +199,29 @@ static void give_up_role(shmchan_segment_t *seg, uint64_t *owner, int role) {
   drop_lock(seg, role);
 }
 
+/* MPMC, BROADCAST: the first free (or dead) consumer slot below the channel's
+ * limit. A BROADCAST subscriber stores its owner word itself, after its cursor. */
+static int claim_consumer_slot(shmchan_segment_t *seg, uint32_t mode) {
+  if (seg->consumer_slot >= 0) return -EBUSY;
+  uint32_t max = load_u32(seg->base, SHMCHAN_OFF_MAX_CONSUMERS);
+  if (max < 1 || max > SHMCHAN_MAX_CONSUMERS) return -EBADMSG;
+  for (uint32_t i = 0; i < max; i++) {
+    int rc = take_lock(seg, ROLE_CONSUMERS + (int)i);
+    if (rc == -EAGAIN) continue;
+    if (rc != 0) return rc;
+    if (mode == SHMCHAN_MODE_MPMC) {
+      __atomic_add_fetch(consumer_word(seg, i, SHMCHAN_CONSUMER_GENERATION), 1, __ATOMIC_SEQ_CST);
+      __atomic_store_n(consumer_word(seg, i, SHMCHAN_CONSUMER_OWNER), (uint32_t)display_owner(), __ATOMIC_RELEASE);
+    }
+    seg->consumer_slot = (int)i;
+    return (int)i;
+  }
+  return -EUSERS;
+}
+
 int shmchan_claim_consumer(shmchan_segment_t *seg) {
+  uint32_t mode = mode_of(seg);
+  if (shmchan_fanout_mode(mode)) return claim_consumer_slot(seg, mode);
   if (seg->consumer_held) return -EBUSY;
   uint64_t previous = load_u64(seg->base, SHMCHAN_OFF_CONSUMER);
   int rc = take_role(seg, U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), ROLE_CONSUMER);
@@ -194,6 +234,13 @@ int shmchan_claim_consumer(shmchan_segment_t *seg) {
 }
 
 void shmchan_release_consumer(shmchan_segment_t *seg) {
+  int slot = seg->consumer_slot;
+  if (slot >= 0 && slot < (int)SHMCHAN_MAX_CONSUMERS) {
+    /* the owner word first: a releaser then no longer waits for this cursor */
+    __atomic_store_n(consumer_word(seg, (uint32_t)slot, SHMCHAN_CONSUMER_OWNER), 0, __ATOMIC_RELEASE);
+    drop_lock(seg, ROLE_CONSUMERS + slot);
+    seg->consumer_slot = -1;
+  }
   if (!seg->consumer_held) return;
   give_up_role(seg, U64_AT(seg->base, SHMCHAN_OFF_CONSUMER), ROLE_CONSUMER);
   seg->consumer_held = 0;
@@ -234,7 +281,16 @@ void shmchan_release_producer(shmchan_segment_t *seg) {
 }
 
 int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t generation) {
-  if (slot >= SHMCHAN_MAX_PRODUCERS) return 0;
+  if (slot >= SHMCHAN_MAX_PRODUCERS) {
+    uint32_t consumer = slot - SHMCHAN_MAX_PRODUCERS;
+    if (consumer >= SHMCHAN_MAX_CONSUMERS) return 0;
+    /* BROADCAST subscribers have no generation (their word holds the cursor) */
+    if (mode_of(seg) == SHMCHAN_MODE_MPMC) {
+      uint32_t current = __atomic_load_n(consumer_word(seg, consumer, SHMCHAN_CONSUMER_GENERATION), __ATOMIC_ACQUIRE);
+      if ((current & SHMCHAN_CLAIM_GENERATION_MASK) != (generation & SHMCHAN_CLAIM_GENERATION_MASK)) return 0;
+    }
+    return role_held(seg, ROLE_CONSUMERS + (int)consumer);
+  }
   uint32_t current = __atomic_load_n(producer_generation(seg, slot), __ATOMIC_ACQUIRE);
   return (current & SHMCHAN_CLAIM_GENERATION_MASK) == (generation & SHMCHAN_CLAIM_GENERATION_MASK) &&
          role_held(seg, ROLE_PRODUCER + (int)slot);
@@ -247,6 +303,7 @@ uint32_t shmchan_claim_marker(const shmchan_segment_t *seg) {
 }
 
 int shmchan_consumer_gone(shmchan_segment_t *seg) {
+  if (shmchan_fanout_mode(mode_of(seg))) return 0; /* many consumers: a dead one never stops producers */
   return load_u64(seg->base, SHMCHAN_OFF_CONSUMER) != 0 && !role_held(seg, ROLE_CONSUMER);
 }
 
@@ -264,7 +321,15 @@ void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out) {
     out->bytes_sent += load_u64(b, entry + SHMCHAN_PRODUCER_BYTES);
     if (role_held(seg, ROLE_PRODUCER + (int)i)) out->producers++;
   }
-  if (role_held(seg, ROLE_CONSUMER)) out->consumer_pid = shmchan_owner_pid(load_u64(b, SHMCHAN_OFF_CONSUMER));
+  if (shmchan_fanout_mode(mode_of(seg))) {
+    for (uint32_t i = 0; i < SHMCHAN_MAX_CONSUMERS; i++) {
+      if (!role_held(seg, ROLE_CONSUMERS + (int)i)) continue;
+      if (out->consumers++ == 0) out->consumer_pid = shmchan_owner_pid(*consumer_word(seg, i, SHMCHAN_CONSUMER_OWNER));
+    }
+  } else if (role_held(seg, ROLE_CONSUMER)) {
+    out->consumer_pid = shmchan_owner_pid(load_u64(b, SHMCHAN_OFF_CONSUMER));
+    out->consumers = 1;
+  }
   if (role_held(seg, ROLE_CREATOR)) out->creator_pid = shmchan_owner_pid(load_u64(b, SHMCHAN_OFF_CREATOR));
   out->ended = load_u32(b, SHMCHAN_OFF_ENDED);
 }

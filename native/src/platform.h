@@ -54,6 +54,7 @@ static inline void segment_reset(shmchan_segment_t *seg) {
   memset(seg, 0, sizeof *seg);
   seg->fd = -1;
   seg->producer_slot = -1;
+  seg->consumer_slot = -1;
 }
 
 /* Records the mapping that a create or an open has made and validated. */

@@ -26,6 +26,7 @@ typedef struct shmchan_segment {
   /* The roles this handle holds, kept by the role functions below. */
   int consumer_held;
   int producer_slot; /* -1: none */
+  int consumer_slot; /* MPMC and BROADCAST: the consumer slot held, -1: none */
   int creator;       /* this handle created the channel (and holds its creator lock) */
   int opened;        /* this handle holds its share of the "open" lock */
   /* POSIX only: the segment's file, open for the handle's lifetime; its
@@ -43,6 +44,8 @@ typedef struct shmchan_segment_options {
   uint32_t max_message_size; /* 1 .. shmchan_max_message_limit(capacity) */
   uint32_t codec;            /* SHMCHAN_CODEC_* */
   uint32_t permissions;      /* e.g. 0600 */
+  uint32_t max_consumers;    /* MPMC, BROADCAST: 1..SHMCHAN_MAX_CONSUMERS (0: 16; MPMC always 64) */
+  uint32_t overflow;         /* BROADCAST: SHMCHAN_OVERFLOW_* */
 } shmchan_segment_options_t;
 
 /* Checks a name (optional leading '/', then 1..200 of [A-Za-z0-9._-]). 0 or -EINVAL. */
@@ -147,7 +150,9 @@ static inline uint32_t shmchan_owner_pid(uint64_t owner) {
 }
 
 /* Claims the consumer role for this handle. A role whose holder died is taken
- * over. 0, or -EBUSY when a live handle (possibly this one) holds it. */
+ * over. 0, or -EBUSY when a live handle (possibly this one) holds it. MPMC and
+ * BROADCAST: claims a free or dead consumer slot (bumping its generation) and
+ * returns its index, or -EUSERS when max_consumers live handles hold one. */
 int shmchan_claim_consumer(shmchan_segment_t *seg);
 void shmchan_release_consumer(shmchan_segment_t *seg);
 
@@ -166,9 +171,15 @@ int64_t shmchan_recover_tail(shmchan_segment_t *seg);
 /* 1 when a consumer was attached and has died since (its slot still names it). */
 int shmchan_consumer_gone(shmchan_segment_t *seg);
 
+/* 1 for the fan-out modes (MPMC, BROADCAST), which have many consumers. */
+int shmchan_fanout_mode(uint32_t mode);
+/* The semaphores of a System V set for a channel of this mode. */
+uint32_t shmchan_sysv_nsems(uint32_t mode);
+
 /* MPSC: 1 when producer slot `slot` is held by a live handle and its generation
  * is `generation` (masked by SHMCHAN_CLAIM_GENERATION_MASK), i.e. a claim marker
- * naming them belongs to a producer that can still commit. */
+ * naming them belongs to a producer that can still commit. Slots
+ * SHMCHAN_MAX_PRODUCERS + i name consumer slot i (MPMC, BROADCAST). */
 int shmchan_claimant_alive(shmchan_segment_t *seg, uint32_t slot, uint32_t generation);
 
 /* The claim marker of this handle's producer slot (after a claim). */

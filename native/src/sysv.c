@@ -45,11 +45,12 @@ int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32
   /* Linux initialises every semaphore of a new set to 0, which is what wait.c
    * needs; the roles' semaphores start free, at 1. */
   seg->syscall = "semget";
-  int semid = semget((key_t)key, (int)SHMCHAN_SYSV_NSEMS, IPC_CREAT | IPC_EXCL | (int)opt->permissions);
+  uint32_t nsems = shmchan_sysv_nsems(opt->mode);
+  int semid = semget((key_t)key, (int)nsems, IPC_CREAT | IPC_EXCL | (int)opt->permissions);
   if (semid < 0) goto fail;
   seg->syscall = "semctl";
-  unsigned short values[SHMCHAN_SYSV_NSEMS] = {0};
-  for (unsigned i = SHMCHAN_SYSV_SEM_CREATOR; i < SHMCHAN_SYSV_NSEMS; i++) values[i] = 1; /* roles, sleeper slots: free */
+  unsigned short values[SHMCHAN_SYSV_NSEMS_FANOUT] = {0};
+  for (unsigned i = SHMCHAN_SYSV_SEM_CREATOR; i < nsems; i++) values[i] = 1; /* roles, sleeper slots, consumer slots: free */
   if (semctl(semid, 0, SETALL, (union semun){.array = values}) != 0) goto fail;
   seg->syscall = "shmat";
   void *base = shmat(shmid, NULL, 0);
@@ -101,7 +102,7 @@ static int find_semaphores(const uint8_t *base, uint32_t key, int *semid) {
   if ((uint32_t)found != load_u32(base, SHMCHAN_OFF_SEMID)) return -EBADMSG;
   struct semid_ds ds;
   if (semctl(found, 0, IPC_STAT, (union semun){.buf = &ds}) != 0) return -errno;
-  if (ds.sem_nsems != SHMCHAN_SYSV_NSEMS) return -EBADMSG;
+  if (ds.sem_nsems != shmchan_sysv_nsems(load_u32(base, SHMCHAN_OFF_MODE))) return -EBADMSG;
   *semid = found;
   return 0;
 }
@@ -235,7 +236,7 @@ static int shmchan_semaphores_of(uint32_t key) {
   int semid = semget((key_t)key, 0, 0);
   struct semid_ds ds;
   if (semid < 0 || semctl(semid, 0, IPC_STAT, (union semun){.buf = &ds}) != 0) return -1;
-  return ds.sem_nsems == SHMCHAN_SYSV_NSEMS ? semid : -1;
+  return ds.sem_nsems == SHMCHAN_SYSV_NSEMS || ds.sem_nsems == SHMCHAN_SYSV_NSEMS_FANOUT ? semid : -1;
 }
 
 int shmchan_segment_unlink_sysv(const char *name, uint32_t key) {

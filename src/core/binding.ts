@@ -32,8 +32,9 @@ export interface NativeSegment {
   buffer(): ArrayBuffer;
   /** System V: the key (unsigned) and the ids of the segment and its semaphore set. */
   ids(): { key: number; shmid: number; semid: number };
-  /** Throws EBUSY while another live handle holds the role. */
-  claimConsumer(): void;
+  /** Throws EBUSY while another live handle holds the role. 'mpmc', 'broadcast':
+   * the consumer slot taken; throws EUSERS when every allowed slot is held. */
+  claimConsumer(): number;
   /** The producer slot index. Throws EBUSY (spsc: the role is held) or EUSERS (mpsc: every slot is). */
   claimProducer(): number;
   /** SPSC: the tail a new producer starts from. */
@@ -67,6 +68,10 @@ export interface NativeCreateOptions {
   maxMessageSize: number;
   codec: number;
   permissions: number;
+  /** 'broadcast': subscribers at once, 1..64 (ignored by other modes). */
+  maxConsumers: number;
+  /** 'broadcast': OVERFLOW_*. */
+  overflow: number;
 }
 
 interface Binding {

@@ -18,12 +18,16 @@ import {
   nativeCode,
   roleTaken,
   timedOut,
+  tooManyConsumers,
   tooManyProducers,
 } from './errors';
-import { codecId, negotiateCodec, readHeader, type HeaderFields } from './header';
+import { BroadcastReader, BroadcastRoom } from './broadcast';
 import { closed, created, failed, opened, roleClaimed } from './diagnostics';
+import { Releaser } from './fanout';
+import { codecId, modeId, negotiateCodec, readHeader, type HeaderFields } from './header';
 import { closeAtExit, forgetAtExit } from './exit';
 import { channelInternals, type ChannelInternals } from './internals';
+import { MpmcReader, consumedPlan } from './mpmc';
 import { MpscReader, MpscWriter } from './mpsc';
 import {
   connectSettings,
@@ -34,7 +38,9 @@ import {
   waitOptions,
   type Backend,
   type CreateOptions,
+  type From,
   type Mode,
+  type Overflow,
   type OpenOptions,
   type OpenSettings,
   type WaitOptions,
@@ -84,6 +90,10 @@ export class Channel<T = unknown> {
   readonly maxMessageSize: number;
   /** Whether messages are msgpackr records over the channel's shared structures. */
   readonly records: boolean;
+  /** 'broadcast': what producers do when the slowest subscriber is a full lap behind. */
+  readonly overflow: Overflow;
+  /** 'broadcast': where this handle starts to read. */
+  private readonly from: From;
 
   private segment: NativeSegment | undefined;
   private readonly ring: RingMemory;
@@ -96,7 +106,7 @@ export class Channel<T = unknown> {
   private writer: SpscWriter | MpscWriter | undefined;
   /** The producer slot this handle holds, once it produces. */
   private slot = -1;
-  private reader: SpscReader | MpscReader | undefined;
+  private reader: SpscReader | MpscReader | MpmcReader | BroadcastReader | undefined;
 
   private constructor(
     name: string,
@@ -105,8 +115,11 @@ export class Channel<T = unknown> {
     codec: Codec<T>,
     spinMicros: number,
     unlinkOnClose: boolean,
+    from: From,
   ) {
     this.name = name;
+    this.overflow = fields.overflow;
+    this.from = from;
     this.segment = segment;
     this.records = fields.codec === L.CODEC_MSGPACK_RECORDS;
     if (this.records) {
@@ -151,14 +164,17 @@ export class Channel<T = unknown> {
     const settings = createSettings<T>(name, options);
     const segment = createSegment(settings, {
       capacity: settings.capacity,
-      mode: settings.mode === 'mpsc' ? L.MODE_MPSC : L.MODE_SPSC,
+      mode: modeId(settings.mode),
       maxMessageSize: settings.maxMessageSize,
       codec: codecId(settings.codec.kind, settings.records),
       permissions: settings.permissions,
+      maxConsumers: settings.maxConsumers,
+      overflow: settings.overflow === 'overwrite' ? L.OVERFLOW_OVERWRITE : L.OVERFLOW_BLOCK,
     }, settings.replaceStale);
     const { channel } = settings;
     try {
-      return created(new Channel<T>(channel, segment, readHeader(channel, segment.buffer()), settings.codec, settings.spinMicros, settings.unlinkOnClose));
+      const fields = readHeader(channel, segment.buffer());
+      return created(new Channel<T>(channel, segment, fields, settings.codec, settings.spinMicros, settings.unlinkOnClose, settings.from));
     } catch (error) {
       const removal = removalOf(settings.key === undefined ? 'posix' : 'sysv', channel, segment);
       segment.close();
@@ -203,7 +219,7 @@ export class Channel<T = unknown> {
     try {
       const fields = readHeader(channel, segment.buffer());
       const codec = negotiateCodec<T>(channel, fields.codec, settings.codec);
-      return new Channel<T>(channel, segment, fields, codec, settings.spinMicros, settings.unlinkOnClose);
+      return new Channel<T>(channel, segment, fields, codec, settings.spinMicros, settings.unlinkOnClose, settings.from);
     } catch (error) {
       segment.close();
       throw error;
@@ -420,6 +436,13 @@ export class Channel<T = unknown> {
     this.structures?.producerClaimed(marker);
     if (this.mode === 'mpsc') {
       this.writer = new MpscWriter(this.ring, slot, marker);
+    } else if (this.mode === 'mpmc' || this.mode === 'broadcast') {
+      const releaser = new Releaser(this.ring, () => marker);
+      const room =
+        this.mode === 'mpmc'
+          ? () => releaser.release(consumedPlan, true)
+          : ((broadcast) => (need: number) => broadcast.make(need))(new BroadcastRoom(this.ring, releaser, this.overflow === 'overwrite'));
+      this.writer = new MpscWriter(this.ring, slot, marker, room);
     } else {
       let tail: number;
       try {
@@ -627,7 +650,7 @@ export class Channel<T = unknown> {
         return value === EMPTY ? AGAIN : value;
       },
       check: () => void this.live(),
-      sliceMs: () => (this.reader instanceof MpscReader && this.reader.waitingOnClaim ? 2 : undefined),
+      sliceMs: () => (this.reader !== undefined && !(this.reader instanceof SpscReader) && this.reader.waitingOnClaim ? 2 : undefined),
       onTimeout: () => timedOut(`channel '${this.name}': no message arrived before the timeout`),
       onSleepFailure: (rc) => this.sleepError(rc),
     };
@@ -643,9 +666,10 @@ export class Channel<T = unknown> {
     return errorFromErrno('ESHUTDOWN', { channel: this.name });
   }
 
-  private consumer(): SpscReader | MpscReader {
+  private consumer(): SpscReader | MpscReader | MpmcReader | BroadcastReader {
     const segment = this.live();
     if (this.reader !== undefined) return this.reader;
+    if (this.mode === 'mpmc' || this.mode === 'broadcast') return (this.reader = this.fanoutConsumer(segment));
     const takingOver = segment.consumerGone();
     try {
       segment.claimConsumer();
@@ -657,6 +681,23 @@ export class Channel<T = unknown> {
     return this.reader;
   }
 
+  /** A consumer slot of an 'mpmc' or 'broadcast' channel, and its reader. */
+  private fanoutConsumer(segment: NativeSegment): MpmcReader | BroadcastReader {
+    let slot: number;
+    try {
+      slot = segment.claimConsumer();
+    } catch (error) {
+      if (nativeCode(error) === 'EUSERS') throw tooManyConsumers(this.name, Atomics.load(this.ring.i32, L.OFF_MAX_CONSUMERS >> 2));
+      throw fromNative(error, { channel: this.name });
+    }
+    try {
+      if (this.mode === 'mpmc') return new MpmcReader(this.ring, slot);
+      return new BroadcastReader(this.ring, slot, this.from, this.overflow === 'overwrite');
+    } catch (error) {
+      throw this.dataPathError(error);
+    }
+  }
+
   // ---- internal: for features built on the ring (see internals.ts) ----
 
   [channelInternals](): ChannelInternals {
@@ -665,7 +706,11 @@ export class Channel<T = unknown> {
       mode: this.mode,
       records: this.records,
       ring: this.ring,
-      consumer: () => this.consumer(),
+      consumer: () => {
+        const reader = this.consumer();
+        if (reader instanceof SpscReader || reader instanceof MpscReader) return reader;
+        throw invalidArg(`channel '${this.name}': the NATS bridge does not carry mode '${this.mode}' yet`);
+      },
       producer: () => {
         this.producer();
         return this.slot;
@@ -693,7 +738,7 @@ export class Channel<T = unknown> {
 
   /** The channel's counters, and who is attached (pids are null when none). */
   stats(): ChannelStats {
-    return channelStats(this.live().stats());
+    return channelStats(this.live().stats(), this.reader instanceof BroadcastReader ? this.reader.messagesLost : 0);
   }
 
   /** Releases this handle's roles and mapping; the creator also removes the name

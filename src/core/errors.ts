@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'ERR_ENDED'
   | 'ERR_ROLE_TAKEN'
   | 'ERR_TOO_MANY_PRODUCERS'
+  | 'ERR_TOO_MANY_CONSUMERS'
+  | 'ERR_LAGGED'
   | 'ERR_PEER_GONE'
   | 'ERR_CORRUPT'
   | 'ERR_INCOMPATIBLE'
@@ -36,13 +38,16 @@ export class ShmChanError extends Error {
   readonly errno?: string;
   /** For errors from a system call: the call, e.g. 'ftruncate'. */
   readonly syscall?: string;
+  /** ERR_LAGGED: how many messages this subscriber missed. */
+  readonly lost?: number;
 
-  constructor(code: ErrorCode, message: string, details: { errno?: string; syscall?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, details: { errno?: string; syscall?: string; cause?: unknown; lost?: number } = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'ShmChanError';
     this.code = code;
     if (details.errno !== undefined) this.errno = details.errno;
     if (details.syscall !== undefined) this.syscall = details.syscall;
+    if (details.lost !== undefined) this.lost = details.lost;
   }
 }
 
@@ -197,11 +202,24 @@ export class DecodeFailure extends Error {
 /** Thrown by a producer whose claim came after end(): nothing was sent. */
 export class StreamEnded extends Error {}
 
+/** Thrown by a broadcast subscriber that producers overtook ('overwrite'). */
+export class Lagged extends Error {
+  constructor(readonly lost: number) {
+    super('lagged');
+  }
+}
+
 /** A failure inside the data path as a ShmChanError naming the channel. Anything
  * not listed came from the codec's encode: ERR_ENCODE. */
 export function dataPathError(error: unknown, channel: string, maxMessageSize: number): ShmChanError {
   if (error instanceof ShmChanError) return error;
   if (error instanceof StreamEnded) return errorFromErrno('ESHUTDOWN', { channel });
+  if (error instanceof Lagged)
+    return new ShmChanError(
+      'ERR_LAGGED',
+      `channel '${channel}': this subscriber fell a full lap behind and ${error.lost} messages were overwritten before it read them; it goes on from the oldest message still in the ring (read faster, or create the channel with a larger capacity)`,
+      { lost: error.lost },
+    );
   if (error instanceof CorruptRing)
     return new ShmChanError('ERR_CORRUPT', `channel '${channel}' is corrupt (${error.message}); remove and recreate it`);
   if (error instanceof MessageTooLarge)
@@ -298,6 +316,12 @@ export function corrupt(channel: string, detail: string): ShmChanError {
 export function roleTaken(channel: string, role: string, who: string, rule: string): ShmChanError {
   return new ShmChanError('ERR_ROLE_TAKEN', `channel '${channel}' already has a ${role} (${who}); ${rule}: close that handle first`, {
     errno: 'EBUSY',
+  });
+}
+
+export function tooManyConsumers(channel: string, max: number): ShmChanError {
+  return new ShmChanError('ERR_TOO_MANY_CONSUMERS', `channel '${channel}' already has ${max} live consumers, its limit; close one first (or create the channel with a larger maxConsumers)`, {
+    errno: 'EUSERS',
   });
 }
 

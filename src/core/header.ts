@@ -6,7 +6,7 @@ import { native } from './binding';
 import * as L from './layout';
 import { makeCodec, type Codec, type CodecKind, type CodecOption } from './codec';
 import { corrupt, incompatible, invalidArg } from './errors';
-import type { Backend, Mode } from './options';
+import type { Backend, Mode, Overflow } from './options';
 
 /** The header fields a handle relies on. */
 export interface HeaderFields {
@@ -16,6 +16,25 @@ export interface HeaderFields {
   maxMessageSize: number;
   /** The codec id (CODEC_*). */
   codec: number;
+  /** 'broadcast': what producers do when the slowest subscriber is a lap behind. */
+  overflow: Overflow;
+}
+
+const modeOfId: Readonly<Record<number, Mode>> = {
+  [L.MODE_SPSC]: 'spsc',
+  [L.MODE_MPSC]: 'mpsc',
+  [L.MODE_MPMC]: 'mpmc',
+  [L.MODE_BROADCAST]: 'broadcast',
+};
+
+/** The mode a validated header's id names. */
+export function modeOf(id: number): Mode {
+  return modeOfId[id] ?? 'spsc';
+}
+
+/** What the header stores for a mode. */
+export function modeId(mode: Mode): number {
+  return mode === 'mpsc' ? L.MODE_MPSC : mode === 'mpmc' ? L.MODE_MPMC : mode === 'broadcast' ? L.MODE_BROADCAST : L.MODE_SPSC;
 }
 
 export function readHeader(channel: string, buffer: ArrayBuffer): HeaderFields {
@@ -27,14 +46,16 @@ export function readHeader(channel: string, buffer: ArrayBuffer): HeaderFields {
   const maxMessageSize = header[L.OFF_MAX_MESSAGE >> 2];
   const codec = header[L.OFF_CODEC >> 2];
   const backend = header[L.OFF_BACKEND >> 2] === L.BACKEND_SYSV ? 'sysv' : 'posix';
+  const overflow = header[L.OFF_OVERFLOW >> 2];
   if (
-    (mode !== L.MODE_SPSC && mode !== L.MODE_MPSC) ||
+    modeOfId[mode] === undefined ||
+    overflow > L.OVERFLOW_OVERWRITE ||
     maxMessageSize < 1 ||
     maxMessageSize > native.maxMessageLimit(capacity) ||
     codec > L.CODEC_MSGPACK_RECORDS
   )
     throw corrupt(channel, 'its header changed while it was being opened');
-  return { mode: mode === L.MODE_MPSC ? 'mpsc' : 'spsc', backend, capacity, maxMessageSize, codec };
+  return { mode: modeOfId[mode], backend, capacity, maxMessageSize, codec, overflow: overflow === L.OVERFLOW_OVERWRITE ? 'overwrite' : 'block' };
 }
 
 // ---- codec ids ----

@@ -10,6 +10,8 @@ export const MIN_CAPACITY = 4096;
 export const MAX_CAPACITY = 1073741824;
 export const NAME_MAX = 200;
 export const MAX_PRODUCERS = 64;
+/** MPMC and BROADCAST */
+export const MAX_CONSUMERS = 64;
 /** u32 */
 export const OFF_MAGIC = 0;
 /** u32 */
@@ -62,6 +64,12 @@ export const OFF_DATA_WAITERS = 388;
 export const OFF_SPACE_SEQ = 512;
 /** u32: producers announced as sleeping */
 export const OFF_SPACE_WAITERS = 516;
+/** u32: consumer slots in use, 1..SHMCHAN_MAX_CONSUMERS; set at creation */
+export const OFF_MAX_CONSUMERS = 640;
+/** u32: BROADCAST: SHMCHAN_OVERFLOW_*; set at creation */
+export const OFF_OVERFLOW = 644;
+/** u32: the marker of the handle moving the head, 0 = free */
+export const OFF_RELEASE_LOCK = 648;
 /** char[256]: NUL-terminated, without the leading '/' */
 export const OFF_NAME = 768;
 export const OFF_PRODUCERS = 1024;
@@ -82,6 +90,12 @@ export const PRODUCER_CHECKPOINT_SOURCE = 36;
 export const PRODUCER_IN_FLIGHT_SEQ = 40;
 /** u32 */
 export const PRODUCER_GENERATION = 48;
+/** u32: the holder's pid (display); 0 = free, or dropped */
+export const CONSUMER_OWNER = 52;
+/** u32, MPMC: bumped by every new holder, as for producers */
+export const CONSUMER_GENERATION = 56;
+/** u64, BROADCAST: cursor | lost << 32, changed in one CAS: the subscriber's next position (u32) and the messages releasers have pushed it past, free-running (u32) */
+export const CONSUMER_POSITION = 56;
 /** the consumer waits for a record */
 export const WAIT_DATA = 0;
 /** producers wait for room */
@@ -99,6 +113,8 @@ export const SYSV_SEM_CONSUMER = 131;
 export const SYSV_SEM_PRODUCERS = 132;
 export const SYSV_SEM_SLEEPER_LOCKS = 196;
 export const SYSV_NSEMS = 324;
+export const SYSV_SEM_CONSUMERS = 324;
+export const SYSV_NSEMS_FANOUT = 388;
 /** u64[2][SHMCHAN_SYSV_SLOTS]: data line, then space line */
 export const OFF_SLEEPERS = 5120;
 /** u32: claim marker of the writer, 0 = free */
@@ -112,6 +128,14 @@ export const STRUCTURES_SIZE = 2032;
 export const MAX_STRUCTURES = 32;
 export const MODE_SPSC = 1;
 export const MODE_MPSC = 2;
+/** competing consumers: each message to one of them */
+export const MODE_MPMC = 3;
+/** every subscriber gets every message */
+export const MODE_BROADCAST = 4;
+/** producers wait for the slowest live subscriber */
+export const OVERFLOW_BLOCK = 0;
+/** producers never wait; lapped subscribers lose messages */
+export const OVERFLOW_OVERWRITE = 1;
 export const CODEC_RAW = 0;
 export const CODEC_MSGPACK = 1;
 export const CODEC_CUSTOM = 2;
@@ -122,11 +146,16 @@ export const BACKEND_SYSV = 2;
 export const RECORD_HEADER = 8;
 export const RECORD_DATA = 1;
 export const RECORD_PADDING = 2;
+/** MPMC: a data record its consumer has returned */
+export const RECORD_CONSUMED = 3;
 export const CLAIM_FLAG = 0x80000000;
 export const CLAIM_SLOT_SHIFT = 22;
 export const CLAIM_GENERATION_MASK = 4194303;
+export const CONSUMER_FLAG = 0x40000000;
 export const LOCK_OPEN = 0;
 export const LOCK_CREATOR = 1;
 export const LOCK_CONSUMER = 2;
 export const LOCK_PRODUCERS = 64;
+/** + consumer slot, MPMC and BROADCAST */
+export const LOCK_CONSUMERS = 128;
 export const OWNER_PID_BITS = 22;

@@ -40,7 +40,7 @@ const CONTENDED_CHECKS = 256;
  * after end(), and a dead producer's claim. The final length is set by CAS, so
  * the consumer and the producer can both finish it and neither writes late.
  */
-function finishAsPadding(ring: RingMemory, idx: number, need: number): void {
+export function finishAsPadding(ring: RingMemory, idx: number, need: number): void {
   const { i32, capacity } = ring;
   const toEnd = capacity - idx;
   if (need > toEnd && Atomics.load(i32, ring.lengthIndex(0)) === 0) {
@@ -78,6 +78,8 @@ export class MpscWriter {
     private readonly ring: RingMemory,
     slot: number,
     marker: number,
+    /** Fan-out modes: frees room when the ring is full (moves the head), true if it did. */
+    private readonly makeRoom?: (need: number) => boolean,
   ) {
     this.cachedHead = Atomics.load(ring.i32, HEAD) >>> 0;
     this.marker = marker;
@@ -195,9 +197,16 @@ export class MpscWriter {
         throw new CorruptRing('the consumer cursor is ahead of the producer cursor');
       }
       if (capacity - used >= need) return true;
-      if (refreshed) return false;
+      if (refreshed) return this.makeRoom !== undefined && this.roomMade(tail, need);
       this.cachedHead = loadWord(this.ring.i32, HEAD) >>> 0;
     }
+  }
+
+  private roomMade(tail: number, need: number): boolean {
+    if (!this.makeRoom!(need)) return false;
+    this.cachedHead = loadWord(this.ring.i32, HEAD) >>> 0;
+    const used = (tail - this.cachedHead) >>> 0;
+    return used <= this.ring.capacity && this.ring.capacity - used >= need;
   }
 
   /** The header at the tail is taken: help its claimant move the tail on, or take

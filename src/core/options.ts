@@ -8,8 +8,14 @@ import { rejectKey, sysvKey, type SysvKey } from './sysv';
 
 /** Where a channel lives: 'posix' (shm_open, /dev/shm/NAME, futexes) or 'sysv' (shmget and a semaphore set, under a key). */
 export type Backend = 'posix' | 'sysv';
-/** Who may send and receive: 'spsc' one producer at a time, 'mpsc' up to 64; one consumer either way. */
-export type Mode = 'spsc' | 'mpsc';
+/** Who may send and receive: 'spsc' one producer and one consumer; 'mpsc' up to 64
+ * producers and one consumer; 'mpmc' competing consumers (a work queue);
+ * 'broadcast' every subscriber gets every message. */
+export type Mode = 'spsc' | 'mpsc' | 'mpmc' | 'broadcast';
+/** 'broadcast': what producers do when the slowest subscriber is a full lap behind. */
+export type Overflow = 'block' | 'overwrite';
+/** 'broadcast': where a new subscriber starts. */
+export type From = 'latest' | 'oldest';
 
 /** The options of Channel.create. An option name not listed here throws ERR_INVALID_ARG. */
 export interface CreateOptions<T = unknown> {
@@ -42,6 +48,11 @@ export interface CreateOptions<T = unknown> {
    * in the segment, instead of in every message. Faster and smaller, but the bytes
    * are no longer plain MessagePack (see the README). Default false. */
   records?: boolean;
+  /** 'broadcast' only: how many subscribers at once, 1..64. Default 16. */
+  maxConsumers?: number;
+  /** 'broadcast' only: 'block' (default) makes producers wait for the slowest live
+   * subscriber; 'overwrite' never waits, and a lapped subscriber gets ERR_LAGGED. */
+  overflow?: Overflow;
 }
 
 /** The options of Channel.open and Channel.connect. Capacity, mode and codec come from the channel's header. */
@@ -61,6 +72,9 @@ export interface OpenOptions<T = unknown> {
   unlinkOnClose?: boolean;
   /** How long a waiting call spins before it sleeps, in microseconds. Default 50. */
   spinMicros?: number;
+  /** 'broadcast' only: 'latest' (default) receives what is sent after the first
+   * receiving call; 'oldest' also what is still in the ring. */
+  from?: From;
 }
 
 /** The options of a call that may wait: send, receive and their relatives. */
@@ -96,9 +110,23 @@ export function optionsObject(options: unknown, known: readonly string[]): Recor
 const placeOptions = ['backend', 'key'] as const;
 /** The option names of each call, for optionsObject. */
 export const optionNames = {
-  create: [...placeOptions, 'capacity', 'mode', 'permissions', 'codec', 'maxMessageSize', 'unlinkOnClose', 'spinMicros', 'records', 'replaceStale'],
-  open: [...placeOptions, 'codec', 'timeout', 'unlinkOnClose', 'spinMicros'],
-  connect: [...placeOptions, 'codec', 'timeout', 'unlinkOnClose', 'spinMicros', 'signal'],
+  create: [
+    ...placeOptions,
+    'capacity',
+    'mode',
+    'permissions',
+    'codec',
+    'maxMessageSize',
+    'unlinkOnClose',
+    'spinMicros',
+    'records',
+    'replaceStale',
+    'maxConsumers',
+    'overflow',
+    'from',
+  ],
+  open: [...placeOptions, 'codec', 'timeout', 'unlinkOnClose', 'spinMicros', 'from'],
+  connect: [...placeOptions, 'codec', 'timeout', 'unlinkOnClose', 'spinMicros', 'signal', 'from'],
   unlink: placeOptions,
   wait: ['timeout', 'signal'],
 } as const;
@@ -187,12 +215,29 @@ export interface CreateSettings<T> extends Place {
   replaceStale: boolean;
   codec: Codec<T>;
   records: boolean;
+  maxConsumers: number;
+  overflow: Overflow;
+  from: From;
+}
+
+const MODES: readonly Mode[] = ['spsc', 'mpsc', 'mpmc', 'broadcast'];
+const DEFAULT_MAX_CONSUMERS = 16;
+
+/** One of `choices`, or the first when the option is left out. */
+function choiceOption<C extends string>(options: Record<string, unknown>, key: string, choices: readonly C[]): C {
+  const value = options[key] === undefined ? choices[0] : options[key];
+  if (!choices.includes(value as C)) throw invalidArg(`${key} must be ${choices.map((c) => `'${c}'`).join(' or ')}, got ${describe(value)}`);
+  return value as C;
 }
 
 export function createSettings<T>(name: unknown, options: unknown): CreateSettings<T> {
   const { place, o } = placeOf(name, options, optionNames.create);
-  const mode = o.mode === undefined ? 'spsc' : o.mode;
-  if (mode !== 'spsc' && mode !== 'mpsc') throw invalidArg(`mode must be 'spsc' or 'mpsc', got ${describe(mode)}`);
+  const mode = choiceOption(o, 'mode', MODES);
+  if (mode !== 'broadcast' && (o.maxConsumers !== undefined || o.overflow !== undefined || o.from !== undefined))
+    throw invalidArg(`maxConsumers, overflow and from are options of mode 'broadcast', not '${mode}'`);
+  const maxConsumers = integerOption(o, 'maxConsumers', DEFAULT_MAX_CONSUMERS, 1, L.MAX_CONSUMERS);
+  const overflow = choiceOption<Overflow>(o, 'overflow', ['block', 'overwrite']);
+  const from = choiceOption<From>(o, 'from', ['latest', 'oldest']);
   const capacity = roundCapacity(integerOption(o, 'capacity', DEFAULT_CAPACITY, 1, L.MAX_CAPACITY));
   const limit = native.maxMessageLimit(capacity);
   const maxMessageSize = integerOption(o, 'maxMessageSize', Math.min(limit, capacity / 4), 1, limit);
@@ -204,7 +249,7 @@ export function createSettings<T>(name: unknown, options: unknown): CreateSettin
   const records = booleanOption(o, 'records', false);
   if (records && codec.kind !== 'msgpack')
     throw invalidArg(`records: true needs the 'msgpack' codec, not '${codec.kind}' (records are msgpackr's)`);
-  return { ...place, mode, capacity, maxMessageSize, permissions, spinMicros, unlinkOnClose, replaceStale, codec, records };
+  return { ...place, mode, capacity, maxMessageSize, permissions, spinMicros, unlinkOnClose, replaceStale, codec, records, maxConsumers, overflow, from };
 }
 
 export interface OpenSettings<T> extends Place {
@@ -213,6 +258,7 @@ export interface OpenSettings<T> extends Place {
   spinMicros: number;
   unlinkOnClose: boolean;
   codec: CodecOption<T> | undefined;
+  from: From;
 }
 
 export function openSettings<T>(name: unknown, options: unknown, known: readonly string[] = optionNames.open): OpenSettings<T> {
@@ -222,7 +268,8 @@ export function openSettings<T>(name: unknown, options: unknown, known: readonly
   const unlinkOnClose = booleanOption(o, 'unlinkOnClose', false);
   const codec = o.codec as CodecOption<T> | undefined;
   if (codec !== undefined) makeCodec(codec); // reject a bad codec before touching anything
-  return { ...place, timeout, spinMicros, unlinkOnClose, codec };
+  const from = choiceOption<From>(o, 'from', ['latest', 'oldest']);
+  return { ...place, timeout, spinMicros, unlinkOnClose, codec, from };
 }
 
 /** Channel.connect's: open's, and a signal. */

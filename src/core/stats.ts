@@ -16,17 +16,26 @@ export interface ChannelStats {
   bytesReceived: number;
   /** Live producers (handles holding the producer role). */
   producers: number;
+  /** Live consumers (subscribers in 'broadcast'). */
+  consumers: number;
   /** The pid of the live consumer, or null: for display only (liveness is kept by the kernel). */
   consumerPid: number | null;
   /** The pid of the creator while it has the channel open, or null: for display only. */
   creatorPid: number | null;
   /** Whether end() was called: no more messages can be sent. */
   ended: boolean;
+  /** 'broadcast' with overflow 'overwrite': messages overwritten before this handle read them. */
+  messagesLost: number;
 }
 
 /** What the native core reports: the same, with 0 for no process. */
-export type NativeStats = Omit<ChannelStats, 'consumerPid' | 'creatorPid'> & { consumerPid: number; creatorPid: number };
+export type NativeStats = Omit<ChannelStats, 'consumerPid' | 'creatorPid' | 'messagesLost'> & { consumerPid: number; creatorPid: number };
 
-export function channelStats(s: NativeStats): ChannelStats {
-  return { ...s, consumerPid: s.consumerPid === 0 ? null : s.consumerPid, creatorPid: s.creatorPid === 0 ? null : s.creatorPid };
+export function channelStats(s: NativeStats, messagesLost = 0): ChannelStats {
+  return {
+    ...s,
+    consumerPid: s.consumerPid === 0 ? null : s.consumerPid,
+    creatorPid: s.creatorPid === 0 ? null : s.creatorPid,
+    messagesLost,
+  };
 }

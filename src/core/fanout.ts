@@ -1,0 +1,275 @@
+// What the two fan-out modes ('mpmc', 'broadcast') share: consumer slots, the
+// markers that name a producer or a consumer, and moving the head. Producers
+// write records exactly as in MPSC (mpsc.ts); in these modes no single consumer
+// owns the head, so it moves only under a lock word, by whichever handle holds
+// it (docs/protocol.md, "Fan-out").
+import * as L from './layout';
+import { CorruptRing } from './errors';
+import { finishAsPadding } from './mpsc';
+import { EMPTY, ENDED, addCounter, align8, producerEntry, type RingMemory } from './ring';
+import { loadWord } from './words';
+
+const HEAD = L.OFF_HEAD >> 2;
+const TAIL = L.OFF_TAIL >> 2;
+const RELEASING = L.OFF_RELEASING >> 2;
+const LOCK = L.OFF_RELEASE_LOCK >> 2;
+const SLOT_MASK = L.MAX_CONSUMERS - 1;
+
+/** Word indexes of consumer slot `slot` (it lives in producer entry `slot`, see shmchan.h). */
+export function consumerWords(slot: number): { owner: number; generation: number; position: number } {
+  const entry = producerEntry(slot);
+  return { owner: (entry + L.CONSUMER_OWNER) >> 2, generation: (entry + L.CONSUMER_GENERATION) >> 2, position: (entry + L.CONSUMER_POSITION) >> 3 };
+}
+
+/** A consumer's marker: its slot and the generation the slot had when it took it. */
+export function consumerMarker(slot: number, generation: number): number {
+  return (L.CONSUMER_FLAG | (slot << L.CLAIM_SLOT_SHIFT) | (generation & L.CLAIM_GENERATION_MASK)) | 0;
+}
+
+/** Whether a word (a record's type, the release lock) holds a consumer's marker. */
+export function isConsumerMarker(word: number): boolean {
+  return (word & L.CLAIM_FLAG) === 0 && (word & L.CONSUMER_FLAG) !== 0;
+}
+
+/** Whether the producer or consumer a marker names still holds its slot in that generation. */
+export function markerAlive(ring: RingMemory, marker: number): boolean {
+  const slot = (marker >>> L.CLAIM_SLOT_SHIFT) & SLOT_MASK;
+  const generation = marker & L.CLAIM_GENERATION_MASK;
+  if (isConsumerMarker(marker)) return ring.segment.claimantAlive(L.MAX_PRODUCERS + slot, generation);
+  if ((marker & L.CLAIM_FLAG) !== 0) return ring.segment.claimantAlive(slot, generation);
+  return false; // not a marker at all: nobody holds it
+}
+
+/** A data record's type word: DATA, or the marker of the producer that committed it. */
+export function isDataType(type: number): boolean {
+  return type === L.RECORD_DATA || (type & L.CLAIM_FLAG) !== 0;
+}
+
+/** The header words of a committed record at ring index idx, checked. */
+export function checkRecord(ring: RingMemory, idx: number, length: number, type: number): void {
+  if (type === L.RECORD_PADDING) {
+    if (length % 8 !== 0 || idx + length > ring.capacity) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
+    return;
+  }
+  const payload = length - L.RECORD_HEADER;
+  if (payload < 0 || payload > ring.maxMessageSize || idx + align8(length) > ring.capacity)
+    throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
+}
+
+/** How far a release may go, and what it may pass. */
+export interface ReleasePlan {
+  /** Whether a committed record of this type may be released. */
+  passes(type: number): boolean;
+  /** Whether it counts as a received message (the header's counters). */
+  counts(type: number): boolean;
+  /** The position the release must not pass (the tail, or the slowest subscriber). */
+  bound: number;
+  /** Stop once this many bytes are free (overwrite); 0: go as far as the bound. */
+  room: number;
+  /** Called with the range released, before it is zeroed (broadcast 'overwrite' pushes subscribers). */
+  beforeZeroing?(from: number, to: number, boundaries: Boundaries): void;
+}
+
+/** The records a release passed: their positions, and how many data records came before each. */
+export interface Boundaries {
+  positions: number[];
+  dataBefore: number[];
+  data: number;
+}
+
+/**
+ * Moves the head: under the release lock, stores how far it goes in RELEASING,
+ * zeroes the released bytes (free ring bytes are always zero), then stores the
+ * head. A holder that died is replaced, and what it left half done is finished.
+ */
+export class Releaser {
+  constructor(
+    private readonly ring: RingMemory,
+    private readonly marker: () => number,
+  ) {}
+
+  /** The current head, checked against the tail. */
+  head(): number {
+    const head = loadWord(this.ring.i32, HEAD) >>> 0;
+    const tail = Atomics.load(this.ring.i32, TAIL) >>> 0;
+    if ((tail - head) >>> 0 > this.ring.capacity) throw new CorruptRing(`the head (${head}) is ahead of the tail (${tail})`);
+    return head;
+  }
+
+  /** Where the oldest intact record is: RELEASING (bytes before it may be zeroed
+   * already), checked to lie between the head and the tail. */
+  oldest(releasing: number): number {
+    const head = this.head();
+    const tail = Atomics.load(this.ring.i32, TAIL) >>> 0;
+    if ((releasing - head) >>> 0 > (tail - head) >>> 0) throw new CorruptRing(`a release up to ${releasing}, outside the head (${head}) and the tail (${tail})`);
+    return releasing;
+  }
+
+  /**
+   * Releases what the plan allows. `takeOver`: when the lock is held, ask whether
+   * its holder lives (a system call) and take it from a dead one; otherwise give
+   * up at once, the holder releasing for everyone. True when the head moved.
+   */
+  release(plan: (head: number, tail: number) => ReleasePlan, takeOver: boolean): boolean {
+    const me = this.marker();
+    if (!this.lock(me, takeOver)) return false;
+    try {
+      return this.releaseLocked(plan, takeOver);
+    } finally {
+      Atomics.compareExchange(this.ring.i32, LOCK, me, 0);
+    }
+  }
+
+  private lock(me: number, takeOver: boolean): boolean {
+    const i32 = this.ring.i32;
+    const held = Atomics.compareExchange(i32, LOCK, 0, me);
+    if (held === 0) return true;
+    if (!takeOver || (held !== me && markerAlive(this.ring, held))) return false;
+    return Atomics.compareExchange(i32, LOCK, held, me) === held;
+  }
+
+  /** `needRoom`: a producer without room, which also clears dead producers' claims on its way. */
+  private releaseLocked(makePlan: (head: number, tail: number) => ReleasePlan, needRoom: boolean): boolean {
+    const { i32, capacity, mask } = this.ring;
+    const head = loadWord(i32, HEAD) >>> 0;
+    const releasing = loadWord(i32, RELEASING) >>> 0;
+    const tail = Atomics.load(i32, TAIL) >>> 0;
+    const used = (tail - head) >>> 0;
+    if (used > capacity || (head & 7) !== 0) throw new CorruptRing(`a head of ${head} with the tail at ${tail}`);
+    // A holder that died while zeroing left RELEASING ahead of the head: what lies
+    // between is half zeroed, so the walk starts at RELEASING and releases it too.
+    const start = (releasing - head) >>> 0 <= used ? releasing : head;
+    const plan = makePlan(head, tail);
+    let bound = (plan.bound - head) >>> 0 <= used ? plan.bound : head;
+    if ((bound - head) >>> 0 < (start - head) >>> 0) bound = start;
+    const boundaries: Boundaries = { positions: [], dataBefore: [], data: 0 };
+    let bytes = 0;
+    let at = start;
+    while (at !== bound) {
+      const idx = at & mask;
+      const lengthIndex = this.ring.lengthIndex(idx);
+      const length = Atomics.load(i32, lengthIndex);
+      const type = Atomics.load(i32, lengthIndex + 1);
+      if (length < 0 && type === L.RECORD_PADDING) {
+        // a wrapped claim whose record at 0 is committed: finish its padding
+        Atomics.compareExchange(i32, lengthIndex, length, Math.min(-length, capacity - idx));
+        continue;
+      }
+      if (length < 0 && needRoom && (type & L.CLAIM_FLAG) !== 0 && -length <= capacity && !markerAlive(this.ring, type)) {
+        finishAsPadding(this.ring, idx, -length);
+        continue;
+      }
+      if (length <= 0) break;
+      checkRecord(this.ring, idx, length, type);
+      const step = type === L.RECORD_PADDING ? length : align8(length);
+      if ((at + step - head) >>> 0 > (bound - head) >>> 0 || !plan.passes(type)) break;
+      boundaries.positions.push(at);
+      boundaries.dataBefore.push(boundaries.data);
+      if (plan.counts(type)) {
+        boundaries.data++;
+        bytes += length - L.RECORD_HEADER;
+      }
+      at = (at + step) >>> 0;
+      if (plan.room !== 0 && capacity - ((tail - at) >>> 0) >= plan.room) break;
+    }
+    if (at === head) return false;
+    Atomics.store(i32, RELEASING, at | 0);
+    plan.beforeZeroing?.(head, at, boundaries);
+    for (let from = head; from !== at; ) {
+      const idx = from & mask;
+      const chunk = Math.min((at - from) >>> 0, capacity - idx);
+      this.ring.bytes.fill(0, idx, idx + chunk);
+      from = (from + chunk) >>> 0;
+    }
+    addCounter(i32, L.OFF_RECV_MESSAGES >> 2, boundaries.data);
+    addCounter(i32, L.OFF_RECV_BYTES >> 2, bytes);
+    Atomics.store(i32, HEAD, at | 0);
+    if (loadWord(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
+    return true;
+  }
+}
+
+/** How long a reader waits on an unfinished claim before it asks whether its owner lives. */
+const DEAD_CLAIM_CHECK_MS = 1;
+
+/** A committed record found by a scan: its ring index, length word, type word and position. */
+export interface FoundRecord {
+  idx: number;
+  length: number;
+  type: number;
+  position: number;
+}
+
+/**
+ * Walks committed records from a position, as the MPSC consumer does (finishing
+ * wrapped claims, turning dead producers' claims into padding, stepping over
+ * padding), and stops at the first record that `skips` does not step over.
+ * `reached` is the position after what it stepped over.
+ */
+export class RecordScanner {
+  /** True while the next record is claimed but not committed: waits use short sleeps. */
+  waitingOnClaim = false;
+  reached = 0;
+  private stuckAt = -1;
+  private stuckSince = 0;
+
+  constructor(private readonly ring: RingMemory) {}
+
+  scan(position: number, skips: (type: number, position: number) => boolean): FoundRecord | typeof EMPTY | typeof ENDED {
+    const { i32, capacity, mask } = this.ring;
+    if ((position & 7) !== 0) throw new CorruptRing(`a cursor of ${position}, not a multiple of 8`);
+    let passed = 0;
+    for (;;) {
+      this.reached = position;
+      const idx = position & mask;
+      const lengthIndex = this.ring.lengthIndex(idx);
+      // The tail first: a cursor at the tail has nothing to read, whatever the bytes
+      // there hold (a full ring's oldest record). The end is read before the tail:
+      // see MpscReader.scan.
+      const ended = Atomics.load(i32, L.OFF_ENDED >> 2) !== 0;
+      const tail = Atomics.load(i32, TAIL) >>> 0;
+      if (tail === position) {
+        this.waitingOnClaim = false;
+        return ended ? ENDED : EMPTY;
+      }
+      if ((tail - position) >>> 0 > capacity) throw new CorruptRing(`a cursor (${position}) ahead of the tail (${tail})`);
+      const length = Atomics.load(i32, lengthIndex);
+      if (length === 0) throw new CorruptRing(`an empty record at ${idx}, before the tail`);
+      const type = Atomics.load(i32, lengthIndex + 1);
+      if (length < 0) {
+        const need = -length;
+        if (need % 8 !== 0 || need < L.RECORD_HEADER || need > capacity) throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
+        if (type === L.RECORD_PADDING) {
+          Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));
+          continue;
+        }
+        if ((type & L.CLAIM_FLAG) === 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
+        if (!this.claimIsDead(type, position)) {
+          this.waitingOnClaim = true;
+          return EMPTY;
+        }
+        finishAsPadding(this.ring, idx, need);
+        continue;
+      }
+      this.waitingOnClaim = false;
+      checkRecord(this.ring, idx, length, type);
+      const step = type === L.RECORD_PADDING ? length : align8(length);
+      if (type !== L.RECORD_PADDING && !skips(type, position)) return { idx, length, type, position };
+      passed += step;
+      if (passed > capacity) throw new CorruptRing(`records all the way round the ring from ${idx}`);
+      position = (position + step) >>> 0;
+    }
+  }
+
+  private claimIsDead(marker: number, at: number): boolean {
+    const now = performance.now();
+    if (this.stuckAt !== at) {
+      this.stuckAt = at;
+      this.stuckSince = now;
+      return false;
+    }
+    if (now - this.stuckSince < DEAD_CLAIM_CHECK_MS) return false;
+    this.stuckSince = now;
+    return !markerAlive(this.ring, marker);
+  }
+}

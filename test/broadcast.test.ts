@@ -1,0 +1,157 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
+
+afterEach(() => {
+  killFixtures();
+  cleanupChannels();
+});
+
+const report = (fixture: { stdout(): string }) => {
+  const lines = fixture.stdout().trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+};
+
+describe.each(backends)('%s', (backend) => {
+  const b = using(backend);
+
+  it('4 subscribers × 50,000 messages: every subscriber gets the same sequence, each message written once', async () => {
+    const name = uniqueName('bc-4x50k');
+    const channel = b.create(name, { mode: 'broadcast', capacity: 64 * 1024 });
+    try {
+      expect(channel.mode).toBe('broadcast');
+      const subscribers = [0, 1, 2, 3].map(() => b.startFixture('subscriber.mjs', [name, 'latest']));
+      await Promise.all(subscribers.map((s) => s.line('subscribed')));
+      expect(channel.stats().consumers).toBe(4);
+      expect(await b.runFixture('mpsc-producer.mjs', [name, '0', '50000'])).toEqual({ sent: 50_000 });
+      channel.end();
+      const reports = [];
+      for (const s of subscribers) {
+        expect((await s.exited).code).toBe(0);
+        reports.push(report(s));
+      }
+      for (const r of reports) expect(r).toMatchObject({ received: 50_000, lost: 0, first: { 0: 0 }, next: { 0: 50_000 }, problems: [] });
+      expect(new Set(reports.map((r) => r.hash)).size).toBe(1);
+      // written once: the ring counted 50,000 messages, not 200,000
+      expect(channel.stats()).toMatchObject({ messagesSent: 50_000 });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('3 producers × 3 subscribers: each subscriber gets every message, all in one order', async () => {
+    const name = uniqueName('bc-3x3');
+    const channel = b.create(name, { mode: 'broadcast', capacity: 16 * 1024 });
+    try {
+      const subscribers = [0, 1, 2].map(() => b.startFixture('subscriber.mjs', [name, 'latest']));
+      await Promise.all(subscribers.map((s) => s.line('subscribed')));
+      const sent = await Promise.all([0, 1, 2].map((id) => b.runFixture('mpsc-producer.mjs', [name, String(id), '20000'])));
+      expect(sent).toEqual([0, 1, 2].map(() => ({ sent: 20_000 })));
+      channel.end();
+      const reports = [];
+      for (const s of subscribers) {
+        expect((await s.exited).code).toBe(0);
+        reports.push(report(s));
+      }
+      for (const r of reports) expect(r).toMatchObject({ received: 60_000, lost: 0, next: { 0: 20_000, 1: 20_000, 2: 20_000 }, problems: [] });
+      expect(new Set(reports.map((r) => r.hash)).size).toBe(1);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("'block': a subscriber killed with SIGKILL is dropped and holds nobody back", async () => {
+    const name = uniqueName('bc-kill');
+    const channel = b.create(name, { mode: 'broadcast', capacity: 4096 });
+    try {
+      const live = b.startFixture('subscriber.mjs', [name, 'latest']);
+      // this one reads 10 messages, then sleeps for ever: it would block the producer
+      const victim = b.startFixture('subscriber.mjs', [name, 'latest', '10', '100000000']);
+      await Promise.all([live.line('subscribed'), victim.line('subscribed')]);
+      const producer = b.runFixture('mpsc-producer.mjs', [name, '0', '20000']);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      expect(await producer).toEqual({ sent: 20_000 });
+      channel.end();
+      expect((await live.exited).code).toBe(0);
+      expect(report(live)).toMatchObject({ received: 20_000, lost: 0, problems: [] });
+      expect(channel.stats().consumers).toBe(0);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("'block': a subscriber that closes without reading is dropped at once", () => {
+    const name = uniqueName('bc-close');
+    const channel = b.create<number>(name, { mode: 'broadcast', capacity: 4096 });
+    const idle = b.open<number>(name);
+    const reader = b.open<number>(name);
+    try {
+      expect(idle.tryReceive()).toBeUndefined();
+      expect(reader.tryReceive()).toBeUndefined();
+      let sent = 0;
+      while (channel.trySend(sent)) sent++; // full: the idle subscriber holds it
+      expect(reader.tryReceive()).toBe(0);
+      expect(channel.trySend(sent)).toBe(false);
+      idle.close();
+      expect(channel.stats().consumers).toBe(1);
+      for (let i = 1; i <= 2000; i++) {
+        if (!channel.trySend(sent)) throw new Error(`a closed subscriber still blocks producers (message ${sent})`);
+        sent++;
+        expect(reader.tryReceive()).toBe(i);
+      }
+    } finally {
+      idle.close();
+      reader.close();
+      channel.close();
+    }
+  });
+
+  it("'overwrite': a slow subscriber gets ERR_LAGGED with exact counts; received + lost = sent, in order", async () => {
+    const name = uniqueName('bc-overwrite');
+    const channel = b.create(name, { mode: 'broadcast', capacity: 4096, overflow: 'overwrite' });
+    try {
+      expect(channel.overflow).toBe('overwrite');
+      const slow = b.startFixture('subscriber.mjs', [name, 'latest', '50', '5']);
+      const fast = b.startFixture('subscriber.mjs', [name, 'latest']);
+      await Promise.all([slow.line('subscribed'), fast.line('subscribed')]);
+      // producers never wait, whoever reads slowly
+      expect(await b.runFixture('mpsc-producer.mjs', [name, '0', '20000'])).toEqual({ sent: 20_000 });
+      channel.end();
+      for (const s of [slow, fast]) expect((await s.exited).code).toBe(0);
+      const r = report(slow);
+      expect(r.problems).toEqual([]);
+      expect(r.lost).toBeGreaterThan(0);
+      expect(r.received + r.lost).toBe(20_000);
+      expect(r.messagesLost).toBe(r.lost);
+      expect(r.next).toEqual({ 0: 20_000 }); // the last message always arrives
+      const f = report(fast);
+      expect(f.problems).toEqual([]);
+      expect(f.received + f.lost).toBe(20_000);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("from: 'oldest' also gets what is still in the ring, 'latest' only what comes after it subscribed", async () => {
+    const name = uniqueName('bc-from');
+    const channel = b.create<{ p: number; i: number; bytes: Buffer }>(name, { mode: 'broadcast', capacity: 64 * 1024 });
+    try {
+      const anchor = b.open(name, { from: 'oldest' }); // holds the early messages in the ring
+      expect(anchor.tryReceive()).toBeUndefined();
+      expect(await b.runFixture('mpsc-producer.mjs', [name, '0', '100'])).toEqual({ sent: 100 });
+      const oldest = b.startFixture('subscriber.mjs', [name, 'oldest']);
+      const latest = b.startFixture('subscriber.mjs', [name, 'latest']);
+      await Promise.all([oldest.line('subscribed'), latest.line('subscribed')]);
+      expect(await b.runFixture('mpsc-producer.mjs', [name, '1', '100'])).toEqual({ sent: 100 });
+      channel.end();
+      for (const s of [oldest, latest]) expect((await s.exited).code).toBe(0);
+      expect(report(oldest)).toMatchObject({ received: 200, first: { 0: 0, 1: 0 }, next: { 0: 100, 1: 100 }, problems: [] });
+      expect(report(latest)).toMatchObject({ received: 100, first: { 1: 0 }, next: { 1: 100 }, problems: [] });
+      expect(report(latest).next[0]).toBeUndefined();
+      anchor.close();
+    } finally {
+      channel.close();
+    }
+  });
+});

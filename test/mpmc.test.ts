@@ -1,0 +1,109 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { backends, cleanupChannels, killFixtures, uniqueName, using, type Fixture } from './helpers';
+
+afterEach(() => {
+  killFixtures();
+  cleanupChannels();
+});
+
+/** The "p:i" lines a worker wrote, one per message its receive returned. */
+const taken = (worker: Fixture) =>
+  worker
+    .stdout()
+    .split('\n')
+    .filter((line) => /^\d+:\d+$/.test(line));
+
+const summary = (worker: Fixture) => {
+  const lines = worker.stdout().trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+};
+
+/** Every message of producers first..producers-1, `count` each, exactly once among the lines. */
+function expectExactlyOnce(lines: string[], producers: number, count: number, first = 0): void {
+  const seen = new Map<string, number>();
+  for (const line of lines) seen.set(line, (seen.get(line) ?? 0) + 1);
+  const duplicates = [...seen].filter(([, n]) => n > 1).map(([line]) => line);
+  expect(duplicates).toEqual([]);
+  const missing: string[] = [];
+  for (let p = first; p < producers; p++) for (let i = 0; i < count; i++) if (!seen.has(`${p}:${i}`)) missing.push(`${p}:${i}`);
+  expect(missing.slice(0, 10)).toEqual([]);
+  expect(lines.length).toBe((producers - first) * count);
+}
+
+describe.each(backends)('%s', (backend) => {
+  const b = using(backend);
+
+  it('4 producers × 4 consumers: every message returned exactly once, every byte checked', async () => {
+    const name = uniqueName('mpmc-4x4');
+    const channel = b.create(name, { mode: 'mpmc', capacity: 32 * 1024 });
+    try {
+      expect(channel.mode).toBe('mpmc');
+      const workers = [0, 1, 2, 3].map(() => b.startFixture('worker.mjs', [name]));
+      await Promise.all(workers.map((w) => w.line('started')));
+      const sent = await Promise.all([0, 1, 2, 3].map((id) => b.runFixture('mpsc-producer.mjs', [name, String(id), '20000'])));
+      expect(sent).toEqual([0, 1, 2, 3].map(() => ({ sent: 20_000 })));
+      channel.end();
+      for (const w of workers) {
+        expect((await w.exited).code).toBe(0);
+        expect(summary(w).problems).toEqual([]);
+      }
+      expectExactlyOnce(workers.flatMap(taken), 4, 20_000);
+      expect(channel.stats()).toMatchObject({ messagesSent: 80_000, messagesReceived: 80_000, used: 0 });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('10 consumers killed between taking a record and returning it: their messages go to others, nothing lost or doubled', async () => {
+    const name = uniqueName('mpmc-kills');
+    const channel = b.create<{ p: number; i: number; bytes: Buffer }>(name, { mode: 'mpmc', capacity: 8 * 1024 });
+    try {
+      const workers = [1, 2].map(() => b.startFixture('worker.mjs', [name]));
+      await Promise.all(workers.map((w) => w.line('started')));
+      const producers = [1, 2].map((id) => b.runFixture('mpsc-producer.mjs', [name, String(id), '5000']));
+      // this process is producer 0: it sends until every victim has died, so each
+      // victim gets as many messages as it needs to reach the one it dies on
+      let victimsDone = false;
+      let sent = 0;
+      const sending = (async () => {
+        while (!victimsDone || sent < 5000) {
+          await channel.send({ p: 0, i: sent, bytes: Buffer.alloc((sent * 7) % 300, sent & 0xff) });
+          sent++;
+        }
+      })();
+      const victims: Fixture[] = [];
+      for (let kill = 0; kill < 10; kill++) {
+        const victim = b.startFixture('worker.mjs', [name, String(1 + Math.floor(Math.random() * 200))]);
+        victims.push(victim);
+        expect((await victim.exited).signal).toBe('SIGKILL');
+      }
+      victimsDone = true;
+      await sending;
+      expect(await Promise.all(producers)).toEqual([1, 2].map(() => ({ sent: 5000 })));
+      channel.end();
+      for (const w of workers) expect((await w.exited).code).toBe(0);
+      const lines = [...workers, ...victims].flatMap(taken);
+      const others = lines.filter((line) => !line.startsWith('0:'));
+      expectExactlyOnce(others, 3, 5000, 1);
+      expectExactlyOnce(lines.filter((line) => line.startsWith('0:')), 1, sent);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('a 65th consumer gets ERR_TOO_MANY_CONSUMERS', () => {
+    const name = uniqueName('mpmc-65');
+    const channel = b.create(name, { mode: 'mpmc', capacity: 4096 });
+    const consumers = Array.from({ length: 64 }, () => b.open(name));
+    try {
+      for (const c of consumers) expect(c.tryReceive()).toBeUndefined();
+      expect(channel.stats().consumers).toBe(64);
+      expect(() => channel.tryReceive()).toThrow(expect.objectContaining({ code: 'ERR_TOO_MANY_CONSUMERS' }));
+      consumers[0].close();
+      expect(channel.tryReceive()).toBeUndefined(); // a slot is free again
+    } finally {
+      for (const c of consumers) c.close();
+      channel.close();
+    }
+  });
+});
