@@ -2,5 +2,5 @@
 // loads both sees one Channel class.
 import shmchan from './index.js';
 
-export const { Channel, ShmChanError, list, createReadStream, createWriteStream } = shmchan;
+export const { Channel, Service, Client, ShmChanError, list, createReadStream, createWriteStream } = shmchan;
 export type * from './index.js';
