@@ -11,6 +11,7 @@ import * as L from './core/layout';
 import type { Backend } from './core/options';
 import {
   knownOptions,
+  letMicrotasksRun,
   parseRemote,
   parseReply,
   removeStaleReplyChannels,
@@ -199,7 +200,11 @@ export class Client<Req = unknown, Res = unknown> {
         let message: unknown;
         try {
           message = this.replies.tryReceive();
-          if (message === undefined) message = await this.replies.receive();
+          if (message === undefined) {
+            await letMicrotasksRun();
+            if (this.pending.size === 0) break;
+            message = await this.replies.receive();
+          }
         } catch (error) {
           const code = (error as { code?: string }).code;
           if (code === 'ERR_DECODE') continue; // a message no codec reads: dropped

@@ -12,6 +12,7 @@ import { ReplyChannels } from './reply-channels';
 import {
   failureMessage,
   knownOptions,
+  letMicrotasksRun,
   parseRequest,
   removeStaleReplyChannels,
   replyMessage,
@@ -187,7 +188,10 @@ export class Service<Req = unknown, Res = unknown> {
       this.held = undefined;
       try {
         if (message === undefined) message = this.queue.tryReceive();
-        if (message === undefined) message = await this.queue.receive({ signal: stop });
+        if (message === undefined) {
+          await letMicrotasksRun();
+          message = await this.queue.receive({ signal: stop });
+        }
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (code === 'ERR_DECODE') continue; // a message no codec reads: skipped
