@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Channel, Client, ShmChanError } from '../dist/index.js';
+import { Channel, Client, Service, ShmChanError } from '../dist/index.js';
 import { backends, cleanupChannels, killFixtures, packageRoot, uniqueName, using, type Fixture } from './helpers';
 
 afterEach(() => {
@@ -91,6 +91,38 @@ describe('posix', () => {
     }
     // 'still here', and the two well-formed requests whose reply channel is missing or no reply channel
     expect((await stopWorker(worker)).handled).toBe(3);
+  });
+
+  it('requests wait while a worker exists but does not serve; the iterator answers them; a closed last worker is ERR_PEER_GONE', async () => {
+    const name = uniqueName('svc-idle');
+    const service = Service.create<string, string>(name);
+    const client = await Client.connect<string, string>(name, { timeout: 5000 });
+    try {
+      // a live worker that is not serving: the request waits in the queue until its timeout
+      expect(await client.request('early', { timeout: 700 }).catch((e: ShmChanError) => e.code)).toBe('ERR_TIMEOUT');
+      const waiting = client.request('later');
+      const iterator = service[Symbol.asyncIterator]();
+      const answered: string[] = [];
+      for (;;) {
+        const { value: request } = await iterator.next();
+        answered.push(request!.value);
+        if (request!.value === 'early') request!.fail(new RangeError('too early'));
+        else {
+          request!.reply(`got ${request!.value}`);
+          expect(() => request!.reply('twice')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
+          break;
+        }
+      }
+      expect(answered).toEqual(['early', 'later']);
+      expect(await waiting).toBe('got later');
+      const pending = client.request('after close');
+      service.close();
+      expect(await pending.catch((e: ShmChanError) => e.code)).toBe('ERR_PEER_GONE');
+      expect(await client.request('new').catch((e: ShmChanError) => e.code)).toBe('ERR_PEER_GONE');
+    } finally {
+      client.close();
+      service.close();
+    }
   });
 
   it('a timeout or an abort rejects locally and the late reply is dropped', async () => {
