@@ -166,9 +166,9 @@ describe('ls, stat, rm', () => {
     try {
       const table = await shmchan(['ls']);
       expect(table.code).toBe(0);
-      expect(table.stdout.split('\n')[0].split(/\s+/)).toEqual(['NAME', 'BACKEND', 'MODE', 'SIZE', 'USED', 'PRODUCERS', 'CONSUMER', 'STALE']);
+      expect(table.stdout.split('\n')[0].split(/\s+/)).toEqual(['NAME', 'BACKEND', 'MODE', 'SIZE', 'USED', 'PRODUCERS', 'CONSUMERS', 'CONSUMER', 'STALE']);
       const row = table.stdout.split('\n').find((line) => line.startsWith(`${name} `));
-      expect(row?.split(/\s+/)).toEqual([name, 'posix', 'spsc', '64', 'KiB', '0', 'B', '0', '-', 'no']);
+      expect(row?.split(/\s+/)).toEqual([name, 'posix', 'spsc', '64', 'KiB', '0', 'B', '0', '0', '-', 'no']);
 
       const json = await shmchan(['ls', '--json']);
       const entry = JSON.parse(json.stdout).find((c: { name: string }) => c.name === name);
@@ -179,12 +179,33 @@ describe('ls, stat, rm', () => {
         capacity: 65536,
         used: 0,
         producers: 0,
+        consumers: 0,
         consumerPid: null,
         creatorPid: process.pid,
         permissions: 0o600,
         stale: false,
       });
     } finally {
+      channel.close();
+    }
+  });
+
+  it('ls and stat show the live consumers of a broadcast channel', async () => {
+    const name = uniqueName('cli-consumers');
+    const channel = Channel.create(name, { capacity: 4096, mode: 'broadcast' });
+    const subscribers = [Channel.open(name), Channel.open(name)];
+    try {
+      for (const s of subscribers) expect(s.tryReceive()).toBeUndefined();
+      const table = await shmchan(['ls']);
+      const row = table.stdout.split('\n').find((line) => line.startsWith(`${name} `));
+      expect(row?.split(/\s+/).slice(2, 8)).toEqual(['broadcast', '4', 'KiB', '0', 'B', '0']);
+      expect(row?.split(/\s+/)[8]).toBe('2');
+      const text = await shmchan(['stat', name]);
+      expect(text.stdout).toMatch(/^consumers +2$/m);
+      subscribers[0].close();
+      expect(JSON.parse((await shmchan(['stat', name, '--json'])).stdout)).toMatchObject({ mode: 'broadcast', consumers: 1 });
+    } finally {
+      for (const s of subscribers) s.close();
       channel.close();
     }
   });

@@ -39,7 +39,9 @@ static const uint32_t field_offsets[] = {
     SHMCHAN_OFF_CAPACITY,    SHMCHAN_OFF_MAX_MESSAGE,  SHMCHAN_OFF_CODEC,       SHMCHAN_OFF_BACKEND,
     SHMCHAN_OFF_SEGMENT_SIZE, SHMCHAN_OFF_ENDED,       SHMCHAN_OFF_TAIL,        SHMCHAN_OFF_HEAD,
     SHMCHAN_OFF_RELEASING,   SHMCHAN_OFF_CONSUMER,     SHMCHAN_OFF_DATA_WAITERS, SHMCHAN_OFF_SPACE_WAITERS,
-    SHMCHAN_OFF_PRODUCERS,   SHMCHAN_OFF_NAME + 200,
+    SHMCHAN_OFF_PRODUCERS,   SHMCHAN_OFF_NAME + 200,   SHMCHAN_OFF_MAX_CONSUMERS, SHMCHAN_OFF_OVERFLOW,
+    SHMCHAN_OFF_RELEASE_LOCK, SHMCHAN_OFF_PRODUCERS + SHMCHAN_CONSUMER_OWNER,
+    SHMCHAN_OFF_PRODUCERS + SHMCHAN_CONSUMER_POSITION,
 };
 
 static uint32_t interesting(uint32_t pick, uint32_t capacity, uint32_t raw) {
@@ -79,10 +81,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   shmchan_segment_options_t opt = {
       .capacity = capacity,
-      .mode = (flags & 8) ? SHMCHAN_MODE_MPSC : SHMCHAN_MODE_SPSC,
+      /* bits 3 and 6: spsc, mpsc, and the fan-out modes (consumer slots, their limit) */
+      .mode = (flags & 64) ? ((flags & 8) ? SHMCHAN_MODE_BROADCAST : SHMCHAN_MODE_MPMC)
+                           : ((flags & 8) ? SHMCHAN_MODE_MPSC : SHMCHAN_MODE_SPSC),
       .max_message_size = shmchan_max_message_limit(capacity),
       .codec = SHMCHAN_CODEC_RAW,
       .permissions = 0600,
+      .max_consumers = flags % 64 + 1,
+      .overflow = (flags >> 7) & 1,
   };
   shmchan_header_init(base, "fuzz", SHMCHAN_BACKEND_POSIX, 0, &opt);
   if (flags & 16) {
@@ -96,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   /* From here on the segment is "open": the core trusts only its size. */
   shmchan_segment_t seg = {
-      .base = base, .size = segment_size, .backend = SHMCHAN_BACKEND_POSIX, .fd = lock_file(), .producer_slot = -1};
+      .base = base, .size = segment_size, .backend = SHMCHAN_BACKEND_POSIX, .fd = lock_file(), .producer_slot = -1, .consumer_slot = -1};
   shmchan_cursor_t consumer = {.position = load_u32(base, SHMCHAN_OFF_HEAD)};
   shmchan_cursor_t producer = {.slot = 0};
   int producing = 0;
@@ -166,9 +172,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       }
       case 8:
-        /* MPSC: a new consumer finishes a predecessor's release */
-        if (shmchan_claim_consumer(&seg) == 0) {
+        /* MPSC: a new consumer finishes a predecessor's release; MPMC, BROADCAST: a
+         * consumer slot under the header's limit, whatever it holds */
+        if (shmchan_claim_consumer(&seg) >= 0) {
           consumer.position = load_u32(base, SHMCHAN_OFF_HEAD);
+          shmchan_claimant_alive(&seg, SHMCHAN_MAX_PRODUCERS + take(&in, 1) % 70, take(&in, 4));
           shmchan_release_consumer(&seg);
         }
         break;

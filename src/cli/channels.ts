@@ -8,14 +8,14 @@ import { inspect, listDetails, list, posixNameLooksLikeChannel, type ChannelDeta
 import { UsageError, expectPositionals, formatBytes, oneLine, out, table, type Command } from './command';
 
 export const ls: Command = {
-  synopsis: 'ls [--json]                        every channel: name, backend, mode, size, used, producers, consumer, stale',
+  synopsis: 'ls [--json]                        every channel: name, backend, mode, size, used, producers, consumers, stale',
   help: `usage: shmchan ls [--json]
 
 Lists every shmchan channel on this host, without joining any of them.
 Segments that are not shmchan's are left out.
 
   --json       print a JSON array of { name, backend, mode, capacity, used,
-               producers, consumerPid, creatorPid, permissions, stale }
+               producers, consumers, consumerPid, creatorPid, permissions, stale }
   -h, --help   show this help
 
 A channel is stale when no live process has it open (one that only opened it,
@@ -29,7 +29,7 @@ without sending or receiving, counts). 'shmchan rm --stale' removes those.
       out(`${JSON.stringify(channels, null, 2)}\n`);
       return 0;
     }
-    const rows = [['NAME', 'BACKEND', 'MODE', 'SIZE', 'USED', 'PRODUCERS', 'CONSUMER', 'STALE']];
+    const rows = [['NAME', 'BACKEND', 'MODE', 'SIZE', 'USED', 'PRODUCERS', 'CONSUMERS', 'CONSUMER', 'STALE']];
     for (const c of channels)
       rows.push([
         c.name,
@@ -38,6 +38,7 @@ without sending or receiving, counts). 'shmchan rm --stale' removes those.
         formatBytes(c.capacity),
         formatBytes(c.used),
         String(c.producers),
+        String(c.consumers),
         c.consumerPid === null ? '-' : String(c.consumerPid),
         c.stale ? 'yes' : 'no',
       ]);
@@ -85,6 +86,7 @@ and its counters, without joining it.
       ['created', c.createdAt.toISOString()],
       ['creator pid', pid(c.creatorPid)],
       ['producers', String(c.producers)],
+      ['consumers', String(c.consumers)],
       ['consumer pid', pid(c.consumerPid)],
       ['messages sent', String(c.messagesSent)],
       ['messages received', String(c.messagesReceived)],

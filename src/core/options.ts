@@ -206,7 +206,7 @@ const DEFAULT_MAX_CONSUMERS = 16;
 
 /** One of `choices`, or the first when the option is left out. */
 function choiceOption<C extends string>(options: Record<string, unknown>, key: string, choices: readonly C[]): C {
-  const value = options[key] ?? choices[0];
+  const value = options[key] === undefined ? choices[0] : options[key];
   if (!choices.includes(value as C)) throw invalidArg(`${key} must be ${choices.map((c) => `'${c}'`).join(' or ')}, got ${describe(value)}`);
   return value as C;
 }
