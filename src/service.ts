@@ -214,13 +214,13 @@ export class Service<Req = unknown, Res = unknown> {
     }
   }
 
-  /** Sends a reply (or a failure) to the client that asked. */
+  /** @internal Sends a reply (or a failure) to the client that asked: for Request. */
   send(envelope: Envelope, message: unknown[]): void {
     if (this.closing.signal.aborted) return;
     this.replies.send(envelope.replyTo, message);
   }
 
-  /** The reply message for a value; throws ERR_INVALID_ARG for a value the codec refuses. */
+  /** @internal The reply message for a value; throws ERR_INVALID_ARG for a value the codec refuses. */
   replyFor(id: number, value: unknown): unknown[] {
     return replyMessage(id, this.codec.toWire(value));
   }
