@@ -11,3 +11,8 @@ export type { ChannelInfo } from './list';
 export { createReadStream, createWriteStream } from './streams';
 export type { StreamOptions } from './streams';
 export type { SysvKey } from './core/sysv';
+export { Service } from './service';
+export type { ServiceOptions, ServeOptions, Handler, Request } from './service';
+export { Client } from './client';
+export type { ClientOptions, RequestOptions } from './client';
+export type { RemoteError } from './core/errors';

@@ -64,3 +64,28 @@ it('runs the shell example: the pipeline and its two shmchan halves print the sa
   expect(hashes[0]).toMatch(/^[0-9a-f]{64}  -$/);
   expect(hashes[1]).toBe(hashes[0]);
 });
+
+it('runs examples/service.mjs and examples/client.mjs: the client prints the greetings, Ctrl-C stops the service cleanly', async () => {
+  const name = uniqueName('readme-greeter');
+  const source = (file: string) => {
+    const text = readFileSync(path.join(packageRoot, 'examples', file), 'utf8');
+    expect(text).toContain("'greeter'");
+    return text.replaceAll("'greeter'", `'${name}'`);
+  };
+  expect(readme).toContain('[examples/service.mjs](examples/service.mjs)');
+  const service = spawn(process.execPath, ['--input-type=module', '-e', source('service.mjs')], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  service.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const exited = new Promise<number | null>((resolve) => service.on('close', resolve));
+  try {
+    await new Promise<void>((resolve) => service.stdout.setEncoding('utf8').on('data', (text: string) => text.includes('serving') && resolve()));
+    const client = await run(process.execPath, ['--input-type=module', '-e', source('client.mjs'), 'examples/client.mjs', 'ada', 'grace'] /* -e: argv[1] stands for the script */);
+    expect(client).toMatchObject({ code: 0, stdout: 'hello, ada\nhello, grace\n', stderr: '' });
+    service.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(stderr).toBe('');
+    expect(existsSync(`/dev/shm/${name}`)).toBe(false);
+  } finally {
+    service.kill('SIGKILL');
+  }
+});

@@ -17,6 +17,7 @@ import { Channel } from '../index';
 import { mechanismById, mechanisms, messageBytes, messageKinds, type Durations, type TrialSpec } from './drivers';
 import { markdownReport, svgChart, textReport, withRatiosAndTargets, type Result, type TrialError } from './report';
 import { scenarios } from './scenarios';
+import { runServiceTrials, serviceTable, type ServiceResult } from './services';
 
 const trialScript = path.join(__dirname, 'trial.js');
 
@@ -260,7 +261,8 @@ export async function runBench(options: BenchOptions = {}): Promise<number> {
       throw usageError(`--only must be a regular expression, got '${options.only}'`);
     }
   const trials = planTrials(options.only, mode, api);
-  if (trials.length === 0) throw usageError(`no trial matches --only '${options.only}'`);
+  const withServiceTrials = options.only === undefined || new RegExp(options.only).test('request/reply service');
+  if (trials.length === 0 && !withServiceTrials) throw usageError(`no trial matches --only '${options.only}'`);
   const prefix = process.env.SHMCHAN_BENCH_PREFIX ?? `shmchan-bench-${process.pid}-`;
 
   const onSignal = (signal: NodeJS.Signals) => {
@@ -312,6 +314,16 @@ export async function runBench(options: BenchOptions = {}): Promise<number> {
   } finally {
     for (const signal of signals) process.removeListener(signal, onSignal);
   }
+  // request/reply (Service and Client) against socket-based request/reply, in the same run
+  let services: ServiceResult[] = [];
+  if (withServiceTrials) {
+    try {
+      const { warmMs, measureMs } = durationSets[mode];
+      services = await runServiceTrials({ warmMs, measureMs, inFlight: 64 }, prefix, (text) => stderr.write(`${text}\n`));
+    } catch (error) {
+      failures.push({ scenario: 'request/reply', message: 'small', mechanism: 'services', error: String((error as Error).message ?? error) });
+    }
+  }
   const elapsedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const retriedText = retried.length ? `, ${retried.length} tried twice` : '';
   progress.finish(`${trials.length} trials in ${elapsedSeconds.toFixed(1)} s${retriedText}${failures.length ? `, ${failures.length} failed` : ''}`);
@@ -340,8 +352,9 @@ export async function runBench(options: BenchOptions = {}): Promise<number> {
     failures,
     retried,
   });
+  const withServices = { ...report, services };
   if (options.svg !== undefined) fs.writeFileSync(options.svg, svgChart(report));
-  if (options.json) stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  else stdout.write(options.markdown ? markdownReport(report, options.svg) : textReport(report));
+  if (options.json) stdout.write(`${JSON.stringify(withServices, null, 2)}\n`);
+  else stdout.write((options.markdown ? markdownReport(report, options.svg) : textReport(report)) + (services.length > 0 ? `\n${serviceTable(services)}` : ''));
   return failures.length === 0 ? 0 : 1;
 }

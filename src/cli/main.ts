@@ -6,13 +6,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bench } from './bench';
 import { bridge } from './bridge';
+import { call } from './call';
 import { ls, rm, stat } from './channels';
 import { UsageError, oneLine, out, type Command, type Values } from './command';
 import { demo } from './demo';
 import { recv, send } from './pipe';
 import { top } from './top';
 
-const commands: Record<string, Command> = { ls, stat, rm, send, recv, top, demo, bridge, bench };
+const commands: Record<string, Command> = { ls, stat, rm, send, recv, top, demo, bridge, bench, call };
 
 const usage = `usage: shmchan <command> [options]
 

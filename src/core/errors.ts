@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'ERR_TOO_MANY_CONSUMERS'
   | 'ERR_LAGGED'
   | 'ERR_PEER_GONE'
+  | 'ERR_REMOTE'
   | 'ERR_CORRUPT'
   | 'ERR_INCOMPATIBLE'
   | 'ERR_ENCODE'
@@ -40,15 +41,29 @@ export class ShmChanError extends Error {
   readonly syscall?: string;
   /** ERR_LAGGED: how many messages this subscriber missed. */
   readonly lost?: number;
+  /** ERR_REMOTE: the error a service's handler threw or failed with. */
+  readonly remote?: RemoteError;
 
-  constructor(code: ErrorCode, message: string, details: { errno?: string; syscall?: string; cause?: unknown; lost?: number } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: { errno?: string; syscall?: string; cause?: unknown; lost?: number; remote?: RemoteError } = {},
+  ) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'ShmChanError';
     this.code = code;
     if (details.errno !== undefined) this.errno = details.errno;
     if (details.syscall !== undefined) this.syscall = details.syscall;
     if (details.lost !== undefined) this.lost = details.lost;
+    if (details.remote !== undefined) this.remote = details.remote;
   }
+}
+
+/** An error as it crosses from a service's worker to a client. */
+export interface RemoteError {
+  name: string;
+  message: string;
+  code?: string;
 }
 
 // ---- errno: the one mapping ----
@@ -288,6 +303,11 @@ export function incompatible(message: string): ShmChanError {
 
 export function timedOut(message: string): ShmChanError {
   return new ShmChanError('ERR_TIMEOUT', message);
+}
+
+/** A request a service's handler failed: the message is the remote error's own. */
+export function remoteError(remote: RemoteError): ShmChanError {
+  return new ShmChanError('ERR_REMOTE', remote.message, { remote });
 }
 
 export function peerGone(message: string): ShmChanError {

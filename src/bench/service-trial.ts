@@ -1,0 +1,121 @@
+// One process of a request/reply trial (see services.ts): the server
+//   node dist/bench/service-trial.js server MECHANISM ADDRESS
+// prints "ready" once it answers; the client
+//   node dist/bench/service-trial.js client MECHANISM ADDRESS SPEC_JSON
+// prints one line of JSON with what it measured. Every mechanism echoes the
+// request's value back as the reply.
+import http from 'node:http';
+import net from 'node:net';
+import { Client, Service } from '../index';
+import { packr, unpackr } from './drivers';
+import { requestClients, type ServiceTrialSpec, type RequestClient } from './services';
+
+const [role, mechanism, address, specJson] = process.argv.slice(2);
+
+/** Length-prefixed msgpack frames on a stream socket: calls onFrame with each decoded frame. */
+function frames(socket: net.Socket, onFrame: (frame: unknown) => void): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    let offset = 0;
+    while (buffered.length - offset >= 4) {
+      const length = buffered.readUInt32LE(offset);
+      if (buffered.length - offset - 4 < length) break;
+      onFrame(unpackr.unpack(buffered.subarray(offset + 4, offset + 4 + length)));
+      offset += 4 + length;
+    }
+    buffered = buffered.subarray(offset);
+  });
+}
+
+function frame(value: unknown): Buffer {
+  const body = packr.pack(value);
+  const out = Buffer.allocUnsafe(4 + body.length);
+  out.writeUInt32LE(body.length, 0);
+  body.copy(out, 4);
+  return out;
+}
+
+async function serve(): Promise<void> {
+  if (mechanism === 'shmchan') {
+    const service = Service.create(address);
+    process.on('SIGTERM', () => {
+      service.close();
+      process.exit(0);
+    });
+    process.stdout.write('ready\n');
+    await service.serve((value) => value);
+    return;
+  }
+  const server =
+    mechanism === 'unix'
+      ? net.createServer((socket) => frames(socket, (request) => socket.write(frame(request))))
+      : http.createServer({ keepAliveTimeout: 60_000 }, (request, response) => {
+          const chunks: Buffer[] = [];
+          request.on('data', (chunk: Buffer) => chunks.push(chunk));
+          request.on('end', () => {
+            const body = packr.pack(unpackr.unpack(Buffer.concat(chunks)));
+            response.writeHead(200, { 'content-type': 'application/msgpack', 'content-length': body.length });
+            response.end(body);
+          });
+        });
+  server.listen(address, () => process.stdout.write('ready\n'));
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+/** A client for each mechanism: request(value) resolves with the echoed value. */
+async function connect(): Promise<RequestClient> {
+  if (mechanism === 'shmchan') {
+    const client = await Client.connect(address, { timeout: 10_000 });
+    return { request: (value) => client.request(value), close: () => client.close() };
+  }
+  if (mechanism === 'unix') {
+    const socket = net.connect(address);
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    socket.setNoDelay(true);
+    const pending = new Map<number, (value: unknown) => void>();
+    let nextId = 0;
+    frames(socket, (reply) => {
+      const [id, value] = reply as [number, unknown];
+      pending.get(id)?.(value);
+      pending.delete(id);
+    });
+    return {
+      request: (value) =>
+        new Promise((resolve) => {
+          const id = nextId++;
+          pending.set(id, resolve);
+          socket.write(frame([id, value]));
+        }),
+      close: () => socket.destroy(),
+    };
+  }
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  return {
+    request: (value) =>
+      new Promise((resolve, reject) => {
+        const body = packr.pack(value);
+        const request = http.request(
+          { socketPath: address, path: '/', method: 'POST', agent, headers: { 'content-type': 'application/msgpack', 'content-length': body.length } },
+          (response) => {
+            const chunks: Buffer[] = [];
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.on('end', () => resolve(unpackr.unpack(Buffer.concat(chunks))));
+          },
+        );
+        request.on('error', reject);
+        request.end(body);
+      }),
+    close: () => agent.destroy(),
+  };
+}
+
+if (role === 'server') void serve();
+else
+  void connect()
+    .then((client) => requestClients(client, JSON.parse(specJson) as ServiceTrialSpec))
+    .then((result) => process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0)))
+    .catch((error) => {
+      process.stderr.write(`service trial (${mechanism}): ${(error as Error).stack ?? error}\n`);
+      process.exit(1);
+    });

@@ -1,0 +1,135 @@
+// Request/reply benchmarks: a shmchan Service and Client against request/reply
+// over a unix socket (length-prefixed msgpack frames, matched by id) and against
+// node:http over a unix socket, in the same run. For each mechanism a server
+// process echoes requests and a client process measures, both fresh: the round
+// trip with one request in flight (p50, p99), and the throughput with 64 in flight.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Channel } from '../index';
+
+const trialScript = path.join(__dirname, 'service-trial.js');
+
+export const serviceMechanisms = [
+  { id: 'shmchan', label: 'shmchan Service/Client' },
+  { id: 'unix', label: 'unix socket, msgpack frames' },
+  { id: 'http', label: 'node:http over a unix socket' },
+] as const;
+
+export interface ServiceTrialSpec {
+  warmMs: number;
+  measureMs: number;
+  inFlight: number;
+}
+
+export interface ServiceResult {
+  mechanism: string;
+  p50: number;
+  p99: number;
+  requestsPerSec: number;
+}
+
+export interface RequestClient {
+  request(value: unknown): Promise<unknown>;
+  close(): void;
+}
+
+/** The small object of the other benchmarks, with a sequence number. */
+const message = (seq: number) => ({ seq, ts: Date.now(), kind: 'tick', payload: Buffer.alloc(64, seq & 0xff) });
+
+/** The client's measurements: one request in flight, then `inFlight`. */
+export async function requestClients(client: RequestClient, spec: ServiceTrialSpec): Promise<Omit<ServiceResult, 'mechanism'>> {
+  let seq = 0;
+  const one = async () => {
+    const sent = ++seq;
+    const reply = (await client.request(message(sent))) as { seq: number };
+    if (reply.seq !== sent) throw new Error(`reply ${reply.seq} to request ${sent}`);
+  };
+  const samples: number[] = [];
+  for (const [ms, keep] of [[spec.warmMs, false], [spec.measureMs, true]] as const) {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      const start = process.hrtime.bigint();
+      await one();
+      if (keep) samples.push(Number(process.hrtime.bigint() - start) / 1000);
+    }
+  }
+  samples.sort((a, b) => a - b);
+  let done = 0;
+  let counting = false;
+  const stopAt = performance.now() + spec.warmMs + spec.measureMs;
+  const loop = async () => {
+    while (performance.now() < stopAt) {
+      await one();
+      if (counting) done++;
+    }
+  };
+  setTimeout(() => (counting = true), spec.warmMs).unref();
+  const started = performance.now() + spec.warmMs;
+  await Promise.all(Array.from({ length: spec.inFlight }, loop));
+  const seconds = (performance.now() - started) / 1000;
+  client.close();
+  return {
+    p50: samples[Math.floor(samples.length / 2)],
+    p99: samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))],
+    requestsPerSec: done / seconds,
+  };
+}
+
+function start(args: string[]): ChildProcess {
+  return spawn(process.execPath, [trialScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function output(child: ChildProcess, until: (text: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    let errors = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      text += chunk;
+      if (until(text)) resolve(text);
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (errors += chunk));
+    child.on('exit', (code) => reject(new Error(`exited with ${code}: ${errors.trim().split('\n')[0]}`)));
+  });
+}
+
+/** One mechanism: a fresh server and a fresh client; whatever it made is removed after. */
+async function runOne(mechanism: string, spec: ServiceTrialSpec, prefix: string): Promise<ServiceResult> {
+  const address = mechanism === 'shmchan' ? `${prefix}service` : path.join(os.tmpdir(), `${prefix}${mechanism}.sock`);
+  const server = start(['server', mechanism, address]);
+  let client: ChildProcess | undefined;
+  try {
+    await output(server, (text) => text.includes('ready\n'));
+    client = start(['client', mechanism, address, JSON.stringify(spec)]);
+    const line = await output(client, (text) => text.endsWith('\n'));
+    return { mechanism, ...(JSON.parse(line) as Omit<ServiceResult, 'mechanism'>) };
+  } finally {
+    client?.kill('SIGKILL');
+    server.kill('SIGKILL');
+    await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once('exit', resolve)));
+    if (mechanism !== 'shmchan') fs.rmSync(address, { force: true });
+    else for (const file of fs.readdirSync('/dev/shm')) if (file.startsWith(address)) Channel.unlink(file);
+  }
+}
+
+/** Every mechanism once, in this run. */
+export async function runServiceTrials(spec: ServiceTrialSpec, prefix: string, progress: (text: string) => void): Promise<ServiceResult[]> {
+  const results: ServiceResult[] = [];
+  for (const { id } of serviceMechanisms) {
+    progress(`request/reply: ${id}...`);
+    results.push(await runOne(id, spec, prefix));
+  }
+  return results;
+}
+
+/** The table, with each mechanism's ratio to shmchan. */
+export function serviceTable(results: ServiceResult[]): string {
+  const shm = results.find((r) => r.mechanism === 'shmchan');
+  const rows = results.map((r) => {
+    const label = serviceMechanisms.find((m) => m.id === r.mechanism)?.label ?? r.mechanism;
+    const ratio = (x: number) => (shm === undefined || r === shm ? '' : ` (${x.toFixed(1)}×)`);
+    return `| ${label} | ${r.p50.toFixed(1)} µs${ratio(r.p50 / shm!.p50)} | ${r.p99.toFixed(1)} µs | ${Math.round(r.requestsPerSec / 1000)} k/s${ratio(shm!.requestsPerSec / r.requestsPerSec)} |`;
+  });
+  return ['| request/reply | round trip p50 (× shmchan) | p99 | 64 in flight (shmchan ×) |', '|---|---:|---:|---:|', ...rows].join('\n') + '\n';
+}

@@ -1,0 +1,300 @@
+// A service's client: it sends requests on the service's queue and reads the
+// replies from a reply channel of its own, matching them to the requests in
+// flight by id. It watches the queue's live consumers (the workers, held by the
+// kernel) only while requests wait and no reply comes, so that a service whose
+// workers have all gone fails them with ERR_PEER_GONE instead of a silent wait.
+import { Channel } from './core/channel';
+import type { CodecOption } from './core/codec';
+import { DecodeFailure, abortError, dataPathError, describe, errorFromErrno, invalidArg, peerGone, remoteError, timedOut } from './core/errors';
+import { channelInternals } from './core/internals';
+import * as L from './core/layout';
+import type { Backend } from './core/options';
+import {
+  knownOptions,
+  letMicrotasksRun,
+  parseRemote,
+  parseReply,
+  removeStaleReplyChannels,
+  replyChannelName,
+  requestMessage,
+  serviceName,
+  valueCodec,
+  type ValueCodec,
+} from './service-wire';
+
+const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose');
+
+/** How often waiting requests look at the number of live workers. */
+const WATCH_MS = 300;
+/** Looks in a row that find no worker before the requests fail: a second look
+ * covers a service caught between creating its queue and claiming its slot. */
+const EMPTY_LOOKS = 2;
+/** Replies taken back to back before the loop lets timers and I/O run. */
+const BATCH = 64;
+
+export interface ClientOptions<Req = unknown> {
+  /** How long to wait for the service to appear, in ms; none: as long as it takes. */
+  timeout?: number;
+  signal?: AbortSignal;
+  codec?: CodecOption<Req>;
+  /** The service's backend. Default 'posix'. */
+  backend?: Backend;
+}
+
+export interface RequestOptions {
+  /** Milliseconds until the request rejects with ERR_TIMEOUT; a later reply is dropped. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  /** Set while the request waits for room in a full queue. */
+  sending: AbortController | undefined;
+}
+
+export class Client<Req = unknown, Res = unknown> {
+  /** The service's name. */
+  readonly name: string;
+  private readonly queue: Channel<unknown>;
+  private readonly replies: Channel<unknown>;
+  private readonly codec: ValueCodec;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private receiving = false;
+  private closedError: Error | undefined;
+  private watch: NodeJS.Timeout | undefined;
+  private repliedSinceLook = false;
+  private emptyLooks = 0;
+  private workersGone = false;
+  private lastLook = 0;
+
+  private constructor(queue: Channel<unknown>, replies: Channel<unknown>, codec: ValueCodec) {
+    this.name = queue.name;
+    this.queue = queue;
+    this.replies = replies;
+    this.codec = codec;
+  }
+
+  /** Connects to a service, waiting for it to appear (as Channel.connect does). */
+  static async connect<Req = unknown, Res = unknown>(name: string, options?: ClientOptions<Req>): Promise<Client<Req, Res>> {
+    const o = knownOptions(options, ['timeout', 'signal', 'codec', 'backend'], 'Client.connect');
+    const service = serviceName(name);
+    const codec = valueCodec(o.codec as CodecOption<unknown> | undefined, `service '${service}'`);
+    const queue = await Channel.connect<unknown>(service, {
+      timeout: o.timeout as number | undefined,
+      signal: o.signal as AbortSignal | undefined,
+      backend: o.backend as Backend | undefined,
+    });
+    try {
+      if (queue.mode !== 'mpmc')
+        throw invalidArg(`'${service}' is a channel of mode '${queue.mode}', not a service (a service's queue is an 'mpmc' channel made by Service.create)`);
+      removeStaleReplyChannels(service, queue.backend);
+      // workers of the service's users must be able to open it: its permissions
+      const permissions = (Atomics.load(queue[channelInternals]().ring.i32, L.OFF_PERMISSIONS >> 2) & 0o777) | 0o600;
+      const replies = Channel.create<unknown>(replyChannelName(service), {
+        mode: 'mpsc',
+        backend: queue.backend,
+        capacity: queue.capacity,
+        maxMessageSize: queue.maxMessageSize,
+        permissions,
+      });
+      // the consumer role, held from now on, is how workers know this client lives
+      replies.tryReceive();
+      replies.unref();
+      return new Client<Req, Res>(queue, replies, codec);
+    } catch (error) {
+      queue.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Sends a request and resolves with its reply. Many may be in flight; each
+   * settles exactly once. Rejects with ERR_REMOTE when the handler failed it,
+   * ERR_TIMEOUT / AbortError locally, ERR_PEER_GONE when every worker has gone.
+   */
+  request(value: Req, options?: RequestOptions): Promise<Res> {
+    try {
+      if (this.closedError !== undefined) throw this.closedError;
+      const o = knownOptions(options, ['timeout', 'signal'], 'request');
+      const timeout = o.timeout as number | undefined;
+      const signal = o.signal as AbortSignal | undefined;
+      if (timeout !== undefined && !(typeof timeout === 'number' && timeout >= 0 && timeout <= 2 ** 31 - 1))
+        throw invalidArg(`service '${this.name}': timeout must be a number of milliseconds from 0 to 2147483647, got ${describe(timeout)}`);
+      if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg(`service '${this.name}': signal must be an AbortSignal, got ${describe(signal)}`);
+      if (signal?.aborted) return Promise.reject(abortError(signal));
+      if (this.workersGone && !this.workersBack()) throw this.goneError();
+      const id = this.nextId++;
+      const message = requestMessage(this.replies.name, id, this.codec.toWire(value));
+      return new Promise<Res>((resolve, reject) => {
+        const entry: Pending = { resolve: resolve as (value: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, sending: undefined };
+        // sent first: a value that cannot be sent throws before anything is pending
+        if (!this.queue.trySend(message)) this.sendWhenRoom(id, entry, message);
+        this.pending.set(id, entry);
+        if (timeout !== undefined)
+          entry.timer = setTimeout(() => this.settle(id, timedOut(`service '${this.name}': no reply within ${timeout} ms (a late reply is dropped)`)), timeout);
+        if (signal !== undefined) {
+          entry.onAbort = () => this.settle(id, abortError(signal));
+          signal.addEventListener('abort', entry.onAbort, { once: true });
+        }
+        if (this.pending.size === 1) this.becomeBusy();
+        if (!this.receiving) {
+          this.receiving = true;
+          queueMicrotask(() => void this.receiveReplies());
+        }
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A queue with no room: the request waits for some, unless it settles first. */
+  private sendWhenRoom(id: number, entry: Pending, message: unknown[]): void {
+    entry.sending = new AbortController();
+    this.queue.send(message, { signal: entry.sending.signal }).then(
+      () => (entry.sending = undefined),
+      (error: { code?: string }) => {
+        if (error?.code !== 'ABORT_ERR') this.settle(id, error);
+      },
+    );
+  }
+
+  private becomeBusy(): void {
+    this.replies.ref();
+    this.emptyLooks = 0;
+    this.repliedSinceLook = false;
+    this.watch ??= setInterval(() => this.lookForWorkers(), WATCH_MS).unref();
+  }
+
+  /** Settles a request in flight, once: with an error, or with a reply's value. */
+  private settle(id: number, error: unknown, value?: unknown): void {
+    const entry = this.pending.get(id);
+    if (entry === undefined) return; // settled already: a late reply, a second timeout
+    this.pending.delete(id);
+    if (entry.timer !== undefined) clearTimeout(entry.timer);
+    if (entry.onAbort !== undefined) entry.signal!.removeEventListener('abort', entry.onAbort);
+    entry.sending?.abort();
+    if (this.pending.size === 0 && this.closedError === undefined) this.becomeIdle();
+    if (error === undefined) entry.resolve(value);
+    else entry.reject(error);
+  }
+
+  private becomeIdle(): void {
+    this.replies.unref();
+    if (this.watch !== undefined) clearInterval(this.watch);
+    this.watch = undefined;
+  }
+
+  /** Reads replies while requests are in flight: without a system call while they come
+   * quickly, sleeping (and woken by the replying worker) when they do not. */
+  private async receiveReplies(): Promise<void> {
+    try {
+      let taken = 0;
+      while (this.pending.size > 0) {
+        let message: unknown;
+        try {
+          message = this.replies.tryReceive();
+          if (message === undefined) {
+            await letMicrotasksRun();
+            if (this.pending.size === 0) break;
+            message = await this.replies.receive();
+          }
+        } catch (error) {
+          const code = (error as { code?: string }).code;
+          if (code === 'ERR_DECODE') continue; // a message no codec reads: dropped
+          if (code !== 'ERR_CLOSED') this.failAll(error);
+          return;
+        }
+        this.repliedSinceLook = true;
+        this.take(message);
+        if (++taken % BATCH === 0) await new Promise(setImmediate);
+      }
+    } finally {
+      this.receiving = false;
+      // a request sent while the loop was ending
+      if (this.pending.size > 0 && this.closedError === undefined) {
+        this.receiving = true;
+        queueMicrotask(() => void this.receiveReplies());
+      }
+    }
+  }
+
+  /** One reply: it settles its request if that is still in flight, and is dropped otherwise. */
+  private take(message: unknown): void {
+    const reply = parseReply(message);
+    if (reply === undefined || !this.pending.has(reply.id)) return;
+    if (!reply.ok) return this.settle(reply.id, remoteError(parseRemote(reply.payload)));
+    let value: unknown;
+    try {
+      value = this.codec.fromWire(reply.payload);
+    } catch (error) {
+      return this.settle(reply.id, dataPathError(new DecodeFailure(error), this.replies.name, this.replies.maxMessageSize));
+    }
+    this.settle(reply.id, undefined, value);
+  }
+
+  /** Every WATCH_MS while requests wait and no reply came: are there workers at all? */
+  private lookForWorkers(): void {
+    if (this.repliedSinceLook) {
+      this.repliedSinceLook = false;
+      this.emptyLooks = 0;
+      return;
+    }
+    if (this.liveWorkers() > 0) {
+      this.emptyLooks = 0;
+      return;
+    }
+    if (++this.emptyLooks < EMPTY_LOOKS) return;
+    this.workersGone = true;
+    this.failAll(this.goneError());
+  }
+
+  /** After all workers had gone: whether one has come back (looked at most every WATCH_MS). */
+  private workersBack(): boolean {
+    const now = performance.now();
+    if (now - this.lastLook < WATCH_MS) return false;
+    this.lastLook = now;
+    this.workersGone = this.liveWorkers() === 0;
+    return !this.workersGone;
+  }
+
+  private liveWorkers(): number {
+    try {
+      return this.queue.stats().consumers;
+    } catch {
+      return 0;
+    }
+  }
+
+  private goneError(): Error {
+    return peerGone(`service '${this.name}' has no worker left (every worker closed or died); requests cannot be answered until one opens it again`);
+  }
+
+  private failAll(error: unknown): void {
+    for (const id of [...this.pending.keys()]) this.settle(id, error);
+  }
+
+  /** Closes the client: requests in flight reject with ERR_CLOSED; its reply channel is removed. */
+  close(): void {
+    if (this.closedError !== undefined) return;
+    this.closedError = errorFromErrno('EBADF', { channel: this.name });
+    this.failAll(this.closedError);
+    this.becomeIdle();
+    this.replies.close();
+    this.queue.close();
+  }
+
+  [disposeSymbol](): void {
+    this.close();
+  }
+
+  async [asyncDisposeSymbol](): Promise<void> {
+    this.close();
+  }
+}

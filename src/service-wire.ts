@@ -1,0 +1,170 @@
+// What requests and replies look like on a service's channels, written once for
+// Service and Client: plain MessagePack arrays, so a C peer can take part (see
+// docs/services.md). A request is [replyTo, id, value?] on the service's 'mpmc'
+// queue; a reply is [id, 0, value?] or [id, 1, { name, message, code? }] on the
+// client's own 'mpsc' reply channel. A missing value is undefined.
+import { readdirSync } from 'node:fs';
+import { native } from './core/binding';
+import type { CodecOption } from './core/codec';
+import { describe, invalidArg, invalidName, type RemoteError } from './core/errors';
+import * as L from './core/layout';
+import { normalizeName, type Backend } from './core/options';
+import { removeStale } from './core/segment';
+import { listDetails } from './list';
+
+/**
+ * Lets the microtasks queued so far run: the continuations that answer or send
+ * requests. A receive that finds nothing spins before it sleeps, synchronously;
+ * spinning first would hold back the very replies and requests it waits for.
+ */
+export async function letMicrotasksRun(): Promise<void> {
+  for (let hop = 0; hop < 4; hop++) await null;
+}
+
+export const REPLY_OK = 0;
+export const REPLY_FAILED = 1;
+
+/** Room a client's reply channel name needs after the service's name. */
+const REPLY_SUFFIX_MAX = '.reply.'.length + 24;
+/** The longest service name: its clients' reply channels must be valid names too. */
+export const SERVICE_NAME_MAX = L.NAME_MAX - REPLY_SUFFIX_MAX;
+
+/** A service's name as stored, checked to leave room for its reply channels' names. */
+export function serviceName(name: unknown): string {
+  const service = normalizeName(name);
+  if (service.length > SERVICE_NAME_MAX) throw invalidName(`${describe(name)} (a service name has at most ${SERVICE_NAME_MAX} characters, so that its clients' reply channels have valid names)`, SERVICE_NAME_MAX);
+  return service;
+}
+
+/** Every reply channel of a service starts with this; a worker writes to no other channel. */
+export function replyPrefix(service: string): string {
+  return `${service}.reply.`;
+}
+
+/** A fresh reply channel name for a client of this process. */
+export function replyChannelName(service: string): string {
+  const random = Math.floor(Math.random() * 2 ** 32).toString(36);
+  return `${replyPrefix(service)}${process.pid.toString(36)}.${random}`;
+}
+
+export interface Envelope {
+  replyTo: string;
+  id: number;
+  value: unknown;
+}
+
+/** A request as decoded from the queue, or undefined for anything else (a bad or hostile message). */
+export function parseRequest(message: unknown, prefix: string): Envelope | undefined {
+  if (!Array.isArray(message) || message.length < 2 || message.length > 3) return undefined;
+  const [replyTo, id, value] = message as unknown[];
+  if (typeof replyTo !== 'string' || !replyTo.startsWith(prefix) || !native.validName(replyTo) || replyTo.includes('/')) return undefined;
+  if (!Number.isSafeInteger(id) || (id as number) < 0) return undefined;
+  return { replyTo, id: id as number, value };
+}
+
+export function requestMessage(replyTo: string, id: number, wireValue: unknown): unknown[] {
+  return wireValue === undefined ? [replyTo, id] : [replyTo, id, wireValue];
+}
+
+export function replyMessage(id: number, wireValue: unknown): unknown[] {
+  return wireValue === undefined ? [id, REPLY_OK] : [id, REPLY_OK, wireValue];
+}
+
+export function failureMessage(id: number, error: unknown): unknown[] {
+  return [id, REPLY_FAILED, remoteOf(error)];
+}
+
+/** What a client learns of an error: its name, message and (string or number) code. */
+export function remoteOf(error: unknown): RemoteError {
+  const { name, message, code } = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
+  const remote: RemoteError = {
+    name: typeof name === 'string' ? name : 'Error',
+    message: typeof message === 'string' ? message : typeof error === 'string' ? error : String(describe(error)),
+  };
+  if (typeof code === 'string' || typeof code === 'number') remote.code = String(code);
+  return remote;
+}
+
+/** A reply as decoded from a reply channel, or undefined for anything else. */
+export function parseReply(message: unknown): { id: number; ok: boolean; payload: unknown } | undefined {
+  if (!Array.isArray(message) || message.length < 2 || message.length > 3) return undefined;
+  const [id, status, payload] = message as unknown[];
+  if (!Number.isSafeInteger(id) || (status !== REPLY_OK && status !== REPLY_FAILED)) return undefined;
+  return { id: id as number, ok: status === REPLY_OK, payload };
+}
+
+/** The error a failure reply carries, its fields checked (a hostile peer may send anything). */
+export function parseRemote(payload: unknown): RemoteError {
+  const { name, message, code } = (typeof payload === 'object' && payload !== null ? payload : {}) as Record<string, unknown>;
+  const remote: RemoteError = {
+    name: typeof name === 'string' ? name : 'Error',
+    message: typeof message === 'string' ? message : 'the service failed the request without a message',
+  };
+  if (typeof code === 'string') remote.code = code;
+  return remote;
+}
+
+/** How values of Req and Res travel inside the envelope: as themselves (msgpack),
+ * or as MessagePack bin (raw bytes, and the bytes of a custom codec). */
+export interface ValueCodec {
+  toWire(value: unknown): unknown;
+  fromWire(wire: unknown): unknown;
+}
+
+export function valueCodec(option: CodecOption<unknown> | undefined, what: string): ValueCodec {
+  if (option === undefined || option === 'msgpack') return { toWire: (value) => value, fromWire: (wire) => wire };
+  if (option === 'raw')
+    return {
+      toWire: (value) => {
+        if (!(value instanceof Uint8Array)) throw invalidArg(`${what} uses the 'raw' codec: values are Uint8Array or Buffer, got ${describe(value)}`);
+        return value;
+      },
+      fromWire: (wire) => wire,
+    };
+  if (typeof option === 'object' && option !== null && typeof option.encode === 'function' && typeof option.decode === 'function')
+    return {
+      toWire: (value) => (value === undefined ? undefined : option.encode(value)),
+      fromWire: (wire) => (wire instanceof Uint8Array ? option.decode(wire) : wire),
+    };
+  throw invalidArg(`${what}: codec must be 'msgpack', 'raw' or { encode, decode }, got ${describe(option)}`);
+}
+
+/** Checks that an options object names only known options (a typo must not be ignored). */
+export function knownOptions(options: unknown, known: readonly string[], what: string): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw invalidArg(`${what}: options must be an object, got ${describe(options)}`);
+  for (const key of Object.keys(options))
+    if (!known.includes(key)) throw invalidArg(`${what}: unknown option '${key}' (known: ${known.join(', ')})`);
+  return options as Record<string, unknown>;
+}
+
+/**
+ * Removes a service's reply channels that no live process has open: those of
+ * clients that died. Each is removed under the lock that keeps openers out, so a
+ * channel in use, or one being created, stays. `skip` names channels known alive.
+ */
+export function removeStaleReplyChannels(service: string, backend: Backend, skip: ReadonlySet<string> = new Set()): void {
+  const prefix = replyPrefix(service);
+  let names: { channel: string; key: number | undefined }[];
+  if (backend === 'posix') {
+    try {
+      names = readdirSync('/dev/shm')
+        .filter((file) => file.startsWith(prefix))
+        .map((channel) => ({ channel, key: undefined }));
+    } catch {
+      return;
+    }
+  } else {
+    names = listDetails()
+      .filter((d) => d.backend === 'sysv' && d.stale && d.name.startsWith(prefix))
+      .map((d) => ({ channel: d.name, key: d.key }));
+  }
+  for (const place of names) {
+    if (skip.has(place.channel) || !native.validName(place.channel)) continue;
+    try {
+      removeStale(place, true);
+    } catch {
+      // removed or replaced meanwhile: nothing to do
+    }
+  }
+}

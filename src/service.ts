@@ -1,0 +1,329 @@
+// A service's worker: its handle on the service's request queue (an 'mpmc'
+// channel, so each request goes to exactly one worker), the loop that hands
+// requests to a handler or an iterator, and the replies it sends back on each
+// client's reply channel. The wire shape is in service-wire.ts; docs/services.md
+// says what happens when a worker or a client dies.
+import { debuglog } from 'node:util';
+import { Channel } from './core/channel';
+import type { CodecOption } from './core/codec';
+import { describe, errorFromErrno, invalidArg } from './core/errors';
+import type { Backend } from './core/options';
+import { ReplyChannels } from './reply-channels';
+import {
+  failureMessage,
+  knownOptions,
+  letMicrotasksRun,
+  parseRequest,
+  removeStaleReplyChannels,
+  replyMessage,
+  replyPrefix,
+  serviceName,
+  valueCodec,
+  type Envelope,
+  type ValueCodec,
+} from './service-wire';
+
+const debug = debuglog('shmchan');
+
+const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
+const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose');
+
+/** Requests taken back to back before the loop lets timers and I/O run. */
+const BATCH = 64;
+
+export interface ServiceOptions<Req = unknown> {
+  /** Queue bytes (and each client's reply channel's): as for Channel.create. Default 1 MiB. */
+  capacity?: number;
+  permissions?: number;
+  backend?: Backend;
+  codec?: CodecOption<Req>;
+  maxMessageSize?: number;
+  replaceStale?: boolean;
+  /** open only: how long to wait for the service to appear, in ms. Default 1000 (as Channel.open). */
+  timeout?: number;
+}
+
+export interface ServeOptions {
+  /** Handler calls in flight in this worker at most. Default 1. */
+  concurrency?: number;
+  /** Stops taking requests; serve() resolves once the handler calls in flight have settled. */
+  signal?: AbortSignal;
+}
+
+export type Handler<Req, Res> = (value: Req, context: { signal: AbortSignal }) => Res | Promise<Res>;
+
+/** One request, as the iterator hands it out: answer it once, with reply or fail. */
+export interface Request<Req = unknown, Res = unknown> {
+  readonly value: Req;
+  reply(value: Res): void;
+  fail(error: unknown): void;
+}
+
+const createOptions = ['capacity', 'permissions', 'backend', 'codec', 'maxMessageSize', 'replaceStale'] as const;
+const openOptions = [...createOptions, 'timeout'] as const;
+
+export class Service<Req = unknown, Res = unknown> {
+  /** The service's name: its queue channel's. */
+  readonly name: string;
+  private readonly queue: Channel<unknown>;
+  private readonly codec: ValueCodec;
+  private readonly prefix: string;
+  private readonly replies: ReplyChannels;
+  /** Aborted by close(): ends serve() and the iterator, and is every handler's signal. */
+  private readonly closing = new AbortController();
+  /** A request taken when this worker claimed its consumer slot, to be handed out first. */
+  private held: unknown;
+  private serving = false;
+  private sinceYield = 0;
+
+  private constructor(queue: Channel<unknown>, codec: ValueCodec, backend: Backend) {
+    this.queue = queue;
+    this.name = queue.name;
+    this.codec = codec;
+    this.prefix = replyPrefix(queue.name);
+    // A worker is a live consumer of the queue from now on, serving or not: that is
+    // what clients count to tell "all workers gone" (docs/services.md).
+    try {
+      this.held = queue.tryReceive();
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_DECODE') {
+        queue.close();
+        throw error;
+      }
+    }
+    this.replies = new ReplyChannels(queue.name, backend);
+    removeStaleReplyChannels(queue.name, backend);
+  }
+
+  /** Creates a service, this process being its first worker. Fails with ERR_CHANNEL_EXISTS
+   * if the name is taken by a live channel. */
+  static create<Req = unknown, Res = unknown>(name: string, options?: ServiceOptions<Req>): Service<Req, Res> {
+    const o = knownOptions(options, createOptions, 'Service.create');
+    const service = serviceName(name);
+    const codec = valueCodec(o.codec as CodecOption<unknown> | undefined, `service '${service}'`);
+    const { codec: _, ...channelOptions } = o;
+    const queue = Channel.create<unknown>(service, { ...channelOptions, mode: 'mpmc' });
+    return new Service<Req, Res>(queue, codec, queue.backend);
+  }
+
+  /** Opens an existing service as one more worker. Only backend, codec and timeout matter here. */
+  static open<Req = unknown, Res = unknown>(name: string, options?: ServiceOptions<Req>): Service<Req, Res> {
+    const o = knownOptions(options, openOptions, 'Service.open');
+    const service = serviceName(name);
+    const codec = valueCodec(o.codec as CodecOption<unknown> | undefined, `service '${service}'`);
+    const queue = Channel.open<unknown>(service, { backend: o.backend as Backend | undefined, timeout: o.timeout as number | undefined });
+    if (queue.mode !== 'mpmc') {
+      queue.close();
+      throw invalidArg(`'${service}' is a channel of mode '${queue.mode}', not a service (a service's queue is an 'mpmc' channel made by Service.create)`);
+    }
+    return new Service<Req, Res>(queue, codec, queue.backend);
+  }
+
+  /**
+   * Answers requests with the handler's result (or ERR_REMOTE when it throws) until
+   * `signal` aborts or the service closes; then resolves once the handler calls in
+   * flight have settled. A handler's error or a bad message never ends it.
+   */
+  async serve(handler: Handler<Req, Res>, options?: ServeOptions): Promise<void> {
+    const o = knownOptions(options, ['concurrency', 'signal'], 'serve');
+    if (typeof handler !== 'function') throw invalidArg(`service '${this.name}': serve needs a handler function, got ${describe(handler)}`);
+    const concurrency = o.concurrency ?? 1;
+    if (!Number.isSafeInteger(concurrency) || (concurrency as number) < 1)
+      throw invalidArg(`service '${this.name}': concurrency must be a positive integer, got ${describe(concurrency)}`);
+    const stop = o.signal === undefined ? this.closing.signal : AbortSignal.any([this.closing.signal, o.signal as AbortSignal]);
+    this.startServing();
+    const context = { signal: stop };
+    let inFlight = 0;
+    let freed: (() => void) | undefined;
+    const done = () => {
+      inFlight--;
+      const wake = freed;
+      freed = undefined;
+      wake?.();
+    };
+    const slotFreed = () => new Promise<void>((resolve) => (freed = resolve));
+    try {
+      for (;;) {
+        while (inFlight >= (concurrency as number)) await slotFreed();
+        const request = await this.next(stop);
+        if (request === undefined) break;
+        inFlight++;
+        answer(request, handler, context, done);
+      }
+      while (inFlight > 0) await slotFreed();
+    } finally {
+      this.serving = false;
+    }
+  }
+
+  /** Every request, as it comes, until the service closes. Answer each with reply or fail. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Request<Req, Res>> {
+    this.startServing();
+    try {
+      for (;;) {
+        const request = await this.next(this.closing.signal);
+        if (request === undefined) return;
+        yield request;
+      }
+    } finally {
+      this.serving = false;
+    }
+  }
+
+  private startServing(): void {
+    if (this.closing.signal.aborted) throw errorFromErrno('EBADF', { channel: this.name });
+    if (this.serving) throw invalidArg(`service '${this.name}': this handle is already serving (one serve() or iterator at a time; open another worker for more)`);
+    this.serving = true;
+  }
+
+  /** The next well-formed request, or undefined once stopped. Bad messages are skipped. */
+  private async next(stop: AbortSignal): Promise<ServiceRequest<Req, Res> | undefined> {
+    if (++this.sinceYield >= BATCH) {
+      this.sinceYield = 0;
+      await new Promise(setImmediate); // a queue that never empties must not starve timers and I/O
+    }
+    for (;;) {
+      if (stop.aborted) return undefined;
+      let message = this.held;
+      this.held = undefined;
+      try {
+        if (message === undefined) message = this.queue.tryReceive();
+        if (message === undefined) {
+          await letMicrotasksRun();
+          message = await this.queue.receive({ signal: stop });
+        }
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'ERR_DECODE') continue; // a message no codec reads: skipped
+        if (code === 'ABORT_ERR' || code === 'ERR_CLOSED' || code === 'ERR_ENDED') return undefined;
+        throw error;
+      }
+      const envelope = parseRequest(message, this.prefix);
+      if (envelope === undefined) {
+        debug('service %s: skipped a message that is not a request', this.name);
+        continue;
+      }
+      let value: Req;
+      try {
+        value = this.codec.fromWire(envelope.value) as Req;
+      } catch (error) {
+        this.send(envelope, failureMessage(envelope.id, error));
+        continue;
+      }
+      return new ServiceRequest<Req, Res>(this, envelope, value);
+    }
+  }
+
+  /** @internal Sends a reply (or a failure) to the client that asked: for Request. */
+  send(envelope: Envelope, message: unknown[]): void {
+    if (this.closing.signal.aborted) return;
+    this.replies.send(envelope.replyTo, message);
+  }
+
+  /** @internal The reply message for a value; throws ERR_INVALID_ARG for a value the codec refuses. */
+  replyFor(id: number, value: unknown): unknown[] {
+    return replyMessage(id, this.codec.toWire(value));
+  }
+
+  /** Stops serving, and releases the queue and the reply channels. Replies sent after
+   * this are dropped; a request taken but never handed out is failed with ERR_CLOSED. */
+  close(): void {
+    if (this.closing.signal.aborted) return;
+    if (this.held !== undefined) {
+      const envelope = parseRequest(this.held, this.prefix);
+      this.held = undefined;
+      if (envelope !== undefined) {
+        try {
+          this.replies.send(envelope.replyTo, failureMessage(envelope.id, errorFromErrno('EBADF', { channel: this.name })));
+        } catch {
+          // the client is gone
+        }
+      }
+    }
+    this.closing.abort();
+    this.queue.close();
+    this.replies.close();
+  }
+
+  [disposeSymbol](): void {
+    this.close();
+  }
+
+  async [asyncDisposeSymbol](): Promise<void> {
+    this.close();
+  }
+}
+
+class ServiceRequest<Req, Res> implements Request<Req, Res> {
+  private answered = false;
+  constructor(
+    private readonly service: Service<Req, Res>,
+    private readonly envelope: Envelope,
+    readonly value: Req,
+  ) {}
+
+  /** Sends the reply. A value that cannot be sent (ERR_ENCODE, ERR_MESSAGE_TOO_LARGE)
+   * fails the request instead, and the error is thrown here too. */
+  reply(value: Res): void {
+    this.answer();
+    try {
+      this.service.send(this.envelope, this.service.replyFor(this.envelope.id, value));
+    } catch (error) {
+      this.sendFailure(error);
+      throw error;
+    }
+  }
+
+  /** Fails the request: the client's promise rejects with ERR_REMOTE carrying this error. */
+  fail(error: unknown): void {
+    this.answer();
+    this.sendFailure(error);
+  }
+
+  private sendFailure(error: unknown): void {
+    try {
+      this.service.send(this.envelope, failureMessage(this.envelope.id, error));
+    } catch (failure) {
+      debug('service %s: a failure could not be sent: %s', this.service.name, (failure as { code?: string }).code);
+    }
+  }
+
+  private answer(): void {
+    if (this.answered) throw invalidArg(`service '${this.service.name}': request ${this.envelope.id} was already answered (reply or fail once)`);
+    this.answered = true;
+  }
+}
+
+/** Runs the handler on one request and answers with its result or its error; calls done once settled. */
+function answer<Req, Res>(request: ServiceRequest<Req, Res>, handler: Handler<Req, Res>, context: { signal: AbortSignal }, done: () => void): void {
+  let result: Res | Promise<Res>;
+  try {
+    result = handler(request.value, context);
+  } catch (error) {
+    request.fail(error);
+    return done();
+  }
+  if (typeof (result as Promise<Res>)?.then !== 'function') {
+    replyQuietly(request, result as Res);
+    return done();
+  }
+  (result as Promise<Res>).then(
+    (value) => {
+      replyQuietly(request, value);
+      done();
+    },
+    (error) => {
+      request.fail(error);
+      done();
+    },
+  );
+}
+
+/** reply(), whose error the client already got as ERR_REMOTE. */
+function replyQuietly<Req, Res>(request: ServiceRequest<Req, Res>, value: Res): void {
+  try {
+    request.reply(value);
+  } catch {
+    // the client was sent the failure
+  }
+}

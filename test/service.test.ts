@@ -1,0 +1,244 @@
+// Request/reply between processes: Service workers and Clients in separate
+// processes (test/fixtures/service-worker.mjs, service-client.mjs), sharing only
+// the service's name. Every reply is checked against its own request, byte for byte.
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Channel, Client, Service, ShmChanError } from '../dist/index.js';
+import { backends, cleanupChannels, killFixtures, packageRoot, uniqueName, using, type Fixture } from './helpers';
+
+afterEach(() => {
+  killFixtures();
+  cleanupChannels();
+});
+
+/** A worker's last line: { most, handled }, once SIGTERM has ended its serve(). */
+async function stopWorker(worker: Fixture): Promise<{ most: number; handled: number }> {
+  worker.child.kill('SIGTERM');
+  const { code } = await worker.exited;
+  expect(code).toBe(0);
+  const lines = worker.stdout().trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+const replyChannels = (service: string) => readdirSync('/dev/shm').filter((file) => file.startsWith(`${service}.reply.`));
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.each(backends)('%s', (backend) => {
+  const b = using(backend);
+
+  it('many requests in flight from two client processes: each reply is its own request', async () => {
+    const name = uniqueName('svc-many');
+    const worker = b.startFixture('service-worker.mjs', [name, 'create']);
+    await worker.line('serving');
+    const results = await Promise.all([b.runFixture('service-client.mjs', [name, '3000', '64']), b.runFixture('service-client.mjs', [name, '3000', '64'])]);
+    for (const result of results) expect(result).toMatchObject({ replies: 3000, wrong: [], errors: {} });
+    expect(await stopWorker(worker)).toMatchObject({ handled: 6000, most: 1 });
+  });
+});
+
+describe('posix', () => {
+  const b = using('posix');
+
+  it('several workers take distinct requests, each within its concurrency bound', async () => {
+    const name = uniqueName('svc-workers');
+    const first = b.startFixture('service-worker.mjs', [name, 'create', '4', '5']);
+    await first.line('serving');
+    const others = [0, 1].map(() => b.startFixture('service-worker.mjs', [name, 'open', '4', '5']));
+    await Promise.all(others.map((w) => w.line('serving')));
+    const result = await b.runFixture('service-client.mjs', [name, '600', '48']);
+    expect(result).toMatchObject({ replies: 600, wrong: [], errors: {} });
+    const summaries = await Promise.all([first, ...others].map(stopWorker));
+    // each request handled by exactly one worker, and each worker's replies came from it
+    expect(summaries.reduce((sum, s) => sum + s.handled, 0)).toBe(600);
+    expect(Object.values(result.workers).reduce((sum: number, n) => sum + (n as number), 0)).toBe(600);
+    expect(Object.keys(result.workers).length).toBeGreaterThan(1);
+    for (const s of summaries) {
+      expect(s.most).toBeLessThanOrEqual(4);
+      if (s.handled > 20) expect(s.most).toBeGreaterThan(1);
+    }
+  });
+
+  it("a handler's error is ERR_REMOTE with the remote name, message and code; bad messages never stop the worker", async () => {
+    const name = uniqueName('svc-remote');
+    const worker = b.startFixture('service-worker.mjs', [name, 'create']);
+    await worker.line('serving');
+    const client = await Client.connect(name, { timeout: 5000 });
+    // hostile or broken messages straight into the queue, and a "reply channel" that is not one
+    const decoy = Channel.create(`${name}.reply.decoy`, { mode: 'mpmc' });
+    const queue = Channel.open(name);
+    try {
+      for (const junk of ['hello', 42, [1, 2, 3], ['elsewhere', 1, 2], [`${name}.reply.missing`, 7, 1], [`${name}.reply.decoy`, 8, 1], [`${name}.reply.x`, -1]])
+        queue.trySend(junk);
+      const error = await client.request({ fail: 'no way' }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ShmChanError);
+      expect(error).toMatchObject({ code: 'ERR_REMOTE', message: 'no way', remote: { name: 'TypeError', message: 'no way', code: 'E_ASKED' } });
+      expect(await client.request('still here')).toMatchObject({ value: 'still here' });
+      expect(decoy.stats().messagesSent).toBe(0);
+      expect(worker.stderr()).toBe('');
+    } finally {
+      queue.close();
+      decoy.close();
+      client.close();
+    }
+    // 'still here', and the two well-formed requests whose reply channel is missing or no reply channel
+    expect((await stopWorker(worker)).handled).toBe(3);
+  });
+
+  it('requests wait while a worker exists but does not serve; the iterator answers them; a closed last worker is ERR_PEER_GONE', async () => {
+    const name = uniqueName('svc-idle');
+    const service = Service.create<string, string>(name);
+    const client = await Client.connect<string, string>(name, { timeout: 5000 });
+    try {
+      // a live worker that is not serving: the request waits in the queue until its timeout
+      expect(await client.request('early', { timeout: 700 }).catch((e: ShmChanError) => e.code)).toBe('ERR_TIMEOUT');
+      const waiting = client.request('later');
+      const iterator = service[Symbol.asyncIterator]();
+      const answered: string[] = [];
+      for (;;) {
+        const { value: request } = await iterator.next();
+        answered.push(request!.value);
+        if (request!.value === 'early') request!.fail(new RangeError('too early'));
+        else {
+          request!.reply(`got ${request!.value}`);
+          expect(() => request!.reply('twice')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
+          break;
+        }
+      }
+      expect(answered).toEqual(['early', 'later']);
+      expect(await waiting).toBe('got later');
+      const pending = client.request('after close');
+      service.close();
+      expect(await pending.catch((e: ShmChanError) => e.code)).toBe('ERR_PEER_GONE');
+      expect(await client.request('new').catch((e: ShmChanError) => e.code)).toBe('ERR_PEER_GONE');
+    } finally {
+      client.close();
+      service.close();
+    }
+  });
+
+  it('a timeout or an abort rejects locally and the late reply is dropped', async () => {
+    const name = uniqueName('svc-late');
+    const worker = b.startFixture('service-worker.mjs', [name, 'create', '4', '300']);
+    await worker.line('serving');
+    const client = await Client.connect(name, { timeout: 5000 });
+    try {
+      const timedOut = await client.request('first', { timeout: 30 }).catch((e: unknown) => e);
+      expect(timedOut).toMatchObject({ code: 'ERR_TIMEOUT' });
+      const controller = new AbortController();
+      const aborted = client.request('second', { signal: controller.signal });
+      controller.abort();
+      expect(await aborted.catch((e: unknown) => e)).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+      // the late replies to 'first' and 'second' arrive while 'third' waits: only its own settles it
+      expect(await client.request('third')).toMatchObject({ value: 'third' });
+    } finally {
+      client.close();
+    }
+    expect((await stopWorker(worker)).handled).toBe(3);
+  });
+
+  it('SIGKILL of a worker with requests in flight: the others answer the rest; when none is left, ERR_PEER_GONE', async () => {
+    const name = uniqueName('svc-kill-worker');
+    const doomed = b.startFixture('service-worker.mjs', [name, 'create', '4', '40']);
+    await doomed.line('serving');
+    const survivor = b.startFixture('service-worker.mjs', [name, 'open', '4', '40']);
+    await survivor.line('serving');
+    const client = await Client.connect<{ i: number }, { value: { i: number } }>(name, { timeout: 5000 });
+    try {
+      const outcomes = Array.from({ length: 80 }, (_, i) =>
+        client.request({ i }, { timeout: 4000 }).then(
+          (reply) => (reply.value.i === i ? 'ok' : 'wrong'),
+          (error: ShmChanError) => error.code,
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      doomed.child.kill('SIGKILL');
+      const settled = await Promise.all(outcomes);
+      const count = (what: string) => settled.filter((s) => s === what).length;
+      // a request the dead worker had taken is lost with it (its handler may have run): it times out
+      expect(count('wrong')).toBe(0);
+      expect(count('ok') + count('ERR_TIMEOUT')).toBe(80);
+      expect(count('ERR_TIMEOUT')).toBeLessThanOrEqual(4);
+      expect(count('ok')).toBeGreaterThanOrEqual(76);
+
+      // the last worker dies with requests waiting: they fail, and so do new ones
+      const waiting = Array.from({ length: 20 }, (_, i) => client.request({ i }).catch((e: ShmChanError) => e.code));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      survivor.child.kill('SIGKILL');
+      const gone = await Promise.all(waiting);
+      for (const outcome of gone) if (typeof outcome === 'string') expect(outcome).toBe('ERR_PEER_GONE');
+      expect(gone.filter((s) => s === 'ERR_PEER_GONE').length).toBeGreaterThan(0);
+      expect(await client.request({ i: -1 }).catch((e: ShmChanError) => e.code)).toBe('ERR_PEER_GONE');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('SIGKILL of a client with requests in flight: the worker goes on, and its reply channel leaves /dev/shm', async () => {
+    const name = uniqueName('svc-kill-client');
+    const worker = b.startFixture('service-worker.mjs', [name, 'create', '4', '100']);
+    await worker.line('serving');
+    const doomed = b.startFixture('service-client.mjs', [name, 'hang', '20']);
+    await doomed.line('sent');
+    const left = replyChannels(name);
+    expect(left.length).toBe(1);
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+    const result = await b.runFixture('service-client.mjs', [name, '50', '8']);
+    expect(result).toMatchObject({ replies: 50, wrong: [], errors: {} });
+    await until(() => !replyChannels(name).includes(left[0]), "the dead client's reply channel is removed");
+    await stopWorker(worker);
+  });
+
+  it('64 clients at once (8 processes of 8), 2 workers', async () => {
+    const name = uniqueName('svc-64');
+    const workers = [b.startFixture('service-worker.mjs', [name, 'create', '8'])];
+    await workers[0].line('serving');
+    workers.push(b.startFixture('service-worker.mjs', [name, 'open', '8']));
+    await workers[1].line('serving');
+    const clients = Array.from({ length: 8 }, () => b.startFixture('service-client.mjs', [name, '100', '4', '8']));
+    await Promise.all(clients.map((c) => c.line('connected'))); // all 64 connected at once
+    for (const client of clients) {
+      expect((await client.exited).code).toBe(0);
+      const lines = client.stdout().trim().split('\n');
+      expect(JSON.parse(lines[lines.length - 1])).toMatchObject({ replies: 800, wrong: [], errors: {} });
+    }
+    const handled = (await Promise.all(workers.map(stopWorker))).reduce((sum, s) => sum + s.handled, 0);
+    expect(handled).toBe(6400);
+    expect(replyChannels(name)).toEqual([]);
+  });
+
+  it('shmchan call prints the reply as JSON; a remote error or a timeout exits 1, bad usage 2', async () => {
+    const name = uniqueName('svc-call');
+    const worker = b.startFixture('service-worker.mjs', [name, 'create', '1', '200']);
+    await worker.line('serving');
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'shmchan.js'), 'call', ...args]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+        child.on('exit', (code) => resolve({ code, stdout, stderr }));
+      });
+    const ok = await cli(name, '{"a":[1,"two",null]}');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ value: { a: [1, 'two', null] } });
+    expect(await cli(name, '{"fail":"refused"}')).toMatchObject({ code: 1, stdout: '', stderr: 'shmchan call: refused\n' });
+    const late = await cli(name, '1', '--timeout', '50');
+    expect(late).toMatchObject({ code: 1, stdout: '' });
+    expect(late.stderr).toMatch(/no reply within 50 ms/);
+    expect((await cli(name, '{oops')).code).toBe(2);
+    expect((await cli(name)).code).toBe(2);
+    expect((await cli(name, '1', '--timeout', 'soon')).code).toBe(2);
+    await stopWorker(worker);
+  });
+});
