@@ -75,7 +75,8 @@ describe.each(['posix', 'sysv'] as const)('%s backend', (backend) => {
     const keys = new Set<number>();
     // warm up once: the first use loads code and starts threads that stay
     const warm = Channel.create(name, { backend, capacity: 4096 });
-    await warm.receive({ timeout: 1 }).catch(() => undefined);
+    // (long enough to sleep on a waiter thread even when polling is slow, as under the sanitizers)
+    await warm.receive({ timeout: 50 }).catch(() => undefined);
     warm.close();
     const before = snapshot(name, keys);
     for (let cycle = 0; cycle < CYCLES; cycle++) {
