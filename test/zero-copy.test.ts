@@ -17,12 +17,13 @@ const tagged = (tag: number, i: number) => Buffer.concat([Buffer.from([tag]), ra
 describe.each(backends)('%s', (backend) => {
   const b = using(backend);
 
-  for (const mode of ['spsc', 'mpsc'] as const)
+  for (const mode of ['spsc', 'mpsc', 'mpmc', 'broadcast'] as const)
     it(`${mode}: every message of another process arrives byte for byte, and a fill that throws commits nothing`, async () => {
       const name = uniqueName(`zc-${mode}`);
       // 16 KiB against messages of up to 1500 bytes: records wrap the ring many times
       const channel = b.create<Uint8Array>(name, { capacity: 16384, mode, codec: 'raw', maxMessageSize: 2048 });
       try {
+        if (mode === 'broadcast') expect(channel.tryReceiveView()).toBeUndefined(); // subscribes
         const count = 2000;
         const producer = b.startFixture('zero-copy-producer.mjs', [name, String(count), '7']);
         for (let i = 0; i < count; i++) {
@@ -34,7 +35,9 @@ describe.each(backends)('%s', (backend) => {
         }
         await expect(channel.receiveView()).rejects.toMatchObject({ code: 'ERR_ENDED' });
         expect((await producer.exited).code).toBe(0);
-        expect(channel.stats()).toMatchObject({ messagesReceived: count, messagesSent: count, used: 0 });
+        // a broadcast ring keeps (and counts as received) what its subscribers read
+        // only once producers need the room
+        expect(channel.stats()).toMatchObject(mode === 'broadcast' ? { messagesSent: count } : { messagesReceived: count, messagesSent: count, used: 0 });
       } finally {
         channel.close();
       }
@@ -62,11 +65,12 @@ describe.each(backends)('%s', (backend) => {
     }
   });
 
-  for (const mode of ['spsc', 'mpsc'] as const)
+  for (const mode of ['spsc', 'mpsc', 'mpmc', 'broadcast'] as const)
     it(`${mode}: a view stays intact while the producer fills the ring behind it, until the next receive`, async () => {
       const name = uniqueName(`zc-held-${mode}`);
       const channel = b.create<Uint8Array>(name, { capacity: 8192, mode, codec: 'raw', maxMessageSize: 2048 });
       try {
+        if (mode === 'broadcast') expect(channel.tryReceiveView()).toBeUndefined(); // subscribes
         const count = 400;
         const producer = b.startFixture('zero-copy-producer.mjs', [name, String(count), '3', 'fill-first']);
         const first = await channel.receiveView({ timeout: 20_000 });
@@ -88,6 +92,17 @@ describe.each(backends)('%s', (backend) => {
         channel.close();
       }
     });
+
+  it("refuses views on an 'overwrite' broadcast channel, where a message can change while it is read", () => {
+    const name = uniqueName('zc-overwrite');
+    const channel = b.create<Uint8Array>(name, { codec: 'raw', mode: 'broadcast', overflow: 'overwrite' });
+    try {
+      expect(() => channel.tryReceiveView()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG', message: expect.stringContaining('receiveInto') }));
+      expect(channel.tryReceive()).toBeUndefined();
+    } finally {
+      channel.close();
+    }
+  });
 
   it('releases a held view at close(), so the next consumer gets the message after it', () => {
     const name = uniqueName('zc-close');

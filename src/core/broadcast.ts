@@ -92,7 +92,12 @@ export class BroadcastReader {
     throw new CorruptRing('producers kept releasing past every start a new subscriber chose');
   }
 
+  /** Under 'block': where the cursor goes once the view a holding decoder answered
+   * last is no longer in use (producers cannot pass the cursor meanwhile); -1: none. */
+  private heldNext = -1;
+
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
+    this.releaseHeld();
     for (;;) {
       let value: T | DecodeFailure;
       let next: number;
@@ -112,10 +117,22 @@ export class BroadcastReader {
         if (error instanceof CorruptRing && this.overwrite && this.wasPushed()) continue;
         throw error;
       }
+      if (codec.holds === true && !this.overwrite && !(value instanceof DecodeFailure)) {
+        this.heldNext = next >>> 0;
+        return value;
+      }
       if (!this.advance(next >>> 0)) continue;
       if (value instanceof DecodeFailure) throw value;
       return value;
     }
+  }
+
+  /** Moves past the message a holding decoder answered last, if it is still held. */
+  releaseHeld(): void {
+    const next = this.heldNext;
+    if (next < 0) return;
+    this.heldNext = -1;
+    this.advance(next);
   }
 
   /**

@@ -543,6 +543,8 @@ export class Channel<T = unknown> {
   private viewDecoder(): RingView {
     this.live();
     this.rawOnly('receiveView', 'receive()');
+    if (this.overflow === 'overwrite')
+      throw invalidArg(`channel '${this.name}' is an 'overwrite' broadcast channel, where producers may write over a message while it is read: a view into the ring could change under you; use receive() or receiveInto()`);
     return (this.ringView ??= new RingView());
   }
 

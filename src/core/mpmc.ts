@@ -66,7 +66,12 @@ export class MpmcReader {
     return this.scanner.waitingOnClaim;
   }
 
+  /** The type word of the record a holding decoder answered last (its view is
+   * still in use, the record still taken by this consumer); -1: none. */
+  private heldTypeIndex = -1;
+
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
+    this.releaseHeld();
     const found = this.take();
     if (found === EMPTY || found === ENDED) return found;
     const typeIndex = this.ring.lengthIndex(found.idx) + 1;
@@ -78,10 +83,24 @@ export class MpmcReader {
       Atomics.compareExchange(this.ring.i32, typeIndex, this.marker, found.type);
       throw error;
     }
+    if (codec.holds === true && !(value instanceof DecodeFailure)) {
+      // a view of the record: it stays taken (and the head before it) until the next read
+      this.heldTypeIndex = typeIndex;
+      return value;
+    }
     Atomics.store(this.ring.i32, typeIndex, L.RECORD_CONSUMED);
     this.releaseConsumed();
     if (value instanceof DecodeFailure) throw value;
     return value;
+  }
+
+  /** Consumes the record a holding decoder answered last, if it is still held. */
+  releaseHeld(): void {
+    const typeIndex = this.heldTypeIndex;
+    if (typeIndex < 0) return;
+    this.heldTypeIndex = -1;
+    Atomics.store(this.ring.i32, typeIndex, L.RECORD_CONSUMED);
+    this.releaseConsumed();
   }
 
   /**
