@@ -33,18 +33,23 @@ const EMPTY_LOOKS = 2;
 /** Replies taken back to back before the loop lets timers and I/O run. */
 const BATCH = 64;
 
+/** Options of Client.connect. */
 export interface ClientOptions<Req = unknown> {
   /** How long to wait for the service to appear, in ms; none: as long as it takes. */
   timeout?: number;
+  /** Stops waiting for the service: rejects with an AbortError. */
   signal?: AbortSignal;
+  /** The service's codec: 'msgpack' (default) or the same custom codec its workers use. */
   codec?: CodecOption<Req>;
   /** The service's backend. Default 'posix'. */
   backend?: Backend;
 }
 
+/** Options of Client.request. */
 export interface RequestOptions {
   /** Milliseconds until the request rejects with ERR_TIMEOUT; a later reply is dropped. */
   timeout?: number;
+  /** Rejects the request with an AbortError; a later reply is dropped. */
   signal?: AbortSignal;
 }
 
@@ -58,6 +63,10 @@ interface Pending {
   sending: AbortController | undefined;
 }
 
+/**
+ * Request/reply: a client of a service. Many requests may be in flight; each
+ * settles once, with the reply to it (see docs/services.md).
+ */
 export class Client<Req = unknown, Res = unknown> {
   /** The service's name. */
   readonly name: string;
@@ -290,10 +299,12 @@ export class Client<Req = unknown, Res = unknown> {
     this.queue.close();
   }
 
+  /** close(), for `using`. */
   [disposeSymbol](): void {
     this.close();
   }
 
+  /** close(), for `await using`. */
   async [asyncDisposeSymbol](): Promise<void> {
     this.close();
   }

@@ -31,18 +31,25 @@ const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Sy
 /** Requests taken back to back before the loop lets timers and I/O run. */
 const BATCH = 64;
 
+/** Options of Service.create and Service.open. */
 export interface ServiceOptions<Req = unknown> {
   /** Queue bytes (and each client's reply channel's): as for Channel.create. Default 1 MiB. */
   capacity?: number;
+  /** Mode bits of the queue and of the reply channels, as for Channel.create. Default 0o600. */
   permissions?: number;
+  /** 'posix' (default) or 'sysv': clients pass the same to Client.connect. */
   backend?: Backend;
+  /** How requests and replies are encoded: 'msgpack' (default) or a custom codec, the same in workers and clients. */
   codec?: CodecOption<Req>;
+  /** Largest encoded request or reply, in bytes. Default capacity / 4. */
   maxMessageSize?: number;
+  /** create only: replace a stale queue that still holds requests (as for Channel.create). */
   replaceStale?: boolean;
   /** open only: how long to wait for the service to appear, in ms. Default 1000 (as Channel.open). */
   timeout?: number;
 }
 
+/** Options of Service.serve. */
 export interface ServeOptions {
   /** Handler calls in flight in this worker at most. Default 1. */
   concurrency?: number;
@@ -50,18 +57,26 @@ export interface ServeOptions {
   signal?: AbortSignal;
 }
 
+/** Answers one request: its result (or the promise of it) is the reply; what it throws reaches the client as ERR_REMOTE. */
 export type Handler<Req, Res> = (value: Req, context: { signal: AbortSignal }) => Res | Promise<Res>;
 
 /** One request, as the iterator hands it out: answer it once, with reply or fail. */
 export interface Request<Req = unknown, Res = unknown> {
+  /** What the client sent. */
   readonly value: Req;
+  /** Sends the reply; a request is answered once (ERR_INVALID_ARG the second time). */
   reply(value: Res): void;
+  /** Rejects the client's request with ERR_REMOTE carrying this error's name, message and code. */
   fail(error: unknown): void;
 }
 
 const createOptions = ['capacity', 'permissions', 'backend', 'codec', 'maxMessageSize', 'replaceStale'] as const;
 const openOptions = [...createOptions, 'timeout'] as const;
 
+/**
+ * Request/reply: the service's side. One process creates it, any number of worker
+ * processes open it too, and each request goes to exactly one worker (see docs/services.md).
+ */
 export class Service<Req = unknown, Res = unknown> {
   /** The service's name: its queue channel's. */
   readonly name: string;
@@ -245,10 +260,12 @@ export class Service<Req = unknown, Res = unknown> {
     this.replies.close();
   }
 
+  /** close(), for `using`. */
   [disposeSymbol](): void {
     this.close();
   }
 
+  /** close(), for `await using`. */
   async [asyncDisposeSymbol](): Promise<void> {
     this.close();
   }

@@ -61,8 +61,11 @@ export class ShmChanError extends Error {
 
 /** An error as it crosses from a service's worker to a client. */
 export interface RemoteError {
+  /** The remote error's name, e.g. 'TypeError'. */
   name: string;
+  /** The remote error's message. */
   message: string;
+  /** The remote error's code, when it had a string one. */
   code?: string;
 }
 
