@@ -28,12 +28,6 @@ export interface TopRow {
  * a name removed and created anew starts its counters again. */
 const identity = (c: ChannelDetails) => `${c.backend}\0${c.key ?? ''}\0${c.name}\0${c.createdAt.getTime()}`;
 
-function consumersOf(c: ChannelDetails): number {
-  // broadcast and mpmc channels count their consumers; the others have one at most
-  const { consumers } = c as { consumers?: number };
-  return typeof consumers === 'number' ? consumers : c.consumerPid === null ? 0 : 1;
-}
-
 function rows(before: Map<string, ChannelDetails>, now: ChannelDetails[], seconds: number): TopRow[] {
   const rate = (later: number, earlier: number | undefined) => Math.max(0, later - (earlier ?? later)) / seconds;
   return now
@@ -49,7 +43,7 @@ function rows(before: Map<string, ChannelDetails>, now: ChannelDetails[], second
         bytesOutPerSecond: rate(c.bytesReceived, was?.bytesReceived),
         fillPercent: (100 * c.used) / c.capacity,
         producers: c.producers,
-        consumers: consumersOf(c),
+        consumers: c.consumers,
         lag: Math.max(0, c.messagesSent - c.messagesReceived),
         stale: c.stale,
       };
