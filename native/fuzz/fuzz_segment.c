@@ -136,11 +136,14 @@ void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
  * input writing between its reads: 0 and the size to map, or an error. The
  * size must fit what is mapped and be a header and a valid ring, whatever was
  * written meanwhile; anything else is the bug this target looks for. */
-static int open_validated(uint8_t *base, size_t mapped, int sysv, input_t *in, uint32_t capacity, size_t *size) {
+static int open_validated(uint8_t *base, size_t mapped, int sysv, input_t *in, uint32_t capacity, size_t *size, uint32_t *mode) {
   hostile = in;
   hostile_capacity = capacity;
-  int rc = sysv ? shmchan_sysv_header_validate(base, mapped, FUZZ_NAME, FUZZ_KEY, size)
-                : shmchan_header_validate(base, mapped, size);
+  shmchan_header_facts_t facts = {0};
+  int rc = sysv ? shmchan_sysv_header_validate(base, mapped, FUZZ_NAME, FUZZ_KEY, &facts)
+                : shmchan_header_validate(base, mapped, &facts);
+  *size = facts.segment_size;
+  *mode = facts.mode;
   hostile = NULL;
   undo_flip();
   if (rc == 0 && (*size > mapped || *size < SHMCHAN_HEADER_SIZE ||
@@ -188,12 +191,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   size_t mapped = (flags & 32) ? segment_size - 4096 * (take(&in, 1) % 3) : segment_size;
   size_t open_size = segment_size;
-  if (open_validated(base, mapped, sysv, &in, capacity, &open_size) != 0) open_size = segment_size;
+  uint32_t open_mode = opt.mode;
+  if (open_validated(base, mapped, sysv, &in, capacity, &open_size, &open_mode) != 0) {
+    open_size = segment_size;
+    open_mode = opt.mode;
+  }
 
   /* From here on the segment is "open": the core trusts only the size it validated
    * (or, for a header that failed, the buffer's: the data path must survive that too). */
   shmchan_segment_t seg = {
-      .base = base, .size = open_size, .backend = SHMCHAN_BACKEND_POSIX, .fd = lock_file(), .producer_slot = -1, .consumer_slot = -1};
+      .base = base, .size = open_size, .backend = SHMCHAN_BACKEND_POSIX, .fd = lock_file(), .producer_slot = -1, .consumer_slot = -1, .mode = open_mode};
   shmchan_cursor_t consumer = {.position = load_u32(base, SHMCHAN_OFF_HEAD)};
   shmchan_cursor_t producer = {.slot = 0};
   int producing = 0;
@@ -229,7 +236,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       case 3: { /* another opener, while the input writes between its reads */
         size_t size;
-        open_validated(base, mapped, sysv, &in, capacity, &size);
+        uint32_t mode;
+        open_validated(base, mapped, sysv, &in, capacity, &size, &mode);
         break;
       }
       case 4: {

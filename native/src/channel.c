@@ -55,7 +55,7 @@ static int backend_valid(uint32_t backend) {
 
 /* The handle around a mapped segment; the header was validated by create/open. */
 static int adopt(shmchan_t **out, shmchan_segment_t *seg, const shmchan_options_t *o, int creator) {
-  uint32_t mode = load_u32(seg->base, SHMCHAN_OFF_MODE);
+  uint32_t mode = seg->mode; /* as validated: never the header read again */
   shmchan_t *ch = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? calloc(1, sizeof *ch) : NULL;
   if (ch == NULL) {
     /* the C data path of the fan-out modes is not written yet */
@@ -71,7 +71,7 @@ static int adopt(shmchan_t **out, shmchan_segment_t *seg, const shmchan_options_
   ch->mode = mode;
   ch->capacity = capacity_of(seg);
   ch->max_message_size = max_payload_of(seg);
-  ch->codec = load_u32(seg->base, SHMCHAN_OFF_CODEC);
+  ch->codec = seg->codec;
   ch->spin_us = o->spin_us == 0 ? DEFAULT_SPIN_US : o->spin_us < 0 ? 0 : o->spin_us;
   ch->producer_slot = -1;
   ch->unlink_on_close = o->unlink_on_close == 0 ? creator : o->unlink_on_close > 0;

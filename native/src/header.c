@@ -103,13 +103,13 @@ void shmchan_header_init(uint8_t *base, const char *name, uint32_t backend, uint
 }
 
 int shmchan_header_check(const uint8_t *base, size_t mapped_size) {
-  size_t segment_size;
-  return shmchan_header_validate(base, mapped_size, &segment_size);
+  shmchan_header_facts_t facts;
+  return shmchan_header_validate(base, mapped_size, &facts);
 }
 
 /* Each field is read once (an atomic load, which the compiler may not repeat)
  * into a local; only the locals are checked and used. */
-int shmchan_header_validate(const uint8_t *base, size_t mapped_size, size_t *segment_size_out) {
+int shmchan_header_validate(const uint8_t *base, size_t mapped_size, shmchan_header_facts_t *facts) {
   if (mapped_size < SHMCHAN_HEADER_SIZE) return -EAGAIN;
   uint32_t magic = load_u32(base, SHMCHAN_OFF_MAGIC);
   if (magic == 0) return -EAGAIN;
@@ -133,7 +133,7 @@ int shmchan_header_validate(const uint8_t *base, size_t mapped_size, size_t *seg
   uint32_t backend = load_u32(base, SHMCHAN_OFF_BACKEND);
   if (backend != SHMCHAN_BACKEND_POSIX && backend != SHMCHAN_BACKEND_SYSV) return -EBADMSG;
   if (memchr(base + SHMCHAN_OFF_NAME, 0, SHMCHAN_NAME_MAX + 1) == NULL) return -EBADMSG;
-  *segment_size_out = (size_t)segment_size;
+  *facts = (shmchan_header_facts_t){.segment_size = (size_t)segment_size, .mode = opt.mode, .codec = opt.codec};
   return 0;
 }
 

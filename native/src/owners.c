@@ -43,8 +43,11 @@ static uint32_t *consumer_word(const shmchan_segment_t *seg, uint32_t slot, uint
   return U32_AT(seg->base, SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE + field);
 }
 
+/* The mode create wrote or open validated: the header's word may have been
+ * rewritten since, and a role claimed by another mode's rules would let a second
+ * consumer in. */
 static uint32_t mode_of(const shmchan_segment_t *seg) {
-  return __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_MODE), __ATOMIC_RELAXED);
+  return seg->mode;
 }
 
 static int posix(const shmchan_segment_t *seg) {
@@ -229,7 +232,7 @@ int shmchan_claim_consumer(shmchan_segment_t *seg) {
   seg->consumer_held = 1;
   /* A dead predecessor may have left itself announced as a sleeper. */
   if (previous != 0) store_u32(seg->base, SHMCHAN_OFF_DATA_WAITERS, 0);
-  if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_MPSC) finish_release(seg);
+  if (mode_of(seg) == SHMCHAN_MODE_MPSC) finish_release(seg);
   return 0;
 }
 
@@ -256,7 +259,7 @@ static int took_producer(shmchan_segment_t *seg, uint32_t slot) {
 
 int shmchan_claim_producer(shmchan_segment_t *seg) {
   if (seg->producer_slot >= 0) return -EBUSY;
-  if (*U32_AT(seg->base, SHMCHAN_OFF_MODE) == SHMCHAN_MODE_SPSC) {
+  if (mode_of(seg) == SHMCHAN_MODE_SPSC) {
     uint64_t previous = load_u64(seg->base, SHMCHAN_OFF_PRODUCERS + SHMCHAN_PRODUCER_OWNER);
     int rc = take_role(seg, producer_owner(seg, 0), ROLE_PRODUCER);
     if (rc != 0) return rc;

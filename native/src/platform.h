@@ -58,9 +58,11 @@ static inline void segment_reset(shmchan_segment_t *seg) {
 }
 
 /* Records the mapping that a create or an open has made and validated. */
-static inline void segment_mapped(shmchan_segment_t *seg, void *base, size_t size, uint32_t backend) {
+static inline void segment_mapped(shmchan_segment_t *seg, void *base, uint32_t backend, const shmchan_header_facts_t *facts) {
   seg->base = base;
-  seg->size = size;
+  seg->size = facts->segment_size;
+  seg->mode = facts->mode;
+  seg->codec = facts->codec;
   seg->backend = backend;
   seg->syscall = NULL;
 }
@@ -123,11 +125,11 @@ int shmchan_check_segment_options(const shmchan_segment_options_t *opt);
 
 /* What a System V opener checks in an attached segment (mapped_size: its
  * IPC_STAT size): shmchan_header_validate, then that the header is a System V
- * channel's with this key and name. 0 with the validated size in *segment_size,
+ * channel's with this key and name. 0 with what it validated in *facts,
  * -EEXIST when it is another channel's, or shmchan_header_validate's answer.
  * Reads each field once; native/fuzz/fuzz_segment.c drives it over a buffer. */
 int shmchan_sysv_header_validate(const uint8_t *base, size_t mapped_size, const char *name, uint32_t key,
-                                 size_t *segment_size);
+                                 shmchan_header_facts_t *facts);
 
 /* shmdt, and the semaphore set's removal when that detach destroyed the segment. */
 void shmchan_sysv_detach(shmchan_segment_t *seg);

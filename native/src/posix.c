@@ -50,7 +50,7 @@ int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const
   void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) goto fail;
   shmchan_guard_add(base, size);
-  segment_mapped(seg, base, size, SHMCHAN_BACKEND_POSIX);
+  segment_mapped(seg, base, SHMCHAN_BACKEND_POSIX, &(shmchan_header_facts_t){.segment_size = size, .mode = opt->mode, .codec = opt->codec});
   shmchan_header_init(seg->base, seg->name, SHMCHAN_BACKEND_POSIX, 0, opt);
   return 0;
 
@@ -78,15 +78,16 @@ static int map_validated(void *context) {
   void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, o->fd, 0);
   if (base == MAP_FAILED) return -errno;
   shmchan_guard_add(base, (size_t)st.st_size);
-  size_t size = 0; /* the size the check validated: never the header read again */
-  int rc = shmchan_header_validate(base, (size_t)st.st_size, &size);
+  shmchan_header_facts_t facts; /* what the check validated: never the header read again */
+  int rc = shmchan_header_validate(base, (size_t)st.st_size, &facts);
+  size_t size = facts.segment_size;
   if (rc == 0 && load_u32(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_POSIX) rc = -EBADMSG;
   if (rc == 0) {
     /* Keep exactly header + capacity mapped (both page multiples): the core then
      * knows the capacity from the mapping, whatever the header says later. */
     shmchan_guard_resize(base, size);
     if (size == (size_t)st.st_size || munmap((uint8_t *)base + size, (size_t)st.st_size - size) == 0) {
-      segment_mapped(o->seg, base, size, SHMCHAN_BACKEND_POSIX);
+      segment_mapped(o->seg, base, SHMCHAN_BACKEND_POSIX, &facts);
       return 0;
     }
     rc = -errno;

@@ -27,6 +27,10 @@ typedef struct shmchan_segment {
   int consumer_held;
   int producer_slot; /* -1: none */
   int consumer_slot; /* MPMC and BROADCAST: the consumer slot held, -1: none */
+  /* As create wrote them or open validated them: the header's words may be
+   * rewritten by another process later, so nothing reads them again. */
+  uint32_t mode;     /* SHMCHAN_MODE_* */
+  uint32_t codec;    /* SHMCHAN_CODEC_* */
   int creator;       /* this handle created the channel (and holds its creator lock) */
   int opened;        /* this handle holds its share of the "open" lock */
   /* POSIX only: the segment's file, open for the handle's lifetime; its
@@ -58,10 +62,17 @@ uint32_t shmchan_max_message_limit(uint32_t capacity);
  * or -EAGAIN while the magic is not yet published. */
 int shmchan_header_check(const uint8_t *base, size_t mapped_size);
 
-/* shmchan_header_check, and on success the segment size (header + capacity) it
- * validated in *segment_size. Another process may rewrite the header at any
- * time: an opener maps and trusts this value, never the header read again. */
-int shmchan_header_validate(const uint8_t *base, size_t mapped_size, size_t *segment_size);
+/* What shmchan_header_validate found valid, each field read once. Another
+ * process may rewrite the header at any time: an opener maps and trusts these
+ * values, never the header read again. */
+typedef struct shmchan_header_facts {
+  size_t segment_size; /* header + capacity, within the mapping */
+  uint32_t mode;       /* SHMCHAN_MODE_* */
+  uint32_t codec;      /* SHMCHAN_CODEC_* */
+} shmchan_header_facts_t;
+
+/* shmchan_header_check, and on success what it validated in *facts. */
+int shmchan_header_validate(const uint8_t *base, size_t mapped_size, shmchan_header_facts_t *facts);
 
 /* Creates a POSIX segment exclusively and initialises its header. -EEXIST if the
  * name is taken, -EACCES, -ENOSPC, ... On failure nothing is left behind. */

@@ -56,7 +56,7 @@ int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32
   void *base = shmat(shmid, NULL, 0);
   if (base == (void *)-1) goto fail;
 
-  segment_mapped(seg, base, size, SHMCHAN_BACKEND_SYSV);
+  segment_mapped(seg, base, SHMCHAN_BACKEND_SYSV, &(shmchan_header_facts_t){.segment_size = size, .mode = opt->mode, .codec = opt->codec});
   seg->key = key;
   seg->shmid = shmid;
   seg->semid = semid;
@@ -96,13 +96,13 @@ static int header_names(const uint8_t *base, const char *name) {
 
 /* The semaphore set of a validated header: the set with the key must be the one
  * the creator recorded, with the number of semaphores wait.c indexes. */
-static int find_semaphores(const uint8_t *base, uint32_t key, int *semid) {
+static int find_semaphores(const uint8_t *base, uint32_t key, uint32_t mode, int *semid) {
   int found = semget((key_t)key, 0, 0);
   if (found < 0) return -errno; /* ENOENT: the channel is being removed */
   if ((uint32_t)found != load_u32(base, SHMCHAN_OFF_SEMID)) return -EBADMSG;
   struct semid_ds ds;
   if (semctl(found, 0, IPC_STAT, (union semun){.buf = &ds}) != 0) return -errno;
-  if (ds.sem_nsems != shmchan_sysv_nsems(load_u32(base, SHMCHAN_OFF_MODE))) return -EBADMSG;
+  if (ds.sem_nsems != shmchan_sysv_nsems(mode)) return -EBADMSG;
   *semid = found;
   return 0;
 }
@@ -113,7 +113,7 @@ typedef struct attachment {
   struct shmid_ds ds;  /* its IPC_STAT */
   uint8_t *base;
   const char *syscall; /* after a failure: the call that failed */
-  size_t segment_size; /* once the header is valid: the size it validated */
+  shmchan_header_facts_t facts; /* once the header is valid: what it validated */
 } attachment_t;
 
 /* Attaches the segment with this key (shmflg: 0, or SHM_RDONLY to look only).
@@ -136,8 +136,8 @@ static int attach_by_key(attachment_t *a, uint32_t key, int shmflg) {
 }
 
 int shmchan_sysv_header_validate(const uint8_t *base, size_t mapped_size, const char *name, uint32_t key,
-                                 size_t *segment_size) {
-  int rc = shmchan_header_validate(base, mapped_size, segment_size);
+                                 shmchan_header_facts_t *facts) {
+  int rc = shmchan_header_validate(base, mapped_size, facts);
   if (rc != 0) return rc;
   if (load_u32(base, SHMCHAN_OFF_BACKEND) != SHMCHAN_BACKEND_SYSV || load_u32(base, SHMCHAN_OFF_KEY) != key) return -EBADMSG;
   return header_names(base, name) ? 0 : -EEXIST; /* another channel's key */
@@ -152,7 +152,7 @@ typedef struct sysv_opening {
 
 static int check_attached(void *context) {
   sysv_opening_t *o = context;
-  return shmchan_sysv_header_validate(o->a->base, o->a->ds.shm_segsz, o->name, o->key, &o->a->segment_size);
+  return shmchan_sysv_header_validate(o->a->base, o->a->ds.shm_segsz, o->name, o->key, &o->a->facts);
 }
 
 int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
@@ -166,7 +166,7 @@ int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t
   uint8_t *base = a.base;
   rc = shmchan_await_header(check_attached, &(sysv_opening_t){&a, name, key}, timeout_ms);
   int semid = -1;
-  if (rc == 0) rc = find_semaphores(base, key, &semid);
+  if (rc == 0) rc = find_semaphores(base, key, a.facts.mode, &semid);
   if (rc != 0) {
     shmdt(base);
     return rc;
@@ -174,7 +174,7 @@ int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t
   /* The size the check validated (header + capacity <= shm_segsz), not the
    * header's word read again: another process may have rewritten it since. A
    * larger segment's tail is never used. */
-  segment_mapped(seg, base, a.segment_size, SHMCHAN_BACKEND_SYSV);
+  segment_mapped(seg, base, SHMCHAN_BACKEND_SYSV, &a.facts);
   seg->key = key;
   seg->shmid = a.shmid;
   seg->semid = semid;
@@ -200,9 +200,9 @@ int shmchan_segment_remove_stale_sysv(const char *name, uint32_t key, int force,
   if ((rc = attach_by_key(&a, key, SHM_RDONLY)) != 0) return rc;
   const uint8_t *base = a.base;
   int semid = -1;
-  size_t segment_size;
-  rc = shmchan_sysv_header_validate(base, a.ds.shm_segsz, name, key, &segment_size);
-  if (rc == 0) rc = find_semaphores(base, key, &semid);
+  shmchan_header_facts_t facts;
+  rc = shmchan_sysv_header_validate(base, a.ds.shm_segsz, name, key, &facts);
+  if (rc == 0) rc = find_semaphores(base, key, facts.mode, &semid);
   if (rc == 0) {
     /* in one step: nobody has it open, and from now on nobody can open it */
     struct sembuf hold[2] = {{.sem_num = SHMCHAN_SYSV_SEM_OPEN, .sem_op = 0, .sem_flg = IPC_NOWAIT},
@@ -258,7 +258,7 @@ int shmchan_segment_unlink_sysv(const char *name, uint32_t key) {
   int semid = -1;
   if (load_u32(base, SHMCHAN_OFF_MAGIC) == SHMCHAN_MAGIC) {
     if (!header_names(base, name)) rc = -EEXIST;
-    else if (find_semaphores(base, key, &semid) != 0) semid = -1;
+    else if (find_semaphores(base, key, load_u32(base, SHMCHAN_OFF_MODE), &semid) != 0) semid = -1;
   } else if (unfinished_channel(base, &a.ds)) {
     semid = shmchan_semaphores_of(key);
   } else {

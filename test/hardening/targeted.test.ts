@@ -249,3 +249,19 @@ it('opening a records channel whose structure table length is forged is ERR_CORR
     channel.close();
   }
 });
+
+it("claims roles by the mode it validated at open, not by a mode word rewritten since (a second spsc consumer once got in)", () => {
+  const name = uniqueName('mode-flip');
+  const creator = Channel.create(name, { capacity: 4096 });
+  const first = Channel.open(name);
+  const second = Channel.open(name);
+  try {
+    expect(first.tryReceive()).toBeUndefined(); // the consumer role
+    scribble(name, 12 /* OFF_MODE */, u32(3 /* MODE_MPMC: consumers claim slots of their own */));
+    expect(() => second.tryReceive()).toThrow(expect.objectContaining({ code: 'ERR_ROLE_TAKEN' }));
+    creator.trySend('only once');
+    expect(first.tryReceive()).toBe('only once');
+  } finally {
+    for (const channel of [second, first, creator]) channel.close();
+  }
+});
