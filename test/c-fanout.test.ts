@@ -1,0 +1,180 @@
+// The C library on the fan-out modes: a C subscriber (examples/c/subscriber) next to
+// a Node subscriber on a broadcast channel, and a C worker (examples/c/worker) next
+// to a Node worker on an mpmc channel, with Node producers; processes share nothing
+// but the channel's name. The C programs print each message as hex, so every byte
+// they received is checked here.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Packr } from 'msgpackr';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { backends, cleanupChannels, killFixtures, packageRoot, uniqueName, using } from './helpers';
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'shmchan-c-fanout-'));
+const lib = path.join(work, 'lib');
+const bin = path.join(work, 'bin');
+
+beforeAll(() => {
+  execFileSync('make', ['-s', '-C', 'examples/c', `BUILD=${lib}`, `OUT=${bin}`, 'CFLAGS=-Werror'], { cwd: packageRoot });
+}, 300_000);
+
+const programs = new Set<ChildProcess>();
+
+afterEach(() => {
+  for (const child of programs) child.kill('SIGKILL');
+  killFixtures();
+  cleanupChannels();
+});
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface CProgram {
+  /** Resolves once stderr has a line containing `text`. */
+  stderrLine(text: string): Promise<void>;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+function start(program: string, args: string[]): CProgram {
+  const child = spawn(path.join(bin, program), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  programs.add(child);
+  let stdout = '';
+  let stderr = '';
+  const waiting: Array<{ text: string; resolve: () => void }> = [];
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    for (const w of waiting) if (stderr.includes(w.text)) w.resolve();
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => {
+      programs.delete(child);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  return {
+    done,
+    stderrLine: (text) =>
+      new Promise<void>((resolve, reject) => {
+        if (stderr.includes(text)) return resolve();
+        waiting.push({ text, resolve });
+        void done.then((r) => reject(new Error(`${program} exited (${r.code}) before '${text}': ${r.stderr}`)));
+      }),
+  };
+}
+
+const packr = new Packr({ useRecords: false });
+
+/** The messages a C program printed as hex lines, decoded as mpsc-producer.mjs's { p, i, bytes }. */
+function decodeHexLines(stdout: string): Array<{ p: number; i: number; bytes: Buffer }> {
+  const lines = stdout.split('\n');
+  expect(lines.pop()).toBe('');
+  return lines.map((line) => packr.unpack(Buffer.from(line, 'hex')));
+}
+
+/** Every byte of a message, as mpsc-producer.mjs made it: the same encoding, compared whole. */
+function expectIntact(messages: Array<{ p: number; i: number; bytes: Buffer }>, hexLines: string): void {
+  const lines = hexLines.split('\n').slice(0, messages.length);
+  messages.forEach(({ p, i }, n) => {
+    const sent = packr.pack({ p, i, bytes: Buffer.alloc((i * 7 + p) % 300, (i + p) & 0xff) }).toString('hex');
+    if (lines[n] !== sent) expect({ n, p, i, line: lines[n] }).toEqual({ n, p, i, line: sent });
+  });
+}
+
+const report = (fixture: { stdout(): string }) => {
+  const lines = fixture.stdout().trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+};
+
+describe.each(backends)('%s', (backend) => {
+  const b = using(backend);
+  const backendFlags = backend === 'sysv' ? ['--sysv'] : [];
+
+  it('broadcast: a C subscriber and a Node subscriber get the same sequence from 2 Node producers, every byte', async () => {
+    const name = uniqueName('c-bc');
+    const channel = b.create(name, { mode: 'broadcast', capacity: 8 * 1024 });
+    try {
+      const node = b.startFixture('subscriber.mjs', [name, 'latest']);
+      const c = start('subscriber', [name, '--hex', '--timeout', '10000', ...backendFlags]);
+      await Promise.all([node.line('subscribed'), c.stderrLine('subscribed')]);
+      expect(channel.stats().consumers).toBe(2);
+      const sent = await Promise.all([0, 1].map((id) => b.runFixture('mpsc-producer.mjs', [name, String(id), '10000'])));
+      expect(sent).toEqual([{ sent: 10_000 }, { sent: 10_000 }]);
+      channel.end();
+      const result = await c.done;
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: 'subscribed\n' });
+      expect((await node.exited).code).toBe(0);
+      const fromNode = report(node);
+      expect(fromNode).toMatchObject({ received: 20_000, lost: 0, next: { 0: 10_000, 1: 10_000 }, problems: [] });
+
+      const fromC = decodeHexLines(result.stdout);
+      expectIntact(fromC, result.stdout);
+      const hash = createHash('sha256');
+      for (const { p, i } of fromC) hash.update(`${p}:${i},`);
+      expect(fromC.length).toBe(20_000);
+      expect(hash.digest('hex')).toBe(fromNode.hash);
+      expect(channel.stats()).toMatchObject({ messagesSent: 20_000, consumers: 0 });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('broadcast from the oldest: a C subscriber also gets what is still in the ring', async () => {
+    const name = uniqueName('c-bc-oldest');
+    const channel = b.create<Buffer>(name, { mode: 'broadcast', capacity: 8 * 1024, codec: 'raw' });
+    try {
+      const early = [Buffer.from('first'), Buffer.alloc(0), Buffer.from([0, 1, 2, 255])];
+      for (const m of early) channel.sendSync(m);
+      const c = start('subscriber', [name, '--oldest', '--hex', ...backendFlags]);
+      await c.stderrLine('subscribed');
+      channel.sendSync(Buffer.from('after'));
+      channel.end();
+      const result = await c.done;
+      expect(result).toEqual({ code: 0, stdout: [...early, Buffer.from('after')].map((m) => m.toString('hex') + '\n').join(''), stderr: 'subscribed\n' });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('mpmc: a C worker and a Node worker take 2 Node producers\' messages exactly once, every byte', async () => {
+    const name = uniqueName('c-mpmc');
+    const channel = b.create(name, { mode: 'mpmc', capacity: 8 * 1024 });
+    try {
+      const node = b.startFixture('worker.mjs', [name]);
+      const c = start('worker', [name, '--hex', '--timeout', '10000', ...backendFlags]);
+      await node.line('started');
+      // the C worker takes its consumer slot on its first receive
+      while (channel.stats().consumers < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      const sent = await Promise.all([0, 1].map((id) => b.runFixture('mpsc-producer.mjs', [name, String(id), '10000'])));
+      expect(sent).toEqual([{ sent: 10_000 }, { sent: 10_000 }]);
+      channel.end();
+      const result = await c.done;
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+      expect((await node.exited).code).toBe(0);
+      expect(report(node).problems).toEqual([]);
+
+      const fromC = decodeHexLines(result.stdout);
+      expectIntact(fromC, result.stdout);
+      expect(fromC.length).toBeGreaterThan(0);
+      const fromNode = node
+        .stdout()
+        .split('\n')
+        .filter((line) => /^\d+:\d+$/.test(line));
+      const all = [...fromC.map(({ p, i }) => `${p}:${i}`), ...fromNode];
+      expect(all.length).toBe(20_000);
+      expect(new Set(all).size).toBe(20_000);
+      // 20,000 distinct messages, all among those sent: each of them exactly once
+      expect(all.filter((t) => !/^[01]:\d+$/.test(t) || Number(t.split(':')[1]) >= 10_000)).toEqual([]);
+      // each worker sees each producer's messages in send order
+      for (const taken of [fromC.map(({ p, i }) => `${p}:${i}`), fromNode])
+        for (const p of [0, 1]) {
+          const seq = taken.filter((t) => t.startsWith(`${p}:`)).map((t) => Number(t.split(':')[1]));
+          expect(seq.every((i, n) => n === 0 || i > seq[n - 1])).toBe(true);
+        }
+      expect(channel.stats()).toMatchObject({ messagesSent: 20_000, messagesReceived: 20_000, used: 0 });
+    } finally {
+      channel.close();
+    }
+  });
+});
