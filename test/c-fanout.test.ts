@@ -36,8 +36,12 @@ interface CProgram {
   done: Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
 
-function start(program: string, args: string[]): CProgram {
-  const child = spawn(path.join(bin, program), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(program: string, args: string[], input?: string): CProgram {
+  const child = spawn(path.join(bin, program), args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  if (input !== undefined) {
+    child.stdin!.on('error', () => {}); // a program that fails early closes its stdin
+    child.stdin!.end(input);
+  }
   programs.add(child);
   let stdout = '';
   let stderr = '';
@@ -177,4 +181,56 @@ describe.each(backends)('%s', (backend) => {
       channel.close();
     }
   });
+
+  /** Line i: mixed scripts and lengths, so records of many sizes wrap a small ring. */
+  const words = ['hello', 'grüße', 'Привет', '你好世界', '🚀✨', 'e\u0301', ''];
+  const line = (i: number) => `${i} ${words[i % words.length]}`.repeat(1 + ((i * 5) % 23));
+  /** The strings a C program printed as hex lines of msgpack strings. */
+  const hexStrings = (stdout: string) => decodeHexLines(stdout) as unknown as string[];
+
+  it.each(['mpmc', 'block', 'overwrite'] as const)(
+    'a C producer on %s: C and Node receivers get its lines, every byte',
+    async (kind) => {
+      const name = uniqueName(`c-fanout-producer-${kind}`);
+      const mode = kind === 'mpmc' ? 'mpmc' : 'broadcast';
+      const channel = b.create(name, { mode, capacity: 4096, ...(kind === 'overwrite' ? { overflow: 'overwrite' as const } : {}) });
+      try {
+        const sent = Array.from({ length: 3000 }, (_, i) => line(i));
+        const node = b.startFixture('values-receiver.mjs', [name]);
+        const c = start(mode === 'mpmc' ? 'worker' : 'subscriber', [name, '--hex', '--timeout', '10000', ...backendFlags]);
+        await node.line('ready');
+        if (mode === 'broadcast') await c.stderrLine('subscribed');
+        else while (channel.stats().consumers < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+        const producer = start('producer', [name, ...backendFlags], sent.join('\n') + '\n');
+        expect(await producer.done).toEqual({ code: 0, stdout: '', stderr: '' });
+        const result = await c.done;
+        expect(result.code).toBe(0);
+        expect((await node.exited).code).toBe(0);
+        const fromNode: string[] = report(node).received;
+        const fromC = hexStrings(result.stdout);
+        if (kind === 'mpmc') {
+          // exactly once overall, each receiver in send order
+          expect([...fromC, ...fromNode].sort()).toEqual([...sent].sort());
+          for (const taken of [fromC, fromNode]) expect(taken).toEqual(sent.filter((s) => taken.includes(s)));
+        } else if (kind === 'block') {
+          expect(result.stderr).toBe('subscribed\n');
+          expect(fromC).toEqual(sent);
+          expect(fromNode).toEqual(sent);
+        } else {
+          // lapped subscribers lose messages, never get one twice or out of order or damaged
+          for (const got of [fromC, fromNode]) {
+            const order = got.map((s) => sent.indexOf(s));
+            expect(order.every((at, n) => at >= 0 && (n === 0 || at > order[n - 1]))).toBe(true);
+            expect(got[got.length - 1]).toBe(sent[sent.length - 1]);
+          }
+          // exact accounting: every message either arrived or was counted lost
+          expect(fromNode.length + report(node).lost).toBe(sent.length);
+          const lapped = [...result.stderr.matchAll(/lapped: (\d+) messages lost so far/g)].map((m) => Number(m[1]));
+          expect(fromC.length + (lapped.at(-1) ?? 0)).toBe(sent.length);
+        }
+      } finally {
+        channel.close();
+      }
+    },
+  );
 });

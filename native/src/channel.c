@@ -34,6 +34,7 @@ struct shmchan {
   shmchan_mpsc_reader_t reader;
   shmchan_fanout_reader_t fanout; /* MPMC, BROADCAST */
   int from_oldest;                /* BROADCAST: a subscriber starts at the oldest message */
+  int overwrite;                  /* BROADCAST: overflow OVERWRITE, as read at open */
   /* what close removes: a POSIX name still naming this inode, or System V ids */
   int unlink_on_close;
   ino_t inode;
@@ -76,6 +77,7 @@ static int adopt(shmchan_t **out, shmchan_segment_t *seg, const shmchan_options_
   ch->spin_us = o->spin_us == 0 ? DEFAULT_SPIN_US : o->spin_us < 0 ? 0 : o->spin_us;
   ch->producer_slot = -1;
   ch->from_oldest = o->from == SHMCHAN_FROM_OLDEST;
+  ch->overwrite = load_u32(seg->base, SHMCHAN_OFF_OVERFLOW) == SHMCHAN_OVERFLOW_OVERWRITE;
   ch->unlink_on_close = o->unlink_on_close == 0 ? creator : o->unlink_on_close > 0;
   if (ch->unlink_on_close && seg->backend == SHMCHAN_BACKEND_POSIX) ch->inode = inode_of(seg->name);
   *out = ch;
@@ -166,7 +168,7 @@ static int claim_producer(shmchan_t *ch) {
   if (ch->producer_slot >= 0) return 0;
   int slot = shmchan_claim_producer(&ch->seg);
   if (slot < 0) return slot;
-  if (ch->mode == SHMCHAN_MODE_MPSC) {
+  if (ch->mode == SHMCHAN_MODE_MPSC || shmchan_fanout_mode(ch->mode)) {
     shmchan_mpsc_writer_init(&ch->writer, &ch->seg);
   } else {
     int64_t tail = shmchan_recover_tail(&ch->seg);
@@ -207,12 +209,26 @@ typedef struct attempt {
   uint32_t len;
 } attempt_t;
 
+/* The fan-out modes write as MPSC; a producer without room moves the head itself. */
+static int fanout_try_send(shmchan_t *ch, const void *data, uint32_t len) {
+  for (;;) {
+    int rc = shmchan_mpsc_try_send(&ch->seg, &ch->writer, data, len);
+    if (rc != -EAGAIN) return rc;
+    uint32_t size = (SHMCHAN_RECORD_HEADER + len + 7u) & ~7u;
+    uint32_t to_end = ch->capacity - (load_u32(ch->seg.base, SHMCHAN_OFF_TAIL) & (ch->capacity - 1));
+    uint32_t need = size + (to_end < size ? to_end : 0);
+    rc = shmchan_fanout_make_room(&ch->seg, ch->mode, ch->overwrite, ch->writer.marker, need);
+    if (rc <= 0) return rc < 0 ? rc : -EAGAIN;
+  }
+}
+
 static int attempt_send(void *context) {
   attempt_t *a = context;
   shmchan_t *ch = a->ch;
   int rc = live(ch);
   if (rc != 0) return rc;
   if (ch->mode == SHMCHAN_MODE_MPSC) return shmchan_mpsc_try_send(&ch->seg, &ch->writer, a->data, a->len);
+  if (shmchan_fanout_mode(ch->mode)) return fanout_try_send(ch, a->data, a->len);
   return shmchan_spsc_try_send(&ch->seg, &ch->spsc_tail, a->data, a->len);
 }
 

@@ -81,10 +81,87 @@ static int64_t oldest(shmchan_segment_t *seg, uint32_t releasing) {
   return releasing - (uint32_t)head > tail - (uint32_t)head ? -EBADMSG : (int64_t)releasing;
 }
 
-/* MPMC: the head passes padding and consumed records, up to the tail. Under the
- * release lock: stores how far it goes in RELEASING, zeroes the released bytes,
- * counts the consumed records, then stores the head. 1 when the head moved. */
-static int release_locked(shmchan_segment_t *seg) {
+/* How far a release may go, and what it may pass (ReleasePlan in fanout.ts). */
+typedef enum plan_kind {
+  PLAN_CONSUMED,  /* MPMC: padding and consumed records, up to the tail */
+  PLAN_SLOWEST,   /* BROADCAST 'block': everything, up to the slowest live subscriber */
+  PLAN_OVERWRITE, /* BROADCAST 'overwrite': whole records until there is room, pushing subscribers */
+} plan_kind_t;
+
+typedef struct plan {
+  plan_kind_t kind;
+  int need_room;  /* a producer without room: it also clears dead producers' claims */
+  uint32_t room;  /* PLAN_OVERWRITE: stop once this many bytes are free */
+} plan_t;
+
+static int plan_passes(const plan_t *plan, uint32_t type) {
+  return plan->kind != PLAN_CONSUMED || type == SHMCHAN_RECORD_PADDING || type == SHMCHAN_RECORD_CONSUMED;
+}
+static int plan_counts(const plan_t *plan, uint32_t type) {
+  return plan->kind == PLAN_CONSUMED ? type == SHMCHAN_RECORD_CONSUMED : is_data_type(type);
+}
+
+static uint32_t max_consumers_of(shmchan_segment_t *seg) {
+  uint32_t max = load(seg->base, SHMCHAN_OFF_MAX_CONSUMERS);
+  return max >= 1 && max <= SHMCHAN_MAX_CONSUMERS ? max : SHMCHAN_MAX_CONSUMERS;
+}
+static uint32_t position_off(uint32_t slot) { return slot_field(slot, SHMCHAN_CONSUMER_POSITION); }
+static uint64_t position_of(uint32_t cursor, uint32_t lost) { return (uint64_t)lost << 32 | cursor; }
+static uint64_t load_position(shmchan_segment_t *seg, uint32_t slot) {
+  return __atomic_load_n(U64_AT(seg->base, position_off(slot)), __ATOMIC_SEQ_CST);
+}
+
+/* BROADCAST: the lowest cursor in [head, tail] of the subscribers whose owner word
+ * is set, as an offset from head (tail - head when there is none). */
+static uint32_t slowest(shmchan_segment_t *seg, uint32_t head, uint32_t tail) {
+  uint32_t span = tail - head, lowest = span, max = max_consumers_of(seg);
+  for (uint32_t slot = 0; slot < max; slot++) {
+    if (load(seg->base, slot_field(slot, SHMCHAN_CONSUMER_OWNER)) == 0) continue;
+    uint32_t ahead = (uint32_t)load_position(seg, slot) - head;
+    if (ahead <= span && ahead < lowest) lowest = ahead; /* others: not (yet) a cursor of this lap */
+  }
+  return lowest;
+}
+
+/* The data records in [from, to) from `cursor` on; 0 for a cursor on no record
+ * boundary (left by a releaser that died halfway), which then counts none lost.
+ * The range was checked by the release walk and is held under the release lock. */
+static uint32_t data_from(shmchan_segment_t *seg, uint32_t from, uint32_t to, uint32_t cursor) {
+  uint8_t *ring = ring_of(seg);
+  uint32_t mask = capacity_of(seg) - 1, counted = 0;
+  int counting = 0;
+  for (uint32_t at = from; at != to;) {
+    if (at == cursor) counting = 1;
+    uint32_t idx = at & mask;
+    uint32_t length = load(ring, idx), type = load(ring, idx + 4);
+    if ((int32_t)length <= 0 || check_record(seg, idx, length, type) != 0) return 0;
+    uint32_t step = type == SHMCHAN_RECORD_PADDING ? length : align8(length);
+    if (step > to - at) return 0;
+    if (counting && is_data_type(type)) counted++;
+    at += step;
+  }
+  return counting ? counted : 0;
+}
+
+/* BROADCAST 'overwrite', before zeroing [from, to): moves every cursor in it to
+ * `to`, adding the data records it skips to its lost count, in one CAS. */
+static void push(shmchan_segment_t *seg, uint32_t from, uint32_t to) {
+  uint32_t max = max_consumers_of(seg);
+  for (uint32_t slot = 0; slot < max; slot++) {
+    for (;;) {
+      uint64_t position = load_position(seg, slot);
+      uint32_t cursor = (uint32_t)position;
+      if (cursor - from >= to - from) break;
+      uint32_t lost = (uint32_t)(position >> 32) + data_from(seg, from, to, cursor);
+      if (cas64(seg->base, position_off(slot), position, position_of(to, lost))) break;
+    }
+  }
+}
+
+/* Under the release lock: stores how far the release goes in RELEASING, zeroes
+ * the released bytes, counts the data records released, then stores the head.
+ * 1 when the head moved, 0, or -EBADMSG. */
+static int release_locked(shmchan_segment_t *seg, const plan_t *plan) {
   uint8_t *base = seg->base, *ring = ring_of(seg);
   uint32_t capacity = capacity_of(seg), mask = capacity - 1;
   uint32_t head = load(base, SHMCHAN_OFF_HEAD);
@@ -95,8 +172,10 @@ static int release_locked(shmchan_segment_t *seg) {
   /* A holder that died while zeroing left RELEASING ahead of the head: what lies
    * between is half zeroed, so the walk starts at RELEASING and releases it too. */
   uint32_t at = releasing - head <= used ? releasing : head;
+  uint32_t bound = plan->kind == PLAN_SLOWEST ? head + slowest(seg, head, tail) : tail;
+  if (bound - head < at - head) bound = at;
   uint64_t messages = 0, bytes = 0;
-  while (at != tail) {
+  while (at != bound) {
     uint32_t idx = at & mask;
     int32_t length = (int32_t)load(ring, idx);
     uint32_t type = load(ring, idx + 4);
@@ -106,18 +185,25 @@ static int release_locked(shmchan_segment_t *seg) {
       cas32(ring, idx, (uint32_t)length, need < capacity - idx ? need : capacity - idx);
       continue;
     }
+    if (length < 0 && plan->need_room && (type & SHMCHAN_CLAIM_FLAG) && 0u - (uint32_t)length <= capacity &&
+        !marker_alive(seg, type)) {
+      shmchan_finish_as_padding(seg, idx, 0u - (uint32_t)length);
+      continue;
+    }
     if (length <= 0) break;
     if (check_record(seg, idx, (uint32_t)length, type) != 0) return -EBADMSG;
     uint32_t step = type == SHMCHAN_RECORD_PADDING ? (uint32_t)length : align8((uint32_t)length);
-    if (at + step - head > tail - head || (type != SHMCHAN_RECORD_PADDING && type != SHMCHAN_RECORD_CONSUMED)) break;
-    if (type == SHMCHAN_RECORD_CONSUMED) {
+    if (at + step - head > bound - head || !plan_passes(plan, type)) break;
+    if (plan_counts(plan, type)) {
       messages++;
       bytes += (uint32_t)length - SHMCHAN_RECORD_HEADER;
     }
     at += step;
+    if (plan->room != 0 && capacity - (tail - at) >= plan->room) break;
   }
   if (at == head) return 0;
   store(base, SHMCHAN_OFF_RELEASING, at);
+  if (plan->kind == PLAN_OVERWRITE) push(seg, head, at);
   zero_ring(seg, head, at);
   add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, messages);
   add_u64(base, SHMCHAN_OFF_RECV_BYTES, bytes);
@@ -126,13 +212,48 @@ static int release_locked(shmchan_segment_t *seg) {
   return 1;
 }
 
-/* Releases consumed records if the release lock is free; its holder releases for
- * everyone otherwise. 1 when the head moved, 0, or -EBADMSG. */
-static int release(shmchan_segment_t *seg, uint32_t me) {
-  if (!cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, 0, me)) return 0;
-  int rc = release_locked(seg);
+/* Releases what the plan allows under the release lock. A lock held by another
+ * is left to its holder, unless `take_over` and its holder is dead (a system
+ * call: producers without room only). 1 when the head moved, 0, or -EBADMSG. */
+static int release(shmchan_segment_t *seg, uint32_t me, const plan_t *plan, int take_over) {
+  if (!cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, 0, me)) {
+    uint32_t held = load(seg->base, SHMCHAN_OFF_RELEASE_LOCK);
+    if (!take_over || held == 0 || (held != me && marker_alive(seg, held))) return 0;
+    if (!cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, held, me)) return 0;
+  }
+  int rc = release_locked(seg, plan);
   cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, me, 0);
   return rc;
+}
+
+/* BROADCAST 'block' and no progress: the slowest subscribers may be dead. Clears
+ * the owner word of those whose slot lock nobody holds. 1 when it dropped one. */
+static int dropped_dead(shmchan_segment_t *seg) {
+  int64_t head = checked_head(seg);
+  if (head < 0) return 0;
+  uint32_t tail = load(seg->base, SHMCHAN_OFF_TAIL);
+  uint32_t lowest = slowest(seg, (uint32_t)head, tail), max = max_consumers_of(seg);
+  int dropped = 0;
+  for (uint32_t slot = 0; slot < max; slot++) {
+    uint32_t owner_off = slot_field(slot, SHMCHAN_CONSUMER_OWNER), owner = load(seg->base, owner_off);
+    if (owner == 0 || (uint32_t)load_position(seg, slot) - (uint32_t)head != lowest) continue;
+    if (shmchan_claimant_alive(seg, SHMCHAN_MAX_PRODUCERS + slot, 0)) continue;
+    if (cas32(seg->base, owner_off, owner, 0)) dropped = 1;
+  }
+  return dropped;
+}
+
+int shmchan_fanout_make_room(shmchan_segment_t *seg, uint32_t mode, int overwrite, uint32_t marker, uint32_t need) {
+  if (mode == SHMCHAN_MODE_MPMC) return release(seg, marker, &(plan_t){PLAN_CONSUMED, 1, 0}, 1);
+  if (overwrite) {
+    /* at least a part of the ring, so that subscribers are pushed once per many messages */
+    uint32_t chunk = capacity_of(seg) >> 4;
+    return release(seg, marker, &(plan_t){PLAN_OVERWRITE, 1, need > chunk ? need : chunk}, 1);
+  }
+  const plan_t block = {PLAN_SLOWEST, 1, 0};
+  int rc = release(seg, marker, &block, 1);
+  if (rc != 0) return rc;
+  return dropped_dead(seg) ? release(seg, marker, &block, 1) : 0;
 }
 
 /* ---- the record scan ------------------------------------------------------- */
@@ -264,7 +385,8 @@ static void release_consumed(shmchan_segment_t *seg, shmchan_fanout_reader_t *r)
   uint8_t *ring = ring_of(seg);
   uint32_t mask = capacity_of(seg) - 1;
   for (int turn = 0; turn < RELEASE_TURNS; turn++) {
-    if (release(seg, r->marker) < 0) return; /* the next receive reports the corruption */
+    static const plan_t consumed = {PLAN_CONSUMED, 0, 0};
+    if (release(seg, r->marker, &consumed, 0) < 0) return; /* the next receive reports the corruption */
     uint32_t head = load(seg->base, SHMCHAN_OFF_HEAD);
     if (head == load(seg->base, SHMCHAN_OFF_TAIL)) return;
     int32_t length = (int32_t)load(ring, head & mask);
@@ -292,9 +414,6 @@ static int mpmc_try_receive(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, 
 
 /* ---- BROADCAST ----------------------------------------------------------- */
 
-static uint32_t position_off(uint32_t slot) { return slot_field(slot, SHMCHAN_CONSUMER_POSITION); }
-static uint64_t position_of(uint32_t cursor, uint32_t lost) { return (uint64_t)lost << 32 | cursor; }
-
 /* Stores the start cursor, then the owner word (now producers wait for it), and
  * starts again if a release passed the start meanwhile. */
 static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_oldest) {
@@ -305,7 +424,7 @@ static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_old
     uint32_t tail = load(base, SHMCHAN_OFF_TAIL);
     if (tail - releasing > capacity) return -EBADMSG;
     uint32_t start = from_oldest ? releasing : tail;
-    uint32_t lost = (uint32_t)(__atomic_load_n(U64_AT(base, position_off(r->slot)), __ATOMIC_SEQ_CST) >> 32);
+    uint32_t lost = (uint32_t)(load_position(seg, r->slot) >> 32);
     __atomic_store_n(U64_AT(base, position_off(r->slot)), position_of(start, lost), __ATOMIC_SEQ_CST);
     uint32_t pid = (uint32_t)getpid() & PID_MASK;
     store(base, slot_field(r->slot, SHMCHAN_CONSUMER_OWNER), pid != 0 ? pid : 1);
@@ -327,7 +446,7 @@ static int broadcast_skips(shmchan_fanout_reader_t *r, uint32_t type, uint32_t p
  * cursor. 0 when the cursor had not moved, 1 when it moved without loss,
  * -ENOBUFS when the push skipped messages. */
 static int was_pushed(shmchan_segment_t *seg, shmchan_fanout_reader_t *r) {
-  uint64_t position = __atomic_load_n(U64_AT(seg->base, position_off(r->slot)), __ATOMIC_SEQ_CST);
+  uint64_t position = load_position(seg, r->slot);
   uint32_t cursor = (uint32_t)position, lost = (uint32_t)(position >> 32);
   if (cursor == r->cursor && lost == r->lost) return 0;
   uint32_t missed = lost - r->lost;

@@ -315,6 +315,13 @@ typedef struct shmchan_fanout_reader {
  * the tail. 0 or -EBADMSG. */
 int shmchan_fanout_reader_init(shmchan_fanout_reader_t *r, shmchan_segment_t *seg, uint32_t mode, uint32_t slot, int from_oldest);
 int shmchan_fanout_try_receive(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, void *buf, uint32_t cap);
+/* The sending side: producers write as in MPSC (shmchan_mpsc_try_send); one that
+ * finds no room for `need` bytes calls this, with its claim marker, to move the
+ * head under the release lock as the mode says (MPMC: over consumed records;
+ * BROADCAST: up to the slowest live subscriber, dropping dead ones, or under
+ * `overwrite` whole records, pushing lapped subscribers). 1 when the head moved,
+ * 0, or -EBADMSG. */
+int shmchan_fanout_make_room(shmchan_segment_t *seg, uint32_t mode, int overwrite, uint32_t marker, uint32_t need);
 
 /* The blocking forms are the channel API's shmchan_send and shmchan_receive,
  * which also keep the roles. */
