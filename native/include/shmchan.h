@@ -296,8 +296,9 @@ extern "C" {
  * A channel handle, like the Node package's Channel: it claims its roles the
  * way Channel does (the consumer role on the first receive, the producer role,
  * or an MPSC producer slot, on the first send or end), so C and Node peers
- * respect each other's roles, and a role whose holder died is taken over. Both
- * modes (SPSC, MPSC) and both backends (POSIX, System V) work. Messages are
+ * respect each other's roles, and a role whose holder died is taken over. Every
+ * mode (SPSC, MPSC, and MPMC and BROADCAST with a consumer slot per receiving
+ * handle) and both backends (POSIX, System V) work. Messages are
  * bytes: what the Node side makes of them is its codec's business (a channel
  * created with codec SHMCHAN_CODEC_MSGPACK is decoded with msgpack by Node
  * peers; examples/c/producer.c encodes strings).
