@@ -31,6 +31,7 @@ afterEach(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 interface CProgram {
+  child: ChildProcess;
   /** Resolves once stderr has a line containing `text`. */
   stderrLine(text: string): Promise<void>;
   done: Promise<{ code: number | null; stdout: string; stderr: string }>;
@@ -58,6 +59,7 @@ function start(program: string, args: string[], input?: string): CProgram {
     }),
   );
   return {
+    child,
     done,
     stderrLine: (text) =>
       new Promise<void>((resolve, reject) => {
@@ -233,4 +235,56 @@ describe.each(backends)('%s', (backend) => {
       }
     },
   );
+
+  it('mpmc: records taken by Node workers killed before returning them go to the C worker, nothing lost or doubled', async () => {
+    const name = uniqueName('c-mpmc-kills');
+    const channel = b.create(name, { mode: 'mpmc', capacity: 8 * 1024 });
+    try {
+      const c = start('worker', [name, '--hex', '--timeout', '10000', ...backendFlags]);
+      while (channel.stats().consumers < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      // each victim SIGKILLs itself while decoding its 3rd message: between taking it and returning it
+      const victims = [0, 1, 2].map(() => b.startFixture('worker.mjs', [name, '3']));
+      await Promise.all(victims.map((v) => v.line('started')));
+      expect(await b.runFixture('mpsc-producer.mjs', [name, '0', '5000'])).toEqual({ sent: 5000 });
+      for (const v of victims) expect((await v.exited).signal).toBe('SIGKILL');
+      channel.end();
+      const result = await c.done;
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+      const fromC = decodeHexLines(result.stdout);
+      expectIntact(fromC, result.stdout);
+      const returned = victims.flatMap((v) =>
+        v
+          .stdout()
+          .split('\n')
+          .filter((line) => /^\d+:\d+$/.test(line)),
+      );
+      expect(returned.length).toBeLessThanOrEqual(victims.length * 2);
+      const all = [...fromC.map(({ p, i }) => `${p}:${i}`), ...returned].sort();
+      expect(all).toEqual(Array.from({ length: 5000 }, (_, i) => `0:${i}`).sort());
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("broadcast 'block': a C subscriber stopped, then killed with SIGKILL, is dropped and holds nobody back", async () => {
+    const name = uniqueName('c-bc-kill');
+    const channel = b.create(name, { mode: 'broadcast', capacity: 4096 });
+    try {
+      const live = b.startFixture('subscriber.mjs', [name, 'latest']);
+      const victim = start('subscriber', [name, '--hex', ...backendFlags]);
+      await Promise.all([live.line('subscribed'), victim.stderrLine('subscribed')]);
+      victim.child.kill('SIGSTOP'); // it holds its slot and reads nothing: producers wait for it
+      const producer = b.runFixture('mpsc-producer.mjs', [name, '0', '20000']);
+      while (channel.stats().used < 2048) await new Promise((resolve) => setTimeout(resolve, 5));
+      victim.child.kill('SIGKILL');
+      await victim.done;
+      expect(await producer).toEqual({ sent: 20_000 });
+      channel.end();
+      expect((await live.exited).code).toBe(0);
+      expect(report(live)).toMatchObject({ received: 20_000, lost: 0, problems: [] });
+      expect(channel.stats().consumers).toBe(0);
+    } finally {
+      channel.close();
+    }
+  });
 });

@@ -335,11 +335,12 @@ static int mpmc_skips(shmchan_fanout_reader_t *r, uint32_t type, uint32_t positi
   return is_data_type(type) ? 0 : -EBADMSG;
 }
 
-/* Gives back the records held by consumers that died (now and then: it asks the kernel). */
-static int gave_back(shmchan_segment_t *seg, shmchan_fanout_reader_t *r) {
+/* Gives back the records held by consumers that died (now and then: it asks the
+ * kernel; always at the end of the stream, where this consumer would stop). */
+static int gave_back(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int ended) {
   if (r->taken_count == 0) return 0;
   int64_t now = shmchan_now_us();
-  if (now - r->last_taker_check_us < DEAD_TAKER_CHECK_US) return 0;
+  if (!ended && now - r->last_taker_check_us < DEAD_TAKER_CHECK_US) return 0;
   r->last_taker_check_us = now;
   uint8_t *ring = ring_of(seg);
   uint32_t mask = capacity_of(seg) - 1;
@@ -369,7 +370,7 @@ static int mpmc_take(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, found_t
     /* the head moved past where this scan began: what it read may be zeroed already */
     if (rc == -EBADMSG && load(seg->base, SHMCHAN_OFF_RELEASING) != releasing && restart < RESTARTS) continue;
     if (rc == -EAGAIN || rc == -ESHUTDOWN) {
-      if (gave_back(seg, r)) continue;
+      if (gave_back(seg, r, rc == -ESHUTDOWN)) continue;
       return rc;
     }
     if (rc < 0) return rc;
