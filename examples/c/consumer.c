@@ -51,8 +51,5 @@ int main(int argc, char **argv) {
   uint8_t *buf = malloc(cap);
   int n = buf == NULL ? -ENOMEM : 0;
   while (n >= 0 && (n = shmchan_receive(ch, buf, cap, -1)) >= 0) print_message(buf, (size_t)n, msgpack, hex);
-  free(buf);
-  shmchan_close(ch);
-  if (n != -ESHUTDOWN) return fail(name, "receive", n);
-  return fflush(stdout) == 0 ? 0 : 1;
+  return finish("consumer", name, ch, buf, n);
 }

@@ -5,18 +5,22 @@
 #ifndef SHMCHAN_EXAMPLE_H
 #define SHMCHAN_EXAMPLE_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "shmchan.h"
+
 /* "PROGRAM: channel 'NAME': WHAT: the error" on stderr; the exit status 1. */
-static int fail_with(const char *program, const char *name, const char *what, int rc) {
+static inline int fail_with(const char *program, const char *name, const char *what, int rc) {
   fprintf(stderr, "%s: channel '%s': %s: %s\n", program, name, what, strerror(-rc));
   return 1;
 }
 
 /* The text of a msgpack string message (fixstr, str8/16/32), or NULL. */
-static const uint8_t *msgpack_str(const uint8_t *m, size_t size, size_t *len) {
+static inline const uint8_t *msgpack_str(const uint8_t *m, size_t size, size_t *len) {
   if (size < 1) return NULL;
   size_t header, n;
   if ((m[0] & 0xe0) == 0xa0) header = 1, n = m[0] & 0x1f;
@@ -29,7 +33,28 @@ static const uint8_t *msgpack_str(const uint8_t *m, size_t size, size_t *len) {
   return m + header;
 }
 
-static void print_message(const uint8_t *buf, size_t size, int msgpack, int hex) {
+/* After the receive loop: frees what it used, and turns its last result into the
+ * exit status (0 for the end of the stream). */
+static inline int finish(const char *program, const char *name, shmchan_t *ch, uint8_t *buf, int last) {
+  free(buf);
+  shmchan_close(ch);
+  if (last != -ESHUTDOWN) return fail_with(program, name, "receive", last);
+  return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* Opens a channel that must be of `mode` (0: any), and a buffer that takes any of
+ * its messages. 0, or the exit status after saying what failed. */
+static inline int open_receiver(const char *program, const char *name, const shmchan_options_t *options, uint32_t mode, shmchan_t **ch,
+                         uint8_t **buf) {
+  int rc = shmchan_open(ch, name, options);
+  if (rc == 0 && mode != 0 && shmchan_mode(*ch) != mode) rc = -EPROTOTYPE;
+  if (rc == 0 && (*buf = malloc(shmchan_max_message_size(*ch))) == NULL) rc = -ENOMEM;
+  if (rc == 0) return 0;
+  shmchan_close(*ch);
+  return fail_with(program, name, "open", rc);
+}
+
+static inline void print_message(const uint8_t *buf, size_t size, int msgpack, int hex) {
   size_t len;
   const uint8_t *text = msgpack && !hex ? msgpack_str(buf, size, &len) : NULL;
   if (hex) {

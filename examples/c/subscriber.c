@@ -25,8 +25,6 @@ static int usage(void) {
   return 2;
 }
 
-static int fail(const char *name, const char *what, int rc) { return fail_with("subscriber", name, what, rc); }
-
 int main(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-') return usage();
   const char *name = argv[1];
@@ -40,26 +38,19 @@ int main(int argc, char **argv) {
     else return usage();
   }
 
-  shmchan_t *ch;
-  int rc = shmchan_open(&ch, name, &options);
-  if (rc != 0) return fail(name, "open", rc);
-  if (shmchan_mode(ch) != SHMCHAN_MODE_BROADCAST) {
-    shmchan_close(ch);
-    return fail(name, "open", -EPROTOTYPE);
-  }
+  shmchan_t *ch = NULL;
+  uint8_t *buf;
+  int rc = open_receiver("subscriber", name, &options, SHMCHAN_MODE_BROADCAST, &ch, &buf);
+  if (rc != 0) return rc;
   int msgpack = shmchan_codec(ch) == SHMCHAN_CODEC_MSGPACK;
   uint32_t cap = shmchan_max_message_size(ch);
-  uint8_t *buf = malloc(cap);
   /* the first receiving call subscribes: a try, so that "subscribed" comes at once */
-  int n = buf == NULL ? -ENOMEM : shmchan_try_receive(ch, buf, cap);
+  int n = shmchan_try_receive(ch, buf, cap);
   if (n >= 0 || n == -EAGAIN) fprintf(stderr, "subscribed\n");
   for (;; n = shmchan_receive(ch, buf, cap, -1)) {
     if (n >= 0) print_message(buf, (size_t)n, msgpack, hex);
     else if (n == -ENOBUFS) fprintf(stderr, "subscriber: lapped: %llu messages lost so far\n", (unsigned long long)shmchan_messages_lost(ch));
     else if (n != -EAGAIN) break;
   }
-  free(buf);
-  shmchan_close(ch);
-  if (n != -ESHUTDOWN) return fail(name, "receive", n);
-  return fflush(stdout) == 0 ? 0 : 1;
+  return finish("subscriber", name, ch, buf, n);
 }

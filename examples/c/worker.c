@@ -24,8 +24,6 @@ static int usage(void) {
   return 2;
 }
 
-static int fail(const char *name, const char *what, int rc) { return fail_with("worker", name, what, rc); }
-
 int main(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-') return usage();
   const char *name = argv[1];
@@ -38,20 +36,12 @@ int main(int argc, char **argv) {
     else return usage();
   }
 
-  shmchan_t *ch;
-  int rc = shmchan_open(&ch, name, &options);
-  if (rc != 0) return fail(name, "open", rc);
-  if (shmchan_mode(ch) != SHMCHAN_MODE_MPMC) {
-    shmchan_close(ch);
-    return fail(name, "open", -EPROTOTYPE);
-  }
-  int msgpack = shmchan_codec(ch) == SHMCHAN_CODEC_MSGPACK;
+  shmchan_t *ch = NULL;
+  uint8_t *buf;
+  int rc = open_receiver("worker", name, &options, SHMCHAN_MODE_MPMC, &ch, &buf);
+  if (rc != 0) return rc;
+  int msgpack = shmchan_codec(ch) == SHMCHAN_CODEC_MSGPACK, n;
   uint32_t cap = shmchan_max_message_size(ch);
-  uint8_t *buf = malloc(cap);
-  int n = buf == NULL ? -ENOMEM : 0;
-  while (n >= 0 && (n = shmchan_receive(ch, buf, cap, -1)) >= 0) print_message(buf, (size_t)n, msgpack, hex);
-  free(buf);
-  shmchan_close(ch);
-  if (n != -ESHUTDOWN) return fail(name, "receive", n);
-  return fflush(stdout) == 0 ? 0 : 1;
+  while ((n = shmchan_receive(ch, buf, cap, -1)) >= 0) print_message(buf, (size_t)n, msgpack, hex);
+  return finish("worker", name, ch, buf, n);
 }
