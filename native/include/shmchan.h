@@ -350,8 +350,11 @@ typedef struct shmchan_options {
   uint32_t overflow;         /* BROADCAST: SHMCHAN_OVERFLOW_BLOCK (default) or _OVERWRITE */
 } shmchan_options_t;
 
-#define SHMCHAN_FROM_LATEST 0u /* what is sent after the subscriber joined */
-#define SHMCHAN_FROM_OLDEST 1u /* also what is still in the ring */
+/* Values of `from` (API options, not part of the wire format). */
+enum {
+  SHMCHAN_FROM_LATEST = 0, /* what is sent after the subscriber joined */
+  SHMCHAN_FROM_OLDEST = 1  /* also what is still in the ring */
+};
 
 /* Creates a channel (exclusively) and returns its handle in *out. */
 int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *options);
