@@ -203,8 +203,12 @@ describe.each(backends)('%s', (backend) => {
         await node.line('ready');
         if (mode === 'broadcast') await c.stderrLine('subscribed');
         else while (channel.stats().consumers < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+        // 'overwrite': receivers stopped while the producer laps them (it never waits)
+        const receivers = [node.child, c.child];
+        if (kind === 'overwrite') for (const r of receivers) r.kill('SIGSTOP');
         const producer = start('producer', [name, ...backendFlags], sent.join('\n') + '\n');
         expect(await producer.done).toEqual({ code: 0, stdout: '', stderr: '' });
+        if (kind === 'overwrite') for (const r of receivers) r.kill('SIGCONT');
         const result = await c.done;
         expect(result.code).toBe(0);
         expect((await node.exited).code).toBe(0);
@@ -226,9 +230,11 @@ describe.each(backends)('%s', (backend) => {
             expect(got[got.length - 1]).toBe(sent[sent.length - 1]);
           }
           // exact accounting: every message either arrived or was counted lost
+          expect(report(node).lost).toBeGreaterThan(0);
           expect(fromNode.length + report(node).lost).toBe(sent.length);
           const lapped = [...result.stderr.matchAll(/lapped: (\d+) messages lost so far/g)].map((m) => Number(m[1]));
-          expect(fromC.length + (lapped.at(-1) ?? 0)).toBe(sent.length);
+          expect(lapped.length).toBeGreaterThan(0);
+          expect(fromC.length + lapped.at(-1)!).toBe(sent.length);
         }
       } finally {
         channel.close();
@@ -283,6 +289,30 @@ describe.each(backends)('%s', (backend) => {
       expect((await live.exited).code).toBe(0);
       expect(report(live)).toMatchObject({ received: 20_000, lost: 0, problems: [] });
       expect(channel.stats().consumers).toBe(0);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it("broadcast 'overwrite': a C subscriber stopped while a Node producer laps it loses messages, and says exactly how many", async () => {
+    const name = uniqueName('c-bc-lapped');
+    const channel = b.create<Buffer>(name, { mode: 'broadcast', capacity: 4096, codec: 'raw', overflow: 'overwrite' });
+    try {
+      const c = start('subscriber', [name, '--hex', ...backendFlags]);
+      await c.stderrLine('subscribed');
+      c.child.kill('SIGSTOP');
+      const sent = Array.from({ length: 2000 }, (_, i) => Buffer.alloc(8 + (i % 50), i & 0xff));
+      for (const m of sent) expect(channel.trySend(m)).toBe(true); // 'overwrite': never full
+      channel.end();
+      c.child.kill('SIGCONT');
+      const result = await c.done;
+      expect(result.code).toBe(0);
+      const got = result.stdout.split('\n').slice(0, -1);
+      const lapped = [...result.stderr.matchAll(/lapped: (\d+) messages lost so far/g)].map((m) => Number(m[1]));
+      expect(lapped.length).toBeGreaterThan(0);
+      // what it got is the tail of what was sent, byte for byte, after exactly the messages it lost
+      expect(got.length + lapped.at(-1)!).toBe(sent.length);
+      expect(got).toEqual(sent.slice(lapped.at(-1)!).map((m) => m.toString('hex')));
     } finally {
       channel.close();
     }
