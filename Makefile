@@ -1,7 +1,7 @@
 # The C library, for C programs that share channels with Node (no Node needed):
 #
 #   make                  build-c/libshmchan.a (headers: native/include/shmchan.h)
-#   make examples         the library, then examples/c/producer and examples/c/consumer
+#   make examples         the library, then the programs of examples/c
 #   make clean
 #
 # BUILD=DIR puts the objects and the library elsewhere; CFLAGS adds flags.

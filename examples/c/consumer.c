@@ -16,31 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example.h"
 #include "shmchan.h"
-
-/* The text of a msgpack string message (fixstr, str8/16/32), or NULL. */
-static const uint8_t *msgpack_str(const uint8_t *m, size_t size, size_t *len) {
-  if (size < 1) return NULL;
-  size_t header, n;
-  if ((m[0] & 0xe0) == 0xa0) header = 1, n = m[0] & 0x1f;
-  else if (m[0] == 0xd9 && size >= 2) header = 2, n = m[1];
-  else if (m[0] == 0xda && size >= 3) header = 3, n = (size_t)m[1] << 8 | m[2];
-  else if (m[0] == 0xdb && size >= 5) header = 5, n = (size_t)m[1] << 24 | (size_t)m[2] << 16 | (size_t)m[3] << 8 | m[4];
-  else return NULL;
-  if (header + n != size) return NULL;
-  *len = n;
-  return m + header;
-}
 
 static int usage(void) {
   fprintf(stderr, "usage: consumer NAME [--create [--mpsc] [--capacity BYTES] [--raw]] [--sysv] [--hex] [--timeout MS]\n");
   return 2;
 }
 
-static int fail(const char *name, const char *what, int rc) {
-  fprintf(stderr, "consumer: channel '%s': %s: %s\n", name, what, strerror(-rc));
-  return 1;
-}
+static int fail(const char *name, const char *what, int rc) { return fail_with("consumer", name, what, rc); }
 
 int main(int argc, char **argv) {
   if (argc < 2 || argv[1][0] == '-') return usage();
@@ -66,20 +50,6 @@ int main(int argc, char **argv) {
   uint32_t cap = shmchan_max_message_size(ch);
   uint8_t *buf = malloc(cap);
   int n = buf == NULL ? -ENOMEM : 0;
-  while (n >= 0 && (n = shmchan_receive(ch, buf, cap, -1)) >= 0) {
-    size_t size = (size_t)n, len;
-    const uint8_t *text = msgpack && !hex ? msgpack_str(buf, size, &len) : NULL;
-    if (hex) {
-      for (size_t i = 0; i < size; i++) printf("%02x", buf[i]);
-    } else if (text != NULL) {
-      fwrite(text, 1, len, stdout);
-    } else {
-      fwrite(buf, 1, size, stdout);
-    }
-    putchar('\n');
-  }
-  free(buf);
-  shmchan_close(ch);
-  if (n != -ESHUTDOWN) return fail(name, "receive", n);
-  return fflush(stdout) == 0 ? 0 : 1;
+  while (n >= 0 && (n = shmchan_receive(ch, buf, cap, -1)) >= 0) print_message(buf, (size_t)n, msgpack, hex);
+  return finish("consumer", name, ch, buf, n);
 }

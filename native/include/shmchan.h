@@ -296,8 +296,9 @@ extern "C" {
  * A channel handle, like the Node package's Channel: it claims its roles the
  * way Channel does (the consumer role on the first receive, the producer role,
  * or an MPSC producer slot, on the first send or end), so C and Node peers
- * respect each other's roles, and a role whose holder died is taken over. Both
- * modes (SPSC, MPSC) and both backends (POSIX, System V) work. Messages are
+ * respect each other's roles, and a role whose holder died is taken over. Every
+ * mode (SPSC, MPSC, and MPMC and BROADCAST with a consumer slot per receiving
+ * handle) and both backends (POSIX, System V) work. Messages are
  * bytes: what the Node side makes of them is its codec's business (a channel
  * created with codec SHMCHAN_CODEC_MSGPACK is decoded with msgpack by Node
  * peers; examples/c/producer.c encodes strings).
@@ -317,6 +318,10 @@ extern "C" {
  *   -EBADMSG     the segment is corrupt (a cursor, length or field is impossible)
  *   -EPROTONOSUPPORT  not a shmchan segment, or one of another version or layout
  *   -EIDRM       System V: the channel was removed while waiting
+ *   -EUSERS      MPMC, BROADCAST receive: max_consumers live consumers already
+ *   -ENOBUFS     BROADCAST with OVERWRITE, receive: this subscriber was lapped and
+ *                lost messages (shmchan_messages_lost says how many in all); the
+ *                next receive goes on from the oldest message still in the ring
  */
 typedef struct shmchan shmchan_t;
 
@@ -326,7 +331,7 @@ typedef struct shmchan_options {
   uint32_t backend;          /* SHMCHAN_BACKEND_POSIX (default) or SHMCHAN_BACKEND_SYSV */
   uint32_t key;              /* System V key; 0: shmchan_sysv_key_of_name(name) */
   /* create only */
-  uint32_t mode;             /* SHMCHAN_MODE_SPSC (default) or SHMCHAN_MODE_MPSC */
+  uint32_t mode;             /* SHMCHAN_MODE_SPSC (default), _MPSC, _MPMC or _BROADCAST */
   uint32_t capacity;         /* ring bytes, rounded up to a power of two, 4 KiB..1 GiB; 0: 1 MiB */
   uint32_t max_message_size; /* largest message; 0: capacity / 4 */
   uint32_t codec;            /* a hint for Node openers: SHMCHAN_CODEC_RAW (0, default) or _MSGPACK */
@@ -338,7 +343,18 @@ typedef struct shmchan_options {
   /* both */
   int spin_us;               /* how long waiting calls spin before they sleep; 0: 50; < 0: none */
   int unlink_on_close;       /* 0: yes for the creator, no for an opener; 1: yes; -1: no */
+  /* BROADCAST: where a subscriber starts, on its first receive */
+  uint32_t from;             /* SHMCHAN_FROM_LATEST (default) or SHMCHAN_FROM_OLDEST */
+  /* create only, MPMC and BROADCAST */
+  uint32_t max_consumers;    /* BROADCAST: 1..SHMCHAN_MAX_CONSUMERS; 0: 16 (MPMC: always 64) */
+  uint32_t overflow;         /* BROADCAST: SHMCHAN_OVERFLOW_BLOCK (default) or _OVERWRITE */
 } shmchan_options_t;
+
+/* Values of `from` (API options, not part of the wire format). */
+enum {
+  SHMCHAN_FROM_LATEST = 0, /* what is sent after the subscriber joined */
+  SHMCHAN_FROM_OLDEST = 1  /* also what is still in the ring */
+};
 
 /* Creates a channel (exclusively) and returns its handle in *out. */
 int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *options);
@@ -388,6 +404,8 @@ uint32_t shmchan_mode(const shmchan_t *ch);             /* SHMCHAN_MODE_* */
 uint32_t shmchan_capacity(const shmchan_t *ch);
 uint32_t shmchan_max_message_size(const shmchan_t *ch);
 uint32_t shmchan_codec(const shmchan_t *ch);            /* SHMCHAN_CODEC_*: the creator's hint */
+/* BROADCAST: the messages overwritten before this handle's subscriber read them. */
+uint64_t shmchan_messages_lost(const shmchan_t *ch);
 
 /* The key a System V channel gets when none is given: the 32-bit FNV-1a hash of
  * the name (without the leading '/'), or 1 if that hash is 0 (IPC_PRIVATE). */

@@ -13,6 +13,7 @@
 
 #define DEFAULT_CAPACITY (1u << 20)
 #define DEFAULT_OPEN_TIMEOUT_MS 1000
+#define DEFAULT_MAX_CONSUMERS 16
 #define DEFAULT_SPIN_US 50
 /* While the next MPSC record is claimed but not committed, sleeps are this short so
  * that a dead claimant is noticed within milliseconds. */
@@ -31,6 +32,9 @@ struct shmchan {
   shmchan_cursor_t spsc_tail, spsc_head;
   shmchan_mpsc_writer_t writer;
   shmchan_mpsc_reader_t reader;
+  shmchan_fanout_reader_t fanout; /* MPMC, BROADCAST */
+  int from_oldest;                /* BROADCAST: a subscriber starts at the oldest message */
+  int overwrite;                  /* BROADCAST: overflow OVERWRITE, as read at open */
   /* what close removes: a POSIX name still naming this inode, or System V ids */
   int unlink_on_close;
   ino_t inode;
@@ -56,12 +60,10 @@ static int backend_valid(uint32_t backend) {
 /* The handle around a mapped segment; the header was validated by create/open. */
 static int adopt(shmchan_t **out, shmchan_segment_t *seg, const shmchan_options_t *o, int creator) {
   uint32_t mode = seg->mode; /* as validated: never the header read again */
-  shmchan_t *ch = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? calloc(1, sizeof *ch) : NULL;
+  int known = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC || shmchan_fanout_mode(mode);
+  shmchan_t *ch = known ? calloc(1, sizeof *ch) : NULL;
   if (ch == NULL) {
-    /* the C data path of the fan-out modes is not written yet */
-    int rc = mode == SHMCHAN_MODE_SPSC || mode == SHMCHAN_MODE_MPSC ? -ENOMEM
-             : shmchan_fanout_mode(mode)                          ? -EPROTONOSUPPORT
-                                                                  : -EBADMSG;
+    int rc = known ? -ENOMEM : -EBADMSG;
     if (creator && seg->backend == SHMCHAN_BACKEND_SYSV) shmchan_sysv_remove_ids(seg->shmid, seg->semid);
     else if (creator) shm_unlink(seg->name);
     shmchan_segment_unmap(seg);
@@ -74,6 +76,8 @@ static int adopt(shmchan_t **out, shmchan_segment_t *seg, const shmchan_options_
   ch->codec = seg->codec;
   ch->spin_us = o->spin_us == 0 ? DEFAULT_SPIN_US : o->spin_us < 0 ? 0 : o->spin_us;
   ch->producer_slot = -1;
+  ch->from_oldest = o->from == SHMCHAN_FROM_OLDEST;
+  ch->overwrite = load_u32(seg->base, SHMCHAN_OFF_OVERFLOW) == SHMCHAN_OVERFLOW_OVERWRITE;
   ch->unlink_on_close = o->unlink_on_close == 0 ? creator : o->unlink_on_close > 0;
   if (ch->unlink_on_close && seg->backend == SHMCHAN_BACKEND_POSIX) ch->inode = inode_of(seg->name);
   *out = ch;
@@ -93,6 +97,10 @@ int shmchan_create(shmchan_t **out, const char *name, const shmchan_options_t *o
       .max_message_size = o->max_message_size != 0 ? o->max_message_size : capacity / 4 < limit ? capacity / 4 : limit,
       .codec = o->codec,
       .permissions = o->permissions != 0 ? o->permissions : 0600,
+      .max_consumers = o->mode == SHMCHAN_MODE_MPMC ? SHMCHAN_MAX_CONSUMERS
+                       : o->max_consumers != 0        ? o->max_consumers
+                                                      : DEFAULT_MAX_CONSUMERS,
+      .overflow = o->overflow,
   };
   shmchan_segment_t seg;
   int sysv = o->backend == SHMCHAN_BACKEND_SYSV;
@@ -160,7 +168,7 @@ static int claim_producer(shmchan_t *ch) {
   if (ch->producer_slot >= 0) return 0;
   int slot = shmchan_claim_producer(&ch->seg);
   if (slot < 0) return slot;
-  if (ch->mode == SHMCHAN_MODE_MPSC) {
+  if (ch->mode == SHMCHAN_MODE_MPSC || shmchan_fanout_mode(ch->mode)) {
     shmchan_mpsc_writer_init(&ch->writer, &ch->seg);
   } else {
     int64_t tail = shmchan_recover_tail(&ch->seg);
@@ -178,8 +186,14 @@ static int claim_producer(shmchan_t *ch) {
 static int claim_consumer(shmchan_t *ch) {
   if (ch->consumer_held) return 0;
   int rc = shmchan_claim_consumer(&ch->seg);
-  if (rc != 0) return rc;
-  if (ch->mode == SHMCHAN_MODE_MPSC) shmchan_mpsc_reader_init(&ch->reader, &ch->seg);
+  if (rc < 0) return rc;
+  if (shmchan_fanout_mode(ch->mode)) {
+    /* rc is the consumer slot */
+    if ((rc = shmchan_fanout_reader_init(&ch->fanout, &ch->seg, ch->mode, (uint32_t)rc, ch->from_oldest)) != 0) {
+      shmchan_release_consumer(&ch->seg);
+      return rc;
+    }
+  } else if (ch->mode == SHMCHAN_MODE_MPSC) shmchan_mpsc_reader_init(&ch->reader, &ch->seg);
   else ch->spsc_head = (shmchan_cursor_t){.position = load_u32(ch->seg.base, SHMCHAN_OFF_HEAD)};
   ch->consumer_held = 1;
   return 0;
@@ -195,12 +209,26 @@ typedef struct attempt {
   uint32_t len;
 } attempt_t;
 
+/* The fan-out modes write as MPSC; a producer without room moves the head itself. */
+static int fanout_try_send(shmchan_t *ch, const void *data, uint32_t len) {
+  for (;;) {
+    int rc = shmchan_mpsc_try_send(&ch->seg, &ch->writer, data, len);
+    if (rc != -EAGAIN) return rc;
+    uint32_t size = (SHMCHAN_RECORD_HEADER + len + 7u) & ~7u;
+    uint32_t to_end = ch->capacity - (load_u32(ch->seg.base, SHMCHAN_OFF_TAIL) & (ch->capacity - 1));
+    uint32_t need = size + (to_end < size ? to_end : 0);
+    rc = shmchan_fanout_make_room(&ch->seg, ch->mode, ch->overwrite, ch->writer.marker, need);
+    if (rc <= 0) return rc < 0 ? rc : -EAGAIN;
+  }
+}
+
 static int attempt_send(void *context) {
   attempt_t *a = context;
   shmchan_t *ch = a->ch;
   int rc = live(ch);
   if (rc != 0) return rc;
   if (ch->mode == SHMCHAN_MODE_MPSC) return shmchan_mpsc_try_send(&ch->seg, &ch->writer, a->data, a->len);
+  if (shmchan_fanout_mode(ch->mode)) return fanout_try_send(ch, a->data, a->len);
   return shmchan_spsc_try_send(&ch->seg, &ch->spsc_tail, a->data, a->len);
 }
 
@@ -210,6 +238,7 @@ static int attempt_receive(void *context) {
   int rc = live(ch);
   if (rc != 0) return rc;
   if (ch->mode == SHMCHAN_MODE_MPSC) rc = shmchan_mpsc_try_receive(&ch->seg, &ch->reader, a->buf, a->len);
+  else if (shmchan_fanout_mode(ch->mode)) rc = shmchan_fanout_try_receive(&ch->seg, &ch->fanout, a->buf, a->len);
   else rc = shmchan_spsc_try_receive(&ch->seg, &ch->spsc_head, a->buf, a->len);
   /* bytes read while the segment was truncated may be half zeros: never return them */
   return rc >= 0 && live(ch) != 0 ? -EBADMSG : rc;
@@ -217,6 +246,8 @@ static int attempt_receive(void *context) {
 
 static int receive_slice_ms(void *context) {
   const shmchan_t *ch = ((attempt_t *)context)->ch;
+  if (shmchan_fanout_mode(ch->mode))
+    return ch->fanout.claims.waiting_on_claim || ch->fanout.taken_count != 0 ? CLAIM_SLICE_MS : 0;
   return ch->mode == SHMCHAN_MODE_MPSC && ch->reader.waiting_on_claim ? CLAIM_SLICE_MS : 0;
 }
 
@@ -285,3 +316,4 @@ uint32_t shmchan_mode(const shmchan_t *ch) { return ch->mode; }
 uint32_t shmchan_capacity(const shmchan_t *ch) { return ch->capacity; }
 uint32_t shmchan_max_message_size(const shmchan_t *ch) { return ch->max_message_size; }
 uint32_t shmchan_codec(const shmchan_t *ch) { return ch->codec; }
+uint64_t shmchan_messages_lost(const shmchan_t *ch) { return ch->fanout.messages_lost; }

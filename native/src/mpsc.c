@@ -45,7 +45,7 @@ static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
  * a claim whose record is committed at 0 (the normal wrap), a claim made after
  * the end, or a dead producer's claim. The final length is set by CAS, so the
  * consumer and the producer can both finish it and neither writes late. */
-static void finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t need) {
+void shmchan_finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t need) {
   uint8_t *ring = ring_of(seg);
   uint32_t to_end = capacity_of(seg) - idx;
   if (need > to_end && load_i32(ring, 0) == 0) {
@@ -143,7 +143,7 @@ int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, cons
     store_i32(ring, idx, (int32_t)(0u - need));
     cas_u32(seg->base, SHMCHAN_OFF_TAIL, tail, tail + need);
     if (load_u32(seg->base, SHMCHAN_OFF_ENDED)) {
-      finish_as_padding(seg, idx, need);
+      shmchan_finish_as_padding(seg, idx, need);
       shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
       return -ESHUTDOWN;
     }
@@ -154,7 +154,7 @@ int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, cons
     } else {
       *U32_AT(ring, 4) = SHMCHAN_RECORD_DATA;
       store_i32(ring, 0, (int32_t)(SHMCHAN_RECORD_HEADER + len));
-      finish_as_padding(seg, idx, need);
+      shmchan_finish_as_padding(seg, idx, need);
     }
     count_sent(seg->base, w->slot, len);
     shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
@@ -170,7 +170,7 @@ void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg) 
 
 /* 1 once the claim at `at` has stayed unfinished for a while and names a producer
  * that is no longer alive in its slot. */
-static int claim_is_dead(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint32_t marker, uint32_t at) {
+int shmchan_mpsc_claim_is_dead(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint32_t marker, uint32_t at) {
   int64_t now = shmchan_now_us();
   if (r->stuck_at != at) {
     r->stuck_at = at;
@@ -225,11 +225,11 @@ int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, v
         continue;
       }
       if (type >= 0) return -EBADMSG; /* an unfinished record that is no claim */
-      if (!claim_is_dead(seg, r, (uint32_t)type, r->head)) {
+      if (!shmchan_mpsc_claim_is_dead(seg, r, (uint32_t)type, r->head)) {
         r->waiting_on_claim = 1;
         return -EAGAIN;
       }
-      finish_as_padding(seg, idx, need);
+      shmchan_finish_as_padding(seg, idx, need);
       continue;
     }
     r->waiting_on_claim = 0;

@@ -171,19 +171,14 @@ int shmchan_segment_in_use(shmchan_segment_t *seg) {
 /* MPSC: a consumer that died while zeroing consumed records left the head behind
  * SHMCHAN_OFF_RELEASING; finish its release so no half-zeroed record is read. */
 static void finish_release(shmchan_segment_t *seg) {
-  uint8_t *base = seg->base, *ring = ring_of(seg);
-  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  uint8_t *base = seg->base;
+  uint32_t capacity = capacity_of(seg);
   uint32_t head = load_u32(base, SHMCHAN_OFF_HEAD);
   uint32_t releasing = load_u32(base, SHMCHAN_OFF_RELEASING);
   uint32_t tail = load_u32(base, SHMCHAN_OFF_TAIL);
   /* nothing pending, or cursors no consumer could have left (then the data path reports them) */
   if (releasing == head || tail - head > capacity || releasing - head > tail - head) return;
-  for (uint32_t at = head; at != releasing;) {
-    uint32_t idx = at & mask, chunk = releasing - at;
-    if (chunk > capacity - idx) chunk = capacity - idx;
-    memset(ring + idx, 0, chunk);
-    at += chunk;
-  }
+  zero_ring(seg, head, releasing);
   store_u32(base, SHMCHAN_OFF_HEAD, releasing);
 }
 

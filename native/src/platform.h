@@ -98,6 +98,18 @@ static inline void shmchan_wake_if_waiting(shmchan_segment_t *seg, int which) {
 
 static inline uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
 
+/* Zeroes the ring bytes of positions [from, to), wrapping at the ring's end: what
+ * a release does before it moves the head (free ring bytes are always zero). */
+static inline void zero_ring(const shmchan_segment_t *seg, uint32_t from, uint32_t to) {
+  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
+  while (from != to) {
+    uint32_t idx = from & mask, chunk = to - from;
+    if (chunk > capacity - idx) chunk = capacity - idx;
+    memset(ring_of(seg) + idx, 0, chunk);
+    from += chunk;
+  }
+}
+
 /* The segments shmchan_guard_install() protects (guard.c): call add right after
  * mmap, before the first access, and remove before munmap. */
 void shmchan_guard_add(void *base, size_t size);

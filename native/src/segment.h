@@ -290,6 +290,50 @@ int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, cons
 void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg);
 int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, void *buf, uint32_t cap);
 
+/* Turns the claim at ring index idx (need bytes, possibly wrapping to offset 0)
+ * into padding: a wrapped claim whose record at 0 is committed, or a dead
+ * producer's claim (mpsc.c; the fan-out modes use it too). */
+void shmchan_finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t need);
+/* 1 once the claim (by `marker`) at position `at` has stayed unfinished for a
+ * while and names a producer no longer alive in its slot; r keeps how long. */
+int shmchan_mpsc_claim_is_dead(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint32_t marker, uint32_t at);
+
+/* The receiving side of the fan-out modes (fanout.c), the protocol of
+ * src/core/fanout.ts, mpmc.ts and broadcast.ts; see "Fan-out" in shmchan.h.
+ * The caller holds consumer slot `slot` (shmchan_claim_consumer). Results as for
+ * shmchan_mpsc_try_receive, and -ENOBUFS: a BROADCAST subscriber under
+ * SHMCHAN_OVERFLOW_OVERWRITE was lapped and lost messages (messages_lost grew;
+ * the next receive goes on from the oldest message still in the ring). */
+#define SHMCHAN_FANOUT_TAKEN_MAX 64u
+typedef struct shmchan_fanout_reader {
+  uint32_t mode, slot;
+  uint32_t marker;          /* MPMC: this consumer's marker */
+  uint32_t cursor, lost;    /* BROADCAST: the cursor and lost count as last stored */
+  int overwrite;            /* BROADCAST: the channel's overflow is OVERWRITE */
+  uint64_t messages_lost;   /* BROADCAST: messages overwritten before this handle read them */
+  uint32_t freed;           /* BROADCAST 'block': bytes freed since a producer slept */
+  /* the record scan */
+  uint32_t reached;                /* the position after what the last scan stepped over */
+  shmchan_mpsc_reader_t claims;    /* the unfinished claim waited on (its head is unused) */
+  /* MPMC: records other consumers held at the last scan, checked for dead holders */
+  uint32_t taken[SHMCHAN_FANOUT_TAKEN_MAX];
+  uint32_t taken_count;
+  int64_t last_taker_check_us;
+} shmchan_fanout_reader_t;
+
+/* Starts reading in consumer slot `slot` of a channel of this mode (as read at
+ * open); a BROADCAST subscriber joins from the oldest message (from_oldest) or
+ * the tail. 0 or -EBADMSG. */
+int shmchan_fanout_reader_init(shmchan_fanout_reader_t *r, shmchan_segment_t *seg, uint32_t mode, uint32_t slot, int from_oldest);
+int shmchan_fanout_try_receive(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, void *buf, uint32_t cap);
+/* The sending side: producers write as in MPSC (shmchan_mpsc_try_send); one that
+ * finds no room for `need` bytes calls this, with its claim marker, to move the
+ * head under the release lock as the mode says (MPMC: over consumed records;
+ * BROADCAST: up to the slowest live subscriber, dropping dead ones, or under
+ * `overwrite` whole records, pushing lapped subscribers). 1 when the head moved,
+ * 0, or -EBADMSG. */
+int shmchan_fanout_make_room(shmchan_segment_t *seg, uint32_t mode, int overwrite, uint32_t marker, uint32_t need);
+
 /* The blocking forms are the channel API's shmchan_send and shmchan_receive,
  * which also keep the roles. */
 
