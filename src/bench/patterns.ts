@@ -138,14 +138,35 @@ async function runOne(plan: Plan, timing: { warmMs: number; measureMs: number },
   }
 }
 
-/** Every pattern trial once, in this run. */
-export async function runPatternTrials(timing: { warmMs: number; measureMs: number }, prefix: string, progress: (text: string) => void): Promise<PatternResult[]> {
+/**
+ * Every pattern trial once, in this run. A trial that fails is run once more in
+ * fresh processes (on a loaded machine a process can miss the whole window); one
+ * that fails twice is left out of the results and named in `failures`.
+ */
+export async function runPatternTrials(
+  timing: { warmMs: number; measureMs: number },
+  prefix: string,
+  progress: (text: string) => void,
+): Promise<{ results: PatternResult[]; failures: { row: string; error: string }[] }> {
   const results: PatternResult[] = [];
+  const failures: { row: string; error: string }[] = [];
   for (const plan of plans) {
-    progress(`${plan.pattern} ${plan.producers} -> ${plan.consumers}: ${plan.mechanism}...`);
-    results.push(await runOne(plan, timing, prefix));
+    const row = `${plan.pattern} ${plan.producers} -> ${plan.consumers}: ${plan.mechanism}`;
+    progress(`${row}...`);
+    for (let attempt = 1; ; attempt++)
+      try {
+        results.push(await runOne(plan, timing, prefix));
+        break;
+      } catch (error) {
+        const text = String((error as Error).message ?? error);
+        progress(`${row}: failed (${text})${attempt === 1 ? ', trying again' : ''}`);
+        if (attempt === 2) {
+          failures.push({ row, error: text });
+          break;
+        }
+      }
   }
-  return results;
+  return { results, failures };
 }
 
 // ---- as text ----

@@ -330,9 +330,11 @@ export async function runBench(options: BenchOptions = {}): Promise<number> {
   let patterns: PatternResult[] = [];
   if (withPatternTrials) {
     try {
-      // at least 100 ms: a window this long holds messages for every one of 16 subscribers
+      // at least 200 ms: a window this long holds messages for every one of 16 subscribers
       const { warmMs, measureMs } = durationSets[mode];
-      patterns = await runPatternTrials({ warmMs, measureMs: Math.max(100, measureMs) }, prefix, (text) => stderr.write(`${text}\n`));
+      const run = await runPatternTrials({ warmMs, measureMs: Math.max(200, measureMs) }, prefix, (text) => stderr.write(`${text}\n`));
+      patterns = run.results;
+      for (const { row, error } of run.failures) failures.push({ scenario: 'patterns', message: 'small', mechanism: row, error });
     } catch (error) {
       failures.push({ scenario: 'patterns', message: 'small', mechanism: 'patterns', error: String((error as Error).message ?? error) });
     }
