@@ -74,7 +74,7 @@ interface Report {
   failures: unknown[];
   retried: { mechanism: string | null; error: string }[];
   targets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean; codecBound?: number; reachable?: boolean }[];
-  patterns: { pattern: string; mechanism: string; producers: number; consumers: number; perConsumer: number; slowestConsumer: number; total: number; producerCpuNs: number; lost: number }[];
+  patterns: { pattern: string; mechanism: string; producers: number; consumers: number; perConsumer: number; slowestConsumer: number; total: number; producerCpuNs: number; producerSystemNs: number; lost: number }[];
   patternTargets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean }[];
 }
 
@@ -255,8 +255,9 @@ describe('shmchan bench (tiny trials)', () => {
     const number = (v: number) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
     for (const r of report.patterns) {
       const label = `${r.pattern} ${r.mechanism} ${r.consumers}`;
-      for (const field of ['perConsumer', 'slowestConsumer', 'total', 'producerCpuNs', 'lost'] as const) expect(number(r[field]), `${label} ${field}`).toBe(true);
+      for (const field of ['perConsumer', 'slowestConsumer', 'total', 'producerCpuNs', 'producerSystemNs', 'lost'] as const) expect(number(r[field]), `${label} ${field}`).toBe(true);
       expect(r.slowestConsumer, label).toBeLessThanOrEqual(r.perConsumer);
+      expect(r.producerSystemNs, label).toBeLessThanOrEqual(r.producerCpuNs);
       expect(r.total, label).toBeCloseTo(r.perConsumer * r.consumers, 3);
       // only a subscriber that 'overwrite' lapped may miss messages
       if (r.mechanism !== 'broadcast-overwrite') expect(r.lost, label).toBe(0);

@@ -22,6 +22,7 @@ class Window {
   messages = 0;
   cpuStart: NodeJS.CpuUsage | undefined;
   cpuMicros = 0;
+  systemMicros = 0;
 
   /** Counts one message at this moment; false once the window is over. */
   count(): boolean {
@@ -31,6 +32,7 @@ class Window {
       if (this.cpuStart !== undefined && this.cpuMicros === 0) {
         const used = process.cpuUsage(this.cpuStart);
         this.cpuMicros = used.user + used.system;
+        this.systemMicros = used.system;
       }
       return false;
     }
@@ -45,6 +47,7 @@ class Window {
       messages: this.messages,
       msgsPerSec: this.messages / ((this.to - this.from) / 1000),
       cpuNsPerMessage: this.messages > 0 ? (this.cpuMicros * 1000) / this.messages : 0,
+      systemNsPerMessage: this.messages > 0 ? (this.systemMicros * 1000) / this.messages : 0,
       ...extra,
     });
   }

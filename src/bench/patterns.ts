@@ -57,6 +57,8 @@ export interface PatternResult extends Plan {
   total: number;
   /** CPU time (user + system) of the producers per message they sent, ns */
   producerCpuNs: number;
+  /** of which in the kernel (system time), ns */
+  producerSystemNs: number;
   /** messages the subscribers missed ('overwrite' only) */
   lost: number;
 }
@@ -65,6 +67,7 @@ interface ProcessResult {
   messages: number;
   msgsPerSec: number;
   cpuNsPerMessage: number;
+  systemNsPerMessage: number;
   lost?: number;
 }
 
@@ -123,6 +126,7 @@ async function runOne(plan: Plan, timing: { warmMs: number; measureMs: number },
       slowestConsumer: Math.min(...rates),
       total: rates.reduce((a, b) => a + b, 0),
       producerCpuNs: sent.reduce((a, r) => a + r.cpuNsPerMessage * r.messages, 0) / sentMessages,
+      producerSystemNs: sent.reduce((a, r) => a + r.systemNsPerMessage * r.messages, 0) / sentMessages,
       lost: got.reduce((a, r) => a + (r.lost ?? 0), 0),
     };
   } finally {
@@ -208,10 +212,10 @@ export function patternTargets(rs: PatternResult[]): PatternTarget[] {
 }
 
 export function patternTable(rs: PatternResult[]): string {
-  const lines = ['| fan-out and work queue | producers → receivers | per receiver (mean, slowest) | all receivers | producer CPU per message | lost |', '|---|---:|---:|---:|---:|---:|'];
+  const lines = ['| fan-out and work queue | producers → receivers | per receiver (mean, slowest) | all receivers | producer CPU per message (in the kernel) | lost |', '|---|---:|---:|---:|---:|---:|'];
   for (const r of rs)
     lines.push(
-      `| ${patternMechanisms[r.mechanism]} | ${r.producers} → ${r.consumers} | ${rate(r.perConsumer)}, ${rate(r.slowestConsumer)} | ${rate(r.total)} | ${Math.round(r.producerCpuNs)} ns | ${r.lost} |`,
+      `| ${patternMechanisms[r.mechanism]} | ${r.producers} → ${r.consumers} | ${rate(r.perConsumer)}, ${rate(r.slowestConsumer)} | ${rate(r.total)} | ${Math.round(r.producerCpuNs)} ns (${Math.round(r.producerSystemNs)}) | ${r.lost} |`,
     );
   const mpmc = rs.find((r) => r.mechanism === 'mpmc');
   const dispatcher = rs.find((r) => r.mechanism === 'dispatcher');
