@@ -74,6 +74,21 @@ interface Report {
   failures: unknown[];
   retried: { mechanism: string | null; error: string }[];
   targets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean; codecBound?: number; reachable?: boolean }[];
+  patterns: { pattern: string; mechanism: string; producers: number; consumers: number; perConsumer: number; slowestConsumer: number; total: number; producerCpuNs: number; producerSystemNs: number; lost: number }[];
+  patternTargets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean }[];
+}
+
+/** Processes still running whose command line names this test's prefix (a trial's peers, subscribers, workers). */
+function processesLeft(): string[] {
+  const left = [];
+  for (const pid of readdirSync('/proc').filter((f) => /^\d+$/.test(f)))
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(prefix)) left.push(`${pid}: ${cmdline.slice(0, 120)}`);
+    } catch {
+      // ended meanwhile
+    }
+  return left;
 }
 
 describe('shmchan bench (tiny trials)', () => {
@@ -84,7 +99,7 @@ describe('shmchan bench (tiny trials)', () => {
   beforeAll(async () => {
     run = await shmchan(['bench', '--json', '--svg', svgFile], { SHMCHAN_BENCH_TINY: '1', SHMCHAN_BENCH_PREFIX: prefix });
     report = JSON.parse(run.stdout) as Report;
-  }, 300_000);
+  }, 600_000);
 
   afterAll(() => {
     for (const c of list()) if (c.name.startsWith(prefix)) Channel.unlink(c.name, { backend: c.backend });
@@ -233,6 +248,28 @@ describe('shmchan bench (tiny trials)', () => {
     expect(textReport(fast)).not.toContain('Out of reach');
   });
 
+  it('has the fan-out and work-queue rows, each measured in the same run', () => {
+    const rows = report.patterns.map((r) => `${r.pattern} ${r.producers}->${r.consumers} ${r.mechanism}`);
+    const fanout = [1, 4, 16].flatMap((n) => ['broadcast-block', 'broadcast-overwrite', 'sockets'].map((m) => `fanout 1->${n} ${m}`));
+    expect(rows).toEqual([...fanout, 'workqueue 4->4 mpmc', 'workqueue 4->4 dispatcher']);
+    const number = (v: number) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+    for (const r of report.patterns) {
+      const label = `${r.pattern} ${r.mechanism} ${r.consumers}`;
+      for (const field of ['perConsumer', 'slowestConsumer', 'total', 'producerCpuNs', 'producerSystemNs', 'lost'] as const) expect(number(r[field]), `${label} ${field}`).toBe(true);
+      expect(r.slowestConsumer, label).toBeLessThanOrEqual(r.perConsumer);
+      expect(r.producerSystemNs, label).toBeLessThanOrEqual(r.producerCpuNs);
+      expect(r.total, label).toBeCloseTo(r.perConsumer * r.consumers, 3);
+      // only a subscriber that 'overwrite' lapped may miss messages
+      if (r.mechanism !== 'broadcast-overwrite') expect(r.lost, label).toBe(0);
+    }
+    const goals = new Set(['fanout-vs-sockets broadcast-block', 'fanout-vs-sockets broadcast-overwrite', 'producer-cost broadcast-block', 'producer-cost broadcast-overwrite', 'producer-cost sockets']);
+    for (const t of report.patternTargets) {
+      expect(goals.has(`${t.id} ${t.mechanism}`), `${t.id} ${t.mechanism}`).toBe(true);
+      expect(Number.isNaN(t.measured)).toBe(false);
+      expect(t.pass).toBe(t.id === 'producer-cost' ? t.measured <= t.limit : t.measured >= t.limit);
+    }
+  });
+
   it('writes a well-formed SVG chart with a bar per mechanism', () => {
     const svg = readFileSync(svgFile, 'utf8');
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
@@ -245,6 +282,7 @@ describe('shmchan bench (tiny trials)', () => {
   it('removes every channel, FIFO and socket it made', () => {
     expect(leftovers(200)).toEqual([]);
     expect(readdirSync(tmpdir()).filter((f) => f.startsWith(prefix))).toEqual([]);
+    expect(processesLeft()).toEqual([]);
   });
 });
 

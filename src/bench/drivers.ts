@@ -229,7 +229,7 @@ class Inbox {
 const BIG_FRAME = 16384;
 
 /** Splits a byte stream into length-prefixed frames (u32 little-endian length, then the bytes). */
-class FrameReader {
+export class FrameReader {
   parts: Buffer[] = [];
   have = 0;
   onFrame: (frame: Buffer) => void;

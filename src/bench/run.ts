@@ -18,6 +18,7 @@ import { mechanismById, mechanisms, messageBytes, messageKinds, type Durations, 
 import { markdownReport, svgChart, textReport, withRatiosAndTargets, type Result, type TrialError } from './report';
 import { scenarios } from './scenarios';
 import { runServiceTrials, serviceTable, type ServiceResult } from './services';
+import { patternTable, patternTargets, runPatternTrials, type PatternResult } from './patterns';
 
 const trialScript = path.join(__dirname, 'trial.js');
 
@@ -262,7 +263,8 @@ export async function runBench(options: BenchOptions = {}): Promise<number> {
     }
   const trials = planTrials(options.only, mode, api);
   const withServiceTrials = options.only === undefined || new RegExp(options.only).test('request/reply service');
-  if (trials.length === 0 && !withServiceTrials) throw usageError(`no trial matches --only '${options.only}'`);
+  const withPatternTrials = options.only === undefined || new RegExp(options.only).test('fan-out work-queue broadcast mpmc patterns');
+  if (trials.length === 0 && !withServiceTrials && !withPatternTrials) throw usageError(`no trial matches --only '${options.only}'`);
   const prefix = process.env.SHMCHAN_BENCH_PREFIX ?? `shmchan-bench-${process.pid}-`;
 
   const onSignal = (signal: NodeJS.Signals) => {
@@ -324,6 +326,19 @@ export async function runBench(options: BenchOptions = {}): Promise<number> {
       failures.push({ scenario: 'request/reply', message: 'small', mechanism: 'services', error: String((error as Error).message ?? error) });
     }
   }
+  // fan-out ('broadcast') and work queue ('mpmc') against unix sockets, in the same run
+  let patterns: PatternResult[] = [];
+  if (withPatternTrials) {
+    try {
+      // at least 200 ms: a window this long holds messages for every one of 16 subscribers
+      const { warmMs, measureMs } = durationSets[mode];
+      const run = await runPatternTrials({ warmMs, measureMs: Math.max(200, measureMs) }, prefix, (text) => stderr.write(`${text}\n`));
+      patterns = run.results;
+      for (const { row, error } of run.failures) failures.push({ scenario: 'patterns', message: 'small', mechanism: row, error });
+    } catch (error) {
+      failures.push({ scenario: 'patterns', message: 'small', mechanism: 'patterns', error: String((error as Error).message ?? error) });
+    }
+  }
   const elapsedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
   const retriedText = retried.length ? `, ${retried.length} tried twice` : '';
   progress.finish(`${trials.length} trials in ${elapsedSeconds.toFixed(1)} s${retriedText}${failures.length ? `, ${failures.length} failed` : ''}`);
@@ -352,9 +367,9 @@ export async function runBench(options: BenchOptions = {}): Promise<number> {
     failures,
     retried,
   });
-  const withServices = { ...report, services };
+  const withServices = { ...report, services, patterns, patternTargets: patternTargets(patterns) };
   if (options.svg !== undefined) fs.writeFileSync(options.svg, svgChart(report));
   if (options.json) stdout.write(`${JSON.stringify(withServices, null, 2)}\n`);
-  else stdout.write((options.markdown ? markdownReport(report, options.svg) : textReport(report)) + (services.length > 0 ? `\n${serviceTable(services)}` : ''));
+  else stdout.write((options.markdown ? markdownReport(report, options.svg) : textReport(report)) + (services.length > 0 ? `\n${serviceTable(services)}` : '') + (patterns.length > 0 ? `\n${patternTable(patterns)}` : ''));
   return failures.length === 0 ? 0 : 1;
 }

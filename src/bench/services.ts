@@ -81,7 +81,7 @@ function start(args: string[]): ChildProcess {
   return spawn(process.execPath, [trialScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-function output(child: ChildProcess, until: (text: string) => boolean): Promise<string> {
+export function output(child: ChildProcess, until: (text: string) => boolean): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     let errors = '';
