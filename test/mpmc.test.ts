@@ -48,6 +48,12 @@ describe.each(backends)('%s', (backend) => {
         expect(summary(w).problems).toEqual([]);
       }
       expectExactlyOnce(workers.flatMap(taken), 4, 20_000);
+      // each consumer sees each producer's messages in send order
+      for (const w of workers)
+        for (const p of [0, 1, 2, 3]) {
+          const seq = taken(w).filter((t) => t.startsWith(`${p}:`)).map((t) => Number(t.split(':')[1]));
+          expect(seq.findIndex((i, n) => n > 0 && i <= seq[n - 1]), `worker ${workers.indexOf(w)}, producer ${p}`).toBe(-1);
+        }
       expect(channel.stats()).toMatchObject({ messagesSent: 80_000, messagesReceived: 80_000, used: 0 });
     } finally {
       channel.close();

@@ -376,8 +376,14 @@ static int mpmc_take(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, found_t
     if (rc < 0) return rc;
     /* Length and type in one CAS: a record consumed, released and claimed again
      * meanwhile (a lap later) has another length, or none yet, and stays. */
-    if (cas64(ring_of(seg), found->idx, record_header(found->length, found->type), record_header(found->length, r->marker)))
-      return 1;
+    uint64_t expected = record_header(found->length, found->type), mine = record_header(found->length, r->marker);
+    if (!cas64(ring_of(seg), found->idx, expected, mine)) continue;
+    /* A scan overtaken by a whole lap may have matched the record written at this
+     * index a lap later: taking it would return that producer's later message
+     * before an earlier one still in the ring. Once the release cursor has passed
+     * the position scanned, give the record back and look again. */
+    if (load(seg->base, SHMCHAN_OFF_RELEASING) - releasing <= found->position - releasing) return 1;
+    cas64(ring_of(seg), found->idx, mine, expected);
   }
 }
 

@@ -151,7 +151,16 @@ export class MpmcReader {
       // again meanwhile (a lap later) has another length, or none yet, and stays.
       const header = (this.ring.lengthIndex(found.idx) >> 1) as number;
       const expected = recordHeader(found.length, found.type);
-      if (Atomics.compareExchange(this.headers, header, expected, recordHeader(found.length, this.marker)) === expected) return found;
+      const mine = recordHeader(found.length, this.marker);
+      if (Atomics.compareExchange(this.headers, header, expected, mine) !== expected) continue;
+      // A scan overtaken by a whole lap may have matched the record written at this
+      // index a lap later (same length, same producer): taking it would return that
+      // producer's later message before an earlier one still in the ring. The release
+      // cursor tells: once it has passed the position scanned, give the record back
+      // and look again.
+      const start = releasing >>> 0;
+      if (((Atomics.load(i32, RELEASING) - start) >>> 0) <= ((found.position - start) >>> 0)) return found;
+      Atomics.compareExchange(this.headers, header, mine, expected);
     }
   }
 
