@@ -362,13 +362,13 @@ static uint64_t record_header(uint32_t length, uint32_t type) {
 
 /* Takes the first committed record nobody holds, at or after the oldest intact one. */
 static int mpmc_take(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, found_t *found) {
-  for (int restart = 0;; restart++) {
+  for (int restart = 0;;) { /* restarts after a scan the release overtook (only those) */
     uint32_t releasing = load(seg->base, SHMCHAN_OFF_RELEASING);
     r->taken_count = 0;
     int64_t start = oldest(seg, releasing);
     int rc = start < 0 ? (int)start : scan(seg, r, (uint32_t)start, mpmc_skips, found);
     /* the head moved past where this scan began: what it read may be zeroed already */
-    if (rc == -EBADMSG && load(seg->base, SHMCHAN_OFF_RELEASING) != releasing && restart < RESTARTS) continue;
+    if (rc == -EBADMSG && load(seg->base, SHMCHAN_OFF_RELEASING) != releasing && restart++ < RESTARTS) continue;
     if (rc == -EAGAIN || rc == -ESHUTDOWN) {
       if (gave_back(seg, r, rc == -ESHUTDOWN)) continue;
       return rc;

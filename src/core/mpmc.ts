@@ -123,7 +123,9 @@ export class MpmcReader {
   /** Takes the first committed record nobody holds, at or after the head. */
   private take(): FoundRecord | typeof EMPTY | typeof ENDED {
     const i32 = this.ring.i32;
-    for (let restart = 0; ; restart++) {
+    // restarts after a scan that the release overtook (only those: a lost CAS or a
+    // record given back is progress by someone else, and looks again at no cost)
+    for (let restart = 0; ; ) {
       const releasing = Atomics.load(i32, RELEASING);
       const taken: number[] = [];
       let found: FoundRecord | typeof EMPTY | typeof ENDED;
@@ -139,7 +141,7 @@ export class MpmcReader {
         });
       } catch (error) {
         // the head moved past where this scan began: what it read may be zeroed already
-        if (error instanceof CorruptRing && Atomics.load(i32, RELEASING) !== releasing && restart < RESTARTS) continue;
+        if (error instanceof CorruptRing && Atomics.load(i32, RELEASING) !== releasing && restart++ < RESTARTS) continue;
         throw error;
       }
       this.taken = taken;
