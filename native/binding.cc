@@ -189,10 +189,10 @@ class Hub {
       if (candidate->sleeps.size() < SHMCHAN_WAIT_ANY_MAX) set = candidate;
     if (set == nullptr) {
       set = new SetSleeper();
-      int err = pthread_create(&set->thread, nullptr, RunSet, new std::pair<Hub *, SetSleeper *>(this, set));
-      if (err != 0) {
+      int rc = StartThread<SetSleeper, &Hub::SleepMany>(set);
+      if (rc != 0) {
         delete set;
-        return -err;
+        return rc;
       }
       sets_.push_back(set);
     }
@@ -206,12 +206,12 @@ class Hub {
     queue_.push_back(sleep);
     if (queue_.size() > idle_ && blockers_.size() < kPoolMax) {
       Blocker *blocker = new Blocker();
-      int err = pthread_create(&blocker->thread, nullptr, RunBlocker, new std::pair<Hub *, Blocker *>(this, blocker));
-      if (err != 0) {
+      int rc = StartThread<Blocker, &Hub::Block>(blocker);
+      if (rc != 0) {
         delete blocker;
         if (blockers_.empty()) {
           queue_.pop_back();
-          return -err;
+          return rc;
         }
         // the pool's threads take turns with it
       } else {
@@ -261,12 +261,23 @@ class Hub {
     if (change < 0 && refed_ == 0) napi_unref_threadsafe_function(env, tsfn_);
   }
 
-  static void *RunSet(void *arg) {
-    auto *pair = static_cast<std::pair<Hub *, SetSleeper *> *>(arg);
+  // A thread of the hub: runs Body(worker), a SetSleeper's or a Blocker's life.
+  // 0, or pthread_create's negative errno.
+  template <typename Worker, void (Hub::*Body)(Worker *)>
+  int StartThread(Worker *worker) {
+    auto *pair = new std::pair<Hub *, Worker *>(this, worker);
+    int err = pthread_create(&worker->thread, nullptr, RunThread<Worker, Body>, pair);
+    if (err != 0) delete pair;
+    return -err;
+  }
+
+  template <typename Worker, void (Hub::*Body)(Worker *)>
+  static void *RunThread(void *arg) {
+    auto *pair = static_cast<std::pair<Hub *, Worker *> *>(arg);
     Hub *hub = pair->first;
-    SetSleeper *set = pair->second;
+    Worker *worker = pair->second;
     delete pair;
-    hub->SleepMany(set);
+    (hub->*Body)(worker);
     return nullptr;
   }
 
@@ -300,15 +311,6 @@ class Hub {
       shmchan_wait_any(&set->bell, bell, lines.data(), static_cast<int>(lines.size()), deadline == INT64_MAX ? -1 : deadline);
       lock.lock();
     }
-  }
-
-  static void *RunBlocker(void *arg) {
-    auto *pair = static_cast<std::pair<Hub *, Blocker *> *>(arg);
-    Hub *hub = pair->first;
-    Blocker *blocker = pair->second;
-    delete pair;
-    hub->Block(blocker);
-    return nullptr;
   }
 
   // A pool thread's life: take the oldest sleep waiting for a thread and sleep on
@@ -529,7 +531,7 @@ class Segment : public Napi::ObjectWrap<Segment> {
   Napi::Value Wake(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!Mapped(env)) return env.Undefined();
-    shmchan_wake(&segment_, info[0].As<Napi::Number>().Int32Value());
+    shmchan_wake_armed(&segment_, info[0].As<Napi::Number>().Int32Value());
     return env.Undefined();
   }
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeMessage } from './fixtures/messages.mjs';
 import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
+import * as layout from '../dist/core/layout.js';
 
 afterEach(() => {
   killFixtures();
@@ -22,6 +23,33 @@ describe.each(backends)('%s', (backend) => {
       expect(value).toEqual({ hello: 'world' });
       expect(ticks).toBeGreaterThan(5); // timers ran while we waited ~300 ms
       expect((await sender.exited).code).toBe(0);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('a burst sent to a sleeping consumer pays one wake-up, not one per message', async () => {
+    const name = uniqueName('one-wake');
+    const channel = b.create(name);
+    const consumer = b.startFixture('consumer.mjs', [name]);
+    try {
+      const i32: Int32Array = channel['ring'].i32;
+      const waitersIndex = layout.OFF_DATA_WAITERS >> 2;
+      for (let turn = 0; Atomics.load(i32, waitersIndex) === 0; turn++) {
+        expect(turn).toBeLessThan(2_000); // the hang guard: the consumer never went to sleep
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // Stopped while asleep (or just before it arms), it cannot withdraw: every
+      // message below finds a sleeper announced. Each wake-up moves the sequence.
+      process.kill(consumer.child.pid!, 'SIGSTOP');
+      const before = Atomics.load(i32, layout.OFF_DATA_SEQ >> 2);
+      for (let i = 0; i < 100; i++) expect(channel.trySend(makeMessage(i))).toBe(true);
+      const moves = (Atomics.load(i32, layout.OFF_DATA_SEQ >> 2) - before) >>> 0;
+      process.kill(consumer.child.pid!, 'SIGCONT');
+      channel.end();
+      expect((await consumer.exited).code).toBe(0);
+      expect(JSON.parse(consumer.stdout())).toEqual({ received: 100, mismatches: 0, firstMismatch: null });
+      expect(moves).toBeLessThanOrEqual(1);
     } finally {
       channel.close();
     }

@@ -28,7 +28,7 @@ extern "C" {
  * write are 128 bytes apart so they never share a cache line (or its prefetch pair).
  */
 #define SHMCHAN_MAGIC 0x434d4853u /* "SHMC" in memory; written last, with release */
-#define SHMCHAN_VERSION 2u
+#define SHMCHAN_VERSION 3u
 #define SHMCHAN_HEADER_SIZE 8192u
 #define SHMCHAN_MIN_CAPACITY 4096u
 #define SHMCHAN_MAX_CAPACITY (1u << 30)
@@ -65,11 +65,16 @@ extern "C" {
 #define SHMCHAN_OFF_HEAD_POSITION 288u  /* u64: the head as a 64-bit position, kept only by
                                          * consumers that need a stable id per message (below) */
 
-/* wait lines: a futex/semaphore sequence and a "somebody sleeps" flag each */
-#define SHMCHAN_OFF_DATA_SEQ 384u       /* u32: bumped when data arrives and a consumer sleeps */
+/* wait lines: a futex/semaphore sequence and a count of announced sleepers each.
+ * A sleeper sets SHMCHAN_SEQ_ARMED in the sequence before it looks at the ring a
+ * last time; a waker makes its system call only when it finds the bit set, and
+ * clears it as it moves the sequence, so one wake-up is paid per sleep, not per
+ * message sent while the sleeper is still waking (see wait.c). */
+#define SHMCHAN_OFF_DATA_SEQ 384u       /* u32: moved when data arrives and a consumer sleeps */
 #define SHMCHAN_OFF_DATA_WAITERS 388u   /* u32: consumers announced as sleeping */
-#define SHMCHAN_OFF_SPACE_SEQ 512u      /* u32: bumped when space is freed and a producer sleeps */
+#define SHMCHAN_OFF_SPACE_SEQ 512u      /* u32: moved when space is freed and a producer sleeps */
 #define SHMCHAN_OFF_SPACE_WAITERS 516u  /* u32: producers announced as sleeping */
+#define SHMCHAN_SEQ_ARMED 1u            /* bit of a sequence: a sleeper waits for this value to move */
 
 /* fan-out line (modes MPMC and BROADCAST; zero otherwise), see "Fan-out" below */
 #define SHMCHAN_OFF_MAX_CONSUMERS 640u  /* u32: consumer slots in use, 1..SHMCHAN_MAX_CONSUMERS; set at creation */

@@ -480,7 +480,7 @@ static int advance(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t 
     r->freed += step;
     if (r->freed < capacity_of(seg) >> 2 && load(seg->base, SHMCHAN_OFF_TAIL) != next) return 1;
     r->freed = 0;
-    shmchan_wake(seg, SHMCHAN_WAIT_SPACE);
+    shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
     return 1;
   }
   if (cas64(seg->base, position_off(r->slot), position_of(r->cursor, r->lost), position_of(next, r->lost))) {

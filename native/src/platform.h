@@ -90,10 +90,11 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* The waker's side of the eventcount: a system call only when somebody sleeps. */
+/* The waker's side of the eventcount: a system call only when a sleeper armed
+ * the line since the last wake-up. */
 static inline void shmchan_wake_if_waiting(shmchan_segment_t *seg, int which) {
-  uint32_t off = which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_WAITERS : SHMCHAN_OFF_SPACE_WAITERS;
-  if (__atomic_load_n(U32_AT(seg->base, off), __ATOMIC_SEQ_CST) != 0) shmchan_wake(seg, which);
+  uint32_t off = which == SHMCHAN_WAIT_DATA ? SHMCHAN_OFF_DATA_SEQ : SHMCHAN_OFF_SPACE_SEQ;
+  if (__atomic_load_n(U32_AT(seg->base, off), __ATOMIC_SEQ_CST) & SHMCHAN_SEQ_ARMED) shmchan_wake_armed(seg, which);
 }
 
 static inline uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }

@@ -209,10 +209,20 @@ void shmchan_segment_stats(const shmchan_segment_t *seg, shmchan_stats_t *out);
  * channel on its semaphore set (see wait.c for the protocol). */
 int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms);
 
-/* Bumps the sequence and wakes every sleeper of that wait line. Call it only
- * when the waiters word is non-zero: that is what keeps the fast path free of
- * system calls. 0, or -EIDRM (System V: the semaphore set is gone). */
+/* The sleeper's side: sets SHMCHAN_SEQ_ARMED in the sequence of wait line
+ * `which` (if no other sleeper has) and returns the armed sequence, the value to
+ * pass to shmchan_wait after one more look at the ring. */
+uint32_t shmchan_arm_wait(shmchan_segment_t *seg, int which);
+
+/* Moves the sequence (clearing SHMCHAN_SEQ_ARMED) and wakes every sleeper of
+ * that wait line, whether or not one armed it. 0, or -EIDRM (System V: the
+ * semaphore set is gone). */
 int shmchan_wake(shmchan_segment_t *seg, int which);
+
+/* The waker's side after a publication: like shmchan_wake, but only when a
+ * sleeper armed the line, and only the first of several wakers that find it
+ * armed makes the system call. */
+int shmchan_wake_armed(shmchan_segment_t *seg, int which);
 
 /* Many sleeps on one thread (POSIX segments only): sleeps until the process-private
  * word `bell` moves from bell_expected (another thread of this process rang it

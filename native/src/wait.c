@@ -2,15 +2,24 @@
  * the header: a shared (not FUTEX_PRIVATE) futex works between processes that
  * map the same memory. The System V backend sleeps on its semaphore set.
  *
- * Both keep the eventcount protocol of the callers (ring.c, src/wait.ts):
- *   sleeper: waiters++; e = seq; look at the ring; if still nothing: shmchan_wait(e); waiters--
- *   waker:   publish; if (waiters != 0) shmchan_wake()       (seq++, then wake)
- * All of these are sequentially consistent. If the sleeper's look missed the
- * publication, its waiters++ came before the waker's read of waiters, so the
- * waker calls shmchan_wake; and its read of e came before that wake's seq++.
- * So shmchan_wait(e) must not sleep through a seq++ that follows its read of e.
- * A futex gives that for free: FUTEX_WAIT compares seq with e and sleeps
- * atomically. A semaphore cannot compare, so System V works like this:
+ * Both keep the eventcount protocol of the callers (ring.c, src/wait.ts), with
+ * the low bit of the sequence (SHMCHAN_SEQ_ARMED) saying that a sleeper waits:
+ *   sleeper: waiters++; e = arm(seq); look at the ring; if still nothing: shmchan_wait(e); waiters--
+ *   waker:   publish; s = seq; if (s is armed && CAS(seq, s, s + 1)) wake
+ * arm sets the bit if it is clear (a CAS loop) and answers the armed value; s + 1
+ * of an armed s clears the bit and moves the sequence. All of these are
+ * sequentially consistent. If the sleeper's look missed the publication, its arm
+ * came before the waker's read of seq, so the waker reads either e, and its CAS
+ * moves seq from e (or fails because another waker moved it first: that one
+ * wakes), or a value other than e, which means some waker already moved seq off
+ * e after our arm. Either way seq moves off e after the sleeper read it, and
+ * shmchan_wait(e) must not sleep through that. The waiters count no longer
+ * decides wake-ups; it tells the consumer's space waker (ring.ts) that a
+ * producer sleeps. Only the first waker after an arm makes the system call: the
+ * other messages sent while the sleeper is still waking up make none.
+ *
+ * A futex gives the "must not sleep through" for free: FUTEX_WAIT compares seq
+ * with e and sleeps atomically. A semaphore cannot compare, so System V works like this:
  *
  * Each sleeping thread holds a sleeper slot of its wait line: it takes the slot's
  * lock semaphore (SEM_UNDO, so the kernel frees the slot if the process dies),
@@ -19,7 +28,7 @@
  * of 0 or 1.
  *
  *   shmchan_wait(e)                      shmchan_wake()
- *   W1 claim a free slot s (its lock,    K1 seq++
+ *   W1 claim a free slot s (its lock,    K1 move seq
  *      then store the word)
  *   W2 semaphore[s] := 0 (SETVAL)        K2 for every slot s that is claimed:
  *   W3 if seq != e: return (woken)          post a token to semaphore[s] unless
@@ -214,12 +223,36 @@ int shmchan_wait(shmchan_segment_t *seg, int which, uint32_t expected, int timeo
   return futex_wait(seg, which, expected, timeout_ms);
 }
 
+uint32_t shmchan_arm_wait(shmchan_segment_t *seg, int which) {
+  uint32_t *seq = sequence_of(seg, which);
+  uint32_t e = __atomic_load_n(seq, __ATOMIC_SEQ_CST);
+  while (!(e & SHMCHAN_SEQ_ARMED) && !__atomic_compare_exchange_n(seq, &e, e | SHMCHAN_SEQ_ARMED, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+  }
+  return e | SHMCHAN_SEQ_ARMED;
+}
+
+static int wake_sleepers(shmchan_segment_t *seg, int which) {
+  if (seg->backend == SHMCHAN_BACKEND_SYSV) return semaphore_wake(seg, which);
+  syscall(SYS_futex, sequence_of(seg, which), FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+  return 0;
+}
+
 int shmchan_wake(shmchan_segment_t *seg, int which) {
   uint32_t *seq = sequence_of(seg, which);
-  __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST); /* K1 */
-  if (seg->backend == SHMCHAN_BACKEND_SYSV) return semaphore_wake(seg, which);
-  syscall(SYS_futex, seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-  return 0;
+  uint32_t s = __atomic_load_n(seq, __ATOMIC_SEQ_CST);
+  /* K1: an armed value moves by one, a clear one by two; both end up clear */
+  while (!__atomic_compare_exchange_n(seq, &s, (s | SHMCHAN_SEQ_ARMED) + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+  }
+  return wake_sleepers(seg, which);
+}
+
+int shmchan_wake_armed(shmchan_segment_t *seg, int which) {
+  uint32_t *seq = sequence_of(seg, which);
+  uint32_t s = __atomic_load_n(seq, __ATOMIC_SEQ_CST);
+  if (!(s & SHMCHAN_SEQ_ARMED)) return 0;
+  /* K1; a failed CAS means another waker moved the sequence, and it wakes */
+  if (!__atomic_compare_exchange_n(seq, &s, s + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return 0;
+  return wake_sleepers(seg, which);
 }
 
 /* The sleeper's side of the eventcount, for the C data path (src/wait.ts is the
@@ -249,7 +282,7 @@ int shmchan_run_wait_plan(shmchan_segment_t *seg, const shmchan_wait_plan_t *pla
     }
     if (deadline_ms >= 0 && deadline_ms - now < sleep_ms) sleep_ms = (int)(deadline_ms - now);
     __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
-    uint32_t seq = __atomic_load_n(sequence_of(seg, plan->which), __ATOMIC_SEQ_CST);
+    uint32_t seq = shmchan_arm_wait(seg, plan->which);
     rc = plan->attempt(plan->context);
     int slept = rc == -EAGAIN ? shmchan_wait(seg, plan->which, seq, sleep_ms) : 0;
     __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);

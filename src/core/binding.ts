@@ -47,6 +47,7 @@ export interface NativeSegment {
   /** Whether another handle, in any process, has the channel open (it is not stale). */
   inUse(): boolean;
   stats(): NativeStats;
+  /** Wakes the sleepers of a wait line if one armed it (shmchan_wake_armed). */
   wake(which: number): void;
   /** Blocks the calling thread. */
   waitSync(which: number, expected: number, timeoutMs: number): SleepOutcome;

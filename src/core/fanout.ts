@@ -6,7 +6,7 @@
 import * as L from './layout';
 import { CorruptRing } from './errors';
 import { finishAsPadding } from './mpsc';
-import { EMPTY, ENDED, addCounter, align8, producerEntry, type RingMemory } from './ring';
+import { EMPTY, ENDED, addCounter, align8, producerEntry, type RingMemory, wakeArmed } from './ring';
 import { loadWord } from './words';
 
 const HEAD = L.OFF_HEAD >> 2;
@@ -184,7 +184,7 @@ export class Releaser {
     addCounter(i32, L.OFF_RECV_MESSAGES >> 2, boundaries.data);
     addCounter(i32, L.OFF_RECV_BYTES >> 2, bytes);
     Atomics.store(i32, HEAD, at | 0);
-    if (loadWord(i32, L.OFF_SPACE_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_SPACE);
+    wakeArmed(this.ring, L.WAIT_SPACE);
     return true;
   }
 }

@@ -4,7 +4,7 @@
 
 /** "SHMC" in memory; written last, with release */
 export const MAGIC = 0x434d4853;
-export const VERSION = 2;
+export const VERSION = 3;
 export const HEADER_SIZE = 8192;
 export const MIN_CAPACITY = 4096;
 export const MAX_CAPACITY = 1073741824;
@@ -56,14 +56,16 @@ export const OFF_RECV_BYTES = 272;
 export const OFF_CONSUMER = 280;
 /** u64: the head as a 64-bit position, kept only by consumers that need a stable id per message (below) */
 export const OFF_HEAD_POSITION = 288;
-/** u32: bumped when data arrives and a consumer sleeps */
+/** u32: moved when data arrives and a consumer sleeps */
 export const OFF_DATA_SEQ = 384;
 /** u32: consumers announced as sleeping */
 export const OFF_DATA_WAITERS = 388;
-/** u32: bumped when space is freed and a producer sleeps */
+/** u32: moved when space is freed and a producer sleeps */
 export const OFF_SPACE_SEQ = 512;
 /** u32: producers announced as sleeping */
 export const OFF_SPACE_WAITERS = 516;
+/** bit of a sequence: a sleeper waits for this value to move */
+export const SEQ_ARMED = 1;
 /** u32: consumer slots in use, 1..SHMCHAN_MAX_CONSUMERS; set at creation */
 export const OFF_MAX_CONSUMERS = 640;
 /** u32: BROADCAST: SHMCHAN_OVERFLOW_*; set at creation */

@@ -17,7 +17,7 @@ import {
   type FoundRecord,
   type ReleasePlan,
 } from './fanout';
-import { EMPTY, ENDED, decodePayload, type RingMemory } from './ring';
+import { EMPTY, ENDED, decodePayload, type RingMemory, wakeArmed } from './ring';
 
 const HEAD = L.OFF_HEAD >> 2;
 const RELEASING = L.OFF_RELEASING >> 2;
@@ -180,7 +180,7 @@ export class MpmcReader {
       if (!isConsumerMarker(holder) || holder === this.marker || markerAlive(this.ring, holder)) continue;
       if (Atomics.compareExchange(i32, typeIndex, holder, L.RECORD_DATA) === holder) gave = true;
     }
-    if (gave && Atomics.load(i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
+    if (gave) wakeArmed(this.ring, L.WAIT_DATA);
     return gave;
   }
 }

@@ -20,6 +20,7 @@ import {
   storeHeadPosition,
   type PeekedRecord,
   type RingMemory,
+  wakeArmed,
 } from './ring';
 import { loadWord } from './words';
 
@@ -242,7 +243,7 @@ export class MpscWriter {
 
   private wakeConsumer(): void {
     // after the Atomics.store of the length word, which is the fence
-    if (loadWord(this.ring.i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
+    wakeArmed(this.ring, L.WAIT_DATA);
   }
 }
 

@@ -84,8 +84,18 @@ export class SpaceWaker {
     this.freed += bytes;
     if (this.freed < this.ring.capacity >> 2 && Atomics.load(i32, L.OFF_TAIL >> 2) >>> 0 !== head) return;
     this.freed = 0;
-    this.ring.segment.wake(L.WAIT_SPACE);
+    wakeArmed(this.ring, L.WAIT_SPACE);
   }
+}
+
+const SEQUENCE_INDEX = [L.OFF_DATA_SEQ >> 2, L.OFF_SPACE_SEQ >> 2];
+
+/** The waker's side of the eventcount (native/src/wait.c), after a publication:
+ * a system call only when a sleeper armed the line since the last wake-up. Call
+ * it after a seq_cst store (Atomics.store), which orders the load here after the
+ * publication. */
+export function wakeArmed(ring: RingMemory, which: number): void {
+  if ((loadWord(ring.i32, SEQUENCE_INDEX[which]) & L.SEQ_ARMED) !== 0) ring.segment.wake(which);
 }
 
 /** A sendWith fill that threw: nothing was committed, and the channel throws

@@ -18,6 +18,7 @@ import {
   storeHeadPosition,
   type PeekedRecord,
   type RingMemory,
+  wakeArmed,
 } from './ring';
 import { loadWord } from './words';
 
@@ -150,14 +151,14 @@ export class SpscWriter {
     }
     this.tail = (this.tail + padding + size) >>> 0;
     // A plain store, as the C core's release store: readers find records by their
-    // length word, whose Atomics.store above is also the fence before the waiters
-    // load below, so a second seq_cst store here would only add a fence. The tail
+    // length word, whose Atomics.store above is also the fence before the
+    // sequence load of wakeArmed below, so a second seq_cst store here would only add a fence. The tail
     // serves stats, the space waker and recovery, and it never runs ahead of a
     // committed record.
     i32[L.OFF_TAIL >> 2] = this.tail | 0;
     addCounter(i32, this.messagesIndex, 1);
     addCounter(i32, this.bytesIndex, length);
-    if (loadWord(i32, L.OFF_DATA_WAITERS >> 2) !== 0) this.ring.segment.wake(L.WAIT_DATA);
+    wakeArmed(this.ring, L.WAIT_DATA);
   }
 }
 

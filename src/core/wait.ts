@@ -103,11 +103,18 @@ export class Announcements {
     return (which === L.WAIT_DATA ? L.OFF_DATA_WAITERS : L.OFF_SPACE_WAITERS) >> 2;
   }
 
-  /** Announces a sleeper and returns the sequence to sleep on. */
+  /** Announces a sleeper, arms the line (native/src/wait.c) and returns the
+   * sequence to sleep on. */
   announce(which: number): number {
     this.counts[which]++;
     Atomics.add(this.i32, this.index(which), 1);
-    return Atomics.load(this.i32, ((which === L.WAIT_DATA ? L.OFF_DATA_SEQ : L.OFF_SPACE_SEQ) >> 2));
+    const index = (which === L.WAIT_DATA ? L.OFF_DATA_SEQ : L.OFF_SPACE_SEQ) >> 2;
+    for (let sequence = Atomics.load(this.i32, index); ; ) {
+      if ((sequence & L.SEQ_ARMED) !== 0) return sequence;
+      const seen = Atomics.compareExchange(this.i32, index, sequence, sequence | L.SEQ_ARMED);
+      if (seen === sequence) return sequence | L.SEQ_ARMED;
+      sequence = seen;
+    }
   }
 
   withdraw(which: number): void {
