@@ -263,7 +263,7 @@ export class Channel<T = unknown> {
       if (signal?.aborted) return Promise.reject(abortError(signal));
       const first = this.attemptSend(value);
       if (first === COMMITTED) return SENT;
-      return waitAsync(waitSteps(this.sendPlan(timeout, this.retryBytes(Buffer.from(first))), this.announcements), this.live(), signal);
+      return waitAsync(waitSteps(this.sendPlan(this.retryBytes(Buffer.from(first))), this.announcements, timeout), this.live(), signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -273,7 +273,7 @@ export class Channel<T = unknown> {
   sendSync(value: T, options?: { timeout?: number }): void {
     const { timeout } = waitOptions(options);
     const first = this.attemptSend(value);
-    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(timeout, this.retryBytes(Buffer.from(first))), this.announcements), this.live());
+    if (first !== COMMITTED) waitSync(waitSteps(this.sendPlan(this.retryBytes(Buffer.from(first))), this.announcements, timeout), this.live());
   }
 
   /** Ends the stream: the consumer gets everything sent before, then the end.
@@ -320,10 +320,9 @@ export class Channel<T = unknown> {
   }
 
   /** Waiting for room: `send` is one more try, true once the message is in. */
-  private sendPlan(timeout: number | undefined, send: () => boolean): WaitPlan<undefined> {
+  private sendPlan(send: () => boolean): WaitPlan<undefined> {
     return {
       which: L.WAIT_SPACE,
-      timeout,
       spin: this.spin,
       attempt: () => (send() ? undefined : AGAIN),
       check: () => {
@@ -382,8 +381,8 @@ export class Channel<T = unknown> {
       const { signal, timeout } = waitOptions(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
       if (this.attemptFill(byteLength, fill)) return SENT;
-      const plan = this.sendPlan(timeout, () => this.attemptFill(byteLength, fill));
-      return waitAsync(waitSteps(plan, this.announcements), this.live(), signal);
+      const plan = this.sendPlan(() => this.attemptFill(byteLength, fill));
+      return waitAsync(waitSteps(plan, this.announcements, timeout), this.live(), signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -564,7 +563,7 @@ export class Channel<T = unknown> {
       const first = this.attemptReceive(decoder);
       if (first === ENDED) throw this.endedError();
       if (first !== EMPTY) return Promise.resolve(first);
-      return waitAsync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live(), signal).then((value) => {
+      return waitAsync(waitSteps(this.receivePlan(decoder), this.announcements, timeout), this.live(), signal).then((value) => {
         if (value === ENDED) throw this.endedError();
         return value;
       });
@@ -576,7 +575,7 @@ export class Channel<T = unknown> {
   private receiveSyncWith<V>(decoder: Decoder<V>, options: { timeout?: number } | undefined): V {
     const { timeout } = waitOptions(options);
     let value = this.attemptReceive(decoder);
-    if (value === EMPTY) value = waitSync(waitSteps(this.receivePlan(timeout, decoder), this.announcements), this.live());
+    if (value === EMPTY) value = waitSync(waitSteps(this.receivePlan(decoder), this.announcements, timeout), this.live());
     if (value === ENDED) throw this.endedError();
     return value;
   }
@@ -615,7 +614,7 @@ export class Channel<T = unknown> {
         try {
           const value = this.attemptReceive(this.codec);
           if (value !== EMPTY) return Promise.resolve(settle(value));
-          return waitAsync(waitSteps(this.receivePlan(undefined, this.codec), this.announcements), this.live(), undefined).then(settle, fail);
+          return waitAsync(waitSteps(this.receivePlan(this.codec), this.announcements, undefined), this.live(), undefined).then(settle, fail);
         } catch (error) {
           finished = true;
           return Promise.reject(error);
@@ -642,10 +641,18 @@ export class Channel<T = unknown> {
     return value;
   }
 
-  private receivePlan<V>(timeout: number | undefined, decoder: Decoder<V>): WaitPlan<V | typeof ENDED> {
+  /** Plans of waits for a message, one per decoder (a handle has at most three). */
+  private readonly receivePlans = new Map<Decoder<unknown>, WaitPlan<unknown>>();
+
+  private receivePlan<V>(decoder: Decoder<V>): WaitPlan<V | typeof ENDED> {
+    let plan = this.receivePlans.get(decoder) as WaitPlan<V | typeof ENDED> | undefined;
+    if (plan === undefined) this.receivePlans.set(decoder, (plan = this.newReceivePlan(decoder)));
+    return plan;
+  }
+
+  private newReceivePlan<V>(decoder: Decoder<V>): WaitPlan<V | typeof ENDED> {
     return {
       which: L.WAIT_DATA,
-      timeout,
       spin: this.spin,
       attempt: () => {
         const value = this.attemptReceive(decoder);
@@ -722,7 +729,7 @@ export class Channel<T = unknown> {
       waitUntil: (ready, signal) => {
         if (signal?.aborted) return Promise.reject(abortError(signal));
         const plan: WaitPlan<undefined> = {
-          ...this.receivePlan(undefined, this.codec),
+          ...this.receivePlan(this.codec),
           attempt: () => {
             try {
               return ready() ? undefined : AGAIN;
@@ -731,7 +738,7 @@ export class Channel<T = unknown> {
             }
           },
         };
-        return waitAsync(waitSteps(plan, this.announcements), this.live(), signal);
+        return waitAsync(waitSteps(plan, this.announcements, undefined), this.live(), signal);
       },
     };
   }

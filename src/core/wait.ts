@@ -38,8 +38,6 @@ export interface WaitPlan<T> {
   attempt(): T | typeof AGAIN;
   /** Called before each sleep and after each wake-up: throws if waiting must stop (closed, peer gone). */
   check(): void;
-  /** Milliseconds; undefined waits forever. */
-  timeout: number | undefined;
   /** How long to poll before sleeping; it adapts to how waits of this handle end. */
   spin: SpinBudget;
   /** How long one sleep may last now, when it must be shorter than usual. */
@@ -128,12 +126,14 @@ export class Announcements {
   }
 }
 
-export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements): Generator<Sleep, T, SleepOutcome> {
+/** The steps of one wait; `timeout` in milliseconds, undefined waits forever. A
+ * plan holds no state of one wait, so a handle keeps its plans and reuses them. */
+export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements, timeout: number | undefined): Generator<Sleep, T, SleepOutcome> {
   let result = plan.attempt();
   if (result !== AGAIN) return result;
-  if (plan.timeout === 0) throw plan.onTimeout();
+  if (timeout === 0) throw plan.onTimeout();
   const start = performance.now();
-  const deadline = plan.timeout === undefined ? Infinity : start + plan.timeout;
+  const deadline = timeout === undefined ? Infinity : start + timeout;
   const spinMicros = plan.spin.current(plan.which);
   if (spinMicros > 0) {
     const spinUntil = start + spinMicros / 1000;
