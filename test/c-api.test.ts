@@ -1,68 +1,25 @@
 // The C API (native/include/shmchan.h, examples/c): C programs and Node processes
 // on one channel, sharing nothing but its name. The library and the examples are
 // built here, into a directory of this test process, as a fresh clone builds them.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
+import { useCPrograms } from './c-programs';
 import { rawMessage } from './fixtures/messages.mjs';
-import { backends, cleanupChannels, killFixtures, packageRoot, uniqueName, using } from './helpers';
+import { backends, packageRoot, uniqueName, using } from './helpers';
 
-const work = mkdtempSync(path.join(os.tmpdir(), 'shmchan-c-api-'));
-const lib = path.join(work, 'lib');
-const bin = path.join(work, 'bin');
+const { work, lib, bin, start, run } = useCPrograms('c-api');
 
 beforeAll(() => {
-  // -Werror: the library and the examples build without a warning
-  execFileSync('make', ['-s', '-C', 'examples/c', `BUILD=${lib}`, `OUT=${bin}`, 'CFLAGS=-Werror'], { cwd: packageRoot });
+  // after useCPrograms' build, which made the library
   execFileSync(
     'cc',
     ['-std=c11', '-Wall', '-Wextra', '-Werror', '-Inative/include', 'test/fixtures/c-results.c', `${lib}/libshmchan.a`, '-lrt', '-o', `${bin}/c-results`],
     { cwd: packageRoot },
   );
 }, 300_000);
-
-const programs = new Set<ChildProcess>();
-
-afterEach(() => {
-  for (const child of programs) child.kill('SIGKILL');
-  killFixtures();
-  cleanupChannels();
-});
-
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-interface Program {
-  child: ChildProcess;
-  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-}
-
-/** Starts one of the C programs built above, writing `input` to its stdin. */
-function start(program: string, args: string[], input = ''): Program {
-  const child = spawn(path.join(bin, program), args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  programs.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  child.stdin!.on('error', () => {}); // a program that fails early closes its stdin
-  child.stdin!.end(input);
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => {
-      programs.delete(child);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { child, done };
-}
-
-async function run(program: string, args: string[], input = '') {
-  const result = await start(program, args, input).done;
-  if (result.code !== 0) throw new Error(`${program} ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
-  return result;
-}
 
 const words = ['hello', 'grüße', 'Привет', '你好世界', 'こんにちは', '🚀✨', 'e\u0301', 'mañana', '', '\ttab and\rreturn'];
 /** Line i: mixed scripts, 0 to ~1.3 KB, so records of many sizes wrap a small ring. */

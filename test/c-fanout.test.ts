@@ -3,72 +3,13 @@
 // to a Node worker on an mpmc channel, with Node producers; processes share nothing
 // but the channel's name. The C programs print each message as hex, so every byte
 // they received is checked here.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Packr } from 'msgpackr';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { backends, cleanupChannels, killFixtures, packageRoot, uniqueName, using } from './helpers';
+import { describe, expect, it } from 'vitest';
+import { useCPrograms } from './c-programs';
+import { backends, uniqueName, using } from './helpers';
 
-const work = mkdtempSync(path.join(os.tmpdir(), 'shmchan-c-fanout-'));
-const lib = path.join(work, 'lib');
-const bin = path.join(work, 'bin');
-
-beforeAll(() => {
-  execFileSync('make', ['-s', '-C', 'examples/c', `BUILD=${lib}`, `OUT=${bin}`, 'CFLAGS=-Werror'], { cwd: packageRoot });
-}, 300_000);
-
-const programs = new Set<ChildProcess>();
-
-afterEach(() => {
-  for (const child of programs) child.kill('SIGKILL');
-  killFixtures();
-  cleanupChannels();
-});
-
-afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-interface CProgram {
-  child: ChildProcess;
-  /** Resolves once stderr has a line containing `text`. */
-  stderrLine(text: string): Promise<void>;
-  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-}
-
-function start(program: string, args: string[], input?: string): CProgram {
-  const child = spawn(path.join(bin, program), args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-  if (input !== undefined) {
-    child.stdin!.on('error', () => {}); // a program that fails early closes its stdin
-    child.stdin!.end(input);
-  }
-  programs.add(child);
-  let stdout = '';
-  let stderr = '';
-  const waiting: Array<{ text: string; resolve: () => void }> = [];
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    for (const w of waiting) if (stderr.includes(w.text)) w.resolve();
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => {
-      programs.delete(child);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return {
-    child,
-    done,
-    stderrLine: (text) =>
-      new Promise<void>((resolve, reject) => {
-        if (stderr.includes(text)) return resolve();
-        waiting.push({ text, resolve });
-        void done.then((r) => reject(new Error(`${program} exited (${r.code}) before '${text}': ${r.stderr}`)));
-      }),
-  };
-}
+const { start } = useCPrograms('c-fanout');
 
 const packr = new Packr({ useRecords: false });
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example.h"
 #include "shmchan.h"
 
 /* The msgpack header of a string of len bytes (str8/16/32 or fixstr); its size. */
@@ -42,37 +43,17 @@ static size_t msgpack_str_header(uint8_t *out, size_t len) {
   return 5;
 }
 
-static int usage(void) {
-  fprintf(stderr, "usage: producer NAME [--create [--mpsc] [--capacity BYTES]] [--sysv] [--raw] [--keep-open] [--timeout MS]\n");
-  return 2;
-}
-
-static int fail(const char *name, const char *what, int rc) {
-  fprintf(stderr, "producer: channel '%s': %s: %s\n", name, what, strerror(-rc));
-  return 1;
-}
-
 int main(int argc, char **argv) {
-  if (argc < 2 || argv[1][0] == '-') return usage();
-  const char *name = argv[1];
-  shmchan_options_t options = {0};
-  int create = 0, raw = 0, keep_open = 0;
-  for (int i = 2; i < argc; i++) {
-    if (strcmp(argv[i], "--create") == 0) create = 1;
-    else if (strcmp(argv[i], "--mpsc") == 0) options.mode = SHMCHAN_MODE_MPSC;
-    else if (strcmp(argv[i], "--sysv") == 0) options.backend = SHMCHAN_BACKEND_SYSV;
-    else if (strcmp(argv[i], "--raw") == 0) raw = 1;
-    else if (strcmp(argv[i], "--keep-open") == 0) keep_open = 1;
-    else if (strcmp(argv[i], "--capacity") == 0 && i + 1 < argc) options.capacity = (uint32_t)strtoul(argv[++i], NULL, 10);
-    else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) options.open_timeout_ms = atoi(argv[++i]);
-    else return usage();
-  }
-  options.codec = raw ? SHMCHAN_CODEC_RAW : SHMCHAN_CODEC_MSGPACK;
-  options.unlink_on_close = -1; /* the consumer removes the channel */
+  example_args_t args;
+  int rc = parse_args(argc, argv, TAKES_CREATE | TAKES_KEEP_OPEN, "producer NAME [--create [--mpsc] [--capacity BYTES]] [--sysv] [--raw] [--keep-open] [--timeout MS]", &args);
+  if (rc != 0) return rc;
+  const char *name = args.name;
+  int raw = args.raw;
+  args.options.codec = raw ? SHMCHAN_CODEC_RAW : SHMCHAN_CODEC_MSGPACK;
+  args.options.unlink_on_close = -1; /* the consumer removes the channel */
 
   shmchan_t *ch;
-  int rc = create ? shmchan_create(&ch, name, &options) : shmchan_open(&ch, name, &options);
-  if (rc != 0) return fail(name, create ? "create" : "open", rc);
+  if ((rc = create_or_open("producer", &args, &ch)) != 0) return rc;
 
   char *line = NULL;
   size_t line_cap = 0;
@@ -98,10 +79,10 @@ int main(int argc, char **argv) {
     }
     if ((rc = shmchan_send(ch, out, size, -1)) != 0) failed = "send";
   }
-  if (failed == NULL && !keep_open && (rc = shmchan_end(ch)) != 0) failed = "end";
+  if (failed == NULL && !args.keep_open && (rc = shmchan_end(ch)) != 0) failed = "end";
   free(line);
   free(message);
   shmchan_close(ch);
-  if (failed != NULL) return fail(name, failed, rc);
+  if (failed != NULL) return fail_with("producer", name, failed, rc);
   return 0;
 }

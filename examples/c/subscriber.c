@@ -14,33 +14,18 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "example.h"
 #include "shmchan.h"
 
-static int usage(void) {
-  fprintf(stderr, "usage: subscriber NAME [--oldest] [--sysv] [--hex] [--timeout MS]\n");
-  return 2;
-}
-
 int main(int argc, char **argv) {
-  if (argc < 2 || argv[1][0] == '-') return usage();
-  const char *name = argv[1];
-  shmchan_options_t options = {0};
-  int hex = 0;
-  for (int i = 2; i < argc; i++) {
-    if (strcmp(argv[i], "--oldest") == 0) options.from = SHMCHAN_FROM_OLDEST;
-    else if (strcmp(argv[i], "--sysv") == 0) options.backend = SHMCHAN_BACKEND_SYSV;
-    else if (strcmp(argv[i], "--hex") == 0) hex = 1;
-    else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) options.open_timeout_ms = atoi(argv[++i]);
-    else return usage();
-  }
+  example_args_t args;
+  int rc = parse_args(argc, argv, TAKES_OLDEST | TAKES_HEX, "subscriber NAME [--oldest] [--sysv] [--hex] [--timeout MS]", &args);
+  if (rc != 0) return rc;
 
   shmchan_t *ch = NULL;
   uint8_t *buf;
-  int rc = open_receiver("subscriber", name, &options, SHMCHAN_MODE_BROADCAST, &ch, &buf);
+  rc = open_receiver("subscriber", args.name, &args.options, SHMCHAN_MODE_BROADCAST, &ch, &buf);
   if (rc != 0) return rc;
   int msgpack = shmchan_codec(ch) == SHMCHAN_CODEC_MSGPACK;
   uint32_t cap = shmchan_max_message_size(ch);
@@ -48,9 +33,9 @@ int main(int argc, char **argv) {
   int n = shmchan_try_receive(ch, buf, cap);
   if (n >= 0 || n == -EAGAIN) fprintf(stderr, "subscribed\n");
   for (;; n = shmchan_receive(ch, buf, cap, -1)) {
-    if (n >= 0) print_message(buf, (size_t)n, msgpack, hex);
+    if (n >= 0) print_message(buf, (size_t)n, msgpack, args.hex);
     else if (n == -ENOBUFS) fprintf(stderr, "subscriber: lapped: %llu messages lost so far\n", (unsigned long long)shmchan_messages_lost(ch));
     else if (n != -EAGAIN) break;
   }
-  return finish("subscriber", name, ch, buf, n);
+  return finish("subscriber", args.name, ch, buf, n);
 }

@@ -263,6 +263,17 @@ export class FrameReader {
   }
 }
 
+/** `bytes` as a frame FrameReader reads: its u32 little-endian length, then the bytes. */
+export function frameOf(bytes: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(4 + bytes.length);
+  frame.writeUInt32LE(bytes.length, 0);
+  frame.set(bytes, 4);
+  return frame;
+}
+
+/** A value as a frame of its msgpack encoding. */
+export const packFrame = (value: unknown): Buffer => frameOf(packr.pack(value));
+
 class StreamEndpoint implements Endpoint {
   writable: Writable;
   raw: boolean;

@@ -7,8 +7,9 @@
 // in the window and prints one line of JSON with it when the stream ends.
 import net from 'node:net';
 import { Channel, type ShmChanError } from '../index';
-import { FrameReader, messageKinds, packr, unpackr } from './drivers';
+import { FrameReader, frameOf, messageKinds, packFrame, unpackr } from './drivers';
 import type { PatternSpec } from './patterns';
+import { reportResult, runTrialProcess, sayReady } from './trial-process';
 
 const [role, specJson] = process.argv.slice(2);
 const spec = JSON.parse(specJson) as PatternSpec;
@@ -42,14 +43,14 @@ class Window {
   }
 
   /** Rates are over the whole window, the same for every process of the trial. */
-  result(extra: Record<string, number> = {}): string {
-    return JSON.stringify({
+  result(extra: Record<string, number> = {}): Record<string, number> {
+    return {
       messages: this.messages,
       msgsPerSec: this.messages / ((this.to - this.from) / 1000),
       cpuNsPerMessage: this.messages > 0 ? (this.cpuMicros * 1000) / this.messages : 0,
       systemNsPerMessage: this.messages > 0 ? (this.systemMicros * 1000) / this.messages : 0,
       ...extra,
-    });
+    };
   }
 }
 
@@ -69,16 +70,7 @@ function go(): Promise<void> {
   });
 }
 
-const ready = () => process.stdout.write('ready\n');
-const finish = (extra?: Record<string, number>) => process.stdout.write(`${window.result(extra)}\n`, () => process.exit(0));
-
-function frame(value: unknown): Buffer {
-  const body = packr.pack(value);
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32LE(body.length, 0);
-  body.copy(out, 4);
-  return out;
-}
+const finish = (extra?: Record<string, number>) => reportResult(window.result(extra));
 
 async function connect(address: string): Promise<net.Socket> {
   const socket = net.connect(address);
@@ -90,7 +82,7 @@ async function connect(address: string): Promise<net.Socket> {
 async function shmchanReceiver(): Promise<void> {
   const channel = Channel.open(spec.address, spec.mechanism.startsWith('broadcast') ? { from: 'latest' } : {});
   channel.tryReceive(); // subscribes (claims a consumer slot) before the producers start
-  ready();
+  sayReady();
   await go();
   let lost = 0;
   for (;;) {
@@ -111,7 +103,7 @@ async function shmchanReceiver(): Promise<void> {
 /** A shmchan producer: sends until the window is over (the runner ends the stream once every producer is done). */
 async function shmchanProducer(): Promise<void> {
   const channel = Channel.open(spec.address);
-  ready();
+  sayReady();
   await go();
   let seq = 0;
   while (window.count()) channel.sendSync(make(seq++));
@@ -129,18 +121,18 @@ async function socketReceiver(): Promise<void> {
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('end', () => finish());
   });
-  server.listen(`${spec.address}-r${spec.index}`, ready);
+  server.listen(`${spec.address}-r${spec.index}`, sayReady);
   await go();
 }
 
 /** The fan-out producer on sockets: encodes each message once and writes it to every subscriber. */
 async function socketFanout(): Promise<void> {
   const sockets = await Promise.all(Array.from({ length: spec.consumers }, (_, i) => connect(`${spec.address}-r${i}`)));
-  ready();
+  sayReady();
   await go();
   let seq = 0;
   while (window.count()) {
-    const bytes = frame(make(seq++));
+    const bytes = packFrame(make(seq++));
     const full = sockets.filter((s) => !s.write(bytes));
     if (full.length > 0) await Promise.all(full.map((s) => new Promise((resolve) => s.once('drain', resolve))));
   }
@@ -151,10 +143,10 @@ async function socketFanout(): Promise<void> {
 /** A work-queue producer on sockets: writes each message to the dispatcher. */
 async function socketProducer(): Promise<void> {
   const socket = await connect(`${spec.address}-d`);
-  ready();
+  sayReady();
   await go();
   let seq = 0;
-  while (window.count()) if (!socket.write(frame(make(seq++)))) await new Promise((resolve) => socket.once('drain', resolve));
+  while (window.count()) if (!socket.write(packFrame(make(seq++)))) await new Promise((resolve) => socket.once('drain', resolve));
   await new Promise<void>((resolve) => socket.end(() => resolve()));
   finish();
 }
@@ -172,12 +164,9 @@ async function dispatcher(): Promise<void> {
   const server = net.createServer((socket) => {
     producers.push(socket);
     const reader = new FrameReader((bytes) => {
-      const out = Buffer.allocUnsafe(4 + bytes.length);
-      out.writeUInt32LE(bytes.length, 0);
-      bytes.copy(out, 4);
       const worker = workers[next];
       next = (next + 1) % workers.length;
-      if (!worker.write(out)) {
+      if (!worker.write(frameOf(bytes))) {
         for (const p of producers) p.pause();
         worker.once('drain', () => producers.forEach((p) => p.resume()));
       }
@@ -191,7 +180,7 @@ async function dispatcher(): Promise<void> {
       }
     });
   });
-  server.listen(`${spec.address}-d`, ready);
+  server.listen(`${spec.address}-d`, sayReady);
 }
 
 const roles: Record<string, () => Promise<void>> = {
@@ -203,7 +192,4 @@ const roles: Record<string, () => Promise<void>> = {
   dispatcher,
 };
 
-roles[role]().catch((error) => {
-  process.stderr.write(`pattern trial (${role}, ${spec.mechanism}): ${(error as Error).stack ?? error}\n`);
-  process.exit(1);
-});
+runTrialProcess(`pattern trial (${role}, ${spec.mechanism})`, roles[role]);

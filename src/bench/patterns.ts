@@ -8,10 +8,10 @@
 // - work queue 4 -> 4: each message to one of 4 workers. shmchan: an 'mpmc' channel.
 //   The alternative: the 4 producers write to a dispatcher process that hands each
 //   message to the next worker in turn (bench/README.md says why).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { Channel } from '../index';
-import { output } from './services';
+import { startTrialProcess, stopTrialProcesses, type TrialProcess } from './trial-process';
 
 const trialScript = path.join(__dirname, 'pattern-trial.js');
 
@@ -71,23 +71,9 @@ interface ProcessResult {
   lost?: number;
 }
 
-/** A trial process: `ready` resolves at its ready line, `result` with its last line of JSON. */
-function start(role: string, spec: PatternSpec): { child: ChildProcess; ready: Promise<string>; result: Promise<ProcessResult> } {
-  const child = spawn(process.execPath, [trialScript, role, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const ready = output(child, (text) => text.includes('ready\n'));
-  ready.catch(() => {}); // a failure before ready is reported by `ready`'s awaiter; after it by `result`
-  let text = '';
-  let errors = '';
-  child.stdout!.on('data', (chunk: string) => (text += chunk));
-  child.stderr!.on('data', (chunk: string) => (errors += chunk));
-  const result = new Promise<ProcessResult>((resolve, reject) =>
-    child.on('close', (code) => {
-      if (code === 0) resolve(JSON.parse(text.trim().split('\n').pop()!) as ProcessResult);
-      else reject(new Error(`${role} exited with ${code}: ${errors.trim().split('\n')[0]}`));
-    }),
-  );
-  result.catch(() => {});
-  return { child, ready, result };
+/** A trial process in `role`; its stdin takes the go line. */
+function start(role: string, spec: PatternSpec): TrialProcess<ProcessResult> {
+  return startTrialProcess<ProcessResult>(trialScript, [role, JSON.stringify(spec)], 'pipe', role);
 }
 
 /** One trial in fresh processes; its channel is removed after, whatever happened. */
@@ -130,8 +116,7 @@ async function runOne(plan: Plan, timing: { warmMs: number; measureMs: number },
       lost: got.reduce((a, r) => a + (r.lost ?? 0), 0),
     };
   } finally {
-    for (const c of children) c.kill('SIGKILL');
-    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(null) : c.once('exit', resolve)))));
+    await stopTrialProcesses(children);
     channel?.close();
     if (channel !== undefined)
       try {

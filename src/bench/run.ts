@@ -19,6 +19,7 @@ import { markdownReport, svgChart, textReport, withRatiosAndTargets, type Result
 import { scenarios } from './scenarios';
 import { runServiceTrials, serviceTable, type ServiceResult } from './services';
 import { patternTable, patternTargets, runPatternTrials, type PatternResult } from './patterns';
+import { resultOf } from './trial-process';
 
 const trialScript = path.join(__dirname, 'trial.js');
 
@@ -204,7 +205,7 @@ async function runTrial(trial: Trial, index: number, prefix: string): Promise<Ou
   if (code === 0) {
     try {
       const trialSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-      return { ok: true, result: { ...JSON.parse(stdout.trim().split('\n').pop()!), trialSeconds } };
+      return { ok: true, result: { ...resultOf<Measurement>(stdout), trialSeconds } };
     } catch {
       // fall through: a failure
     }

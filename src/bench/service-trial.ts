@@ -7,33 +7,16 @@
 import http from 'node:http';
 import net from 'node:net';
 import { Client, Service } from '../index';
-import { packr, unpackr } from './drivers';
+import { FrameReader, packFrame, packr, unpackr } from './drivers';
 import { requestClients, type ServiceTrialSpec, type RequestClient } from './services';
+import { reportResult, runTrialProcess, sayReady } from './trial-process';
 
 const [role, mechanism, address, specJson] = process.argv.slice(2);
 
 /** Length-prefixed msgpack frames on a stream socket: calls onFrame with each decoded frame. */
 function frames(socket: net.Socket, onFrame: (frame: unknown) => void): void {
-  let buffered: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    let offset = 0;
-    while (buffered.length - offset >= 4) {
-      const length = buffered.readUInt32LE(offset);
-      if (buffered.length - offset - 4 < length) break;
-      onFrame(unpackr.unpack(buffered.subarray(offset + 4, offset + 4 + length)));
-      offset += 4 + length;
-    }
-    buffered = buffered.subarray(offset);
-  });
-}
-
-function frame(value: unknown): Buffer {
-  const body = packr.pack(value);
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32LE(body.length, 0);
-  body.copy(out, 4);
-  return out;
+  const reader = new FrameReader((bytes) => onFrame(unpackr.unpack(bytes)));
+  socket.on('data', (chunk: Buffer) => reader.push(chunk));
 }
 
 async function serve(): Promise<void> {
@@ -43,13 +26,13 @@ async function serve(): Promise<void> {
       service.close();
       process.exit(0);
     });
-    process.stdout.write('ready\n');
+    sayReady();
     await service.serve((value) => value);
     return;
   }
   const server =
     mechanism === 'unix'
-      ? net.createServer((socket) => frames(socket, (request) => socket.write(frame(request))))
+      ? net.createServer((socket) => frames(socket, (request) => socket.write(packFrame(request))))
       : http.createServer({ keepAliveTimeout: 60_000 }, (request, response) => {
           const chunks: Buffer[] = [];
           request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -59,7 +42,7 @@ async function serve(): Promise<void> {
             response.end(body);
           });
         });
-  server.listen(address, () => process.stdout.write('ready\n'));
+  server.listen(address, sayReady);
   process.on('SIGTERM', () => process.exit(0));
 }
 
@@ -85,7 +68,7 @@ async function connect(): Promise<RequestClient> {
         new Promise((resolve) => {
           const id = nextId++;
           pending.set(id, resolve);
-          socket.write(frame([id, value]));
+          socket.write(packFrame([id, value]));
         }),
       close: () => socket.destroy(),
     };
@@ -110,12 +93,8 @@ async function connect(): Promise<RequestClient> {
   };
 }
 
-if (role === 'server') void serve();
-else
-  void connect()
-    .then((client) => requestClients(client, JSON.parse(specJson) as ServiceTrialSpec))
-    .then((result) => process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0)))
-    .catch((error) => {
-      process.stderr.write(`service trial (${mechanism}): ${(error as Error).stack ?? error}\n`);
-      process.exit(1);
-    });
+async function measure(): Promise<void> {
+  reportResult(await requestClients(await connect(), JSON.parse(specJson) as ServiceTrialSpec));
+}
+
+runTrialProcess(`service trial (${mechanism})`, role === 'server' ? serve : measure);

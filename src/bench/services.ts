@@ -3,11 +3,11 @@
 // node:http over a unix socket, in the same run. For each mechanism a server
 // process echoes requests and a client process measures, both fresh: the round
 // trip with one request in flight (p50, p99), and the throughput with 64 in flight.
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Channel } from '../index';
+import { startTrialProcess, stopTrialProcesses, type TrialProcess } from './trial-process';
 
 const trialScript = path.join(__dirname, 'service-trial.js');
 
@@ -77,37 +77,22 @@ export async function requestClients(client: RequestClient, spec: ServiceTrialSp
   };
 }
 
-function start(args: string[]): ChildProcess {
-  return spawn(process.execPath, [trialScript, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-export function output(child: ChildProcess, until: (text: string) => boolean): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    let errors = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      text += chunk;
-      if (until(text)) resolve(text);
-    });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (errors += chunk));
-    child.on('exit', (code) => reject(new Error(`exited with ${code}: ${errors.trim().split('\n')[0]}`)));
-  });
+function start<R>(role: 'server' | 'client', mechanism: string, args: string[]): TrialProcess<R> {
+  return startTrialProcess<R>(trialScript, [role, mechanism, ...args], 'ignore', `${mechanism} ${role}`);
 }
 
 /** One mechanism: a fresh server and a fresh client; whatever it made is removed after. */
 async function runOne(mechanism: string, spec: ServiceTrialSpec, prefix: string): Promise<ServiceResult> {
   const address = mechanism === 'shmchan' ? `${prefix}service` : path.join(os.tmpdir(), `${prefix}${mechanism}.sock`);
-  const server = start(['server', mechanism, address]);
-  let client: ChildProcess | undefined;
+  const server = start<never>('server', mechanism, [address]);
+  const children = [server.child];
   try {
-    await output(server, (text) => text.includes('ready\n'));
-    client = start(['client', mechanism, address, JSON.stringify(spec)]);
-    const line = await output(client, (text) => text.endsWith('\n'));
-    return { mechanism, ...(JSON.parse(line) as Omit<ServiceResult, 'mechanism'>) };
+    await server.ready;
+    const client = start<Omit<ServiceResult, 'mechanism'>>('client', mechanism, [address, JSON.stringify(spec)]);
+    children.push(client.child);
+    return { mechanism, ...(await client.result) };
   } finally {
-    client?.kill('SIGKILL');
-    server.kill('SIGKILL');
-    await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once('exit', resolve)));
+    await stopTrialProcesses(children);
     if (mechanism !== 'shmchan') fs.rmSync(address, { force: true });
     else for (const file of fs.readdirSync('/dev/shm')) if (file.startsWith(address)) Channel.unlink(file);
   }

@@ -5,36 +5,28 @@
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { openMain, openPeer, type TrialSpec } from './drivers';
 import { scenarios } from './scenarios';
+import { reportResult, runTrialProcess } from './trial-process';
 
 const spec = (isMainThread ? JSON.parse(process.argv[2]) : workerData) as TrialSpec;
 const scenario = scenarios[spec.scenario];
 
 async function runMain(): Promise<void> {
-  try {
-    let result;
-    if (scenario.alone !== undefined) result = await scenario.alone(spec);
-    else {
-      const side = await openMain(spec);
-      try {
-        result = { ...(await scenario.main(side, spec)), ...side.facts };
-      } finally {
-        await side.close();
-      }
+  let result;
+  if (scenario.alone !== undefined) result = await scenario.alone(spec);
+  else {
+    const side = await openMain(spec);
+    try {
+      result = { ...(await scenario.main(side, spec)), ...side.facts };
+    } finally {
+      await side.close();
     }
-    process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
-  } catch (error) {
-    process.stderr.write(`bench trial (${spec.mechanism}, ${spec.scenario}, ${spec.message}): ${(error as Error).stack ?? error}\n`);
-    process.exit(1);
   }
+  reportResult(result);
 }
 
-if (spec.role === 'peer') {
-  openPeer(spec, parentPort)
-    .then((side) => scenario.peer!(side, spec))
-    .catch((error) => {
-      process.stderr.write(`bench peer (${spec.mechanism}, ${spec.scenario}): ${error.stack ?? error}\n`);
-      process.exit(1);
-    });
-} else {
-  void runMain();
+async function runPeer(): Promise<void> {
+  await scenario.peer!(await openPeer(spec, parentPort), spec);
 }
+
+if (spec.role === 'peer') runTrialProcess(`bench peer (${spec.mechanism}, ${spec.scenario})`, runPeer);
+else runTrialProcess(`bench trial (${spec.mechanism}, ${spec.scenario}, ${spec.message})`, runMain);
