@@ -405,6 +405,8 @@ class BroadcastSource implements FanoutSource {
 
   take(): Omit<Taken, 'position'> | typeof EMPTY | typeof ENDED {
     for (;;) {
+      // scan only from where nothing was overwritten: a cursor not pushed means no release passed it
+      if (this.overwrite && this.pushed()) continue;
       let record: FoundRecord | typeof EMPTY | typeof ENDED;
       try {
         record = this.reader.peek(this.ahead);
