@@ -34,6 +34,24 @@ function segmentWord(name: string, offset: number, bytes: 4 | 8, value?: bigint)
   }
 }
 
+/** Sends what fits (ending the stream after `total`), hands out up to 3 messages,
+ * checking their bytes and that their ids increase, and commits them. */
+function relayRound(producer: Channel<Buffer>, relay: ReturnType<typeof relayConsumer>, run: { sent: number; received: number; last: bigint }, total: number): void {
+  while (run.sent < total && producer.trySend(message(run.sent))) run.sent++;
+  if (run.sent === total) producer.end();
+  for (let k = 0; k < 3; k++) {
+    const m = relay.next();
+    if (m === EMPTY || m === ENDED) break;
+    expect(m.bytes.equals(message(run.received + relay.pending - 1))).toBe(true);
+    expect(m.position > run.last).toBe(true);
+    run.last = m.position;
+  }
+  while (relay.pending > 0) {
+    relay.commit();
+    run.received++;
+  }
+}
+
 describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
   it('peeks ahead without consuming, commits in order, and gives each message the same id from any handle', () => {
     const name = uniqueName(`peek-${mode}`);
@@ -70,25 +88,10 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     const producer = Channel.create<Buffer>(name, { mode, codec: identity, capacity: 4096 });
     let consumer = Channel.open<Buffer>(name, { codec: identity });
     let relay = relayConsumer(consumer);
-    let last = -1n;
-    let received = 0;
-    const total = 2000;
-    let sent = 0;
-    while (received < total) {
-      while (sent < total && producer.trySend(message(sent))) sent++;
-      if (sent === total) producer.end();
-      for (let k = 0; k < 3; k++) {
-        const m = relay.next();
-        if (m === EMPTY || m === ENDED) break;
-        expect(m.bytes.equals(message(received + relay.pending - 1))).toBe(true);
-        expect(m.position > last).toBe(true);
-        last = m.position;
-      }
-      while (relay.pending > 0) {
-        relay.commit();
-        received++;
-      }
-      if (received % 500 === 0) {
+    const run = { sent: 0, received: 0, last: -1n };
+    while (run.received < 2000) {
+      relayRound(producer, relay, run, 2000);
+      if (run.received % 500 === 0) {
         // a successor continues the ids where this consumer stopped
         consumer.close();
         consumer = Channel.open<Buffer>(name, { codec: identity });
@@ -97,7 +100,7 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     }
     expect(relay.next()).toBe(ENDED);
     await relay.waitForMore();
-    expect(last > 4096n * 10n).toBe(true);
+    expect(run.last > 4096n * 10n).toBe(true);
     consumer.close();
     producer.close();
   });
@@ -138,29 +141,11 @@ describe.each([
     const producer = Channel.create<Buffer>(name, options);
     const consumer = Channel.open<Buffer>(name, { codec: identity });
     const relay = relayConsumer(consumer);
-    const total = 2000;
-    let sent = 0;
-    let received = 0;
-    let last = -1n;
-    while (received < total) {
-      while (sent < total && producer.trySend(message(sent))) sent++;
-      if (sent === total && !producer.stats().ended) producer.end();
-      for (let k = 0; k < 3; k++) {
-        const m = relay.next();
-        if (m === EMPTY || m === ENDED) break;
-        expect(m.bytes.equals(message(received + relay.pending - 1))).toBe(true);
-        expect(m.position > last).toBe(true);
-        last = m.position;
-      }
-      expect(relay.next()).not.toBe(ENDED);
-      while (relay.pending > 0) {
-        relay.commit();
-        received++;
-      }
-    }
+    const run = { sent: 0, received: 0, last: -1n };
+    while (run.received < 2000) relayRound(producer, relay, run, 2000);
     expect(relay.next()).toBe(ENDED);
     expect(relay.lost).toBe(0);
-    expect(last > (1n << 32n) + 4096n * 10n).toBe(true);
+    expect(run.last > (1n << 32n) + 4096n * 10n).toBe(true);
     consumer.close();
     producer.close();
   });
