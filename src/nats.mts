@@ -2,5 +2,5 @@
 /// <reference types="node" preserve="true" />
 import nats from './nats.js';
 
-export const { bridgeToNats, bridgeFromNats } = nats;
+export const { bridgeToNats, bridgeFromNats, serveOverNats } = nats;
 export type * from './nats.js';

@@ -5,11 +5,14 @@
 import { checkBridgeOptions, openLocalChannel, type Bridge, type BridgeBase } from './nats/bridge';
 import { natsModules } from './nats/client';
 import { FromNatsBridge, type FromNatsOptions } from './nats/from';
+import { NatsServiceBridge, type NatsService, type ServeOverNatsOptions } from './nats/serve';
 import { ToNatsBridge, type ToNatsOptions } from './nats/to';
+import { Client } from './client';
 
 export type { Bridge, BridgeChannelOptions, BridgeEvent, BridgeStats, NatsBridgeOptions, NatsMode } from './nats/bridge';
 export type { ToNatsOptions } from './nats/to';
 export type { FromNatsOptions } from './nats/from';
+export type { NatsService, NatsServiceStats, ServeOverNatsOptions } from './nats/serve';
 
 /**
  * Receives from the local channel `channelName` (created if missing) and publishes
@@ -47,10 +50,43 @@ async function startBridge(
     nc = await connect(bridge.firstConnectOptions());
   } catch (error) {
     local.close();
-    const { code, message } = error as { code?: string; message: string };
-    throw Object.assign(new Error(`cannot connect to NATS at ${String(options.servers)}: ${message}`, { cause: error }), { code });
+    throw cannotConnect(options.servers, error);
   }
   bridge.start(nc);
   await Promise.race([bridge.ready, bridge.done]);
   return bridge;
+}
+
+/**
+ * Answers NATS requests on `options.subject` with the local service `serviceName`
+ * (core NATS request/reply): each request's MessagePack payload goes to the service
+ * as a client's request, and the reply, or a failure (header Shmchan-Error), goes
+ * back to the caller. Waits for the service to exist; resolves once subscribed.
+ */
+export async function serveOverNats(serviceName: string, options: ServeOverNatsOptions): Promise<NatsService> {
+  checkBridgeOptions(options);
+  const { connect } = natsModules().transport;
+  const client = await Client.connect(serviceName);
+  let nc;
+  try {
+    nc = await connect({ name: `shmchan service ${serviceName}`, ...options.connectOptions, servers: options.servers, reconnect: true, maxReconnectAttempts: -1 });
+  } catch (error) {
+    client.close();
+    throw cannotConnect(options.servers, error);
+  }
+  let bridge: NatsServiceBridge;
+  try {
+    bridge = new NatsServiceBridge(serviceName, options, nc, (value, { timeout }) => client.request(value, { timeout }), () => client.close());
+  } catch (error) {
+    client.close();
+    await nc.close();
+    throw error;
+  }
+  await bridge.ready();
+  return bridge;
+}
+
+function cannotConnect(servers: string | string[], error: unknown): Error {
+  const { code, message } = error as { code?: string; message: string };
+  return Object.assign(new Error(`cannot connect to NATS at ${String(servers)}: ${message}`, { cause: error }), { code });
 }

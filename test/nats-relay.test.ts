@@ -34,6 +34,24 @@ function segmentWord(name: string, offset: number, bytes: 4 | 8, value?: bigint)
   }
 }
 
+/** Sends what fits (ending the stream after `total`), hands out up to 3 messages,
+ * checking their bytes and that their ids increase, and commits them. */
+function relayRound(producer: Channel<Buffer>, relay: ReturnType<typeof relayConsumer>, run: { sent: number; received: number; last: bigint }, total: number): void {
+  while (run.sent < total && producer.trySend(message(run.sent))) run.sent++;
+  if (run.sent === total) producer.end();
+  for (let k = 0; k < 3; k++) {
+    const m = relay.next();
+    if (m === EMPTY || m === ENDED) break;
+    expect(m.bytes.equals(message(run.received + relay.pending - 1))).toBe(true);
+    expect(m.position > run.last).toBe(true);
+    run.last = m.position;
+  }
+  while (relay.pending > 0) {
+    relay.commit();
+    run.received++;
+  }
+}
+
 describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
   it('peeks ahead without consuming, commits in order, and gives each message the same id from any handle', () => {
     const name = uniqueName(`peek-${mode}`);
@@ -70,25 +88,10 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     const producer = Channel.create<Buffer>(name, { mode, codec: identity, capacity: 4096 });
     let consumer = Channel.open<Buffer>(name, { codec: identity });
     let relay = relayConsumer(consumer);
-    let last = -1n;
-    let received = 0;
-    const total = 2000;
-    let sent = 0;
-    while (received < total) {
-      while (sent < total && producer.trySend(message(sent))) sent++;
-      if (sent === total) producer.end();
-      for (let k = 0; k < 3; k++) {
-        const m = relay.next();
-        if (m === EMPTY || m === ENDED) break;
-        expect(m.bytes.equals(message(received + relay.pending - 1))).toBe(true);
-        expect(m.position > last).toBe(true);
-        last = m.position;
-      }
-      while (relay.pending > 0) {
-        relay.commit();
-        received++;
-      }
-      if (received % 500 === 0) {
+    const run = { sent: 0, received: 0, last: -1n };
+    while (run.received < 2000) {
+      relayRound(producer, relay, run, 2000);
+      if (run.received % 500 === 0) {
         // a successor continues the ids where this consumer stopped
         consumer.close();
         consumer = Channel.open<Buffer>(name, { codec: identity });
@@ -97,7 +100,7 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     }
     expect(relay.next()).toBe(ENDED);
     await relay.waitForMore();
-    expect(last > 4096n * 10n).toBe(true);
+    expect(run.last > 4096n * 10n).toBe(true);
     consumer.close();
     producer.close();
   });
@@ -121,6 +124,83 @@ describe.each(['spsc', 'mpsc'] as const)('a relaying consumer (%s)', (mode) => {
     expect(again.bytes.equals(message(1))).toBe(true);
     expect(segmentWord(name, 256, 4)).toBe(head);
     successor.close();
+    producer.close();
+  });
+});
+
+describe.each([
+  ['broadcast', 'block'],
+  ['broadcast', 'overwrite'],
+  ['mpmc', 'block'],
+] as const)('a relaying consumer (%s, %s)', (mode, overflow) => {
+  const options = { mode, codec: identity, capacity: 4096, ...(mode === 'broadcast' ? { overflow } : {}) };
+
+  // under 'overwrite' the producer laps a relay that reads this slowly: see the next describe
+  it.skipIf(overflow === 'overwrite')('hands out copies, commits in order, and keeps the ring moving over many wraps (a blocking producer never waits for it forever)', () => {
+    const name = uniqueName(`fan-wrap-${mode}-${overflow}`);
+    const producer = Channel.create<Buffer>(name, options);
+    const consumer = Channel.open<Buffer>(name, { codec: identity });
+    const relay = relayConsumer(consumer);
+    const run = { sent: 0, received: 0, last: -1n };
+    while (run.received < 2000) relayRound(producer, relay, run, 2000);
+    expect(relay.next()).toBe(ENDED);
+    expect(relay.lost).toBe(0);
+    expect(run.last > (1n << 32n) + 4096n * 10n).toBe(true);
+    consumer.close();
+    producer.close();
+  });
+
+  it('rewinds to the same copies under the same ids, which no other consumer gets meanwhile', () => {
+    const name = uniqueName(`fan-rewind-${mode}-${overflow}`);
+    const producer = Channel.create<Buffer>(name, options);
+    const consumer = Channel.open<Buffer>(name, { codec: identity });
+    const relay = relayConsumer(consumer);
+    const other = Channel.open<Buffer>(name, { codec: identity });
+    expect(other.tryReceive()).toBeUndefined(); // subscribes, or joins as a worker
+    for (let i = 0; i < 5; i++) producer.sendSync(message(i));
+    const first = [0, 1, 2].map(() => relay.next() as { bytes: Buffer; position: bigint });
+    first.forEach((m, i) => expect(m.bytes.equals(message(i))).toBe(true));
+    // mpmc: the other worker gets only what the relay did not take; broadcast: everything
+    expect(other.tryReceive()?.equals(message(mode === 'mpmc' ? 3 : 0))).toBe(true);
+    relay.rewind();
+    const again = [0, 1, 2].map(() => relay.next() as { bytes: Buffer; position: bigint });
+    expect(again.map((m) => m.position)).toEqual(first.map((m) => m.position));
+    again.forEach((m, i) => expect(m.bytes.equals(message(i))).toBe(true));
+    expect(new Set(first.map((m) => relay.messageId(m.position))).size).toBe(3);
+    relay.commit();
+    relay.rewind();
+    expect((relay.next() as { position: bigint }).position).toBe(first[1].position);
+    other.close();
+    consumer.close();
+    producer.close();
+  });
+});
+
+describe("a relaying consumer of a broadcast 'overwrite' channel", () => {
+  it('keeps what it copied when lapped, and counts exactly what was overwritten before it read it', () => {
+    const name = uniqueName('fan-lost');
+    const producer = Channel.create<Buffer>(name, { mode: 'broadcast', overflow: 'overwrite', codec: identity, capacity: 4096 });
+    const consumer = Channel.open<Buffer>(name, { codec: identity });
+    const relay = relayConsumer(consumer);
+    const total = 300; // a few laps of the ring
+    for (let i = 0; i < 3; i++) producer.sendSync(message(i));
+    const held = [relay.next(), relay.next()] as { bytes: Buffer }[];
+    for (let i = 3; i < total; i++) producer.sendSync(message(i));
+    producer.end();
+    const out: Buffer[] = [];
+    for (;;) {
+      const m = relay.next();
+      if (m === ENDED) break;
+      if (m === EMPTY) throw new Error('EMPTY before the end');
+      out.push(m.bytes);
+    }
+    while (relay.pending > 0) relay.commit();
+    expect(held.map((m) => m.bytes.equals(message(held.indexOf(m))))).toEqual([true, true]);
+    expect(relay.lost).toBeGreaterThan(0);
+    expect(2 + out.length + relay.lost).toBe(total);
+    // what came after the loss is the newest messages, in order
+    out.forEach((bytes, k) => expect(bytes.equals(message(total - out.length + k))).toBe(true));
+    consumer.close();
     producer.close();
   });
 });

@@ -9,7 +9,7 @@
 import * as L from './layout';
 import type { Decoder } from './codec';
 import { CorruptRing, DecodeFailure, Lagged } from './errors';
-import { RecordScanner, Releaser, consumerWords, isDataType, markerAlive, type Boundaries, type ReleasePlan } from './fanout';
+import { RecordScanner, Releaser, consumerWords, isDataType, markerAlive, type Boundaries, type FoundRecord, type ReleasePlan } from './fanout';
 import type { From } from './options';
 import { EMPTY, ENDED, SpaceWaker, decodePayload, type RingMemory } from './ring';
 
@@ -102,10 +102,7 @@ export class BroadcastReader {
       let value: T | DecodeFailure;
       let next: number;
       try {
-        const found = this.scanner.scan(this.cursor, (type) => {
-          if (!isDataType(type)) throw new CorruptRing(`a record of type ${type} in a broadcast ring`);
-          return false;
-        });
+        const found = this.scanner.scan(this.cursor, dataOnly);
         if (found === EMPTY || found === ENDED) {
           if (this.scanner.reached === this.cursor || this.advance(this.scanner.reached)) return found;
           continue;
@@ -127,6 +124,22 @@ export class BroadcastReader {
     }
   }
 
+  /** For a relay (the NATS bridge), which reads ahead and moves the cursor later:
+   * where the cursor is. */
+  get position(): number {
+    return this.cursor;
+  }
+
+  /** For a relay: the record at or after `position` (at or after the cursor), left
+   * unread; `scanned` is then where the scan stopped (past any padding). */
+  peek(position: number): FoundRecord | typeof EMPTY | typeof ENDED {
+    return this.scanner.scan(position, dataOnly);
+  }
+
+  get scanned(): number {
+    return this.scanner.reached;
+  }
+
   /** Moves past the message a holding decoder answered last, if it is still held. */
   releaseHeld(): void {
     const next = this.heldNext;
@@ -138,9 +151,9 @@ export class BroadcastReader {
   /**
    * Moves the cursor to `next`. Under 'overwrite' by CAS: false when a producer
    * pushed the cursor meanwhile (what was read is discarded); ERR_LAGGED when the
-   * push skipped messages.
+   * push skipped messages. Also a relay's commit.
    */
-  private advance(next: number): boolean {
+  advance(next: number): boolean {
     if (!this.overwrite) {
       const step = (next - this.cursor) >>> 0;
       this.cursor = next;
@@ -160,7 +173,7 @@ export class BroadcastReader {
 
   /** After a failed CAS or an impossible record: takes the pushed cursor, and throws
    * Lagged if the push skipped messages. False when the cursor had not moved. */
-  private wasPushed(): boolean {
+  wasPushed(): boolean {
     const position = Atomics.load(this.big, this.words.position);
     const cursor = cursorOf(position);
     const lost = lostOf(position);
@@ -172,6 +185,12 @@ export class BroadcastReader {
     this.messagesLost += missed;
     throw new Lagged(missed);
   }
+}
+
+/** A subscriber reads data records only (padding is stepped over by the scan). */
+function dataOnly(type: number): boolean {
+  if (!isDataType(type)) throw new CorruptRing(`a record of type ${type} in a broadcast ring`);
+  return false;
 }
 
 /** What a producer without room does on a broadcast channel: release, under the

@@ -120,8 +120,16 @@ export class MpmcReader {
     }
   }
 
-  /** Takes the first committed record nobody holds, at or after the head. */
-  private take(): FoundRecord | typeof EMPTY | typeof ENDED {
+  /** For a relay (the NATS bridge), which consumes a record only once it is safe
+   * elsewhere: marks a record take() answered consumed. */
+  consume(found: FoundRecord): void {
+    Atomics.store(this.ring.i32, this.ring.lengthIndex(found.idx) + 1, L.RECORD_CONSUMED);
+    this.releaseConsumed();
+  }
+
+  /** Takes the first committed record nobody holds, at or after the head (a relay
+   * calls it directly, and consume() later). */
+  take(): FoundRecord | typeof EMPTY | typeof ENDED {
     const i32 = this.ring.i32;
     // restarts after a scan that the release overtook (only those: a lost CAS or a
     // record given back is progress by someone else, and looks again at no cost)

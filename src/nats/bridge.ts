@@ -36,6 +36,8 @@ export interface BridgeStats {
   dropped: number;
   /** From NATS: messages skipped because their sender's order key showed them already delivered. */
   repeats: number;
+  /** To NATS, from a 'broadcast' channel with overflow 'overwrite': messages overwritten before the bridge read them. */
+  lost: number;
   /** Whether the bridge is connected to NATS now. */
   connected: boolean;
 }
@@ -61,8 +63,8 @@ export interface Bridge {
 }
 
 /** How the bridge creates a missing local channel. It never removes a channel. */
-export type BridgeChannelOptions = Pick<CreateOptions, 'capacity' | 'permissions' | 'maxMessageSize'> & {
-  /** 'spsc' or 'mpsc' (default 'spsc'; a from-bridge in JetStream mode needs 'spsc'). */
+export type BridgeChannelOptions = Pick<CreateOptions, 'capacity' | 'permissions' | 'maxMessageSize' | 'maxConsumers' | 'overflow'> & {
+  /** 'spsc' (default), 'mpsc', 'mpmc' or 'broadcast'; a from-bridge in JetStream mode needs 'spsc'. */
   mode?: CreateOptions['mode'];
   /** The codec recorded in the header for other openers: 'msgpack' (default) or 'raw'. */
   codec?: 'msgpack' | 'raw';
@@ -135,7 +137,7 @@ export abstract class BridgeBase implements Bridge {
   protected readonly stopping = new AbortController();
   /** Resolves when stop() is called. */
   protected readonly stopped = new Promise<void>((resolve) => this.stopping.signal.addEventListener('abort', () => resolve(), { once: true }));
-  protected readonly counters = { messages: 0, bytes: 0, reconnects: 0, dropped: 0, repeats: 0 };
+  protected readonly counters = { messages: 0, bytes: 0, reconnects: 0, dropped: 0, repeats: 0, lost: 0 };
   protected connection: NatsConnection | undefined;
   protected readonly connectOptions: ConnectionOptions;
   private connections = 0;

@@ -66,7 +66,7 @@ export class FromNatsBridge extends BridgeBase {
     if (this.mode === 'jetstream') {
       if (local.mode !== 'spsc')
         throw incompatible(
-          `channel '${local.name}' is mpsc; a JetStream bridge into a channel needs an spsc channel, with the bridge as its only producer (its checkpoint lives in the producer slot)`,
+          `channel '${local.name}' is ${local.mode}; a JetStream bridge into a channel needs an spsc channel, with the bridge as its only producer (its checkpoint lives in the producer slot); a ${local.mode} channel takes a bridge in core mode (at most once)`,
         );
       this.producer = relayProducer(local);
     }

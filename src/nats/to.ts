@@ -21,7 +21,7 @@ import {
   ensureStream,
   natsModules,
 } from './client';
-import { EMPTY, ENDED, relayConsumer, type RelayConsumer } from './relay';
+import { EMPTY, ENDED, relayConsumer, type Relay } from './relay';
 
 /** The options of bridgeToNats. */
 export interface ToNatsOptions extends NatsBridgeOptions {
@@ -55,8 +55,7 @@ function endOfSession(error: Error, nc: NatsConnection): SessionOutcome {
 
 export class ToNatsBridge extends BridgeBase {
   readonly direction = 'to';
-  private readonly relay: RelayConsumer;
-  private readonly idPrefix: string;
+  private readonly relay: Relay;
   private readonly window: number;
   private readonly ackTimeout: number;
   private readonly forwardEnd: boolean;
@@ -69,7 +68,6 @@ export class ToNatsBridge extends BridgeBase {
     this.duplicateWindow = positiveInteger(options.duplicateWindow, 'duplicateWindow', 120_000);
     this.forwardEnd = options.forwardEnd ?? true;
     this.relay = relayConsumer(local);
-    this.idPrefix = `${local.name}@${this.relay.origin}`;
   }
 
   protected lag(): number {
@@ -131,7 +129,7 @@ export class ToNatsBridge extends BridgeBase {
             break;
           }
           const h: MsgHdrs = headers();
-          h.set(MSG_ID_HEADER, `${this.idPrefix}:${message.position}`);
+          h.set(MSG_ID_HEADER, this.relay.messageId(message.position));
           const entry: (typeof inFlight)[number] = { acked: false, bytes: message.bytes.length };
           inFlight.push(entry);
           inFlightBytes += entry.bytes;
@@ -153,6 +151,7 @@ export class ToNatsBridge extends BridgeBase {
           this.counters.messages++;
           this.counters.bytes += bytes;
         }
+        this.countLost();
         const failed = inFlight[0]?.error;
         if (failed !== undefined) return endOfSession(failed, nc);
         if (nc.isClosed()) return 'lost';
@@ -163,7 +162,7 @@ export class ToNatsBridge extends BridgeBase {
         if (endSeen) {
           if (!this.forwardEnd) return 'ended';
           const h = endMarkerHeaders();
-          h.set(MSG_ID_HEADER, `${this.idPrefix}:end`);
+          h.set(MSG_ID_HEADER, this.relay.messageId('end'));
           try {
             await publisher.publish(new Uint8Array(0), h);
           } catch (error) {
@@ -187,6 +186,7 @@ export class ToNatsBridge extends BridgeBase {
     let unflushed = 0;
     for (;;) {
       const message = this.relay.next();
+      this.countLost();
       if (message === ENDED) {
         if (this.forwardEnd) nc.publish(this.subject, new Uint8Array(0), { headers: endMarkerHeaders() });
         await this.flush(nc);
@@ -206,6 +206,18 @@ export class ToNatsBridge extends BridgeBase {
       if (this.stopping.signal.aborted) return;
       await this.waitForMore(undefined);
     }
+  }
+
+  /** A 'broadcast' 'overwrite' channel may overwrite messages before the bridge read
+   * them: counted in stats().lost, and told as a warning. */
+  private countLost(): void {
+    const lost = this.relay.lost;
+    if (lost === this.counters.lost) return;
+    this.event(
+      'warning',
+      `channel '${this.channel}' overwrote ${lost - this.counters.lost} messages before the bridge read them (its overflow is 'overwrite'; ${lost} lost in all)`,
+    );
+    this.counters.lost = lost;
   }
 
   private flush(nc: NatsConnection): Promise<void> {
