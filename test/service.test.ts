@@ -2,16 +2,38 @@
 // processes (test/fixtures/service-worker.mjs, service-client.mjs), sharing only
 // the service's name. Every reply is checked against its own request, byte for byte.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Channel, Client, Service, ShmChanError } from '../dist/index.js';
-import { backends, cleanupChannels, killFixtures, packageRoot, uniqueName, using, type Fixture } from './helpers';
+import { Client, list, Service, ShmChanError } from '../dist/index.js';
+import { backends, cleanupChannels, killFixtures, packageRoot, sysvKeyOf, trackKey, uniqueName, using, type Backend, type Fixture } from './helpers';
+
+/** Every name a test's names start with (and so every reply channel of its services). */
+const testPrefix = uniqueName('').replace(/-\d+$/, '');
 
 afterEach(() => {
   killFixtures();
+  // reply channels have names the tests do not choose: their System V keys are tracked once seen
+  for (const channel of list()) if (channel.name.startsWith(testPrefix)) trackReplyChannels([channel.name]);
   cleanupChannels();
 });
+
+/** Registers reply channels' System V keys with cleanupChannels, which then removes
+ * their segments and semaphore sets whatever state they are in. */
+function trackReplyChannels(names: string[]): string[] {
+  for (const name of names) trackKey(sysvKeyOf(name));
+  return names;
+}
+
+/** The reply channels of a service that exist, of either backend (list() finds System V ones by key). */
+function replyChannels(backend: Backend, service: string): string[] {
+  return trackReplyChannels(list().filter((c) => c.backend === backend && c.name.startsWith(`${service}.reply.`)).map((c) => c.name));
+}
+
+/** The reply channel names a service-client.mjs fixture printed on its "connected" line. */
+async function connectedChannels(client: Fixture): Promise<string[]> {
+  const line = await client.line('connected');
+  return trackReplyChannels(JSON.parse(line.slice('connected '.length)));
+}
 
 /** A worker's last line: { most, handled }, once SIGTERM has ended its serve(). */
 async function stopWorker(worker: Fixture): Promise<{ most: number; handled: number }> {
@@ -22,7 +44,13 @@ async function stopWorker(worker: Fixture): Promise<{ most: number; handled: num
   return JSON.parse(lines[lines.length - 1]);
 }
 
-const replyChannels = (service: string) => readdirSync('/dev/shm').filter((file) => file.startsWith(`${service}.reply.`));
+/** The `aborted { wait, code }` lines a service-worker.mjs printed so far. */
+const abortedLines = (worker: Fixture) =>
+  worker
+    .stdout()
+    .split('\n')
+    .filter((line) => line.startsWith('aborted '))
+    .map((line) => JSON.parse(line.slice('aborted '.length)) as { wait: number; code: string });
 
 async function until(condition: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 15_000;
@@ -43,10 +71,6 @@ describe.each(backends)('%s', (backend) => {
     for (const result of results) expect(result).toMatchObject({ replies: 3000, wrong: [], errors: {} });
     expect(await stopWorker(worker)).toMatchObject({ handled: 6000, most: 1 });
   });
-});
-
-describe('posix', () => {
-  const b = using('posix');
 
   it('several workers take distinct requests, each within its concurrency bound', async () => {
     const name = uniqueName('svc-workers');
@@ -71,10 +95,10 @@ describe('posix', () => {
     const name = uniqueName('svc-remote');
     const worker = b.startFixture('service-worker.mjs', [name, 'create']);
     await worker.line('serving');
-    const client = await Client.connect(name, { timeout: 5000 });
+    const client = await Client.connect(name, { backend, timeout: 5000 });
     // hostile or broken messages straight into the queue, and a "reply channel" that is not one
-    const decoy = Channel.create(`${name}.reply.decoy`, { mode: 'mpmc' });
-    const queue = Channel.open(name);
+    const decoy = b.create(trackReplyChannels([`${name}.reply.decoy`])[0], { mode: 'mpmc' });
+    const queue = b.open(name);
     try {
       for (const junk of ['hello', 42, [1, 2, 3], ['elsewhere', 1, 2], [`${name}.reply.missing`, 7, 1], [`${name}.reply.decoy`, 8, 1], [`${name}.reply.x`, -1]])
         queue.trySend(junk);
@@ -95,8 +119,8 @@ describe('posix', () => {
 
   it('requests wait while a worker exists but does not serve; the iterator answers them; a closed last worker is ERR_PEER_GONE', async () => {
     const name = uniqueName('svc-idle');
-    const service = Service.create<string, string>(name);
-    const client = await Client.connect<string, string>(name, { timeout: 5000 });
+    const service = Service.create<string, string>(name, { backend });
+    const client = await Client.connect<string, string>(name, { backend, timeout: 5000 });
     try {
       // a live worker that is not serving: the request waits in the queue until its timeout
       expect(await client.request('early', { timeout: 700 }).catch((e: ShmChanError) => e.code)).toBe('ERR_TIMEOUT');
@@ -129,7 +153,7 @@ describe('posix', () => {
     const name = uniqueName('svc-late');
     const worker = b.startFixture('service-worker.mjs', [name, 'create', '4', '300']);
     await worker.line('serving');
-    const client = await Client.connect(name, { timeout: 5000 });
+    const client = await Client.connect(name, { backend, timeout: 5000 });
     try {
       const timedOut = await client.request('first', { timeout: 30 }).catch((e: unknown) => e);
       expect(timedOut).toMatchObject({ code: 'ERR_TIMEOUT' });
@@ -151,7 +175,7 @@ describe('posix', () => {
     await doomed.line('serving');
     const survivor = b.startFixture('service-worker.mjs', [name, 'open', '4', '40']);
     await survivor.line('serving');
-    const client = await Client.connect<{ i: number }, { value: { i: number } }>(name, { timeout: 5000 });
+    const client = await Client.connect<{ i: number }, { value: { i: number } }>(name, { backend, timeout: 5000 });
     try {
       const outcomes = Array.from({ length: 80 }, (_, i) =>
         client.request({ i }, { timeout: 4000 }).then(
@@ -182,19 +206,22 @@ describe('posix', () => {
     }
   });
 
-  it('SIGKILL of a client with requests in flight: the worker goes on, and its reply channel leaves /dev/shm', async () => {
+  it('SIGKILL of a client with requests in flight: the worker goes on, and its reply channel is removed', async () => {
     const name = uniqueName('svc-kill-client');
     const worker = b.startFixture('service-worker.mjs', [name, 'create', '4', '100']);
     await worker.line('serving');
     const doomed = b.startFixture('service-client.mjs', [name, 'hang', '20']);
+    const [left] = await connectedChannels(doomed);
     await doomed.line('sent');
-    const left = replyChannels(name);
-    expect(left.length).toBe(1);
+    expect(replyChannels(backend, name)).toEqual([left]);
     doomed.child.kill('SIGKILL');
     await doomed.exited;
     const result = await b.runFixture('service-client.mjs', [name, '50', '8']);
     expect(result).toMatchObject({ replies: 50, wrong: [], errors: {} });
-    await until(() => !replyChannels(name).includes(left[0]), "the dead client's reply channel is removed");
+    trackReplyChannels(result.replyChannels);
+    // its segment (and, for System V, its semaphore set) goes
+    await until(() => !b.exists(left), "the dead client's reply channel is removed");
+    expect(worker.stderr()).toBe('');
     await stopWorker(worker);
   });
 
@@ -205,7 +232,8 @@ describe('posix', () => {
     workers.push(b.startFixture('service-worker.mjs', [name, 'open', '8']));
     await workers[1].line('serving');
     const clients = Array.from({ length: 8 }, () => b.startFixture('service-client.mjs', [name, '100', '4', '8']));
-    await Promise.all(clients.map((c) => c.line('connected'))); // all 64 connected at once
+    const channels = (await Promise.all(clients.map(connectedChannels))).flat(); // all 64 connected at once
+    expect(new Set(channels).size).toBe(64);
     for (const client of clients) {
       expect((await client.exited).code).toBe(0);
       const lines = client.stdout().trim().split('\n');
@@ -213,7 +241,9 @@ describe('posix', () => {
     }
     const handled = (await Promise.all(workers.map(stopWorker))).reduce((sum, s) => sum + s.handled, 0);
     expect(handled).toBe(6400);
-    expect(replyChannels(name)).toEqual([]);
+    // each client removed its own reply channel on close
+    expect(channels.filter((channel) => b.exists(channel))).toEqual([]);
+    expect(replyChannels(backend, name)).toEqual([]);
   });
 
   it('shmchan call prints the reply as JSON; a remote error or a timeout exits 1, bad usage 2', async () => {
@@ -222,7 +252,7 @@ describe('posix', () => {
     await worker.line('serving');
     const cli = (...args: string[]) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'shmchan.js'), 'call', ...args]);
+        const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'shmchan.js'), 'call', ...(backend === 'sysv' ? ['--sysv'] : []), ...args]);
         let stdout = '';
         let stderr = '';
         child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
