@@ -52,6 +52,30 @@ const abortedLines = (worker: Fixture) =>
     .filter((line) => line.startsWith('aborted '))
     .map((line) => JSON.parse(line.slice('aborted '.length)) as { wait: number; code: string });
 
+/** A new service and its one worker (service-worker.mjs create CONCURRENCY), serving. */
+async function oneWorker(b: ReturnType<typeof using>, label: string, concurrency: number): Promise<{ name: string; worker: Fixture }> {
+  const name = uniqueName(label);
+  const worker = b.startFixture('service-worker.mjs', [name, 'create', String(concurrency)]);
+  await worker.line('serving');
+  return { name, worker };
+}
+
+/** Waits until `count` handlers have seen their signal abort; their lines, in `wait` order. */
+async function abortedHandlers(worker: Fixture, count: number): Promise<{ wait: number; code: string }[]> {
+  await until(() => abortedLines(worker).length === count, `${count} handlers see their signal aborted`);
+  return abortedLines(worker).sort((x, y) => x.wait - y.wait);
+}
+
+/** Waits until the service's workers have taken `count` requests from its queue. */
+async function requestsTaken(b: ReturnType<typeof using>, name: string, count: number): Promise<void> {
+  const queue = b.open(name);
+  try {
+    await until(() => queue.stats().messagesReceived === count, `the workers take ${count} requests`);
+  } finally {
+    queue.close();
+  }
+}
+
 async function until(condition: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (!condition()) {
@@ -125,20 +149,23 @@ describe.each(backends)('%s', (backend) => {
       // a live worker that is not serving: the request waits in the queue until its timeout
       expect(await client.request('early', { timeout: 700 }).catch((e: ShmChanError) => e.code)).toBe('ERR_TIMEOUT');
       const waiting = client.request('later');
+      const refused = client.request('refused');
       const iterator = service[Symbol.asyncIterator]();
       const answered: string[] = [];
       for (;;) {
         const { value: request } = await iterator.next();
         answered.push(request!.value);
-        if (request!.value === 'early') request!.fail(new RangeError('too early'));
-        else {
-          request!.reply(`got ${request!.value}`);
-          expect(() => request!.reply('twice')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
+        if (request!.value === 'refused') {
+          request!.fail(new RangeError('too late'));
           break;
         }
+        request!.reply(`got ${request!.value}`);
+        expect(() => request!.reply('twice')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
       }
-      expect(answered).toEqual(['early', 'later']);
+      // 'early' passed its deadline in the queue: the worker skipped it
+      expect(answered).toEqual(['later', 'refused']);
       expect(await waiting).toBe('got later');
+      expect(await refused.catch((e: unknown) => e)).toMatchObject({ code: 'ERR_REMOTE', remote: { name: 'RangeError', message: 'too late' } });
       const pending = client.request('after close');
       service.close();
       expect(await pending.catch((e: ShmChanError) => e.code)).toBe('ERR_PEER_GONE');
@@ -161,12 +188,14 @@ describe.each(backends)('%s', (backend) => {
       const aborted = client.request('second', { signal: controller.signal });
       controller.abort();
       expect(await aborted.catch((e: unknown) => e)).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
-      // the late replies to 'first' and 'second' arrive while 'third' waits: only its own settles it
+      // the late reply to 'second' arrives while 'third' waits (the worker drops 'first''s: its client
+      // gave up at the deadline): only its own reply settles 'third'
       expect(await client.request('third')).toMatchObject({ value: 'third' });
     } finally {
       client.close();
     }
-    expect((await stopWorker(worker)).handled).toBe(3);
+    // 'second' and 'third' at least: 'first' is skipped if its deadline passed before the worker took it
+    expect([2, 3]).toContain((await stopWorker(worker)).handled);
   });
 
   it('SIGKILL of a worker with requests in flight: the others answer the rest; when none is left, ERR_PEER_GONE', async () => {
@@ -221,6 +250,47 @@ describe.each(backends)('%s', (backend) => {
     trackReplyChannels(result.replyChannels);
     // its segment (and, for System V, its semaphore set) goes
     await until(() => !b.exists(left), "the dead client's reply channel is removed");
+    expect(worker.stderr()).toBe('');
+    await stopWorker(worker);
+  });
+
+  it("the handler's signal aborts when the client's timeout passes: the late reply is dropped, the worker goes on", async () => {
+    const { name, worker } = await oneWorker(b, 'svc-deadline', 4);
+    const client = b.startFixture('service-client.mjs', [name, 'wait', '3', '1', '300']);
+    await connectedChannels(client);
+    expect(JSON.parse(await client.line('"outcomes"'))).toEqual({ outcomes: ['ERR_TIMEOUT', 'ERR_TIMEOUT', 'ERR_TIMEOUT'] });
+    // aborted by the deadline: the client is still alive
+    expect(await abortedHandlers(worker, 3)).toEqual([0, 1, 2].map((wait) => ({ wait, code: 'ERR_TIMEOUT' })));
+    expect(await b.runFixture('service-client.mjs', [name, '20', '4'])).toMatchObject({ replies: 20, wrong: [], errors: {} });
+    expect(worker.stderr()).toBe('');
+    expect((await stopWorker(worker)).handled).toBe(20);
+  });
+
+  it("the handler's signal aborts when its client is SIGKILLed: the reply is dropped, the worker goes on", async () => {
+    const { name, worker } = await oneWorker(b, 'svc-client-gone', 4);
+    const doomed = b.startFixture('service-client.mjs', [name, 'wait', '3']);
+    const [left] = await connectedChannels(doomed);
+    await doomed.line('sent');
+    await requestsTaken(b, name, 3);
+    expect(abortedLines(worker)).toEqual([]);
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+    expect(await abortedHandlers(worker, 3)).toEqual([0, 1, 2].map((wait) => ({ wait, code: 'ERR_PEER_GONE' })));
+    expect(await b.runFixture('service-client.mjs', [name, '20', '4'])).toMatchObject({ replies: 20, wrong: [], errors: {} });
+    await until(() => !b.exists(left), "the dead client's reply channel is removed");
+    expect(worker.stderr()).toBe('');
+    expect((await stopWorker(worker)).handled).toBe(20);
+  });
+
+  it("the handler's signal aborts when its client closes", async () => {
+    const { name, worker } = await oneWorker(b, 'svc-client-closed', 2);
+    const client = await Client.connect(name, { backend, timeout: 5000 });
+    trackReplyChannels(replyChannels(backend, name));
+    const pending = [0, 1].map((wait) => client.request({ wait }).catch((e: ShmChanError) => e.code));
+    await requestsTaken(b, name, 2);
+    client.close();
+    expect(await Promise.all(pending)).toEqual(['ERR_CLOSED', 'ERR_CLOSED']);
+    expect(await abortedHandlers(worker, 2)).toEqual([0, 1].map((wait) => ({ wait, code: 'ERR_PEER_GONE' })));
     expect(worker.stderr()).toBe('');
     await stopWorker(worker);
   });
