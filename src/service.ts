@@ -187,7 +187,7 @@ export class Service<Req = unknown, Res = unknown> {
     if (this.closing.signal.aborted) return;
     const gone = new Map<string, boolean>();
     for (const call of calls) {
-      if (call.signal.aborted) continue;
+      if (call.aborted) continue;
       const { replyTo } = call.request.envelope;
       let clientGone = gone.get(replyTo);
       if (clientGone === undefined) gone.set(replyTo, (clientGone = this.replies.clientGone(replyTo)));
@@ -345,7 +345,10 @@ class ServiceRequest<Req, Res> implements Request<Req, Res> {
  * gave up, the handler's result or error is dropped: nobody waits for it.
  */
 class Call<Req, Res> {
-  private readonly controller = new AbortController();
+  /** Made when the handler first reads its signal: most handlers never do, and an AbortController is dear next to the rest of a request. */
+  private controller: AbortController | undefined;
+  /** Set once aborted, with the reason the signal carries. */
+  private abortedWith: { reason: unknown } | undefined;
   private dropped = false;
   private timer: NodeJS.Timeout | undefined;
 
@@ -354,26 +357,42 @@ class Call<Req, Res> {
     private readonly service: string,
   ) {}
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  get aborted(): boolean {
+    return this.abortedWith !== undefined;
   }
 
   /** Aborts the handler's signal (serving stopped): its answer is still sent. */
   abort(reason: unknown): void {
-    this.controller.abort(reason);
+    if (this.abortedWith !== undefined) return;
+    this.abortedWith = { reason };
+    this.controller?.abort(reason);
   }
 
   /** The client gave up on the request: the handler's signal aborts and its answer is dropped. */
   clientGaveUp(reason: unknown): void {
     this.dropped = true;
-    this.controller.abort(reason);
+    this.abort(reason);
+  }
+
+  private signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortedWith !== undefined) this.controller.abort(this.abortedWith.reason);
+    }
+    return this.controller.signal;
   }
 
   /** Runs the handler and answers with its result or its error; calls done once settled. */
   run(handler: Handler<Req, Res>, done: (call: Call<Req, Res>) => void): void {
+    const call = this;
+    const context = {
+      get signal(): AbortSignal {
+        return call.signal();
+      },
+    };
     let result: Res | Promise<Res>;
     try {
-      result = handler(this.request.value, { signal: this.controller.signal });
+      result = handler(this.request.value, context);
     } catch (error) {
       this.fail(error);
       return done(this);
@@ -383,7 +402,7 @@ class Call<Req, Res> {
       return done(this);
     }
     const { deadline, id } = this.request.envelope;
-    // a handler that finishes before the deadline (the common case) never needs this timer
+    // only a handler still running can outlive the deadline: a synchronous one has answered already
     if (deadline !== undefined)
       this.timer = setTimeout(
         () => this.clientGaveUp(timedOut(`service '${this.service}': request ${id} passed its client's timeout (its reply is dropped)`)),
