@@ -295,6 +295,35 @@ describe.each(backends)('%s', (backend) => {
     await stopWorker(worker);
   });
 
+  it('a handler that reads its signal only after serving stopped finds it aborted, with the reason', async () => {
+    const name = uniqueName('svc-late-read');
+    const service = Service.create(name, { backend });
+    const stop = new AbortController();
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let seen: AbortSignal | undefined;
+    const served = service.serve(
+      async (_value, context) => {
+        entered();
+        await gate;
+        seen = context.signal;
+      },
+      { signal: stop.signal },
+    );
+    try {
+      await connectedChannels(b.startFixture('service-client.mjs', [name, 'hang', '1']));
+      await inHandler;
+      stop.abort(new RangeError('stopping'));
+      release();
+      await served;
+      expect(seen).toMatchObject({ aborted: true, reason: { name: 'RangeError', message: 'stopping' } });
+    } finally {
+      service.close();
+    }
+  });
+
   it('64 clients at once (8 processes of 8), 2 workers', async () => {
     const name = uniqueName('svc-64');
     const workers = [b.startFixture('service-worker.mjs', [name, 'create', '8'])];
