@@ -31,6 +31,8 @@ const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Sy
 
 /** Requests taken back to back before the loop lets timers and I/O run. */
 const BATCH = 64;
+/** The longest delay setTimeout takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Options of Service.create and Service.open. */
 export interface ServiceOptions<Req = unknown> {
@@ -402,11 +404,13 @@ class Call<Req, Res> {
       return done(this);
     }
     const { deadline, id } = this.request.envelope;
-    // only a handler still running can outlive the deadline: a synchronous one has answered already
-    if (deadline !== undefined)
+    // only a handler still running can outlive the deadline: a synchronous one has answered already.
+    // One further off than a timer can wait (a client's timeout cannot be) is no deadline.
+    const remaining = deadline === undefined ? Infinity : Math.max(0, deadline - monotonicMs());
+    if (remaining <= MAX_TIMER_MS)
       this.timer = setTimeout(
         () => this.clientGaveUp(timedOut(`service '${this.service}': request ${id} passed its client's timeout (its reply is dropped)`)),
-        Math.max(0, deadline - monotonicMs()),
+        remaining,
       ).unref();
     (result as Promise<Res>).then(
       (value) => this.settle(() => this.reply(value), done),

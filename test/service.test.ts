@@ -295,6 +295,25 @@ describe.each(backends)('%s', (backend) => {
     await stopWorker(worker);
   });
 
+  it('a deadline further off than a timer can wait is no deadline: only the client closing aborts the handler', async () => {
+    const { name, worker } = await oneWorker(b, 'svc-far-deadline', 2);
+    const client = await Client.connect(name, { backend, timeout: 5000 });
+    const [replyTo] = replyChannels(backend, name);
+    const queue = b.open(name);
+    try {
+      // as a C client could write it: a deadline 2^53 - 1 ms from the clock's origin
+      expect(queue.trySend([replyTo, 7_000, { wait: 7 }, Number.MAX_SAFE_INTEGER])).toBe(true);
+      await requestsTaken(b, name, 1);
+      expect(await client.request('meanwhile')).toMatchObject({ value: 'meanwhile' });
+    } finally {
+      queue.close();
+      client.close();
+    }
+    expect(await abortedHandlers(worker, 1)).toEqual([{ wait: 7, code: 'ERR_PEER_GONE' }]);
+    expect(worker.stderr()).toBe('');
+    await stopWorker(worker);
+  });
+
   it('a handler that reads its signal only after serving stopped finds it aborted, with the reason', async () => {
     const name = uniqueName('svc-late-read');
     const service = Service.create(name, { backend });
