@@ -376,7 +376,8 @@ class Call<Req, Res> {
     this.abort(reason);
   }
 
-  private signal(): AbortSignal {
+  /** The handler's signal, made now if it was not yet. */
+  signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
       if (this.abortedWith !== undefined) this.controller.abort(this.abortedWith.reason);
@@ -386,15 +387,9 @@ class Call<Req, Res> {
 
   /** Runs the handler and answers with its result or its error; calls done once settled. */
   run(handler: Handler<Req, Res>, done: (call: Call<Req, Res>) => void): void {
-    const call = this;
-    const context = {
-      get signal(): AbortSignal {
-        return call.signal();
-      },
-    };
     let result: Res | Promise<Res>;
     try {
-      result = handler(this.request.value, context);
+      result = handler(this.request.value, new HandlerContext(this));
     } catch (error) {
       this.fail(error);
       return done(this);
@@ -435,5 +430,14 @@ class Call<Req, Res> {
 
   private fail(error: unknown): void {
     if (!this.dropped) this.request.fail(error);
+  }
+}
+
+/** What a handler is given: `signal`, made when first read (a class: an object literal with a getter is slow to make). */
+class HandlerContext {
+  constructor(private readonly call: Call<unknown, unknown>) {}
+
+  get signal(): AbortSignal {
+    return this.call.signal();
   }
 }
