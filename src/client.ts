@@ -12,6 +12,7 @@ import type { Backend } from './core/options';
 import {
   knownOptions,
   letMicrotasksRun,
+  monotonicMs,
   parseRemote,
   parseReply,
   removeStaleReplyChannels,
@@ -140,7 +141,9 @@ export class Client<Req = unknown, Res = unknown> {
       if (signal?.aborted) return Promise.reject(abortError(signal));
       if (this.workersGone && !this.workersBack()) throw this.goneError();
       const id = this.nextId++;
-      const message = requestMessage(this.replies.name, id, this.codec.toWire(value));
+      // the deadline tells the worker when to give up too (docs/services.md)
+      const deadline = timeout === undefined ? undefined : monotonicMs() + Math.ceil(timeout);
+      const message = requestMessage(this.replies.name, id, this.codec.toWire(value), deadline);
       return new Promise<Res>((resolve, reject) => {
         const entry: Pending = { resolve: resolve as (value: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, sending: undefined };
         // sent first: a value that cannot be sent throws before anything is pending

@@ -68,18 +68,20 @@ export class ReplyChannels {
     }
   }
 
+  /** Whether the client of a reply channel is gone (it died or closed: nobody holds the
+   * consumer role, or the channel cannot be opened), forgetting it if so. A system call or two. */
+  clientGone(replyTo: string): boolean {
+    const channel = this.channel(replyTo);
+    if (channel === undefined) return true;
+    if (hasConsumer(channel)) return false;
+    this.forget(replyTo);
+    return true;
+  }
+
   /** Forgets clients whose consumer role is no longer held (they died or closed), then
    * removes the stale reply channels of clients this worker never answered. */
   sweep(): void {
-    for (const [name, channel] of this.open) {
-      let consumers: number;
-      try {
-        consumers = channel.stats().consumers;
-      } catch {
-        consumers = 0;
-      }
-      if (consumers === 0) this.forget(name);
-    }
+    for (const [name, channel] of this.open) if (!hasConsumer(channel)) this.forget(name);
     removeStaleReplyChannels(this.service, this.backend, new Set(this.open.keys()));
   }
 
@@ -87,5 +89,14 @@ export class ReplyChannels {
     clearInterval(this.sweeper);
     for (const channel of this.open.values()) channel.close();
     this.open.clear();
+  }
+}
+
+/** A client holds its reply channel's consumer role from connect to close or death. */
+function hasConsumer(channel: Channel<unknown>): boolean {
+  try {
+    return channel.stats().consumers > 0;
+  } catch {
+    return false;
   }
 }

@@ -1,8 +1,8 @@
 // What requests and replies look like on a service's channels, written once for
 // Service and Client: plain MessagePack arrays, so a C peer can take part (see
-// docs/services.md). A request is [replyTo, id, value?] on the service's 'mpmc'
-// queue; a reply is [id, 0, value?] or [id, 1, { name, message, code? }] on the
-// client's own 'mpsc' reply channel. A missing value is undefined.
+// docs/services.md). A request is [replyTo, id, value?, deadline?] on the
+// service's 'mpmc' queue; a reply is [id, 0, value?] or [id, 1, { name, message,
+// code? }] on the client's own 'mpsc' reply channel. A missing value is undefined.
 import { readdirSync } from 'node:fs';
 import { native } from './core/binding';
 import type { CodecOption } from './core/codec';
@@ -51,18 +51,33 @@ export interface Envelope {
   replyTo: string;
   id: number;
   value: unknown;
+  /** When the client gives up on the request, in monotonicMs(); undefined: it waits as long as it takes. */
+  deadline: number | undefined;
 }
+
+/**
+ * Now on CLOCK_MONOTONIC, in whole milliseconds: the clock of a request's deadline.
+ * Every process on the host reads the same one (a C peer with clock_gettime), and
+ * it does not jump when the wall clock is set.
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
+}
+
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
 /** A request as decoded from the queue, or undefined for anything else (a bad or hostile message). */
 export function parseRequest(message: unknown, prefix: string): Envelope | undefined {
-  if (!Array.isArray(message) || message.length < 2 || message.length > 3) return undefined;
-  const [replyTo, id, value] = message as unknown[];
+  if (!Array.isArray(message) || message.length < 2 || message.length > 4) return undefined;
+  const [replyTo, id, value, deadline] = message as unknown[];
   if (typeof replyTo !== 'string' || !replyTo.startsWith(prefix) || !native.validName(replyTo) || replyTo.includes('/')) return undefined;
-  if (!Number.isSafeInteger(id) || (id as number) < 0) return undefined;
-  return { replyTo, id: id as number, value };
+  if (!isCount(id) || (message.length === 4 && !isCount(deadline))) return undefined;
+  return { replyTo, id, value, deadline: deadline as number | undefined };
 }
 
-export function requestMessage(replyTo: string, id: number, wireValue: unknown): unknown[] {
+/** A request; one with a deadline carries its value even when that is undefined (msgpackr's undefined). */
+export function requestMessage(replyTo: string, id: number, wireValue: unknown, deadline: number | undefined): unknown[] {
+  if (deadline !== undefined) return [replyTo, id, wireValue, deadline];
   return wireValue === undefined ? [replyTo, id] : [replyTo, id, wireValue];
 }
 

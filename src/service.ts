@@ -6,13 +6,14 @@
 import { debuglog } from 'node:util';
 import { Channel } from './core/channel';
 import type { CodecOption } from './core/codec';
-import { describe, errorFromErrno, invalidArg } from './core/errors';
+import { describe, errorFromErrno, invalidArg, peerGone, timedOut } from './core/errors';
 import type { Backend } from './core/options';
-import { ReplyChannels } from './reply-channels';
+import { ReplyChannels, SWEEP_MS } from './reply-channels';
 import {
   failureMessage,
   knownOptions,
   letMicrotasksRun,
+  monotonicMs,
   parseRequest,
   removeStaleReplyChannels,
   replyMessage,
@@ -30,6 +31,8 @@ const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Sy
 
 /** Requests taken back to back before the loop lets timers and I/O run. */
 const BATCH = 64;
+/** The longest delay setTimeout takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Options of Service.create and Service.open. */
 export interface ServiceOptions<Req = unknown> {
@@ -147,11 +150,17 @@ export class Service<Req = unknown, Res = unknown> {
       throw invalidArg(`service '${this.name}': concurrency must be a positive integer, got ${describe(concurrency)}`);
     const stop = o.signal === undefined ? this.closing.signal : AbortSignal.any([this.closing.signal, o.signal as AbortSignal]);
     this.startServing();
-    const context = { signal: stop };
-    let inFlight = 0;
+    const calls = new Set<Call<Req, Res>>();
+    const onStop = () => {
+      for (const call of calls) call.abort(stop.reason);
+    };
+    stop.addEventListener('abort', onStop);
+    // a client that died or closed gave up on its requests: looked at once a SWEEP_MS, not per
+    // request. Kept referenced: handlers that only await their signal must not let the process exit.
+    const watch = setInterval(() => this.abortCallsOfGoneClients(calls), SWEEP_MS);
     let freed: (() => void) | undefined;
-    const done = () => {
-      inFlight--;
+    const done = (call: Call<Req, Res>) => {
+      calls.delete(call);
       const wake = freed;
       freed = undefined;
       wake?.();
@@ -159,15 +168,32 @@ export class Service<Req = unknown, Res = unknown> {
     const slotFreed = () => new Promise<void>((resolve) => (freed = resolve));
     try {
       for (;;) {
-        while (inFlight >= (concurrency as number)) await slotFreed();
+        while (calls.size >= (concurrency as number)) await slotFreed();
         const request = await this.next(stop);
         if (request === undefined) break;
-        inFlight++;
-        answer(request, handler, context, done);
+        const call = new Call(request, this.name);
+        calls.add(call);
+        if (stop.aborted) call.abort(stop.reason);
+        call.run(handler, done);
       }
-      while (inFlight > 0) await slotFreed();
+      while (calls.size > 0) await slotFreed();
     } finally {
+      clearInterval(watch);
+      stop.removeEventListener('abort', onStop);
       this.serving = false;
+    }
+  }
+
+  /** Aborts the calls whose client is gone; each client is looked at once. */
+  private abortCallsOfGoneClients(calls: ReadonlySet<Call<Req, Res>>): void {
+    if (this.closing.signal.aborted) return;
+    const gone = new Map<string, boolean>();
+    for (const call of calls) {
+      if (call.aborted) continue;
+      const { replyTo } = call.request.envelope;
+      let clientGone = gone.get(replyTo);
+      if (clientGone === undefined) gone.set(replyTo, (clientGone = this.replies.clientGone(replyTo)));
+      if (clientGone) call.clientGaveUp(peerGone(`service '${this.name}': the client of request ${call.request.envelope.id} closed or died (its reply is dropped)`));
     }
   }
 
@@ -216,6 +242,10 @@ export class Service<Req = unknown, Res = unknown> {
       const envelope = parseRequest(message, this.prefix);
       if (envelope === undefined) {
         debug('service %s: skipped a message that is not a request', this.name);
+        continue;
+      }
+      if (envelope.deadline !== undefined && envelope.deadline <= monotonicMs()) {
+        debug('service %s: skipped request %d: its client gave up on it while it waited', this.name, envelope.id);
         continue;
       }
       let value: Req;
@@ -275,7 +305,7 @@ class ServiceRequest<Req, Res> implements Request<Req, Res> {
   private answered = false;
   constructor(
     private readonly service: Service<Req, Res>,
-    private readonly envelope: Envelope,
+    readonly envelope: Envelope,
     readonly value: Req,
   ) {}
 
@@ -311,36 +341,103 @@ class ServiceRequest<Req, Res> implements Request<Req, Res> {
   }
 }
 
-/** Runs the handler on one request and answers with its result or its error; calls done once settled. */
-function answer<Req, Res>(request: ServiceRequest<Req, Res>, handler: Handler<Req, Res>, context: { signal: AbortSignal }, done: () => void): void {
-  let result: Res | Promise<Res>;
-  try {
-    result = handler(request.value, context);
-  } catch (error) {
-    request.fail(error);
-    return done();
+/**
+ * One handler call in serve(), with a signal of its own: aborted when serving stops,
+ * when the request's deadline passes, or when its client is gone. Once the client
+ * gave up, the handler's result or error is dropped: nobody waits for it.
+ */
+class Call<Req, Res> {
+  /** Made when the handler first reads its signal: most handlers never do, and an AbortController is dear next to the rest of a request. */
+  private controller: AbortController | undefined;
+  /** Set once aborted, with the reason the signal carries. */
+  private abortedWith: { reason: unknown } | undefined;
+  private dropped = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly request: ServiceRequest<Req, Res>,
+    private readonly service: string,
+  ) {}
+
+  get aborted(): boolean {
+    return this.abortedWith !== undefined;
   }
-  if (typeof (result as Promise<Res>)?.then !== 'function') {
-    replyQuietly(request, result as Res);
-    return done();
+
+  /** Aborts the handler's signal (serving stopped): its answer is still sent. */
+  abort(reason: unknown): void {
+    if (this.abortedWith !== undefined) return;
+    this.abortedWith = { reason };
+    this.controller?.abort(reason);
   }
-  (result as Promise<Res>).then(
-    (value) => {
-      replyQuietly(request, value);
-      done();
-    },
-    (error) => {
-      request.fail(error);
-      done();
-    },
-  );
+
+  /** The client gave up on the request: the handler's signal aborts and its answer is dropped. */
+  clientGaveUp(reason: unknown): void {
+    this.dropped = true;
+    this.abort(reason);
+  }
+
+  /** The handler's signal, made now if it was not yet. */
+  signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortedWith !== undefined) this.controller.abort(this.abortedWith.reason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Runs the handler and answers with its result or its error; calls done once settled. */
+  run(handler: Handler<Req, Res>, done: (call: Call<Req, Res>) => void): void {
+    let result: Res | Promise<Res>;
+    try {
+      result = handler(this.request.value, new HandlerContext(this));
+    } catch (error) {
+      this.fail(error);
+      return done(this);
+    }
+    if (typeof (result as Promise<Res>)?.then !== 'function') {
+      this.reply(result as Res);
+      return done(this);
+    }
+    const { deadline, id } = this.request.envelope;
+    // only a handler still running can outlive the deadline: a synchronous one has answered already.
+    // One further off than a timer can wait (a client's timeout cannot be) is no deadline.
+    const remaining = deadline === undefined ? Infinity : Math.max(0, deadline - monotonicMs());
+    if (remaining <= MAX_TIMER_MS)
+      this.timer = setTimeout(
+        () => this.clientGaveUp(timedOut(`service '${this.service}': request ${id} passed its client's timeout (its reply is dropped)`)),
+        remaining,
+      ).unref();
+    (result as Promise<Res>).then(
+      (value) => this.settle(() => this.reply(value), done),
+      (error) => this.settle(() => this.fail(error), done),
+    );
+  }
+
+  private settle(answer: () => void, done: (call: Call<Req, Res>) => void): void {
+    clearTimeout(this.timer);
+    answer();
+    done(this);
+  }
+
+  private reply(value: Res): void {
+    if (this.dropped) return;
+    try {
+      this.request.reply(value);
+    } catch {
+      // the client was sent the failure
+    }
+  }
+
+  private fail(error: unknown): void {
+    if (!this.dropped) this.request.fail(error);
+  }
 }
 
-/** reply(), whose error the client already got as ERR_REMOTE. */
-function replyQuietly<Req, Res>(request: ServiceRequest<Req, Res>, value: Res): void {
-  try {
-    request.reply(value);
-  } catch {
-    // the client was sent the failure
+/** What a handler is given: `signal`, made when first read (a class: an object literal with a getter is slow to make). */
+class HandlerContext {
+  constructor(private readonly call: Call<unknown, unknown>) {}
+
+  get signal(): AbortSignal {
+    return this.call.signal();
   }
 }

@@ -2,16 +2,38 @@
 // processes (test/fixtures/service-worker.mjs, service-client.mjs), sharing only
 // the service's name. Every reply is checked against its own request, byte for byte.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Channel, Client, Service, ShmChanError } from '../dist/index.js';
-import { backends, cleanupChannels, killFixtures, packageRoot, uniqueName, using, type Fixture } from './helpers';
+import { Client, list, Service, ShmChanError } from '../dist/index.js';
+import { backends, cleanupChannels, killFixtures, packageRoot, sysvKeyOf, trackKey, uniqueName, using, type Backend, type Fixture } from './helpers';
+
+/** Every name a test's names start with (and so every reply channel of its services). */
+const testPrefix = uniqueName('').replace(/-\d+$/, '');
 
 afterEach(() => {
   killFixtures();
+  // reply channels have names the tests do not choose: their System V keys are tracked once seen
+  for (const channel of list()) if (channel.name.startsWith(testPrefix)) trackReplyChannels([channel.name]);
   cleanupChannels();
 });
+
+/** Registers reply channels' System V keys with cleanupChannels, which then removes
+ * their segments and semaphore sets whatever state they are in. */
+function trackReplyChannels(names: string[]): string[] {
+  for (const name of names) trackKey(sysvKeyOf(name));
+  return names;
+}
+
+/** The reply channels of a service that exist, of either backend (list() finds System V ones by key). */
+function replyChannels(backend: Backend, service: string): string[] {
+  return trackReplyChannels(list().filter((c) => c.backend === backend && c.name.startsWith(`${service}.reply.`)).map((c) => c.name));
+}
+
+/** The reply channel names a service-client.mjs fixture printed on its "connected" line. */
+async function connectedChannels(client: Fixture): Promise<string[]> {
+  const line = await client.line('connected');
+  return trackReplyChannels(JSON.parse(line.slice('connected '.length)));
+}
 
 /** A worker's last line: { most, handled }, once SIGTERM has ended its serve(). */
 async function stopWorker(worker: Fixture): Promise<{ most: number; handled: number }> {
@@ -22,7 +44,37 @@ async function stopWorker(worker: Fixture): Promise<{ most: number; handled: num
   return JSON.parse(lines[lines.length - 1]);
 }
 
-const replyChannels = (service: string) => readdirSync('/dev/shm').filter((file) => file.startsWith(`${service}.reply.`));
+/** The `aborted { wait, code }` lines a service-worker.mjs printed so far. */
+const abortedLines = (worker: Fixture) =>
+  worker
+    .stdout()
+    .split('\n')
+    .filter((line) => line.startsWith('aborted '))
+    .map((line) => JSON.parse(line.slice('aborted '.length)) as { wait: number; code: string });
+
+/** A new service and its one worker (service-worker.mjs create CONCURRENCY), serving. */
+async function oneWorker(b: ReturnType<typeof using>, label: string, concurrency: number): Promise<{ name: string; worker: Fixture }> {
+  const name = uniqueName(label);
+  const worker = b.startFixture('service-worker.mjs', [name, 'create', String(concurrency)]);
+  await worker.line('serving');
+  return { name, worker };
+}
+
+/** Waits until `count` handlers have seen their signal abort; their lines, in `wait` order. */
+async function abortedHandlers(worker: Fixture, count: number): Promise<{ wait: number; code: string }[]> {
+  await until(() => abortedLines(worker).length === count, `${count} handlers see their signal aborted`);
+  return abortedLines(worker).sort((x, y) => x.wait - y.wait);
+}
+
+/** Waits until the service's workers have taken `count` requests from its queue. */
+async function requestsTaken(b: ReturnType<typeof using>, name: string, count: number): Promise<void> {
+  const queue = b.open(name);
+  try {
+    await until(() => queue.stats().messagesReceived === count, `the workers take ${count} requests`);
+  } finally {
+    queue.close();
+  }
+}
 
 async function until(condition: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 15_000;
@@ -43,10 +95,6 @@ describe.each(backends)('%s', (backend) => {
     for (const result of results) expect(result).toMatchObject({ replies: 3000, wrong: [], errors: {} });
     expect(await stopWorker(worker)).toMatchObject({ handled: 6000, most: 1 });
   });
-});
-
-describe('posix', () => {
-  const b = using('posix');
 
   it('several workers take distinct requests, each within its concurrency bound', async () => {
     const name = uniqueName('svc-workers');
@@ -71,10 +119,10 @@ describe('posix', () => {
     const name = uniqueName('svc-remote');
     const worker = b.startFixture('service-worker.mjs', [name, 'create']);
     await worker.line('serving');
-    const client = await Client.connect(name, { timeout: 5000 });
+    const client = await Client.connect(name, { backend, timeout: 5000 });
     // hostile or broken messages straight into the queue, and a "reply channel" that is not one
-    const decoy = Channel.create(`${name}.reply.decoy`, { mode: 'mpmc' });
-    const queue = Channel.open(name);
+    const decoy = b.create(trackReplyChannels([`${name}.reply.decoy`])[0], { mode: 'mpmc' });
+    const queue = b.open(name);
     try {
       for (const junk of ['hello', 42, [1, 2, 3], ['elsewhere', 1, 2], [`${name}.reply.missing`, 7, 1], [`${name}.reply.decoy`, 8, 1], [`${name}.reply.x`, -1]])
         queue.trySend(junk);
@@ -95,26 +143,29 @@ describe('posix', () => {
 
   it('requests wait while a worker exists but does not serve; the iterator answers them; a closed last worker is ERR_PEER_GONE', async () => {
     const name = uniqueName('svc-idle');
-    const service = Service.create<string, string>(name);
-    const client = await Client.connect<string, string>(name, { timeout: 5000 });
+    const service = Service.create<string, string>(name, { backend });
+    const client = await Client.connect<string, string>(name, { backend, timeout: 5000 });
     try {
       // a live worker that is not serving: the request waits in the queue until its timeout
       expect(await client.request('early', { timeout: 700 }).catch((e: ShmChanError) => e.code)).toBe('ERR_TIMEOUT');
       const waiting = client.request('later');
+      const refused = client.request('refused');
       const iterator = service[Symbol.asyncIterator]();
       const answered: string[] = [];
       for (;;) {
         const { value: request } = await iterator.next();
         answered.push(request!.value);
-        if (request!.value === 'early') request!.fail(new RangeError('too early'));
-        else {
-          request!.reply(`got ${request!.value}`);
-          expect(() => request!.reply('twice')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
+        if (request!.value === 'refused') {
+          request!.fail(new RangeError('too late'));
           break;
         }
+        request!.reply(`got ${request!.value}`);
+        expect(() => request!.reply('twice')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
       }
-      expect(answered).toEqual(['early', 'later']);
+      // 'early' passed its deadline in the queue: the worker skipped it
+      expect(answered).toEqual(['later', 'refused']);
       expect(await waiting).toBe('got later');
+      expect(await refused.catch((e: unknown) => e)).toMatchObject({ code: 'ERR_REMOTE', remote: { name: 'RangeError', message: 'too late' } });
       const pending = client.request('after close');
       service.close();
       expect(await pending.catch((e: ShmChanError) => e.code)).toBe('ERR_PEER_GONE');
@@ -129,7 +180,7 @@ describe('posix', () => {
     const name = uniqueName('svc-late');
     const worker = b.startFixture('service-worker.mjs', [name, 'create', '4', '300']);
     await worker.line('serving');
-    const client = await Client.connect(name, { timeout: 5000 });
+    const client = await Client.connect(name, { backend, timeout: 5000 });
     try {
       const timedOut = await client.request('first', { timeout: 30 }).catch((e: unknown) => e);
       expect(timedOut).toMatchObject({ code: 'ERR_TIMEOUT' });
@@ -137,12 +188,14 @@ describe('posix', () => {
       const aborted = client.request('second', { signal: controller.signal });
       controller.abort();
       expect(await aborted.catch((e: unknown) => e)).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
-      // the late replies to 'first' and 'second' arrive while 'third' waits: only its own settles it
+      // the late reply to 'second' arrives while 'third' waits (the worker drops 'first''s: its client
+      // gave up at the deadline): only its own reply settles 'third'
       expect(await client.request('third')).toMatchObject({ value: 'third' });
     } finally {
       client.close();
     }
-    expect((await stopWorker(worker)).handled).toBe(3);
+    // 'second' and 'third' at least: 'first' is skipped if its deadline passed before the worker took it
+    expect([2, 3]).toContain((await stopWorker(worker)).handled);
   });
 
   it('SIGKILL of a worker with requests in flight: the others answer the rest; when none is left, ERR_PEER_GONE', async () => {
@@ -151,7 +204,7 @@ describe('posix', () => {
     await doomed.line('serving');
     const survivor = b.startFixture('service-worker.mjs', [name, 'open', '4', '40']);
     await survivor.line('serving');
-    const client = await Client.connect<{ i: number }, { value: { i: number } }>(name, { timeout: 5000 });
+    const client = await Client.connect<{ i: number }, { value: { i: number } }>(name, { backend, timeout: 5000 });
     try {
       const outcomes = Array.from({ length: 80 }, (_, i) =>
         client.request({ i }, { timeout: 4000 }).then(
@@ -182,20 +235,112 @@ describe('posix', () => {
     }
   });
 
-  it('SIGKILL of a client with requests in flight: the worker goes on, and its reply channel leaves /dev/shm', async () => {
+  it('SIGKILL of a client with requests in flight: the worker goes on, and its reply channel is removed', async () => {
     const name = uniqueName('svc-kill-client');
     const worker = b.startFixture('service-worker.mjs', [name, 'create', '4', '100']);
     await worker.line('serving');
     const doomed = b.startFixture('service-client.mjs', [name, 'hang', '20']);
+    const [left] = await connectedChannels(doomed);
     await doomed.line('sent');
-    const left = replyChannels(name);
-    expect(left.length).toBe(1);
+    expect(replyChannels(backend, name)).toEqual([left]);
     doomed.child.kill('SIGKILL');
     await doomed.exited;
     const result = await b.runFixture('service-client.mjs', [name, '50', '8']);
     expect(result).toMatchObject({ replies: 50, wrong: [], errors: {} });
-    await until(() => !replyChannels(name).includes(left[0]), "the dead client's reply channel is removed");
+    trackReplyChannels(result.replyChannels);
+    // its segment (and, for System V, its semaphore set) goes
+    await until(() => !b.exists(left), "the dead client's reply channel is removed");
+    expect(worker.stderr()).toBe('');
     await stopWorker(worker);
+  });
+
+  it("the handler's signal aborts when the client's timeout passes: the late reply is dropped, the worker goes on", async () => {
+    const { name, worker } = await oneWorker(b, 'svc-deadline', 4);
+    const client = b.startFixture('service-client.mjs', [name, 'wait', '3', '1', '300']);
+    await connectedChannels(client);
+    expect(JSON.parse(await client.line('"outcomes"'))).toEqual({ outcomes: ['ERR_TIMEOUT', 'ERR_TIMEOUT', 'ERR_TIMEOUT'] });
+    // aborted by the deadline: the client is still alive
+    expect(await abortedHandlers(worker, 3)).toEqual([0, 1, 2].map((wait) => ({ wait, code: 'ERR_TIMEOUT' })));
+    expect(await b.runFixture('service-client.mjs', [name, '20', '4'])).toMatchObject({ replies: 20, wrong: [], errors: {} });
+    expect(worker.stderr()).toBe('');
+    expect((await stopWorker(worker)).handled).toBe(20);
+  });
+
+  it("the handler's signal aborts when its client is SIGKILLed: the reply is dropped, the worker goes on", async () => {
+    const { name, worker } = await oneWorker(b, 'svc-client-gone', 4);
+    const doomed = b.startFixture('service-client.mjs', [name, 'wait', '3']);
+    const [left] = await connectedChannels(doomed);
+    await doomed.line('sent');
+    await requestsTaken(b, name, 3);
+    expect(abortedLines(worker)).toEqual([]);
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+    expect(await abortedHandlers(worker, 3)).toEqual([0, 1, 2].map((wait) => ({ wait, code: 'ERR_PEER_GONE' })));
+    expect(await b.runFixture('service-client.mjs', [name, '20', '4'])).toMatchObject({ replies: 20, wrong: [], errors: {} });
+    await until(() => !b.exists(left), "the dead client's reply channel is removed");
+    expect(worker.stderr()).toBe('');
+    expect((await stopWorker(worker)).handled).toBe(20);
+  });
+
+  it("the handler's signal aborts when its client closes", async () => {
+    const { name, worker } = await oneWorker(b, 'svc-client-closed', 2);
+    const client = await Client.connect(name, { backend, timeout: 5000 });
+    trackReplyChannels(replyChannels(backend, name));
+    const pending = [0, 1].map((wait) => client.request({ wait }).catch((e: ShmChanError) => e.code));
+    await requestsTaken(b, name, 2);
+    client.close();
+    expect(await Promise.all(pending)).toEqual(['ERR_CLOSED', 'ERR_CLOSED']);
+    expect(await abortedHandlers(worker, 2)).toEqual([0, 1].map((wait) => ({ wait, code: 'ERR_PEER_GONE' })));
+    expect(worker.stderr()).toBe('');
+    await stopWorker(worker);
+  });
+
+  it('a deadline further off than a timer can wait is no deadline: only the client closing aborts the handler', async () => {
+    const { name, worker } = await oneWorker(b, 'svc-far-deadline', 2);
+    const client = await Client.connect(name, { backend, timeout: 5000 });
+    const [replyTo] = replyChannels(backend, name);
+    const queue = b.open(name);
+    try {
+      // as a C client could write it: a deadline 2^53 - 1 ms from the clock's origin
+      expect(queue.trySend([replyTo, 7_000, { wait: 7 }, Number.MAX_SAFE_INTEGER])).toBe(true);
+      await requestsTaken(b, name, 1);
+      expect(await client.request('meanwhile')).toMatchObject({ value: 'meanwhile' });
+    } finally {
+      queue.close();
+      client.close();
+    }
+    expect(await abortedHandlers(worker, 1)).toEqual([{ wait: 7, code: 'ERR_PEER_GONE' }]);
+    expect(worker.stderr()).toBe('');
+    await stopWorker(worker);
+  });
+
+  it('a handler that reads its signal only after serving stopped finds it aborted, with the reason', async () => {
+    const name = uniqueName('svc-late-read');
+    const service = Service.create(name, { backend });
+    const stop = new AbortController();
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let seen: AbortSignal | undefined;
+    const served = service.serve(
+      async (_value, context) => {
+        entered();
+        await gate;
+        seen = context.signal;
+      },
+      { signal: stop.signal },
+    );
+    try {
+      await connectedChannels(b.startFixture('service-client.mjs', [name, 'hang', '1']));
+      await inHandler;
+      stop.abort(new RangeError('stopping'));
+      release();
+      await served;
+      expect(seen).toMatchObject({ aborted: true, reason: { name: 'RangeError', message: 'stopping' } });
+    } finally {
+      service.close();
+    }
   });
 
   it('64 clients at once (8 processes of 8), 2 workers', async () => {
@@ -205,7 +350,8 @@ describe('posix', () => {
     workers.push(b.startFixture('service-worker.mjs', [name, 'open', '8']));
     await workers[1].line('serving');
     const clients = Array.from({ length: 8 }, () => b.startFixture('service-client.mjs', [name, '100', '4', '8']));
-    await Promise.all(clients.map((c) => c.line('connected'))); // all 64 connected at once
+    const channels = (await Promise.all(clients.map(connectedChannels))).flat(); // all 64 connected at once
+    expect(new Set(channels).size).toBe(64);
     for (const client of clients) {
       expect((await client.exited).code).toBe(0);
       const lines = client.stdout().trim().split('\n');
@@ -213,7 +359,9 @@ describe('posix', () => {
     }
     const handled = (await Promise.all(workers.map(stopWorker))).reduce((sum, s) => sum + s.handled, 0);
     expect(handled).toBe(6400);
-    expect(replyChannels(name)).toEqual([]);
+    // each client removed its own reply channel on close
+    expect(channels.filter((channel) => b.exists(channel))).toEqual([]);
+    expect(replyChannels(backend, name)).toEqual([]);
   });
 
   it('shmchan call prints the reply as JSON; a remote error or a timeout exits 1, bad usage 2', async () => {
@@ -222,7 +370,7 @@ describe('posix', () => {
     await worker.line('serving');
     const cli = (...args: string[]) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'shmchan.js'), 'call', ...args]);
+        const child = spawn(process.execPath, [path.join(packageRoot, 'bin', 'shmchan.js'), 'call', ...(backend === 'sysv' ? ['--sysv'] : []), ...args]);
         let stdout = '';
         let stderr = '';
         child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
