@@ -9,7 +9,8 @@
 import * as L from './layout';
 import type { Decoder } from './codec';
 import { CorruptRing, DecodeFailure, Lagged } from './errors';
-import { RecordScanner, Releaser, consumerWords, isDataType, markerAlive, type Boundaries, type ReleasePlan } from './fanout';
+import { Releaser, consumerWords, isDataType, markerAlive, type Boundaries, type ReleasePlan } from './fanout';
+import { RecordScanner, STEP, STOP } from './mpsc';
 import type { From } from './options';
 import { EMPTY, ENDED, SpaceWaker, decodePayload, type RingMemory } from './ring';
 
@@ -61,7 +62,8 @@ export class BroadcastReader {
   ) {
     this.words = consumerWords(slot);
     this.big = positions(ring);
-    this.scanner = new RecordScanner(ring);
+    const releaser = new Releaser(ring, () => consumerMarkerOfSlot(slot));
+    this.scanner = new RecordScanner(ring, (idx, length, type) => releaser.finishDeadClaim(idx, length, type));
     this.spaceWaker = new SpaceWaker(ring);
     this.join(from);
   }
@@ -103,8 +105,9 @@ export class BroadcastReader {
       let next: number;
       try {
         const found = this.scanner.scan(this.cursor, (type) => {
+          if (type === L.RECORD_PADDING) return STEP;
           if (!isDataType(type)) throw new CorruptRing(`a record of type ${type} in a broadcast ring`);
-          return false;
+          return STOP;
         });
         if (found === EMPTY || found === ENDED) {
           if (this.scanner.reached === this.cursor || this.advance(this.scanner.reached)) return found;
