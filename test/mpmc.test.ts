@@ -18,6 +18,10 @@ const summary = (worker: Fixture) => {
   return JSON.parse(lines[lines.length - 1]);
 };
 
+/** Only to turn a hang into a failure: under the sanitizers on a loaded machine
+ * these multi-process tests take several times their usual length. */
+const HEAVY_TIMEOUT_MS = 360_000;
+
 /** Waits for a worker and checks it ended well, showing its stderr when it did not. */
 async function expectExitedCleanly(worker: Fixture): Promise<void> {
   const { code, signal } = await worker.exited;
@@ -64,7 +68,7 @@ describe.each(backends)('%s', (backend) => {
     } finally {
       channel.close();
     }
-  });
+  }, HEAVY_TIMEOUT_MS);
 
   it('10 consumers killed between taking a record and returning it: their messages go to others, nothing lost or doubled', async () => {
     const name = uniqueName('mpmc-kills');
@@ -104,7 +108,7 @@ describe.each(backends)('%s', (backend) => {
     } finally {
       channel.close();
     }
-  });
+  }, HEAVY_TIMEOUT_MS);
 
   it('a 65th consumer gets ERR_TOO_MANY_CONSUMERS', () => {
     const name = uniqueName('mpmc-65');
