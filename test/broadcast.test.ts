@@ -201,3 +201,22 @@ it("'overwrite': a producer that took over from one that died mid-push counts wh
     channel.close();
   }
 });
+
+// Subscribers hold the release lock (in their slot's name) while they turn a dead
+// producer's claim into padding. One killed right then leaves the lock in a name
+// that the next subscriber in that slot makes look alive again.
+it("'overwrite': a release lock left in a subscriber slot's name is freed when a new subscriber takes the slot", () => {
+  const b = using('posix');
+  const name = uniqueName('bc-stale-lock');
+  const channel = b.create(name, { mode: 'broadcast', capacity: 4096, overflow: 'overwrite', codec: 'raw' });
+  scribble(name, 648, u32(0x40000000)); // the release lock, in the name of consumer slot 0
+  const subscriber = b.open(name, { codec: 'raw' });
+  try {
+    expect(subscriber.tryReceive()).toBeUndefined(); // subscribed, in slot 0
+    // 'overwrite' producers release to make room: 1000 16-byte records lap a 4 KiB ring
+    for (let i = 0; i < 1000; i++) expect(channel.trySend(Buffer.alloc(8, i & 0xff))).toBe(true);
+  } finally {
+    subscriber.close();
+    channel.close();
+  }
+});

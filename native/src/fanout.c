@@ -44,6 +44,12 @@ static int is_data_type(uint32_t type) {
   return type == SHMCHAN_RECORD_DATA || (type & SHMCHAN_CLAIM_FLAG) != 0;
 }
 
+/* The marker this reader holds the release lock under: an MPMC consumer's own, a
+ * BROADCAST subscriber's slot (its slots have no generation). */
+static uint32_t lock_marker(const shmchan_fanout_reader_t *r) {
+  return r->mode == SHMCHAN_MODE_MPMC ? r->marker : SHMCHAN_CONSUMER_FLAG | r->slot << SHMCHAN_CLAIM_SLOT_SHIFT;
+}
+
 /* Whether the producer or consumer a marker names still holds its slot in that generation. */
 static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
   uint32_t slot = (marker >> SHMCHAN_CLAIM_SLOT_SHIFT) & (SHMCHAN_MAX_CONSUMERS - 1);
@@ -271,12 +277,6 @@ typedef struct found {
 /* What a scan does with a committed data record: 1 step over it, 0 stop there, or -EBADMSG. */
 typedef int (*skip_fn)(shmchan_fanout_reader_t *r, uint32_t type, uint32_t length, uint32_t position);
 
-/* The marker this reader holds the release lock under: an MPMC consumer's own, a
- * BROADCAST subscriber's slot (its slots have no generation). */
-static uint32_t lock_marker(const shmchan_fanout_reader_t *r) {
-  return r->mode == SHMCHAN_MODE_MPMC ? r->marker : SHMCHAN_CONSUMER_FLAG | r->slot << SHMCHAN_CLAIM_SLOT_SHIFT;
-}
-
 /* A scan met a dead producer's claim (header words as read): turns it into padding
  * under the release lock, if the header still holds them. No release passes an
  * unfinished claim, and none runs while the lock is held, so the bytes written are
@@ -476,6 +476,9 @@ static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_old
     __atomic_store_n(U64_AT(base, position_off(r->slot)), position_of(start, lost), __ATOMIC_SEQ_CST);
     uint32_t pid = (uint32_t)getpid() & PID_MASK;
     store(base, slot_field(r->slot, SHMCHAN_CONSUMER_OWNER), pid != 0 ? pid : 1);
+    /* a release lock in this slot's name was left by a dead subscriber that had the
+     * slot (a subscriber's marker has no generation, so it would look alive for ever) */
+    cas32(base, SHMCHAN_OFF_RELEASE_LOCK, lock_marker(r), 0);
     if (start - load(base, SHMCHAN_OFF_RELEASING) <= capacity) {
       r->cursor = start;
       r->lost = lost;

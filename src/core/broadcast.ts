@@ -56,7 +56,7 @@ export class BroadcastReader {
 
   constructor(
     private readonly ring: RingMemory,
-    slot: number,
+    private readonly slot: number,
     from: From,
     private readonly overwrite: boolean,
   ) {
@@ -84,6 +84,9 @@ export class BroadcastReader {
       const lost = lostOf(Atomics.load(this.big, this.words.position));
       Atomics.store(this.big, this.words.position, positionOf(start, lost));
       Atomics.store(i32, this.words.owner, process.pid & PID_MASK || 1);
+      // a release lock in this slot's name was left by a dead subscriber that had the
+      // slot (a subscriber's marker has no generation, so it would look alive for ever)
+      Atomics.compareExchange(i32, L.OFF_RELEASE_LOCK >> 2, consumerMarkerOfSlot(this.slot), 0);
       const now = Atomics.load(i32, RELEASING) >>> 0;
       if ((start - now) >>> 0 <= capacity) {
         this.cursor = start;
