@@ -63,7 +63,7 @@ export class BroadcastReader {
     this.words = consumerWords(slot);
     this.big = positions(ring);
     const releaser = new Releaser(ring, () => consumerMarkerOfSlot(slot));
-    this.scanner = new RecordScanner(ring, (idx, length, type) => releaser.finishDeadClaim(idx, length, type));
+    this.scanner = new RecordScanner(ring, { finishDeadClaim: (idx, length, type) => releaser.finishDeadClaim(idx, length, type) });
     this.spaceWaker = new SpaceWaker(ring);
     this.join(from);
   }

@@ -47,7 +47,7 @@ export class MpmcReader {
   ) {
     this.marker = consumerMarker(slot, Atomics.load(ring.i32, consumerWords(slot).generation));
     this.releaser = new Releaser(ring, () => this.marker);
-    this.scanner = new RecordScanner(ring, (idx, length, type) => this.releaser.finishDeadClaim(idx, length, type));
+    this.scanner = new RecordScanner(ring, { finishDeadClaim: (idx, length, type) => this.releaser.finishDeadClaim(idx, length, type) });
     this.headers = new BigInt64Array(ring.i32.buffer, 0, ring.i32.length >> 1);
   }
 

@@ -296,22 +296,27 @@ export class RecordScanner {
   private knownTail: number;
   private stuckAt = -1;
   private stuckSince = 0;
+  private readonly tailFirst: boolean;
+  private readonly finishDeadClaim: (idx: number, length: number, type: number) => boolean;
 
   /**
-   * `finishDeadClaim` turns a dead producer's claim (its header words as read) into
-   * padding, false when it cannot now (the scan then waits as on a live claim). By
-   * default it does so at once: right for a reader whose position no release can
-   * pass. A reader that a release may overtake (the fan-out modes) must do it under
-   * the release lock, or it could write into the record of a later lap.
+   * The MPSC consumer's scan (no `fanOut`): the bytes at its head are free when the
+   * head is the tail, so it reads the header first and the tail only when the
+   * header is empty, and it turns a dead producer's claim into padding at once (no
+   * release can pass its head). A fan-out reader's scan (`fanOut`): a position at
+   * the tail may hold a full ring's oldest record, so it reads the tail first, and
+   * a release may overtake it, so `finishDeadClaim` must turn a dead claim (its
+   * header words as read) into padding under the release lock, or it could write
+   * into the record of a later lap; false when it cannot now (the scan then waits
+   * as on a live claim).
    */
   constructor(
     private readonly ring: RingMemory,
-    private readonly finishDeadClaim: (idx: number, length: number, type: number) => boolean = (idx, length) => {
-      finishAsPadding(ring, idx, -length);
-      return true;
-    },
+    fanOut?: { finishDeadClaim: (idx: number, length: number, type: number) => boolean },
   ) {
     this.knownTail = Atomics.load(ring.i32, TAIL) >>> 0;
+    this.tailFirst = fanOut !== undefined;
+    this.finishDeadClaim = fanOut?.finishDeadClaim ?? ((idx, length) => (finishAsPadding(ring, idx, -length), true));
   }
 
   scan(position: number, visit: (type: number, idx: number, length: number, position: number) => number): FoundRecord | typeof EMPTY | typeof ENDED {
@@ -320,27 +325,30 @@ export class RecordScanner {
     let passed = 0;
     for (;;) {
       this.reached = position;
-      const ahead = (this.knownTail - position) >>> 0;
-      if (ahead === 0 || ahead > capacity) {
-        // The end is read before the tail: a producer checks for the end after it
-        // moves the tail, so one that missed the end has moved a tail we are about to
-        // read. A position at the tail has nothing to read, whatever the bytes there
-        // hold (a full ring's oldest record, a claim not yet moving the tail).
-        const ended = Atomics.load(i32, ENDED_FLAG) !== 0;
-        const tail = Atomics.load(i32, TAIL) >>> 0;
-        if (tail === position) {
-          this.waitingOnClaim = false;
-          // the end counts once every claim made before it is finished
-          return ended ? ENDED : EMPTY;
-        }
-        if ((tail - position) >>> 0 > capacity) throw new CorruptRing(`a cursor (${position}) ahead of the tail (${tail})`);
-        this.knownTail = tail;
-      }
       const idx = position & mask;
       const lengthIndex = this.ring.lengthIndex(idx);
+      let length: number;
+      const ahead = (this.knownTail - position) >>> 0;
+      if (ahead !== 0 && ahead <= capacity) {
+        length = loadWord(i32, lengthIndex);
+      } else if (this.tailFirst) {
+        // a position at the tail has nothing to read, whatever the bytes there hold
+        // (a full ring's oldest record)
+        const atTail = this.atTail(position);
+        if (atTail !== undefined) return atTail;
+        length = loadWord(i32, lengthIndex);
+      } else {
+        // the bytes at the head are free when it is the tail: a committed length
+        // there means the tail has moved on
+        length = loadWord(i32, lengthIndex);
+        if (length === 0) {
+          const atTail = this.atTail(position);
+          if (atTail !== undefined) return atTail;
+          length = loadWord(i32, lengthIndex);
+        }
+      }
       // Before the tail a header is never empty: a claimant stores its length before
       // it moves the tail, and a record is zeroed only after every cursor has passed it.
-      const length = loadWord(i32, lengthIndex);
       if (length === 0) throw new CorruptRing(`an empty record at ${idx}, before the tail`);
       const type = loadWord(i32, lengthIndex + 1);
       if (length < 0) {
@@ -368,6 +376,24 @@ export class RecordScanner {
       }
       position = (position + step) >>> 0;
     }
+  }
+
+  /** EMPTY or ENDED when `position` is the tail; otherwise the tail is known to be
+   * past it (and not more than a ring ahead, or the ring is corrupt). */
+  private atTail(position: number): typeof EMPTY | typeof ENDED | undefined {
+    const i32 = this.ring.i32;
+    // The end is read before the tail: a producer checks for the end after it moves
+    // the tail, so one that missed the end has moved a tail we are about to read.
+    const ended = Atomics.load(i32, ENDED_FLAG) !== 0;
+    const tail = Atomics.load(i32, TAIL) >>> 0;
+    if (tail === position) {
+      this.waitingOnClaim = false;
+      // the end counts once every claim made before it is finished
+      return ended ? ENDED : EMPTY;
+    }
+    if ((tail - position) >>> 0 > this.ring.capacity) throw new CorruptRing(`a cursor (${position}) ahead of the tail (${tail})`);
+    this.knownTail = tail;
+    return undefined;
   }
 
   private claimIsDead(marker: number, at: number): boolean {
