@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
+import { OFF, scribble, u32 } from './hardening/util';
 
 afterEach(() => {
   killFixtures();
@@ -154,4 +155,68 @@ describe.each(backends)('%s', (backend) => {
       channel.close();
     }
   });
+});
+
+// A producer that dies while it pushes subscribers ('overwrite') leaves the release
+// lock held, RELEASING ahead of the head, and the records between still whole. Its
+// state is written here as it would have left it (POSIX: through /dev/shm).
+it("'overwrite': a producer that took over from one that died mid-push counts what the subscribers it had not pushed lost", () => {
+  const b = using('posix');
+  const name = uniqueName('bc-dead-push');
+  const channel = b.create(name, { mode: 'broadcast', capacity: 4096, overflow: 'overwrite', codec: 'raw' });
+  const subscriber = b.open(name, { codec: 'raw' });
+  const message = (i: number) => {
+    const bytes = Buffer.alloc(8, i & 0xff); // a 16-byte record each
+    bytes.writeUInt16BE(i, 0);
+    return bytes;
+  };
+  try {
+    expect(subscriber.tryReceive()).toBeUndefined(); // subscribed at the tail (0)
+    for (let i = 0; i < 200; i++) expect(channel.trySend(message(i))).toBe(true);
+    // died after RELEASING = 100 records on, before it pushed the subscriber (at 0)
+    const deadConsumerMarker = 0x40000000 | (63 << 22) | 1;
+    scribble(name, OFF.releasing, u32(1600));
+    scribble(name, 648, u32(deadConsumerMarker)); // the release lock
+    for (let i = 200; i < 300; i++) expect(channel.trySend(message(i))).toBe(true);
+    const received: number[] = [];
+    for (;;) {
+      let value: Buffer | undefined;
+      try {
+        value = subscriber.tryReceive() as Buffer | undefined;
+      } catch (error) {
+        expect((error as { code?: string }).code).toBe('ERR_LAGGED');
+        continue;
+      }
+      if (value === undefined) break;
+      const i = value.readUInt16BE(0);
+      expect(value).toEqual(message(i));
+      received.push(i);
+    }
+    const lost = subscriber.stats().messagesLost;
+    expect(received.length).toBeGreaterThan(0);
+    expect(received).toEqual(Array.from({ length: received.length }, (_, n) => 300 - received.length + n));
+    expect(lost + received.length).toBe(300);
+  } finally {
+    subscriber.close();
+    channel.close();
+  }
+});
+
+// Subscribers hold the release lock (in their slot's name) while they turn a dead
+// producer's claim into padding. One killed right then leaves the lock in a name
+// that the next subscriber in that slot makes look alive again.
+it("'overwrite': a release lock left in a subscriber slot's name is freed when a new subscriber takes the slot", () => {
+  const b = using('posix');
+  const name = uniqueName('bc-stale-lock');
+  const channel = b.create(name, { mode: 'broadcast', capacity: 4096, overflow: 'overwrite', codec: 'raw' });
+  scribble(name, 648, u32(0x40000000)); // the release lock, in the name of consumer slot 0
+  const subscriber = b.open(name, { codec: 'raw' });
+  try {
+    expect(subscriber.tryReceive()).toBeUndefined(); // subscribed, in slot 0
+    // 'overwrite' producers release to make room: 1000 16-byte records lap a 4 KiB ring
+    for (let i = 0; i < 1000; i++) expect(channel.trySend(Buffer.alloc(8, i & 0xff))).toBe(true);
+  } finally {
+    subscriber.close();
+    channel.close();
+  }
 });

@@ -18,6 +18,16 @@ const summary = (worker: Fixture) => {
   return JSON.parse(lines[lines.length - 1]);
 };
 
+/** Only to turn a hang into a failure: under the sanitizers on a loaded machine
+ * these multi-process tests take several times their usual length. */
+const HEAVY_TIMEOUT_MS = 360_000;
+
+/** Waits for a worker and checks it ended well, showing its stderr when it did not. */
+async function expectExitedCleanly(worker: Fixture): Promise<void> {
+  const { code, signal } = await worker.exited;
+  expect({ code, signal }, `worker stderr:\n${worker.stderr()}`).toEqual({ code: 0, signal: null });
+}
+
 /** Every message of producers first..producers-1, `count` each, exactly once among the lines. */
 function expectExactlyOnce(lines: string[], producers: number, count: number, first = 0): void {
   const seen = new Map<string, number>();
@@ -44,7 +54,7 @@ describe.each(backends)('%s', (backend) => {
       expect(sent).toEqual([0, 1, 2, 3].map(() => ({ sent: 20_000 })));
       channel.end();
       for (const w of workers) {
-        expect((await w.exited).code).toBe(0);
+        await expectExitedCleanly(w);
         expect(summary(w).problems).toEqual([]);
       }
       expectExactlyOnce(workers.flatMap(taken), 4, 20_000);
@@ -58,7 +68,7 @@ describe.each(backends)('%s', (backend) => {
     } finally {
       channel.close();
     }
-  });
+  }, HEAVY_TIMEOUT_MS);
 
   it('10 consumers killed between taking a record and returning it: their messages go to others, nothing lost or doubled', async () => {
     const name = uniqueName('mpmc-kills');
@@ -81,13 +91,16 @@ describe.each(backends)('%s', (backend) => {
       for (let kill = 0; kill < 10; kill++) {
         const victim = b.startFixture('worker.mjs', [name, String(1 + Math.floor(Math.random() * 200))]);
         victims.push(victim);
-        expect((await victim.exited).signal).toBe('SIGKILL');
+        expect((await victim.exited).signal, `victim stderr:\n${victim.stderr()}`).toBe('SIGKILL');
       }
       victimsDone = true;
       await sending;
       expect(await Promise.all(producers)).toEqual([1, 2].map(() => ({ sent: 5000 })));
       channel.end();
-      for (const w of workers) expect((await w.exited).code).toBe(0);
+      for (const w of workers) {
+        await expectExitedCleanly(w);
+        expect(summary(w).problems).toEqual([]);
+      }
       const lines = [...workers, ...victims].flatMap(taken);
       const others = lines.filter((line) => !line.startsWith('0:'));
       expectExactlyOnce(others, 3, 5000, 1);
@@ -95,7 +108,7 @@ describe.each(backends)('%s', (backend) => {
     } finally {
       channel.close();
     }
-  });
+  }, HEAVY_TIMEOUT_MS);
 
   it('a 65th consumer gets ERR_TOO_MANY_CONSUMERS', () => {
     const name = uniqueName('mpmc-65');

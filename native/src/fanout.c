@@ -15,8 +15,6 @@
 #define DEAD_TAKER_CHECK_US 1000
 /* Releases an MPMC consumer attempts while consumed records wait at the head. */
 #define RELEASE_TURNS 64
-/* MPMC scans restarted because the head moved under them, before the ring counts as corrupt. */
-#define RESTARTS 64
 /* BROADCAST: attempts at joining while producers keep releasing past the chosen start. */
 #define JOIN_ATTEMPTS 1000
 #define PID_MASK ((1u << SHMCHAN_OWNER_PID_BITS) - 1)
@@ -44,6 +42,12 @@ static int is_consumer_marker(uint32_t word) {
 /* A data record's type word: DATA, or the marker of the producer that committed it. */
 static int is_data_type(uint32_t type) {
   return type == SHMCHAN_RECORD_DATA || (type & SHMCHAN_CLAIM_FLAG) != 0;
+}
+
+/* The marker this reader holds the release lock under: an MPMC consumer's own, a
+ * BROADCAST subscriber's slot (its slots have no generation). */
+static uint32_t lock_marker(const shmchan_fanout_reader_t *r) {
+  return r->mode == SHMCHAN_MODE_MPMC ? r->marker : SHMCHAN_CONSUMER_FLAG | r->slot << SHMCHAN_CLAIM_SLOT_SHIFT;
 }
 
 /* Whether the producer or consumer a marker names still holds its slot in that generation. */
@@ -124,8 +128,10 @@ static uint32_t slowest(shmchan_segment_t *seg, uint32_t head, uint32_t tail) {
 }
 
 /* The data records in [from, to) from `cursor` on; 0 for a cursor on no record
- * boundary (left by a releaser that died halfway), which then counts none lost.
- * The range was checked by the release walk and is held under the release lock. */
+ * boundary (left by a releaser that died halfway), which then counts none lost;
+ * NOT_WHOLE when a header in the range is not a whole record (zeroed already).
+ * The range is held under the release lock. */
+#define NOT_WHOLE UINT32_MAX
 static uint32_t data_from(shmchan_segment_t *seg, uint32_t from, uint32_t to, uint32_t cursor) {
   uint8_t *ring = ring_of(seg);
   uint32_t mask = capacity_of(seg) - 1, counted = 0;
@@ -134,9 +140,9 @@ static uint32_t data_from(shmchan_segment_t *seg, uint32_t from, uint32_t to, ui
     if (at == cursor) counting = 1;
     uint32_t idx = at & mask;
     uint32_t length = load(ring, idx), type = load(ring, idx + 4);
-    if ((int32_t)length <= 0 || check_record(seg, idx, length, type) != 0) return 0;
+    if ((int32_t)length <= 0 || check_record(seg, idx, length, type) != 0) return NOT_WHOLE;
     uint32_t step = type == SHMCHAN_RECORD_PADDING ? length : align8(length);
-    if (step > to - at) return 0;
+    if (step > to - at) return NOT_WHOLE;
     if (counting && is_data_type(type)) counted++;
     at += step;
   }
@@ -144,15 +150,18 @@ static uint32_t data_from(shmchan_segment_t *seg, uint32_t from, uint32_t to, ui
 }
 
 /* BROADCAST 'overwrite', before zeroing [from, to): moves every cursor in it to
- * `to`, adding the data records it skips to its lost count, in one CAS. */
-static void push(shmchan_segment_t *seg, uint32_t from, uint32_t to) {
+ * `to`, adding the data records it skips to its lost count, in one CAS. The
+ * records are counted from `whole`: `from`, or where the walk began when a holder
+ * that died left [from, whole) half zeroed (it had pushed every cursor past it). */
+static void push(shmchan_segment_t *seg, uint32_t from, uint32_t whole, uint32_t to) {
   uint32_t max = max_consumers_of(seg);
   for (uint32_t slot = 0; slot < max; slot++) {
     for (;;) {
       uint64_t position = load_position(seg, slot);
       uint32_t cursor = (uint32_t)position;
       if (cursor - from >= to - from) break;
-      uint32_t lost = (uint32_t)(position >> 32) + data_from(seg, from, to, cursor);
+      uint32_t skipped = data_from(seg, whole, to, cursor);
+      uint32_t lost = (uint32_t)(position >> 32) + (skipped == NOT_WHOLE ? 0 : skipped);
       if (cas64(seg->base, position_off(slot), position, position_of(to, lost))) break;
     }
   }
@@ -172,6 +181,9 @@ static int release_locked(shmchan_segment_t *seg, const plan_t *plan) {
   /* A holder that died while zeroing left RELEASING ahead of the head: what lies
    * between is half zeroed, so the walk starts at RELEASING and releases it too. */
   uint32_t at = releasing - head <= used ? releasing : head;
+  /* that holder died before zeroing (maybe before pushing every subscriber) when
+   * its range is whole: its records are counted for the subscribers still in it */
+  uint32_t whole = data_from(seg, head, at, head) == NOT_WHOLE ? at : head;
   uint32_t bound = plan->kind == PLAN_SLOWEST ? head + slowest(seg, head, tail) : tail;
   if (bound - head < at - head) bound = at;
   uint64_t messages = 0, bytes = 0;
@@ -203,7 +215,7 @@ static int release_locked(shmchan_segment_t *seg, const plan_t *plan) {
   }
   if (at == head) return 0;
   store(base, SHMCHAN_OFF_RELEASING, at);
-  if (plan->kind == PLAN_OVERWRITE) push(seg, head, at);
+  if (plan->kind == PLAN_OVERWRITE) push(seg, head, whole, at);
   zero_ring(seg, head, at);
   add_u64(base, SHMCHAN_OFF_RECV_MESSAGES, messages);
   add_u64(base, SHMCHAN_OFF_RECV_BYTES, bytes);
@@ -263,7 +275,21 @@ typedef struct found {
 } found_t;
 
 /* What a scan does with a committed data record: 1 step over it, 0 stop there, or -EBADMSG. */
-typedef int (*skip_fn)(shmchan_fanout_reader_t *r, uint32_t type, uint32_t position);
+typedef int (*skip_fn)(shmchan_fanout_reader_t *r, uint32_t type, uint32_t length, uint32_t position);
+
+/* A scan met a dead producer's claim (header words as read): turns it into padding
+ * under the release lock, if the header still holds them. No release passes an
+ * unfinished claim, and none runs while the lock is held, so the bytes written are
+ * the claim's own, never a later lap's (a release may overtake a fan-out reader).
+ * 0 when the lock is busy: the reader waits and looks again. */
+static int finish_dead_claim(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t idx, uint32_t length, uint32_t type) {
+  uint32_t me = lock_marker(r);
+  if (!cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, 0, me)) return 0;
+  uint8_t *ring = ring_of(seg);
+  if (load(ring, idx) == length && load(ring, idx + 4) == type) shmchan_finish_as_padding(seg, idx, 0u - length);
+  cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, me, 0);
+  return 1;
+}
 
 /*
  * Walks committed records from `position` as the MPSC consumer does (finishing
@@ -299,18 +325,17 @@ static int scan(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t pos
         continue;
       }
       if ((type & SHMCHAN_CLAIM_FLAG) == 0) return -EBADMSG; /* an unfinished record that is no claim */
-      if (!shmchan_mpsc_claim_is_dead(seg, &r->claims, type, position)) {
+      if (!shmchan_mpsc_claim_is_dead(seg, &r->claims, type, position) || !finish_dead_claim(seg, r, idx, (uint32_t)length, type)) {
         r->claims.waiting_on_claim = 1;
         return -EAGAIN;
       }
-      shmchan_finish_as_padding(seg, idx, need);
       continue;
     }
     r->claims.waiting_on_claim = 0;
     if (check_record(seg, idx, (uint32_t)length, type) != 0) return -EBADMSG;
     uint32_t step = type == SHMCHAN_RECORD_PADDING ? (uint32_t)length : align8((uint32_t)length);
     if (type != SHMCHAN_RECORD_PADDING) {
-      int skip = skips(r, type, position);
+      int skip = skips(r, type, (uint32_t)length, position);
       if (skip < 0) return skip;
       if (!skip) {
         *out = (found_t){idx, (uint32_t)length, type, position};
@@ -325,19 +350,34 @@ static int scan(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t pos
 
 /* ---- MPMC ---------------------------------------------------------------- */
 
+/* A record's 8-byte header as one little-endian word: the length, then the type. */
+static uint64_t record_header(uint32_t length, uint32_t type) {
+  return (uint64_t)type << 32 | length;
+}
+
 /* Steps over consumed records and those other consumers hold (remembering those). */
-static int mpmc_skips(shmchan_fanout_reader_t *r, uint32_t type, uint32_t position) {
+static int mpmc_skips(shmchan_fanout_reader_t *r, uint32_t type, uint32_t length, uint32_t position) {
   if (type == SHMCHAN_RECORD_CONSUMED) return 1;
   if (is_consumer_marker(type)) {
-    if (r->taken_count < SHMCHAN_FANOUT_TAKEN_MAX) r->taken[r->taken_count++] = position;
+    if (r->taken_count < SHMCHAN_FANOUT_TAKEN_MAX) {
+      r->taken[r->taken_count] = position;
+      r->taken_header[r->taken_count++] = record_header(length, type);
+    }
     return 1;
   }
   return is_data_type(type) ? 0 : -EBADMSG;
 }
 
+/* Whether the release has passed `position` since it was at `start`. */
+static int released(shmchan_segment_t *seg, uint32_t start, uint32_t position) {
+  return load(seg->base, SHMCHAN_OFF_RELEASING) - start > position - start;
+}
+
 /* Gives back the records held by consumers that died (now and then: it asks the
- * kernel; always at the end of the stream, where this consumer would stop). */
-static int gave_back(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int ended) {
+ * kernel; always at the end of the stream, where this consumer would stop). Each
+ * goes back by a CAS of its whole header, and only while the release has not
+ * passed it: once released, its bytes may belong to a later record, payload included. */
+static int gave_back(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t start, int ended) {
   if (r->taken_count == 0) return 0;
   int64_t now = shmchan_now_us();
   if (!ended && now - r->last_taker_check_us < DEAD_TAKER_CHECK_US) return 0;
@@ -346,43 +386,44 @@ static int gave_back(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int end
   uint32_t mask = capacity_of(seg) - 1;
   int gave = 0;
   for (uint32_t i = 0; i < r->taken_count; i++) {
-    uint32_t type_off = (r->taken[i] & mask) + 4;
-    uint32_t holder = load(ring, type_off);
-    if (!is_consumer_marker(holder) || holder == r->marker || marker_alive(seg, holder)) continue;
-    if (cas32(ring, type_off, holder, SHMCHAN_RECORD_DATA)) gave = 1;
+    uint64_t header = r->taken_header[i];
+    uint32_t holder = (uint32_t)(header >> 32);
+    if (holder == r->marker || marker_alive(seg, holder) || released(seg, start, r->taken[i])) continue;
+    if (cas64(ring, r->taken[i] & mask, header, record_header((uint32_t)header, SHMCHAN_RECORD_DATA))) gave = 1;
   }
   if (gave) shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
   return gave;
 }
 
-/* A record's 8-byte header as one little-endian word: the length, then the type. */
-static uint64_t record_header(uint32_t length, uint32_t type) {
-  return (uint64_t)type << 32 | length;
-}
-
 /* Takes the first committed record nobody holds, at or after the oldest intact one. */
 static int mpmc_take(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, found_t *found) {
-  for (int restart = 0;;) { /* restarts after a scan the release overtook (only those) */
+  for (;;) {
     uint32_t releasing = load(seg->base, SHMCHAN_OFF_RELEASING);
     r->taken_count = 0;
     int64_t start = oldest(seg, releasing);
     int rc = start < 0 ? (int)start : scan(seg, r, (uint32_t)start, mpmc_skips, found);
-    /* the head moved past where this scan began: what it read may be zeroed already */
-    if (rc == -EBADMSG && load(seg->base, SHMCHAN_OFF_RELEASING) != releasing && restart++ < RESTARTS) continue;
+    /* The release passed where this scan began: what it read may be zeroed or
+     * written again already, so it proves nothing and the scan starts over. Only
+     * what holds still is corrupt: a slow consumer, overtaken however often, is
+     * never told so (it starts over only while others make progress). */
+    if (rc == -EBADMSG && load(seg->base, SHMCHAN_OFF_RELEASING) != releasing) continue;
     if (rc == -EAGAIN || rc == -ESHUTDOWN) {
-      if (gave_back(seg, r, rc == -ESHUTDOWN)) continue;
+      if (gave_back(seg, r, releasing, rc == -ESHUTDOWN)) continue;
       return rc;
     }
     if (rc < 0) return rc;
+    /* A scan overtaken by a whole lap may have read a header written a lap later,
+     * or bytes of a payload where it expected a header: once the release has
+     * passed the position scanned, what was read there proves nothing. */
+    if (released(seg, releasing, found->position)) continue;
     /* Length and type in one CAS: a record consumed, released and claimed again
      * meanwhile (a lap later) has another length, or none yet, and stays. */
     uint64_t expected = record_header(found->length, found->type), mine = record_header(found->length, r->marker);
     if (!cas64(ring_of(seg), found->idx, expected, mine)) continue;
-    /* A scan overtaken by a whole lap may have matched the record written at this
-     * index a lap later: taking it would return that producer's later message
-     * before an earlier one still in the ring. Once the release cursor has passed
-     * the position scanned, give the record back and look again. */
-    if (load(seg->base, SHMCHAN_OFF_RELEASING) - releasing <= found->position - releasing) return 1;
+    /* Released between the look above and the CAS, the record taken may be the one
+     * written at this index a lap later: taking it would return that producer's
+     * later message before an earlier one still in the ring. Give it back, look again. */
+    if (!released(seg, releasing, found->position)) return 1;
     cas64(ring_of(seg), found->idx, mine, expected);
   }
 }
@@ -435,6 +476,9 @@ static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_old
     __atomic_store_n(U64_AT(base, position_off(r->slot)), position_of(start, lost), __ATOMIC_SEQ_CST);
     uint32_t pid = (uint32_t)getpid() & PID_MASK;
     store(base, slot_field(r->slot, SHMCHAN_CONSUMER_OWNER), pid != 0 ? pid : 1);
+    /* a release lock in this slot's name was left by a dead subscriber that had the
+     * slot (a subscriber's marker has no generation, so it would look alive for ever) */
+    cas32(base, SHMCHAN_OFF_RELEASE_LOCK, lock_marker(r), 0);
     if (start - load(base, SHMCHAN_OFF_RELEASING) <= capacity) {
       r->cursor = start;
       r->lost = lost;
@@ -444,8 +488,8 @@ static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_old
   return -EBADMSG; /* producers kept releasing past every start chosen */
 }
 
-static int broadcast_skips(shmchan_fanout_reader_t *r, uint32_t type, uint32_t position) {
-  (void)r, (void)position;
+static int broadcast_skips(shmchan_fanout_reader_t *r, uint32_t type, uint32_t length, uint32_t position) {
+  (void)r, (void)length, (void)position;
   return is_data_type(type) ? 0 : -EBADMSG;
 }
 

@@ -325,8 +325,10 @@ typedef struct shmchan_fanout_reader {
   /* the record scan */
   uint32_t reached;                /* the position after what the last scan stepped over */
   shmchan_mpsc_reader_t claims;    /* the unfinished claim waited on (its head is unused) */
-  /* MPMC: records other consumers held at the last scan, checked for dead holders */
+  /* MPMC: records other consumers held at the last scan (position and header as
+   * read), checked for dead holders */
   uint32_t taken[SHMCHAN_FANOUT_TAKEN_MAX];
+  uint64_t taken_header[SHMCHAN_FANOUT_TAKEN_MAX];
   uint32_t taken_count;
   int64_t last_taker_check_us;
 } shmchan_fanout_reader_t;

@@ -9,7 +9,8 @@
 import * as L from './layout';
 import type { Decoder } from './codec';
 import { CorruptRing, DecodeFailure, Lagged } from './errors';
-import { RecordScanner, Releaser, consumerWords, isDataType, markerAlive, type Boundaries, type FoundRecord, type ReleasePlan } from './fanout';
+import { Releaser, consumerWords, isDataType, markerAlive, type Boundaries, type ReleasePlan } from './fanout';
+import { RecordScanner, STEP, STOP, type FoundRecord } from './mpsc';
 import type { From } from './options';
 import { EMPTY, ENDED, SpaceWaker, decodePayload, type RingMemory } from './ring';
 
@@ -55,13 +56,14 @@ export class BroadcastReader {
 
   constructor(
     private readonly ring: RingMemory,
-    slot: number,
+    private readonly slot: number,
     from: From,
     private readonly overwrite: boolean,
   ) {
     this.words = consumerWords(slot);
     this.big = positions(ring);
-    this.scanner = new RecordScanner(ring);
+    const releaser = new Releaser(ring, () => consumerMarkerOfSlot(slot));
+    this.scanner = new RecordScanner(ring, { finishDeadClaim: (idx, length, type) => releaser.finishDeadClaim(idx, length, type) });
     this.spaceWaker = new SpaceWaker(ring);
     this.join(from);
   }
@@ -82,6 +84,9 @@ export class BroadcastReader {
       const lost = lostOf(Atomics.load(this.big, this.words.position));
       Atomics.store(this.big, this.words.position, positionOf(start, lost));
       Atomics.store(i32, this.words.owner, process.pid & PID_MASK || 1);
+      // a release lock in this slot's name was left by a dead subscriber that had the
+      // slot (a subscriber's marker has no generation, so it would look alive for ever)
+      Atomics.compareExchange(i32, L.OFF_RELEASE_LOCK >> 2, consumerMarkerOfSlot(this.slot), 0);
       const now = Atomics.load(i32, RELEASING) >>> 0;
       if ((start - now) >>> 0 <= capacity) {
         this.cursor = start;
@@ -188,9 +193,11 @@ export class BroadcastReader {
 }
 
 /** A subscriber reads data records only (padding is stepped over by the scan). */
-function dataOnly(type: number): boolean {
+/** A broadcast scan's visitor: steps over padding, stops at data, and anything else is corrupt. */
+function dataOnly(type: number): number {
+  if (type === L.RECORD_PADDING) return STEP;
   if (!isDataType(type)) throw new CorruptRing(`a record of type ${type} in a broadcast ring`);
-  return false;
+  return STOP;
 }
 
 /** What a producer without room does on a broadcast channel: release, under the

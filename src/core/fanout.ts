@@ -5,8 +5,8 @@
 // it (docs/protocol.md, "Fan-out").
 import * as L from './layout';
 import { CorruptRing } from './errors';
-import { finishAsPadding } from './mpsc';
-import { EMPTY, ENDED, addCounter, align8, producerEntry, type RingMemory, wakeArmed } from './ring';
+import { checkRecord, finishAsPadding, recordFits } from './mpsc';
+import { addCounter, align8, producerEntry, type RingMemory, wakeArmed } from './ring';
 import { loadWord } from './words';
 
 const HEAD = L.OFF_HEAD >> 2;
@@ -43,17 +43,6 @@ export function markerAlive(ring: RingMemory, marker: number): boolean {
 /** A data record's type word: DATA, or the marker of the producer that committed it. */
 export function isDataType(type: number): boolean {
   return type === L.RECORD_DATA || (type & L.CLAIM_FLAG) !== 0;
-}
-
-/** The header words of a committed record at ring index idx, checked. */
-export function checkRecord(ring: RingMemory, idx: number, length: number, type: number): void {
-  if (type === L.RECORD_PADDING) {
-    if (length % 8 !== 0 || idx + length > ring.capacity) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
-    return;
-  }
-  const payload = length - L.RECORD_HEADER;
-  if (payload < 0 || payload > ring.maxMessageSize || idx + align8(length) > ring.capacity)
-    throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
 }
 
 /** How far a release may go, and what it may pass. */
@@ -120,6 +109,26 @@ export class Releaser {
     }
   }
 
+  /**
+   * A reader's scan met a dead producer's claim (header words `length`, `type` at
+   * ring index idx): turns it into padding under the release lock, if the header
+   * still holds them. No release passes an unfinished claim, and none runs while
+   * the lock is held, so the bytes written are the claim's own, never a later
+   * lap's. False when the lock is busy: the reader waits and looks again.
+   */
+  finishDeadClaim(idx: number, length: number, type: number): boolean {
+    const me = this.marker();
+    if (!this.lock(me, false)) return false;
+    try {
+      const lengthIndex = this.ring.lengthIndex(idx);
+      if (Atomics.load(this.ring.i32, lengthIndex) === length && Atomics.load(this.ring.i32, lengthIndex + 1) === type)
+        finishAsPadding(this.ring, idx, -length);
+      return true;
+    } finally {
+      Atomics.compareExchange(this.ring.i32, LOCK, me, 0);
+    }
+  }
+
   private lock(me: number, takeOver: boolean): boolean {
     const i32 = this.ring.i32;
     const held = Atomics.compareExchange(i32, LOCK, 0, me);
@@ -143,6 +152,11 @@ export class Releaser {
     let bound = (plan.bound - head) >>> 0 <= used ? plan.bound : head;
     if ((bound - head) >>> 0 < (start - head) >>> 0) bound = start;
     const boundaries: Boundaries = { positions: [], dataBefore: [], data: 0 };
+    // The dead holder's range [head, start) is whole if it died before zeroing, maybe
+    // before pushing every subscriber: its records are counted for those still in it
+    // (in the lost counts only, as in C: the counters below cover [start, at)).
+    if (start !== head) this.countWhole(head, start, plan, boundaries);
+    const inherited = boundaries.data;
     let bytes = 0;
     let at = start;
     while (at !== bound) {
@@ -181,95 +195,35 @@ export class Releaser {
       this.ring.bytes.fill(0, idx, idx + chunk);
       from = (from + chunk) >>> 0;
     }
-    addCounter(i32, L.OFF_RECV_MESSAGES >> 2, boundaries.data);
+    addCounter(i32, L.OFF_RECV_MESSAGES >> 2, boundaries.data - inherited);
     addCounter(i32, L.OFF_RECV_BYTES >> 2, bytes);
     Atomics.store(i32, HEAD, at | 0);
     wakeArmed(this.ring, L.WAIT_SPACE);
     return true;
   }
-}
 
-/** How long a reader waits on an unfinished claim before it asks whether its owner lives. */
-const DEAD_CLAIM_CHECK_MS = 1;
-
-/** A committed record found by a scan: its ring index, length word, type word and position. */
-export interface FoundRecord {
-  idx: number;
-  length: number;
-  type: number;
-  position: number;
-}
-
-/**
- * Walks committed records from a position, as the MPSC consumer does (finishing
- * wrapped claims, turning dead producers' claims into padding, stepping over
- * padding), and stops at the first record that `skips` does not step over.
- * `reached` is the position after what it stepped over.
- */
-export class RecordScanner {
-  /** True while the next record is claimed but not committed: waits use short sleeps. */
-  waitingOnClaim = false;
-  reached = 0;
-  private stuckAt = -1;
-  private stuckSince = 0;
-
-  constructor(private readonly ring: RingMemory) {}
-
-  scan(position: number, skips: (type: number, position: number) => boolean): FoundRecord | typeof EMPTY | typeof ENDED {
-    const { i32, capacity, mask } = this.ring;
-    if ((position & 7) !== 0) throw new CorruptRing(`a cursor of ${position}, not a multiple of 8`);
-    let passed = 0;
-    for (;;) {
-      this.reached = position;
-      const idx = position & mask;
+  /**
+   * Adds the records of [from, to), left by a holder that died, to `boundaries`;
+   * nothing when a header there is not whole (the holder died while zeroing, after
+   * it had pushed every subscriber past them).
+   */
+  private countWhole(from: number, to: number, plan: ReleasePlan, boundaries: Boundaries): void {
+    const { i32, mask } = this.ring;
+    const span = (to - from) >>> 0;
+    const found: Boundaries = { positions: [], dataBefore: [], data: 0 };
+    for (let at = from; at !== to; ) {
+      const idx = at & mask;
       const lengthIndex = this.ring.lengthIndex(idx);
-      // The tail first: a cursor at the tail has nothing to read, whatever the bytes
-      // there hold (a full ring's oldest record). The end is read before the tail:
-      // see MpscReader.scan.
-      const ended = Atomics.load(i32, L.OFF_ENDED >> 2) !== 0;
-      const tail = Atomics.load(i32, TAIL) >>> 0;
-      if (tail === position) {
-        this.waitingOnClaim = false;
-        return ended ? ENDED : EMPTY;
-      }
-      if ((tail - position) >>> 0 > capacity) throw new CorruptRing(`a cursor (${position}) ahead of the tail (${tail})`);
       const length = Atomics.load(i32, lengthIndex);
-      if (length === 0) throw new CorruptRing(`an empty record at ${idx}, before the tail`);
       const type = Atomics.load(i32, lengthIndex + 1);
-      if (length < 0) {
-        const need = -length;
-        if (need % 8 !== 0 || need < L.RECORD_HEADER || need > capacity) throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
-        if (type === L.RECORD_PADDING) {
-          Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));
-          continue;
-        }
-        if ((type & L.CLAIM_FLAG) === 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
-        if (!this.claimIsDead(type, position)) {
-          this.waitingOnClaim = true;
-          return EMPTY;
-        }
-        finishAsPadding(this.ring, idx, need);
-        continue;
-      }
-      this.waitingOnClaim = false;
-      checkRecord(this.ring, idx, length, type);
+      if (length <= 0 || !recordFits(this.ring, idx, length, type)) return;
       const step = type === L.RECORD_PADDING ? length : align8(length);
-      if (type !== L.RECORD_PADDING && !skips(type, position)) return { idx, length, type, position };
-      passed += step;
-      if (passed > capacity) throw new CorruptRing(`records all the way round the ring from ${idx}`);
-      position = (position + step) >>> 0;
+      if ((at + step - from) >>> 0 > span) return;
+      found.positions.push(at);
+      found.dataBefore.push(found.data);
+      if (plan.counts(type)) found.data++;
+      at = (at + step) >>> 0;
     }
-  }
-
-  private claimIsDead(marker: number, at: number): boolean {
-    const now = performance.now();
-    if (this.stuckAt !== at) {
-      this.stuckAt = at;
-      this.stuckSince = now;
-      return false;
-    }
-    if (now - this.stuckSince < DEAD_CLAIM_CHECK_MS) return false;
-    this.stuckSince = now;
-    return !markerAlive(this.ring, marker);
+    Object.assign(boundaries, found);
   }
 }

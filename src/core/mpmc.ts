@@ -6,17 +6,8 @@
 import * as L from './layout';
 import type { Decoder } from './codec';
 import { CorruptRing, DecodeFailure } from './errors';
-import {
-  RecordScanner,
-  Releaser,
-  consumerMarker,
-  consumerWords,
-  isConsumerMarker,
-  isDataType,
-  markerAlive,
-  type FoundRecord,
-  type ReleasePlan,
-} from './fanout';
+import { Releaser, consumerMarker, consumerWords, isConsumerMarker, isDataType, markerAlive, type ReleasePlan } from './fanout';
+import { RecordScanner, STEP, STOP, type FoundRecord } from './mpsc';
 import { EMPTY, ENDED, decodePayload, type RingMemory, wakeArmed } from './ring';
 
 const HEAD = L.OFF_HEAD >> 2;
@@ -25,8 +16,6 @@ const RELEASING = L.OFF_RELEASING >> 2;
 const RELEASE_TURNS = 64;
 /** How often an idle consumer asks whether the consumers of records still taken live. */
 const DEAD_TAKER_CHECK_MS = 1;
-/** Scans restarted because the head moved under them, before the ring counts as corrupt. */
-const RESTARTS = 64;
 
 /** What the head may pass in MPMC: padding and consumed records. */
 export function consumedPlan(_head: number, tail: number): ReleasePlan {
@@ -49,8 +38,8 @@ export class MpmcReader {
   private readonly scanner: RecordScanner;
   private readonly headers: BigInt64Array;
   private lastTakerCheck = 0;
-  /** Positions of records other consumers hold, met by the last scan. */
-  private taken: number[] = [];
+  /** The records other consumers held when the last scan met them. */
+  private taken: FoundRecord[] = [];
 
   constructor(
     private readonly ring: RingMemory,
@@ -58,7 +47,7 @@ export class MpmcReader {
   ) {
     this.marker = consumerMarker(slot, Atomics.load(ring.i32, consumerWords(slot).generation));
     this.releaser = new Releaser(ring, () => this.marker);
-    this.scanner = new RecordScanner(ring);
+    this.scanner = new RecordScanner(ring, { finishDeadClaim: (idx, length, type) => this.releaser.finishDeadClaim(idx, length, type) });
     this.headers = new BigInt64Array(ring.i32.buffer, 0, ring.i32.length >> 1);
   }
 
@@ -131,62 +120,74 @@ export class MpmcReader {
    * calls it directly, and consume() later). */
   take(): FoundRecord | typeof EMPTY | typeof ENDED {
     const i32 = this.ring.i32;
-    // restarts after a scan that the release overtook (only those: a lost CAS or a
-    // record given back is progress by someone else, and looks again at no cost)
-    for (let restart = 0; ; ) {
-      const releasing = Atomics.load(i32, RELEASING);
-      const taken: number[] = [];
+    for (;;) {
+      const releasing = Atomics.load(i32, RELEASING) >>> 0;
+      const taken: FoundRecord[] = [];
       let found: FoundRecord | typeof EMPTY | typeof ENDED;
       try {
-        found = this.scanner.scan(this.releaser.oldest(releasing >>> 0), (type, position) => {
-          if (type === L.RECORD_CONSUMED) return true;
+        found = this.scanner.scan(this.releaser.oldest(releasing), (type, idx, length, position) => {
+          if (type === L.RECORD_PADDING || type === L.RECORD_CONSUMED) return STEP;
           if (isConsumerMarker(type)) {
-            taken.push(position);
-            return true;
+            taken.push({ idx, length, type, position });
+            return STEP;
           }
-          if (!isDataType(type)) throw new CorruptRing(`a record of type ${type} at ${position & this.ring.mask}`);
-          return false;
+          if (!isDataType(type)) throw new CorruptRing(`a record of type ${type} at ${idx}`);
+          return STOP;
         });
       } catch (error) {
-        // the head moved past where this scan began: what it read may be zeroed already
-        if (error instanceof CorruptRing && Atomics.load(i32, RELEASING) !== releasing && restart++ < RESTARTS) continue;
+        // The release passed where this scan began: what it read may be zeroed or
+        // written again already, so it proves nothing and the scan starts over. Only
+        // what holds still is corrupt: a slow consumer, overtaken however often, is
+        // never told so (it starts over only while others make progress).
+        if (error instanceof CorruptRing && Atomics.load(i32, RELEASING) >>> 0 !== releasing) continue;
         throw error;
       }
       this.taken = taken;
       if (found === EMPTY || found === ENDED) {
-        if (this.gaveBack()) continue;
+        if (this.gaveBack(releasing, found === ENDED)) continue;
         return found;
       }
+      // A scan overtaken by a whole lap may have read a header written a lap later,
+      // or bytes of a payload where it expected a header: once the release has
+      // passed the position scanned, what was read there proves nothing.
+      if (this.released(releasing, found.position)) continue;
       // Length and type in one CAS: a record that was consumed, released and claimed
       // again meanwhile (a lap later) has another length, or none yet, and stays.
       const header = (this.ring.lengthIndex(found.idx) >> 1) as number;
       const expected = recordHeader(found.length, found.type);
       const mine = recordHeader(found.length, this.marker);
       if (Atomics.compareExchange(this.headers, header, expected, mine) !== expected) continue;
-      // A scan overtaken by a whole lap may have matched the record written at this
-      // index a lap later (same length, same producer): taking it would return that
-      // producer's later message before an earlier one still in the ring. The release
-      // cursor tells: once it has passed the position scanned, give the record back
-      // and look again.
-      const start = releasing >>> 0;
-      if (((Atomics.load(i32, RELEASING) - start) >>> 0) <= ((found.position - start) >>> 0)) return found;
+      // Released between the look above and the CAS, the record taken may be the one
+      // written at this index a lap later: taking it would return that producer's
+      // later message before an earlier one still in the ring. Give it back, look again.
+      if (!this.released(releasing, found.position)) return found;
       Atomics.compareExchange(this.headers, header, mine, expected);
     }
   }
 
-  /** Gives back the records held by consumers that died (now and then: it asks the kernel). */
-  private gaveBack(): boolean {
+  /** Whether the release has passed `position` since it was at `start`. */
+  private released(start: number, position: number): boolean {
+    return ((Atomics.load(this.ring.i32, RELEASING) - start) >>> 0) > ((position - start) >>> 0);
+  }
+
+  /**
+   * Gives back the records held by consumers that died (it asks the kernel: now and
+   * then while the stream goes on, and always at its end, where this consumer would
+   * otherwise stop while a dead consumer's message is still in the ring). Each goes
+   * back by a CAS of its whole header, and only while the release has not passed
+   * it: once released, its bytes may belong to a later record, payload included.
+   */
+  private gaveBack(start: number, ended: boolean): boolean {
     if (this.taken.length === 0) return false;
     const now = performance.now();
-    if (now - this.lastTakerCheck < DEAD_TAKER_CHECK_MS) return false;
+    if (!ended && now - this.lastTakerCheck < DEAD_TAKER_CHECK_MS) return false;
     this.lastTakerCheck = now;
-    const i32 = this.ring.i32;
     let gave = false;
-    for (const position of this.taken) {
-      const typeIndex = this.ring.lengthIndex(position & this.ring.mask) + 1;
-      const holder = Atomics.load(i32, typeIndex);
-      if (!isConsumerMarker(holder) || holder === this.marker || markerAlive(this.ring, holder)) continue;
-      if (Atomics.compareExchange(i32, typeIndex, holder, L.RECORD_DATA) === holder) gave = true;
+    for (const { idx, length, type, position } of this.taken) {
+      if (type === this.marker || markerAlive(this.ring, type) || this.released(start, position)) continue;
+      const header = (this.ring.lengthIndex(idx) >> 1) as number;
+      const expected = recordHeader(length, type);
+      if (Atomics.compareExchange(this.headers, header, expected, recordHeader(length, L.RECORD_DATA)) === expected) gave = true;
     }
     if (gave) wakeArmed(this.ring, L.WAIT_DATA);
     return gave;

@@ -247,13 +247,173 @@ export class MpscWriter {
   }
 }
 
-export class MpscReader {
-  private head: number;
-  private stuckAt = -1;
-  private stuckSince = 0;
+/** A scan's visitor's answers for a committed record: stop there (the scan answers
+ * it), step over it, or step over it having released it (zeroed, the head moved
+ * past it: it does not count towards the one lap a scan may step over). */
+export const STOP = 0;
+export const STEP = 1;
+export const RELEASED = 2;
+
+/** A committed record found by a scan: its ring index, length word, type word and position. */
+export interface FoundRecord {
+  idx: number;
+  length: number;
+  type: number;
+  position: number;
+}
+
+/** The header words of a committed record at ring index idx, checked against the
+ * ring (its type is the caller's to check: which types may be there depends on the mode). */
+export function checkRecord(ring: RingMemory, idx: number, length: number, type: number): void {
+  if (recordFits(ring, idx, length, type)) return;
+  throw new CorruptRing(type === L.RECORD_PADDING ? `padding record of ${length} bytes at ${idx}` : `record of type ${type} and length ${length} at ${idx}`);
+}
+
+/** Whether a committed record's length fits its type and the ring (checkRecord's test). */
+export function recordFits(ring: RingMemory, idx: number, length: number, type: number): boolean {
+  if (type === L.RECORD_PADDING) return length % 8 === 0 && idx + length <= ring.capacity;
+  const payload = length - RECORD;
+  return payload >= 0 && payload <= ring.maxMessageSize && idx + align8(length) <= ring.capacity;
+}
+
+/**
+ * The one reading of the records producers write, for every mode that has them
+ * (mpsc, mpmc, broadcast). From `position` on it finishes wrapped claims, turns the
+ * claims of dead producers into padding, checks each committed record against
+ * everything a producer could have written, and asks `visit` what to do with it.
+ * Every shared word is read once into a local, and only the local is used. What it
+ * steps over without releasing is bounded by the ring's size, so a ring filled
+ * with forged records cannot keep it turning. `reached` is the position after
+ * what it stepped over.
+ */
+export class RecordScanner {
   /** True while the next record is claimed but not committed: waits use short sleeps
    * so that a dead claimant is noticed within milliseconds. */
   waitingOnClaim = false;
+  reached = 0;
+  /** A tail read earlier. A position before it is before the tail now, for the tail
+   * only moves on (and never a lap past a position still being read), so the scan
+   * reads the contended tail word only once it has caught up with this one. */
+  private knownTail: number;
+  private stuckAt = -1;
+  private stuckSince = 0;
+  private readonly tailFirst: boolean;
+  private readonly finishDeadClaim: (idx: number, length: number, type: number) => boolean;
+
+  /**
+   * The MPSC consumer's scan (no `fanOut`): the bytes at its head are free when the
+   * head is the tail, so it reads the header first and the tail only when the
+   * header is empty, and it turns a dead producer's claim into padding at once (no
+   * release can pass its head). A fan-out reader's scan (`fanOut`): a position at
+   * the tail may hold a full ring's oldest record, so it reads the tail first, and
+   * a release may overtake it, so `finishDeadClaim` must turn a dead claim (its
+   * header words as read) into padding under the release lock, or it could write
+   * into the record of a later lap; false when it cannot now (the scan then waits
+   * as on a live claim).
+   */
+  constructor(
+    private readonly ring: RingMemory,
+    fanOut?: { finishDeadClaim: (idx: number, length: number, type: number) => boolean },
+  ) {
+    this.knownTail = Atomics.load(ring.i32, TAIL) >>> 0;
+    this.tailFirst = fanOut !== undefined;
+    this.finishDeadClaim = fanOut?.finishDeadClaim ?? ((idx, length) => (finishAsPadding(ring, idx, -length), true));
+  }
+
+  scan(position: number, visit: (type: number, idx: number, length: number, position: number) => number): FoundRecord | typeof EMPTY | typeof ENDED {
+    const { i32, capacity, mask } = this.ring;
+    if ((position & 7) !== 0) throw new CorruptRing(`a cursor of ${position}, not a multiple of 8`);
+    let passed = 0;
+    for (;;) {
+      this.reached = position;
+      const idx = position & mask;
+      const lengthIndex = this.ring.lengthIndex(idx);
+      let length: number;
+      const ahead = (this.knownTail - position) >>> 0;
+      if (ahead !== 0 && ahead <= capacity) {
+        length = loadWord(i32, lengthIndex);
+      } else if (this.tailFirst) {
+        // a position at the tail has nothing to read, whatever the bytes there hold
+        // (a full ring's oldest record)
+        const atTail = this.atTail(position);
+        if (atTail !== undefined) return atTail;
+        length = loadWord(i32, lengthIndex);
+      } else {
+        // the bytes at the head are free when it is the tail: a committed length
+        // there means the tail has moved on
+        length = loadWord(i32, lengthIndex);
+        if (length === 0) {
+          const atTail = this.atTail(position);
+          if (atTail !== undefined) return atTail;
+          length = loadWord(i32, lengthIndex);
+        }
+      }
+      // Before the tail a header is never empty: a claimant stores its length before
+      // it moves the tail, and a record is zeroed only after every cursor has passed it.
+      if (length === 0) throw new CorruptRing(`an empty record at ${idx}, before the tail`);
+      const type = loadWord(i32, lengthIndex + 1);
+      if (length < 0) {
+        const need = -length;
+        if (need % 8 !== 0 || need < RECORD || need > capacity) throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
+        if (type === L.RECORD_PADDING) {
+          Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));
+          continue;
+        }
+        if (type >= 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
+        if (!this.claimIsDead(type, position) || !this.finishDeadClaim(idx, length, type)) {
+          this.waitingOnClaim = true;
+          return EMPTY;
+        }
+        continue;
+      }
+      this.waitingOnClaim = false;
+      checkRecord(this.ring, idx, length, type);
+      const answer = visit(type, idx, length, position);
+      if (answer === STOP) return { idx, length, type, position };
+      const step = type === L.RECORD_PADDING ? length : align8(length);
+      if (answer !== RELEASED) {
+        passed += step;
+        if (passed > capacity) throw new CorruptRing(`records all the way round the ring from ${idx}`);
+      }
+      position = (position + step) >>> 0;
+    }
+  }
+
+  /** EMPTY or ENDED when `position` is the tail; otherwise the tail is known to be
+   * past it (and not more than a ring ahead, or the ring is corrupt). */
+  private atTail(position: number): typeof EMPTY | typeof ENDED | undefined {
+    const i32 = this.ring.i32;
+    // The end is read before the tail: a producer checks for the end after it moves
+    // the tail, so one that missed the end has moved a tail we are about to read.
+    const ended = Atomics.load(i32, ENDED_FLAG) !== 0;
+    const tail = Atomics.load(i32, TAIL) >>> 0;
+    if (tail === position) {
+      this.waitingOnClaim = false;
+      // the end counts once every claim made before it is finished
+      return ended ? ENDED : EMPTY;
+    }
+    if ((tail - position) >>> 0 > this.ring.capacity) throw new CorruptRing(`a cursor (${position}) ahead of the tail (${tail})`);
+    this.knownTail = tail;
+    return undefined;
+  }
+
+  private claimIsDead(marker: number, at: number): boolean {
+    const now = performance.now();
+    if (this.stuckAt !== at) {
+      this.stuckAt = at;
+      this.stuckSince = now;
+      return false;
+    }
+    if (now - this.stuckSince < DEAD_CLAIM_CHECK_MS) return false;
+    this.stuckSince = now;
+    const { slot, generation } = claimOwner(marker);
+    return !this.ring.segment.claimantAlive(slot, generation);
+  }
+}
+
+export class MpscReader {
+  private head: number;
+  private readonly scanner: RecordScanner;
   private readonly spaceWaker: SpaceWaker;
   /** The record a holding decoder answered last (its view is still in use): ring
    * index and length word; a length of 0: none. */
@@ -262,12 +422,19 @@ export class MpscReader {
 
   constructor(private readonly ring: RingMemory) {
     this.head = Atomics.load(ring.i32, HEAD) >>> 0;
+    this.scanner = new RecordScanner(ring);
     this.spaceWaker = new SpaceWaker(ring);
+  }
+
+  /** True while the next record is claimed but not committed: waits use short sleeps
+   * so that a dead claimant is noticed within milliseconds. */
+  get waitingOnClaim(): boolean {
+    return this.scanner.waitingOnClaim;
   }
 
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
     if (this.heldLength !== 0) this.releaseHeld();
-    const found = this.scan(this.head, true);
+    const found = this.scanner.scan(this.head, this.releasePadding);
     if (found === EMPTY || found === ENDED) return found;
     const value = decodePayload(codec, this.ring, found.idx + RECORD, found.idx + found.length);
     if (codec.holds === true && !(value instanceof DecodeFailure)) {
@@ -292,81 +459,18 @@ export class MpscReader {
   /** Like SpscReader.peek: the message at `position` (at or after the head), not consumed. */
   peek(position: number): PeekedRecord | typeof EMPTY | typeof ENDED {
     this.releaseHeld();
-    const found = this.scan(position, false);
+    const found = this.scanner.scan(position, stepOverPadding);
     if (found === EMPTY || found === ENDED) return found;
     return { start: found.idx + RECORD, end: found.idx + found.length, next: (found.position + align8(found.length)) >>> 0 };
   }
 
-  /**
-   * The one reading of the ring: the committed data record at `position` or after
-   * it, checked against everything a producer could have written. On the way it
-   * finishes wrapped claims, turns the claims of dead producers into padding, and
-   * passes padding: releasing it (zeroed, the head moved on) when `release` is set
-   * and `position` is the head, or only stepping over it. Padding passed without
-   * release is bounded by the ring's size, so a ring filled with forged padding
-   * cannot keep the scan turning.
-   */
-  private scan(position: number, release: boolean): { idx: number; length: number; position: number } | typeof EMPTY | typeof ENDED {
-    const { i32, capacity, mask } = this.ring;
-    if ((position & 7) !== 0) throw new CorruptRing(`a head of ${position}, not a multiple of 8`);
-    let passed = 0;
-    for (;;) {
-      const idx = position & mask;
-      const lengthIndex = this.ring.lengthIndex(idx);
-      const length = loadWord(i32, lengthIndex);
-      if (length === 0) {
-        this.waitingOnClaim = false;
-        // Read before the tail: a producer checks for the end after it moves the
-        // tail, so one that missed the end has moved a tail we are about to read.
-        const ended = Atomics.load(i32, ENDED_FLAG) !== 0;
-        const tail = Atomics.load(i32, TAIL) >>> 0;
-        if (tail !== position) {
-          // A claimant stores its length before it moves the tail, and the consumer
-          // zeroes a record before it moves the head: read after a tail that has moved
-          // on, an empty header at or after the head is a hole that nothing will ever fill.
-          if (Atomics.load(i32, lengthIndex) !== 0) continue;
-          const used = (tail - position) >>> 0;
-          throw new CorruptRing(
-            used > capacity ? `the consumer cursor (${position}) is ahead of the producer cursor (${tail})` : `an empty record at ${idx}, before the tail`,
-          );
-        }
-        // the end counts once every claim made before it is finished
-        return ended ? ENDED : EMPTY;
-      }
-      const type = loadWord(i32, lengthIndex + 1);
-      if (length < 0) {
-        const need = -length;
-        if (need % 8 !== 0 || need < RECORD || need > capacity) throw new CorruptRing(`a claim of ${need} bytes at ${idx}`);
-        if (type === L.RECORD_PADDING) {
-          Atomics.compareExchange(i32, lengthIndex, length, Math.min(need, capacity - idx));
-          continue;
-        }
-        if (type >= 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
-        if (!this.claimIsDead(type, position)) {
-          this.waitingOnClaim = true;
-          return EMPTY;
-        }
-        finishAsPadding(this.ring, idx, need);
-        continue;
-      }
-      this.waitingOnClaim = false;
-      if (type === L.RECORD_PADDING) {
-        if (length % 8 !== 0 || idx + length > capacity) throw new CorruptRing(`padding record of ${length} bytes at ${idx}`);
-        if (release) {
-          this.release(idx, length);
-        } else {
-          passed += length;
-          if (passed > capacity) throw new CorruptRing(`padding all the way round the ring from ${idx}`);
-        }
-        position = (position + length) >>> 0;
-        continue;
-      }
-      const payload = length - RECORD;
-      if ((type !== L.RECORD_DATA && type >= 0) || payload < 0 || payload > this.ring.maxMessageSize || idx + align8(length) > capacity)
-        throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
-      return { idx, length, position };
-    }
-  }
+  /** The scan of tryRead, from the head: padding there is released (zeroed, the head
+   * moved on), and the first data record is the answer. */
+  private readonly releasePadding = (type: number, idx: number, length: number): number => {
+    if (type !== L.RECORD_PADDING) return dataRecord(type, idx, length);
+    this.release(idx, length);
+    return RELEASED;
+  };
 
   get headIndex(): number {
     return this.head;
@@ -393,19 +497,6 @@ export class MpscReader {
     this.spaceWaker.released(step, next);
   }
 
-  private claimIsDead(marker: number, at: number): boolean {
-    const now = performance.now();
-    if (this.stuckAt !== at) {
-      this.stuckAt = at;
-      this.stuckSince = now;
-      return false;
-    }
-    if (now - this.stuckSince < DEAD_CLAIM_CHECK_MS) return false;
-    this.stuckSince = now;
-    const { slot, generation } = claimOwner(marker);
-    return !this.ring.segment.claimantAlive(slot, generation);
-  }
-
   private consumed(idx: number, length: number): void {
     addCounter(this.ring.i32, L.OFF_RECV_MESSAGES >> 2, 1);
     addCounter(this.ring.i32, L.OFF_RECV_BYTES >> 2, length - RECORD);
@@ -424,4 +515,15 @@ export class MpscReader {
     Atomics.store(i32, HEAD, next | 0);
     this.spaceWaker.released(step, next);
   }
+}
+
+/** The scan of peek: steps over padding and stops at the first data record. */
+function stepOverPadding(type: number, idx: number, length: number): number {
+  return type === L.RECORD_PADDING ? STEP : dataRecord(type, idx, length);
+}
+
+/** A committed record that is not padding must be data in MPSC. */
+function dataRecord(type: number, idx: number, length: number): number {
+  if (type !== L.RECORD_DATA && type >= 0) throw new CorruptRing(`record of type ${type} and length ${length} at ${idx}`);
+  return STOP;
 }

@@ -9,7 +9,7 @@ import * as L from '../core/layout';
 import type { Channel } from '../core/channel';
 import { BroadcastReader } from '../core/broadcast';
 import { CorruptRing, Lagged, incompatible, invalidArg, nativeCode, tooManyConsumers } from '../core/errors';
-import type { FoundRecord } from '../core/fanout';
+import type { FoundRecord } from '../core/mpsc';
 import { channelInternals, type ChannelInternals } from '../core/internals';
 import { MpmcReader } from '../core/mpmc';
 import type { MpscReader } from '../core/mpsc';
