@@ -5,11 +5,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { connect, headers } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { pack } from 'msgpackr';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
 import { bridgeFromNats, bridgeToNats } from '../dist/nats.js';
-import { cleanupChannels, killFixtures, packageRoot, uniqueName } from './helpers';
-import { findNatsServer, NatsServer } from './nats-server';
+import { packageRoot, uniqueName } from './helpers';
+import { natsServerFor, useNatsServer } from './nats-server';
 
 const run = (args: string[]) => execFileSync(process.execPath, args, { cwd: packageRoot, encoding: 'utf8' }).trim();
 
@@ -35,25 +35,13 @@ it('the bridge command reports bad usage with exit status 2', () => {
   expect(help.stdout).toMatch(/--to nats:\/\/HOST:PORT\/SUBJECT/);
 });
 
-const binary = findNatsServer();
-if (binary === undefined)
-  console.warn('\n*** SKIPPED: the shmchan/nats API tests need nats-server, which is not installed (.ci/run installs it with apt-get) ***\n');
+const binary = natsServerFor('the shmchan/nats API tests');
 
 describe.skipIf(binary === undefined)('shmchan/nats against a real nats-server', () => {
-  let server: NatsServer;
+  const server = useNatsServer(binary!);
   let subjects = 0;
   const subject = (label: string) => `shmchan.api.${process.pid}.${label}.${subjects++}`;
 
-  beforeAll(async () => {
-    server = await NatsServer.start(binary!);
-  });
-  afterAll(async () => {
-    await server?.dispose();
-  });
-  afterEach(() => {
-    killFixtures();
-    cleanupChannels();
-  });
 
   it('rejects bad options, an unreachable server, and a JetStream bridge into an mpsc channel', async () => {
     await expect(bridgeToNats(uniqueName('x'), { servers: server.url } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });

@@ -3,31 +3,19 @@
 // among others. Every process is real (bridges, producers, subscribers, workers),
 // and so is the nats-server. The bridge opens its channel by name on the POSIX
 // backend only (it has no backend option), like the other bridge tests.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
 import { bridgeToNats, type BridgeEvent } from '../dist/nats.js';
-import { cleanupChannels, killFixtures, runFixture, startFixture, uniqueName, type Fixture } from './helpers';
-import { findNatsServer, NatsServer } from './nats-server';
+import { runFixture, startFixture, uniqueName, type Fixture } from './helpers';
+import { NatsServer, natsServerFor, useNatsServer } from './nats-server';
 
-const binary = findNatsServer();
-if (binary === undefined)
-  console.warn('\n*** SKIPPED: the NATS bridge tests on broadcast and mpmc channels need nats-server, which is not installed (.ci/run installs it with apt-get) ***\n');
+const binary = natsServerFor('the NATS bridge tests on broadcast and mpmc channels');
 
 describe.skipIf(binary === undefined)('the NATS bridge on broadcast and mpmc channels', () => {
-  let server: NatsServer;
+  const server = useNatsServer(binary!);
   let subjects = 0;
   const subject = (label: string) => `shmchan.fanout.${process.pid}.${label}.${subjects++}`;
 
-  beforeAll(async () => {
-    server = await NatsServer.start(binary!);
-  });
-  afterAll(async () => {
-    await server?.dispose();
-  });
-  afterEach(() => {
-    killFixtures();
-    cleanupChannels();
-  });
 
   function bridge(direction: 'to' | 'from', channel: string, topic: string, extra: string[] = [], url = server.url): Fixture {
     return startFixture('../../bin/shmchan.js', ['bridge', channel, `--${direction}`, `${url}/${topic}`, '--interval', '0', ...extra]);

@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { cleanupChannels, killFixtures } from './helpers';
 
 /** The nats-server binary (NATS_SERVER, else the usual places), or undefined when
  * it is not installed. */
@@ -102,4 +104,38 @@ export class NatsServer {
     await this.stop();
     rmSync(this.storeDir, { recursive: true, force: true });
   }
+}
+
+/** The nats-server binary, or undefined after a warning that `tests` are skipped. */
+export function natsServerFor(tests: string): string | undefined {
+  const binary = findNatsServer();
+  if (binary === undefined) console.warn(`\n*** SKIPPED: ${tests} need nats-server, which is not installed (.ci/run installs it with apt-get) ***\n`);
+  return binary;
+}
+
+/**
+ * In a describe block: one nats-server for its tests, started before them and
+ * disposed of after them; after each test, the fixtures are killed and the channels
+ * removed. `server` and `url` are valid inside the tests.
+ */
+export function useNatsServer(binary: string): { readonly server: NatsServer; readonly url: string } {
+  let server: NatsServer | undefined;
+  beforeAll(async () => {
+    server = await NatsServer.start(binary);
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+  afterEach(() => {
+    killFixtures();
+    cleanupChannels();
+  });
+  return {
+    get server() {
+      return server!;
+    },
+    get url() {
+      return server!.url;
+    },
+  };
 }

@@ -3,30 +3,22 @@
 // process on "host A", talking plain NATS request/reply with MessagePack payloads.
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack, unpack } from 'msgpackr';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupChannels, killFixtures, startFixture, uniqueName, type Fixture } from './helpers';
-import { findNatsServer, NatsServer } from './nats-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFixture, uniqueName, type Fixture } from './helpers';
+import { natsServerFor, useNatsServer } from './nats-server';
 
-const binary = findNatsServer();
-if (binary === undefined)
-  console.warn('\n*** SKIPPED: the NATS service bridge tests need nats-server, which is not installed (.ci/run installs it with apt-get) ***\n');
+const binary = natsServerFor('the NATS service bridge tests');
 
 describe.skipIf(binary === undefined)('a service reachable from another host through NATS', () => {
-  let server: NatsServer;
+  const server = useNatsServer(binary!);
   let nc: NatsConnection;
   let subjects = 0;
 
   beforeAll(async () => {
-    server = await NatsServer.start(binary!);
     nc = await connect({ servers: server.url });
   });
   afterAll(async () => {
     await nc?.close();
-    await server?.dispose();
-  });
-  afterEach(() => {
-    killFixtures();
-    cleanupChannels();
   });
 
   /** Host B: a service with `workers` worker processes and a serving bridge. */

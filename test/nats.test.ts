@@ -2,29 +2,17 @@
 // channel A -> `shmchan bridge --to` -> NATS JetStream -> `shmchan bridge --from`
 // -> channel B -> host B's consumer. Every process is real, and so is the
 // nats-server (started here on a free loopback port with a temporary store).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
-import { cleanupChannels, killFixtures, startFixture, uniqueName, type Fixture } from './helpers';
-import { findNatsServer, NatsServer } from './nats-server';
+import { startFixture, uniqueName, type Fixture } from './helpers';
+import { natsServerFor, useNatsServer } from './nats-server';
 
-const binary = findNatsServer();
-if (binary === undefined)
-  console.warn('\n*** SKIPPED: the NATS bridge tests need nats-server, which is not installed (.ci/run installs it with apt-get) ***\n');
+const binary = natsServerFor('the NATS bridge tests');
 
 describe.skipIf(binary === undefined)('bridging channels between hosts over NATS JetStream', () => {
-  let server: NatsServer;
+  const server = useNatsServer(binary!);
   let subjects = 0;
 
-  beforeAll(async () => {
-    server = await NatsServer.start(binary!);
-  });
-  afterAll(async () => {
-    await server?.dispose();
-  });
-  afterEach(() => {
-    killFixtures();
-    cleanupChannels();
-  });
 
   function bridge(direction: 'to' | 'from', channel: string, subject: string, extra: string[] = []): Fixture {
     const options = direction === 'to' ? ['--capacity', '65536', '--mpsc'] : ['--capacity', '65536'];
@@ -128,7 +116,7 @@ describe.skipIf(binary === undefined)('bridging channels between hosts over NATS
   it('survives a restart of the NATS server mid-stream: the bridges reconnect and finish', async () => {
     const run = await start('server-restart', 25_000);
     await run.consumer.line('received 15000');
-    await server.restart();
+    await server.server.restart();
     await expectExactlyOnce(run, 25_000, run.to, run.from);
     expect(run.to.stderr() + run.from.stderr()).toMatch(/reconnected/);
   });
