@@ -153,4 +153,23 @@ describe.skipIf(binary === undefined)('the NATS bridge on broadcast and mpmc cha
       await own.dispose();
     }
   });
+  it("shmchan bridge prints what an 'overwrite' channel lost in its counters line", async () => {
+    const own = await NatsServer.start(binary!);
+    const a = Channel.create(uniqueName('bc-over-cli'), { mode: 'broadcast', overflow: 'overwrite', capacity: 4096 });
+    try {
+      const to = bridge('to', a.name, subject('overwrite-cli'), [], own.url);
+      await to.line('bridging');
+      await own.stop(); // the bridge cannot publish: the producer laps it
+      const count = 3000;
+      expect(await runFixture('mpsc-producer.mjs', [a.name, '1', String(count)])).toEqual({ sent: count });
+      a.end();
+      await own.restart();
+      const [, messages, lost] = /stopped: (\d+) messages.*, (\d+) lost/.exec(await finished(to)) ?? [];
+      expect(Number(lost)).toBeGreaterThan(0);
+      expect(Number(messages) + Number(lost)).toBe(count);
+    } finally {
+      a.close();
+      await own.dispose();
+    }
+  });
 });

@@ -66,6 +66,7 @@ function countersLine(label: string, stats: BridgeStats, previous: BridgeStats |
     stats.connected ? 'connected' : 'disconnected',
     ...(stats.reconnects > 0 ? [`${stats.reconnects} reconnects`] : []),
     ...(stats.dropped > 0 ? [`${stats.dropped} dropped`] : []),
+    ...(stats.lost > 0 ? [`${stats.lost} lost`] : []),
   ].join(', ');
   return `${label}: ${stats.messages} messages${rate}, ${formatBytes(stats.bytes)}, lag ${stats.lag}, ${extra}\n`;
 }
