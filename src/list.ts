@@ -125,8 +125,10 @@ function inspectSysv(name: string, key: number, timeoutMs: number, permissions?:
 }
 
 /** Candidates are the segments of /proc/sysvipc/shm with a key and room for a
- * header and the smallest ring; the header names the channel. */
-function listSysv(): ChannelDetails[] {
+ * header and the smallest ring; the header names the channel. `unattached`: only
+ * segments no process has attached (a sweep for stale channels need not look into
+ * the ones in use, which may be another program's). */
+export function listSysv(unattached = false): ChannelDetails[] {
   let table: string;
   try {
     table = readFileSync('/proc/sysvipc/shm', 'utf8');
@@ -135,9 +137,10 @@ function listSysv(): ChannelDetails[] {
   }
   const found: ChannelDetails[] = [];
   for (const line of table.split('\n').slice(1)) {
-    const [keyText, , permsText, sizeText] = line.trim().split(/\s+/);
+    const [keyText, , permsText, sizeText, , , attachedText] = line.trim().split(/\s+/);
     const key = Number(keyText) >>> 0;
     if (keyText === undefined || key === 0 || Number(sizeText) < L.HEADER_SIZE + L.MIN_CAPACITY) continue;
+    if (unattached && Number(attachedText) !== 0) continue;
     try {
       const name = native.sysvHolder(key);
       if (typeof name !== 'string') continue;

@@ -10,7 +10,7 @@ import { describe, invalidArg, invalidName, type RemoteError } from './core/erro
 import * as L from './core/layout';
 import { normalizeName, type Backend } from './core/options';
 import { removeStale } from './core/segment';
-import { listDetails } from './list';
+import { listSysv } from './list';
 
 /**
  * Lets the microtasks queued so far run: the continuations that answer or send
@@ -170,8 +170,10 @@ export function removeStaleReplyChannels(service: string, backend: Backend, skip
       return;
     }
   } else {
-    names = listDetails()
-      .filter((d) => d.backend === 'sysv' && d.stale && d.name.startsWith(prefix))
+    // a dead client's segment is attached by nobody, except a worker that answered
+    // it, which forgets it on its own sweep
+    names = listSysv(true)
+      .filter((d) => d.stale && d.name.startsWith(prefix))
       .map((d) => ({ channel: d.name, key: d.key }));
   }
   for (const place of names) {

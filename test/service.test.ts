@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, list, Service, ShmChanError } from '../dist/index.js';
-import { backends, cleanupChannels, killFixtures, packageRoot, sysvKeyOf, trackKey, uniqueName, using, type Backend, type Fixture } from './helpers';
+import { backends, cleanupChannels, killFixtures, packageRoot, sysvKeyOf, sysvRows, trackKey, uniqueName, using, type Backend, type Fixture } from './helpers';
+import { removeStaleReplyChannels } from '../dist/service-wire.js';
 
 /** Every name a test's names start with (and so every reply channel of its services). */
 const testPrefix = uniqueName('').replace(/-\d+$/, '');
@@ -389,4 +390,19 @@ describe.each(backends)('%s', (backend) => {
     expect((await cli(name, '1', '--timeout', 'soon')).code).toBe(2);
     await stopWorker(worker);
   });
+});
+
+it("a System V sweep for stale reply channels does not attach segments in use (another program's, or a live channel)", async () => {
+  const b = using('sysv');
+  const live = b.create(uniqueName('in-use')); // attached by this process, so never stale
+  try {
+    const key = sysvKeyOf(live.name);
+    const attachedAt = () => sysvRows('shm').find((row) => row.key === key)!.fields[11]; // atime: the last shmat, in seconds
+    const before = attachedAt();
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // atime counts seconds: a later shmat would show
+    removeStaleReplyChannels(uniqueName('svc'), 'sysv');
+    expect(attachedAt()).toBe(before);
+  } finally {
+    live.close();
+  }
 });
