@@ -128,7 +128,7 @@ describe.each(backends)('%s', (backend) => {
         });
         let out = '';
         child.stdout.on('data', (d) => (out += d));
-        child.on('exit', () => resolve(out));
+        child.on('close', () => resolve(out));
       });
       expect(JSON.parse(outcome)).toMatchObject({ result: 'error', code: 'ERR_PERMISSION', errno: 'EACCES' });
     } finally {
@@ -320,7 +320,7 @@ it('ERR_SYSTEM carries errno and syscall: shm_open without a free file descripto
     });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    child.on('exit', () => resolve(out));
+    child.on('close', () => resolve(out));
   });
   expect(JSON.parse(outcome)).toMatchObject({ result: 'error', code: 'ERR_SYSTEM', errno: 'EMFILE', syscall: 'shm_open' });
 });

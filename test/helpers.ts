@@ -192,8 +192,9 @@ export function startFixture(file: string, args: string[] = [], options: Fixture
     }
   });
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  // 'close', not 'exit': after 'exit' the last of its stdout may still be on the way
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => {
       children.delete(child);
       resolve({ code, signal });
     }),

@@ -376,7 +376,7 @@ describe.each(backends)('%s', (backend) => {
         let stderr = '';
         child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
         child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-        child.on('exit', (code) => resolve({ code, stdout, stderr }));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
       });
     const ok = await cli(name, '{"a":[1,"two",null]}');
     expect(ok.code).toBe(0);
