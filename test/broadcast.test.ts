@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
 import { OFF, scribble, u32 } from './hardening/util';
+import * as layout from '../dist/core/layout.js';
 
 afterEach(() => {
   killFixtures();
@@ -78,6 +79,46 @@ describe.each(backends)('%s', (backend) => {
       expect(report(live)).toMatchObject({ received: 20_000, lost: 0, problems: [] });
       expect(channel.stats().consumers).toBe(0);
     } finally {
+      channel.close();
+    }
+  });
+
+  it("'block': a producer asleep for room is woken by the read that makes room behind the slowest subscriber, not by each faster one", async () => {
+    const name = uniqueName('bc-room-wake');
+    const channel = b.create(name, { mode: 'broadcast', capacity: 16 * 1024 });
+    const subscribers = [0, 1, 2].map(() => b.open<{ p: number; i: number; bytes: Buffer }>(name));
+    try {
+      for (const s of subscribers) expect(s.tryReceive()).toBeUndefined(); // subscribed
+      const i32: Int32Array = channel['ring'].i32;
+      const spaceSeq = () => Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2);
+      const producer = b.runFixture('mpsc-producer.mjs', [name, '0', '2000']);
+      for (let turn = 0; Atomics.load(i32, layout.OFF_SPACE_WAITERS >> 2) === 0; turn++) {
+        expect(turn).toBeLessThan(2_000); // the hang guard: the producer never went to sleep
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const received: Array<Array<{ p: number; i: number; bytes: Buffer }>> = [[], [], []];
+      const read = (n: number, count: number) => {
+        for (let k = 0; k < count; k++) received[n].push(subscribers[n].tryReceive()!);
+      };
+      // the ring holds about 95 of these messages: 60 are more than half of it
+      const before = spaceSeq();
+      read(0, 60);
+      read(1, 60);
+      expect((spaceSeq() - before) >>> 0).toBe(0); // the third subscriber still holds the room
+      read(2, 60);
+      expect((spaceSeq() - before) >>> 0).toBeGreaterThan(0);
+      for (let turn = 0; received.some((r) => r.length < 2000); turn++) {
+        expect(turn).toBeLessThan(100_000); // the hang guard
+        for (let n = 0; n < 3; n++) for (let m; (m = subscribers[n].tryReceive()) !== undefined; ) received[n].push(m);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(await producer).toEqual({ sent: 2000 });
+      for (const got of received)
+        got.forEach(({ p, i, bytes }, n) => {
+          if (p !== 0 || i !== n || !bytes.equals(Buffer.alloc((i * 7) % 300, i & 0xff))) expect({ n, p, i, bytes }).toEqual({ n, p: 0, i: n });
+        });
+    } finally {
+      for (const s of subscribers) s.close();
       channel.close();
     }
   });

@@ -4,10 +4,13 @@
 // but the channel's name. The C programs print each message as hex, so every byte
 // they received is checked here.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { useCPrograms } from './c-programs';
 import { backends, uniqueName, using } from './helpers';
+import * as layout from '../dist/core/layout.js';
+import { consumerWords } from '../dist/core/fanout.js';
 
 const { start } = useCPrograms('c-fanout');
 
@@ -80,6 +83,53 @@ describe.each(backends)('%s', (backend) => {
       const result = await c.done;
       expect(result).toEqual({ code: 0, stdout: [...early, Buffer.from('after')].map((m) => m.toString('hex') + '\n').join(''), stderr: 'subscribed\n' });
     } finally {
+      channel.close();
+    }
+  });
+
+  it("'block': a C subscriber that reads everything wakes no producer while a slower subscriber holds the room", async () => {
+    const name = uniqueName('c-bc-room');
+    const channel = b.create(name, { mode: 'broadcast', capacity: 16 * 1024 });
+    const holder = b.open<{ p: number; i: number; bytes: Buffer }>(name);
+    try {
+      expect(holder.tryReceive()).toBeUndefined(); // subscribed, at the head
+      const c = start('subscriber', [name, '--hex', '--timeout', '10000', ...backendFlags]);
+      await c.stderrLine('subscribed');
+      c.child.kill('SIGSTOP');
+      const i32: Int32Array = channel['ring'].i32;
+      const until = async (what: string, done: () => boolean) => {
+        for (let turn = 0; !done(); turn++) {
+          if (turn > 2_000) throw new Error(`hang guard: ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      };
+      const producer = b.runFixture('mpsc-producer.mjs', [name, '0', '2000']);
+      await until('the producer never slept for room', () => Atomics.load(i32, layout.OFF_SPACE_WAITERS >> 2) > 0);
+      const before = Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2);
+      c.child.kill('SIGCONT');
+      // it has read everything once a subscriber's cursor is at the tail, and is done
+      // with that read once it sleeps again
+      const atTail = () =>
+        Array.from({ length: 16 }, (_, slot) => consumerWords(slot)).some(
+          (w) => Atomics.load(i32, w.owner) !== 0 && Atomics.load(i32, w.position * 2) === Atomics.load(i32, layout.OFF_TAIL >> 2),
+        );
+      await until('the C subscriber never read everything', atTail);
+      await until('the C subscriber never slept again', () => readFileSync(`/proc/${c.child.pid}/stat`, 'utf8').split(') ')[1].startsWith('S'));
+      expect((Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2) - before) >>> 0).toBe(0);
+      let read = 0;
+      await until('the holder never read everything', () => {
+        for (let m; (m = holder.tryReceive()) !== undefined; read++) if (m.i !== read) throw new Error(`message ${m.i} where ${read} was due`);
+        return read === 2000;
+      });
+      expect(await producer).toEqual({ sent: 2000 });
+      channel.end();
+      const result = await c.done;
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: 'subscribed\n' });
+      const fromC = decodeHexLines(result.stdout);
+      expect(fromC.map(({ i }) => i)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+      expectIntact(fromC, result.stdout);
+    } finally {
+      holder.close();
       channel.close();
     }
   });

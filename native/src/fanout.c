@@ -238,21 +238,29 @@ static int release(shmchan_segment_t *seg, uint32_t me, const plan_t *plan, int 
   return rc;
 }
 
+/* BROADCAST 'block': the subscribers at `lowest` (an offset from head) whose slot
+ * lock nobody holds. With `drop`, clears their owner words: 1 when it dropped one;
+ * without, 1 when there is one. */
+static int slowest_dead(shmchan_segment_t *seg, uint32_t head, uint32_t lowest, int drop) {
+  uint32_t max = max_consumers_of(seg);
+  int found = 0;
+  for (uint32_t slot = 0; slot < max; slot++) {
+    uint32_t owner_off = slot_field(slot, SHMCHAN_CONSUMER_OWNER), owner = load(seg->base, owner_off);
+    if (owner == 0 || (uint32_t)load_position(seg, slot) - head != lowest) continue;
+    if (shmchan_claimant_alive(seg, SHMCHAN_MAX_PRODUCERS + slot, 0)) continue;
+    if (!drop) return 1;
+    if (cas32(seg->base, owner_off, owner, 0)) found = 1;
+  }
+  return found;
+}
+
 /* BROADCAST 'block' and no progress: the slowest subscribers may be dead. Clears
  * the owner word of those whose slot lock nobody holds. 1 when it dropped one. */
 static int dropped_dead(shmchan_segment_t *seg) {
   int64_t head = checked_head(seg);
   if (head < 0) return 0;
   uint32_t tail = load(seg->base, SHMCHAN_OFF_TAIL);
-  uint32_t lowest = slowest(seg, (uint32_t)head, tail), max = max_consumers_of(seg);
-  int dropped = 0;
-  for (uint32_t slot = 0; slot < max; slot++) {
-    uint32_t owner_off = slot_field(slot, SHMCHAN_CONSUMER_OWNER), owner = load(seg->base, owner_off);
-    if (owner == 0 || (uint32_t)load_position(seg, slot) - (uint32_t)head != lowest) continue;
-    if (shmchan_claimant_alive(seg, SHMCHAN_MAX_PRODUCERS + slot, 0)) continue;
-    if (cas32(seg->base, owner_off, owner, 0)) dropped = 1;
-  }
-  return dropped;
+  return slowest_dead(seg, (uint32_t)head, slowest(seg, (uint32_t)head, tail), 1);
 }
 
 int shmchan_fanout_make_room(shmchan_segment_t *seg, uint32_t mode, int overwrite, uint32_t marker, uint32_t need) {
@@ -508,6 +516,22 @@ static int was_pushed(shmchan_segment_t *seg, shmchan_fanout_reader_t *r) {
   return -ENOBUFS;
 }
 
+/* BROADCAST 'block', after this subscriber read a quarter of the ring or all of
+ * it while producers sleep for room: whether they would find some now, released up
+ * to the slowest subscriber: a quarter of the ring, or all of it. Each subscriber
+ * counts only what it read itself, so without this every one of them would wake the
+ * producers once per quarter, to find only what the slowest had read. One that has
+ * read everything while there is still no room also wakes them when a slowest
+ * subscriber is dead, for a producer drops it when it looks. */
+static int room_made(shmchan_segment_t *seg, const shmchan_fanout_reader_t *r) {
+  uint32_t head = load(seg->base, SHMCHAN_OFF_HEAD), tail = load(seg->base, SHMCHAN_OFF_TAIL);
+  uint32_t capacity = capacity_of(seg), used = tail - head;
+  if (used > capacity) return 1; /* the producer finds the corruption when it looks */
+  uint32_t lowest = slowest(seg, head, tail), unread = used - lowest;
+  if (unread == 0 || capacity - unread >= capacity >> 2) return 1;
+  return r->cursor == tail && slowest_dead(seg, head, lowest, 0);
+}
+
 /* Moves the cursor to `next`: 1, or under OVERWRITE 0 when a producer pushed it
  * meanwhile (what was read is discarded) or -ENOBUFS when the push lost messages. */
 static int advance(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t next) {
@@ -524,7 +548,7 @@ static int advance(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t 
     r->freed += step;
     if (r->freed < capacity_of(seg) >> 2 && load(seg->base, SHMCHAN_OFF_TAIL) != next) return 1;
     r->freed = 0;
-    shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
+    if (room_made(seg, r)) shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
     return 1;
   }
   if (cas64(seg->base, position_off(r->slot), position_of(r->cursor, r->lost), position_of(next, r->lost))) {

@@ -64,7 +64,7 @@ export class BroadcastReader {
     this.big = positions(ring);
     const releaser = new Releaser(ring, () => consumerMarkerOfSlot(slot));
     this.scanner = new RecordScanner(ring, { finishDeadClaim: (idx, length, type) => releaser.finishDeadClaim(idx, length, type) });
-    this.spaceWaker = new SpaceWaker(ring);
+    this.spaceWaker = new SpaceWaker(ring, () => this.roomMade());
     this.join(from);
   }
 
@@ -127,6 +127,24 @@ export class BroadcastReader {
       if (value instanceof DecodeFailure) throw value;
       return value;
     }
+  }
+
+  /**
+   * Whether producers sleeping for room would find some now, released up to the
+   * slowest subscriber: a quarter of the ring, or all of it. Every subscriber counts
+   * what it read itself, so without this each would wake the producers once per
+   * quarter, and they would find only what the slowest had read. A subscriber that
+   * has read everything while there is still no room also wakes them when a slowest
+   * subscriber is dead, for a producer drops it when it looks.
+   */
+  private roomMade(): boolean {
+    const { i32, capacity } = this.ring;
+    const head = Atomics.load(i32, L.OFF_HEAD >> 2) >>> 0;
+    const tail = Atomics.load(i32, TAIL) >>> 0;
+    if ((tail - head) >>> 0 > capacity) return true; // the producer finds the corruption when it looks
+    const { cursor, slots } = slowest(this.ring, head, tail);
+    if (cursor === tail || capacity - ((tail - cursor) >>> 0) >= capacity >> 2) return true;
+    return this.cursor === tail && slots.some((slot) => !markerAlive(this.ring, consumerMarkerOfSlot(slot)));
   }
 
   /** For a relay (the NATS bridge), which reads ahead and moves the cursor later:
@@ -200,6 +218,28 @@ function dataOnly(type: number): number {
   return STOP;
 }
 
+/** The lowest cursor in [head, tail] of the subscribers whose owner word is set, and their slots. */
+function slowest(ring: RingMemory, head: number, tail: number): { cursor: number; slots: number[] } {
+  const { i32 } = ring;
+  const big = positions(ring);
+  const span = (tail - head) >>> 0;
+  let lowest = span;
+  let slots: number[] = [];
+  for (let slot = 0, max = maxConsumersOf(ring); slot < max; slot++) {
+    const words = consumerWords(slot);
+    if (Atomics.load(i32, words.owner) === 0) continue;
+    const ahead = (cursorOf(Atomics.load(big, words.position)) - head) >>> 0;
+    if (ahead > span) continue; // not (yet) a cursor of this lap: see "Fan-out" in shmchan.h
+    if (ahead < lowest) {
+      lowest = ahead;
+      slots = [slot];
+    } else if (ahead === lowest) {
+      slots.push(slot);
+    }
+  }
+  return { cursor: (head + lowest) >>> 0, slots };
+}
+
 /** What a producer without room does on a broadcast channel: release, under the
  * channel's overflow rule. True when the head moved. */
 export class BroadcastRoom {
@@ -224,35 +264,14 @@ export class BroadcastRoom {
 
   /** 'block': up to the lowest cursor of the subscribers whose owner word is set. */
   private blockPlan(head: number, tail: number): ReleasePlan {
-    return { passes: () => true, counts: isDataType, bound: this.slowest(head, tail).cursor, room: 0 };
-  }
-
-  /** The lowest cursor in [head, tail] of the subscribers, and their slots. */
-  private slowest(head: number, tail: number): { cursor: number; slots: number[] } {
-    const i32 = this.ring.i32;
-    const span = (tail - head) >>> 0;
-    let lowest = span;
-    let slots: number[] = [];
-    for (let slot = 0; slot < this.maxConsumers; slot++) {
-      const words = consumerWords(slot);
-      if (Atomics.load(i32, words.owner) === 0) continue;
-      const ahead = (cursorOf(Atomics.load(this.big, words.position)) - head) >>> 0;
-      if (ahead > span) continue; // not (yet) a cursor of this lap: see "Fan-out" in shmchan.h
-      if (ahead < lowest) {
-        lowest = ahead;
-        slots = [slot];
-      } else if (ahead === lowest) {
-        slots.push(slot);
-      }
-    }
-    return { cursor: (head + lowest) >>> 0, slots };
+    return { passes: () => true, counts: isDataType, bound: slowest(this.ring, head, tail).cursor, room: 0 };
   }
 
   /** Clears the owner word of the slowest subscribers whose slot nobody holds. */
   private droppedDead(): boolean {
     const i32 = this.ring.i32;
     const head = this.releaser.head();
-    const { slots } = this.slowest(head, Atomics.load(i32, TAIL) >>> 0);
+    const { slots } = slowest(this.ring, head, Atomics.load(i32, TAIL) >>> 0);
     let dropped = false;
     for (const slot of slots) {
       const owner = consumerWords(slot).owner;

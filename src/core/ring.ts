@@ -72,7 +72,12 @@ export function addCounter(i32: Int32Array, index: number, delta: number): void 
  */
 export class SpaceWaker {
   private freed = 0;
-  constructor(private readonly ring: RingMemory) {}
+  /** `roomMade`: whether the room a producer would find now is worth a wake-up
+   * (a broadcast subscriber asks whether the slowest subscriber has moved on). */
+  constructor(
+    private readonly ring: RingMemory,
+    private readonly roomMade: () => boolean = () => true,
+  ) {}
 
   /** The consumer freed `bytes` and its head is now `head`. */
   released(bytes: number, head: number): void {
@@ -84,7 +89,7 @@ export class SpaceWaker {
     this.freed += bytes;
     if (this.freed < this.ring.capacity >> 2 && Atomics.load(i32, L.OFF_TAIL >> 2) >>> 0 !== head) return;
     this.freed = 0;
-    wakeArmed(this.ring, L.WAIT_SPACE);
+    if (this.roomMade()) wakeArmed(this.ring, L.WAIT_SPACE);
   }
 }
 
