@@ -5,6 +5,9 @@
 // - fan-out 1 -> N: one producer, N subscribers; per-subscriber messages/s and the
 //   producer's CPU time per message. shmchan writes each message once into a
 //   'broadcast' channel; the alternative encodes it once and writes it to N sockets.
+//   With 'overwrite' also once with the subscribers stopped (SIGSTOP) once they
+//   subscribed: the producer's own work per message, without N running subscribers
+//   sharing the machine's cores with it.
 // - work queue 4 -> 4: each message to one of 4 workers. shmchan: an 'mpmc' channel.
 //   The alternative: the 4 producers write to a dispatcher process that hands each
 //   message to the next worker in turn (bench/README.md says why).
@@ -36,6 +39,7 @@ interface Plan {
 export const patternMechanisms: Record<string, string> = {
   'broadcast-block': "shmchan 'broadcast', overflow 'block'",
   'broadcast-overwrite': "shmchan 'broadcast', overflow 'overwrite'",
+  'broadcast-overwrite-stopped': "shmchan 'broadcast', overflow 'overwrite', subscribers stopped",
   sockets: 'unix sockets, one per subscriber',
   mpmc: "shmchan 'mpmc'",
   dispatcher: 'unix sockets via a dispatcher process',
@@ -43,7 +47,7 @@ export const patternMechanisms: Record<string, string> = {
 
 const plans: Plan[] = [
   ...[1, 4, 16].flatMap((consumers) =>
-    ['broadcast-block', 'broadcast-overwrite', 'sockets'].map((mechanism): Plan => ({ pattern: 'fanout', mechanism, producers: 1, consumers })),
+    ['broadcast-block', 'broadcast-overwrite', 'broadcast-overwrite-stopped', 'sockets'].map((mechanism): Plan => ({ pattern: 'fanout', mechanism, producers: 1, consumers })),
   ),
   { pattern: 'workqueue', mechanism: 'mpmc', producers: 4, consumers: 4 },
   { pattern: 'workqueue', mechanism: 'dispatcher', producers: 4, consumers: 4 },
@@ -84,12 +88,14 @@ async function runOne(plan: Plan, timing: { warmMs: number; measureMs: number },
   if (plan.mechanism.startsWith('broadcast'))
     channel = Channel.create(address, { mode: 'broadcast', maxConsumers: Math.max(16, plan.consumers), overflow: plan.mechanism === 'broadcast-block' ? 'block' : 'overwrite' });
   else if (plan.mechanism === 'mpmc') channel = Channel.create(address, { mode: 'mpmc' });
+  const stopped = plan.mechanism.endsWith('-stopped');
   const children: ChildProcess[] = [];
   const started = <T extends ReturnType<typeof start>>(p: T) => (children.push(p.child), p);
   try {
     const shm = channel !== undefined;
     const receivers = Array.from({ length: plan.consumers }, (_, i) => started(start(shm ? 'shmchan-receiver' : 'socket-receiver', spec(i))));
     await Promise.all(receivers.map((r) => r.ready));
+    if (stopped) for (const r of receivers) r.child.kill('SIGSTOP');
     const middle = plan.mechanism === 'dispatcher' ? [started(start('dispatcher', spec(0)))] : [];
     await Promise.all(middle.map((r) => r.ready));
     const producerRole = shm ? 'shmchan-producer' : plan.mechanism === 'sockets' ? 'socket-fanout' : 'socket-producer';
@@ -100,6 +106,7 @@ async function runOne(plan: Plan, timing: { warmMs: number; measureMs: number },
     const from = Date.now() + 100 + 20 * children.length + timing.warmMs;
     for (const c of children) c.stdin!.end(`${from} ${from + timing.measureMs}\n`);
     const sent = await Promise.all(producers.map((p) => p.result));
+    if (stopped) for (const r of receivers) r.child.kill('SIGCONT');
     channel?.end();
     const got = await Promise.all(receivers.map((r) => r.result));
     await Promise.all(middle.map((r) => r.result));
@@ -186,7 +193,7 @@ export function patternTargets(rs: PatternResult[]): PatternTarget[] {
       targets.push({ id: 'fanout-vs-sockets', text: '1 -> 4 per subscriber (slowest) >= 5 x unix sockets', mechanism, measured, limit: 5, pass: measured >= 5 });
     }
   }
-  for (const mechanism of ['broadcast-block', 'broadcast-overwrite', 'sockets']) {
+  for (const mechanism of ['broadcast-block', 'broadcast-overwrite', 'broadcast-overwrite-stopped', 'sockets']) {
     const [one, sixteen] = [find(rs, mechanism, 1), find(rs, mechanism, 16)];
     if (one === undefined || sixteen === undefined || !(one.producerCpuNs > 0)) continue;
     const measured = sixteen.producerCpuNs / one.producerCpuNs;
