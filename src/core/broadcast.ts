@@ -56,7 +56,7 @@ export class BroadcastReader {
 
   constructor(
     private readonly ring: RingMemory,
-    private readonly slot: number,
+    readonly slot: number,
     from: From,
     private readonly overwrite: boolean,
   ) {

@@ -4,6 +4,8 @@
 // exposes this one accessor and knows nothing of what uses it.
 import type { Mode } from './options';
 import type { RingMemory } from './ring';
+import type { BroadcastReader } from './broadcast';
+import type { MpmcReader } from './mpmc';
 import type { MpscReader } from './mpsc';
 import type { SpscReader } from './spsc';
 import type { ShmChanError } from './errors';
@@ -18,8 +20,9 @@ export interface ChannelInternals {
   /** Whether messages are msgpackr records, which decode only with this segment's structures. */
   readonly records: boolean;
   readonly ring: RingMemory;
-  /** Takes the consumer role (if this handle does not hold it) and returns its reader. */
-  consumer(): SpscReader | MpscReader;
+  /** Takes the consumer role, or a consumer slot in the fan-out modes (if this
+   * handle does not hold it), and returns its reader. */
+  consumer(): SpscReader | MpscReader | MpmcReader | BroadcastReader;
   /** Takes the producer role (if this handle does not hold it); answers its slot. */
   producer(): number;
   /** Throws ERR_CLOSED once the channel is closed, ERR_CORRUPT once its header is gone. */

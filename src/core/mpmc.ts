@@ -43,7 +43,7 @@ export class MpmcReader {
 
   constructor(
     private readonly ring: RingMemory,
-    slot: number,
+    readonly slot: number,
   ) {
     this.marker = consumerMarker(slot, Atomics.load(ring.i32, consumerWords(slot).generation));
     this.releaser = new Releaser(ring, () => this.marker);

@@ -8,7 +8,7 @@
 import * as L from '../core/layout';
 import type { Channel } from '../core/channel';
 import { BroadcastReader } from '../core/broadcast';
-import { CorruptRing, Lagged, incompatible, invalidArg, nativeCode, tooManyConsumers } from '../core/errors';
+import { CorruptRing, Lagged, incompatible, invalidArg } from '../core/errors';
 import type { FoundRecord } from '../core/mpsc';
 import { channelInternals, type ChannelInternals } from '../core/internals';
 import { MpmcReader } from '../core/mpmc';
@@ -48,8 +48,9 @@ export interface Relay {
  * broadcast); messages are looked at first and consumed later. */
 export function relayConsumer<T>(channel: Channel<T>): Relay {
   const internals = relayable(channel);
-  if (internals.mode === 'mpmc' || internals.mode === 'broadcast') return fanoutRelay(channel, internals);
-  return new RelayConsumer(internals.consumer(), internals.ring, internals);
+  const reader = internals.consumer();
+  if (reader instanceof MpmcReader || reader instanceof BroadcastReader) return fanoutRelay(channel, internals, reader);
+  return new RelayConsumer(reader, internals.ring, internals);
 }
 
 /** Takes the producer role of an spsc channel; sends still go through send(). */
@@ -251,27 +252,15 @@ interface FanoutSource {
   consume(taken: Taken): void;
 }
 
-/** One consumer slot of an 'mpmc' or 'broadcast' channel, for this handle. */
-function fanoutRelay<T>(channel: Channel<T>, internals: ChannelInternals): FanoutRelay {
+/** The handle's consumer slot of an 'mpmc' or 'broadcast' channel (a subscriber
+ * from where the handle's `from` says), as a relay. */
+function fanoutRelay<T>(channel: Channel<T>, internals: ChannelInternals, reader: MpmcReader | BroadcastReader): FanoutRelay {
   const { ring, name } = internals;
-  let slot: number;
-  try {
-    slot = ring.segment.claimConsumer();
-  } catch (error) {
-    if (nativeCode(error) === 'EUSERS') throw tooManyConsumers(name, Atomics.load(ring.i32, L.OFF_MAX_CONSUMERS >> 2));
-    throw internals.error(error);
-  }
   // unique to this subscription or consumer: its ids are never those of another one
-  const session = `${channelOrigin(ring)}.${slot}.${process.pid.toString(36)}.${Date.now().toString(36)}`;
-  try {
-    if (internals.mode === 'mpmc') return new FanoutRelay(new MpmcSource(new MpmcReader(ring, slot), ring), internals, `${name}@${session}:m`);
-    const held: Taken[] = [];
-    // 'latest', like any new subscriber: what was sent before it subscribed is not its to carry
-    const reader = new BroadcastReader(ring, slot, 'latest', channel.overflow === 'overwrite');
-    return new FanoutRelay(new BroadcastSource(reader, ring, channel.overflow === 'overwrite', held), internals, `${name}@${session}:`, held);
-  } catch (error) {
-    throw internals.error(error);
-  }
+  const session = `${channelOrigin(ring)}.${reader.slot}.${process.pid.toString(36)}.${Date.now().toString(36)}`;
+  if (reader instanceof MpmcReader) return new FanoutRelay(new MpmcSource(reader, ring), internals, `${name}@${session}:m`);
+  const held: Taken[] = [];
+  return new FanoutRelay(new BroadcastSource(reader, ring, channel.overflow === 'overwrite', held), internals, `${name}@${session}:`, held);
 }
 
 /**
