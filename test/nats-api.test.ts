@@ -30,6 +30,18 @@ it('the bridge command reports bad usage with exit status 2', () => {
   expect(noSubject.stderr).toMatch(/name a subject/);
   expect(cli(['orders', '--to', 'http://h/a']).status).toBe(2);
   expect(cli(['orders', '--to', 'nats://h/a', '--bogus']).status).toBe(2);
+  for (const [args, message] of [
+    [['--to', 'nats://h/a', '--mode', 'fanout'], /--mode must be one of spsc, mpsc, mpmc, broadcast/],
+    [['--from', 'nats://h/a', '--mode', 'broadcast'], /JetStream --from bridge needs an spsc channel/],
+    [['--to', 'nats://h/a', '--overflow', 'overwrite'], /--overflow goes with --mode broadcast/],
+    [['--to', 'nats://h/a', '--mode', 'broadcast', '--overflow', 'drop'], /--overflow must be block or overwrite/],
+    [['--to', 'nats://h/a', '--max-consumers', '4'], /--max-consumers goes with --mode mpmc or broadcast/],
+    [['--to', 'nats://h/a', '--mpsc', '--mode', 'mpmc'], /contradict/],
+  ] as const) {
+    const result = cli(['orders', ...args]);
+    expect({ args, status: result.status }).toEqual({ args, status: 2 });
+    expect(result.stderr).toMatch(message);
+  }
   const help = cli(['--help']);
   expect(help.status).toBe(0);
   expect(help.stdout).toMatch(/--to nats:\/\/HOST:PORT\/SUBJECT/);

@@ -58,6 +58,27 @@ describe.skipIf(binary === undefined)('the NATS bridge on broadcast and mpmc cha
     }
   });
 
+  it('the bridge command creates a fan-out channel: --mode broadcast --overflow overwrite --max-consumers 4', async () => {
+    const name = uniqueName('bc-made');
+    const to = bridge('to', name, subject('made'), ['--mode', 'broadcast', '--overflow', 'overwrite', '--max-consumers', '4']);
+    await to.line('bridging');
+    const channel = Channel.open(name);
+    try {
+      expect({ mode: channel.mode, overflow: channel.overflow }).toEqual({ mode: 'broadcast', overflow: 'overwrite' });
+      expect(channel.stats()).toMatchObject({ consumers: 1 }); // the bridge, one subscriber
+      const others = [1, 2, 3].map(() => Channel.open(name));
+      for (const other of others) expect(other.tryReceive()).toBeUndefined();
+      const fifth = Channel.open(name);
+      expect(() => fifth.tryReceive()).toThrow(expect.objectContaining({ code: 'ERR_TOO_MANY_CONSUMERS' }));
+      for (const c of [...others, fifth]) c.close();
+      channel.end();
+      expect(await finished(to)).toMatch(/stopped: 0 messages/);
+    } finally {
+      channel.close();
+      Channel.unlink(name);
+    }
+  });
+
   it('mpmc: with two workers beside the bridge on host A, every message is taken exactly once, by a worker or through NATS', async () => {
     const a = Channel.create(uniqueName('mq-A'), { mode: 'mpmc', capacity: 16384 });
     const b = Channel.create(uniqueName('mq-B'), { capacity: 16384 }); // JetStream on both legs: exactly once end to end

@@ -1,7 +1,7 @@
 // `shmchan bridge NAME --to|--from nats://HOST:PORT/SUBJECT`: runs one bridge
 // until it is stopped (SIGINT, SIGTERM) or the channel's stream ends, printing
 // a line of counters every few seconds.
-import type { Bridge, BridgeStats } from '../nats/bridge';
+import type { Bridge, BridgeChannelOptions, BridgeStats } from '../nats/bridge';
 import { UsageError, formatBytes, type Command } from './command';
 
 const help = `usage: shmchan bridge NAME --to nats://HOST:PORT/SUBJECT [options]
@@ -23,7 +23,11 @@ options:
   --stream NAME         JetStream stream (default: the one storing the subject, else SHMCHAN_<subject>)
   --durable NAME        --from: the durable consumer (default shmchan-<NAME>)
   --capacity BYTES      ring size if the bridge creates the channel (default 1 MiB)
-  --mpsc                --to: create the channel in mpsc mode
+  --mode MODE           the mode if the bridge creates the channel: spsc (default),
+                        mpsc, mpmc or broadcast (--from: only with --core, for a
+                        JetStream --from bridge needs spsc); --mpsc is --mode mpsc
+  --overflow POLICY     broadcast: block (default) or overwrite, if it creates it
+  --max-consumers N     mpmc, broadcast: consumer slots, if it creates it (default 16)
   --interval SECONDS    how often to print the counters (default 5; 0 never)
   -h, --help            show this help
 
@@ -79,6 +83,9 @@ const options = {
   durable: { type: 'string' },
   capacity: { type: 'string' },
   mpsc: { type: 'boolean' },
+  mode: { type: 'string' },
+  overflow: { type: 'string' },
+  'max-consumers': { type: 'string' },
   interval: { type: 'string' },
 } as const;
 
@@ -90,6 +97,27 @@ export const bridge: Command = {
   options,
   run: (values, positionals) => runBridge(values as BridgeValues, positionals),
 };
+
+const modes = ['spsc', 'mpsc', 'mpmc', 'broadcast'] as const;
+
+/** The options of a channel the bridge creates: --mode (or --mpsc), --overflow, --max-consumers. */
+function channelOptions(values: BridgeValues): BridgeChannelOptions {
+  if (values.mpsc && values.mode !== undefined && values.mode !== 'mpsc') throw new UsageError(`--mpsc and --mode ${values.mode} contradict each other`);
+  const mode = values.mpsc ? 'mpsc' : values.mode;
+  if (mode !== undefined && !(modes as readonly string[]).includes(mode)) throw new UsageError(`--mode must be one of ${modes.join(', ')}, got ${mode}`);
+  const fanOut = mode === 'mpmc' || mode === 'broadcast';
+  if (values.overflow !== undefined && mode !== 'broadcast') throw new UsageError('--overflow goes with --mode broadcast');
+  if (values.overflow !== undefined && values.overflow !== 'block' && values.overflow !== 'overwrite')
+    throw new UsageError(`--overflow must be block or overwrite, got ${values.overflow}`);
+  const maxConsumers = values['max-consumers'] === undefined ? undefined : Number(values['max-consumers']);
+  if (maxConsumers !== undefined && !fanOut) throw new UsageError('--max-consumers goes with --mode mpmc or broadcast');
+  if (maxConsumers !== undefined && !Number.isInteger(maxConsumers)) throw new UsageError(`--max-consumers must be a whole number, got ${values['max-consumers']}`);
+  return {
+    ...(mode !== undefined ? { mode: mode as BridgeChannelOptions['mode'] } : {}),
+    ...(values.overflow !== undefined ? { overflow: values.overflow as 'block' | 'overwrite' } : {}),
+    ...(maxConsumers !== undefined ? { maxConsumers } : {}),
+  };
+}
 
 /** Runs the command on parsed arguments; resolves with the exit status. */
 async function runBridge(values: BridgeValues, positionals: string[]): Promise<number> {
@@ -103,8 +131,9 @@ async function runBridge(values: BridgeValues, positionals: string[]): Promise<n
     capacity = Number(values.capacity);
     if (!Number.isInteger(capacity) || capacity < 1) throw new UsageError(`--capacity must be a number of bytes, got ${values.capacity}`);
   }
-  if (values.mpsc && values.from !== undefined && !values.core)
-    throw new UsageError('--mpsc goes with --to (or --core): a JetStream --from bridge needs an spsc channel');
+  const created = channelOptions(values);
+  if ((created.mode ?? 'spsc') !== 'spsc' && values.from !== undefined && !values.core)
+    throw new UsageError(`--mode ${created.mode} goes with --to (or --core): a JetStream --from bridge needs an spsc channel`);
   if (values.durable !== undefined && values.from === undefined) throw new UsageError('--durable goes with --from');
 
   // loaded here, so that the rest of the CLI never loads the NATS client
@@ -117,7 +146,7 @@ async function runBridge(values: BridgeValues, positionals: string[]): Promise<n
     mode: values.core ? ('core' as const) : ('jetstream' as const),
     ...(values.stream !== undefined ? { stream: values.stream } : {}),
     connectOptions: { ...(url.user !== undefined ? { user: url.user } : {}), ...(url.pass !== undefined ? { pass: url.pass } : {}) },
-    channelOptions: { ...(capacity !== undefined ? { capacity } : {}), ...(values.mpsc ? { mode: 'mpsc' as const } : {}) },
+    channelOptions: { ...(capacity !== undefined ? { capacity } : {}), ...created },
     onEvent: (event: { type: string; message: string }) => process.stderr.write(`shmchan bridge: ${event.message}\n`),
   };
   const target = `${url.servers}/${url.subject}`;
