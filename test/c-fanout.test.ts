@@ -263,6 +263,45 @@ describe.each(backends)('%s', (backend) => {
     }
   });
 
+  // A producer that died between claiming a record and committing it: a claim of 64
+  // bytes at ring offset 0 by producer slot 5 in a generation nobody holds, and the
+  // tail past it. Only the C receiver can turn it into padding (under the release
+  // lock): under 'block' a release stops at the subscriber's cursor, and the mpmc
+  // producer lacks no room before the worker has taken the message after it. The
+  // laps after it need that lock given back.
+  it.each(['mpmc', 'broadcast'] as const)(
+    "%s: a C receiver steps over a dead producer's unfinished claim and gets every message after it, every byte",
+    async (mode) => {
+      const name = uniqueName(`c-dead-claim-${mode}`);
+      const channel = b.create<Buffer>(name, { mode, capacity: 4096, codec: 'raw' });
+      try {
+        const c = start(mode === 'mpmc' ? 'worker' : 'subscriber', [name, '--hex', ...backendFlags]);
+        if (mode === 'broadcast') await c.stderrLine('subscribed');
+        else while (channel.stats().consumers < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+        const marker = (0x80000000 | (5 << 22) | 4_000_000) >>> 0;
+        const claim = Buffer.alloc(8);
+        claim.writeInt32LE(-64, 0);
+        claim.writeUInt32LE(marker, 4);
+        await b.runFixture('scribble.mjs', [name, '8192', claim.toString('hex')]);
+        await b.runFixture('scribble.mjs', [name, '128', '40000000']); // tail := 64
+        const sent = Array.from({ length: 300 }, (_, i) => Buffer.alloc(1 + ((i * 37) % 200), i & 0xff));
+        channel.sendSync(sent[0]);
+        if (mode === 'mpmc') while (channel.stats().messagesReceived < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+        for (const m of sent.slice(1)) channel.sendSync(m, { timeout: 10_000 });
+        channel.end();
+        const result = await c.done;
+        expect(result).toEqual({
+          code: 0,
+          stdout: sent.map((m) => m.toString('hex') + '\n').join(''),
+          stderr: mode === 'broadcast' ? 'subscribed\n' : '',
+        });
+        expect(channel.stats().messagesSent).toBe(sent.length);
+      } finally {
+        channel.close();
+      }
+    },
+  );
+
   it("broadcast 'block': a C subscriber stopped, then killed with SIGKILL, is dropped and holds nobody back", async () => {
     const name = uniqueName('c-bc-kill');
     const channel = b.create(name, { mode: 'broadcast', capacity: 4096 });

@@ -247,8 +247,8 @@ static int attempt_receive(void *context) {
 static int receive_slice_ms(void *context) {
   const shmchan_t *ch = ((attempt_t *)context)->ch;
   if (shmchan_fanout_mode(ch->mode))
-    return ch->fanout.claims.waiting_on_claim || ch->fanout.taken_count != 0 ? CLAIM_SLICE_MS : 0;
-  return ch->mode == SHMCHAN_MODE_MPSC && ch->reader.waiting_on_claim ? CLAIM_SLICE_MS : 0;
+    return ch->fanout.scanner.waiting_on_claim || ch->fanout.taken_count != 0 ? CLAIM_SLICE_MS : 0;
+  return ch->mode == SHMCHAN_MODE_MPSC && ch->reader.scanner.waiting_on_claim ? CLAIM_SLICE_MS : 0;
 }
 
 /* Checks made before the producer role is claimed: a send that cannot succeed

@@ -39,10 +39,6 @@ static uint32_t slot_field(uint32_t slot, uint32_t field) {
 static int is_consumer_marker(uint32_t word) {
   return (word & SHMCHAN_CLAIM_FLAG) == 0 && (word & SHMCHAN_CONSUMER_FLAG) != 0;
 }
-/* A data record's type word: DATA, or the marker of the producer that committed it. */
-static int is_data_type(uint32_t type) {
-  return type == SHMCHAN_RECORD_DATA || (type & SHMCHAN_CLAIM_FLAG) != 0;
-}
 
 /* The marker this reader holds the release lock under: an MPMC consumer's own, a
  * BROADCAST subscriber's slot (its slots have no generation). */
@@ -56,15 +52,6 @@ static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
   uint32_t generation = marker & SHMCHAN_CLAIM_GENERATION_MASK;
   if (is_consumer_marker(marker)) return shmchan_claimant_alive(seg, SHMCHAN_MAX_PRODUCERS + slot, generation);
   if (marker & SHMCHAN_CLAIM_FLAG) return shmchan_claimant_alive(seg, slot, generation);
-  return 0;
-}
-
-/* A committed record's header words, checked against the ring. 0 or -EBADMSG. */
-static int check_record(shmchan_segment_t *seg, uint32_t idx, uint32_t length, uint32_t type) {
-  uint32_t capacity = capacity_of(seg);
-  if (type == SHMCHAN_RECORD_PADDING) return length % 8 == 0 && length <= capacity - idx ? 0 : -EBADMSG;
-  if (length < SHMCHAN_RECORD_HEADER || length - SHMCHAN_RECORD_HEADER > max_payload_of(seg) || align8(length) > capacity - idx)
-    return -EBADMSG;
   return 0;
 }
 
@@ -102,7 +89,7 @@ static int plan_passes(const plan_t *plan, uint32_t type) {
   return plan->kind != PLAN_CONSUMED || type == SHMCHAN_RECORD_PADDING || type == SHMCHAN_RECORD_CONSUMED;
 }
 static int plan_counts(const plan_t *plan, uint32_t type) {
-  return plan->kind == PLAN_CONSUMED ? type == SHMCHAN_RECORD_CONSUMED : is_data_type(type);
+  return plan->kind == PLAN_CONSUMED ? type == SHMCHAN_RECORD_CONSUMED : record_is_data(type);
 }
 
 static uint32_t max_consumers_of(shmchan_segment_t *seg) {
@@ -140,10 +127,10 @@ static uint32_t data_from(shmchan_segment_t *seg, uint32_t from, uint32_t to, ui
     if (at == cursor) counting = 1;
     uint32_t idx = at & mask;
     uint32_t length = load(ring, idx), type = load(ring, idx + 4);
-    if ((int32_t)length <= 0 || check_record(seg, idx, length, type) != 0) return NOT_WHOLE;
+    if ((int32_t)length <= 0 || !record_fits(seg, idx, length, type)) return NOT_WHOLE;
     uint32_t step = type == SHMCHAN_RECORD_PADDING ? length : align8(length);
     if (step > to - at) return NOT_WHOLE;
-    if (counting && is_data_type(type)) counted++;
+    if (counting && record_is_data(type)) counted++;
     at += step;
   }
   return counting ? counted : 0;
@@ -203,7 +190,7 @@ static int release_locked(shmchan_segment_t *seg, const plan_t *plan) {
       continue;
     }
     if (length <= 0) break;
-    if (check_record(seg, idx, (uint32_t)length, type) != 0) return -EBADMSG;
+    if (!record_fits(seg, idx, (uint32_t)length, type)) return -EBADMSG;
     uint32_t step = type == SHMCHAN_RECORD_PADDING ? (uint32_t)length : align8((uint32_t)length);
     if (at + step - head > bound - head || !plan_passes(plan, type)) break;
     if (plan_counts(plan, type)) {
@@ -276,84 +263,20 @@ int shmchan_fanout_make_room(shmchan_segment_t *seg, uint32_t mode, int overwrit
   return dropped_dead(seg) ? release(seg, marker, &block, 1) : 0;
 }
 
-/* ---- the record scan ------------------------------------------------------- */
+/* ---- dead claims ----------------------------------------------------------- */
 
-typedef struct found {
-  uint32_t idx, length, type, position;
-} found_t;
-
-/* What a scan does with a committed data record: 1 step over it, 0 stop there, or -EBADMSG. */
-typedef int (*skip_fn)(shmchan_fanout_reader_t *r, uint32_t type, uint32_t length, uint32_t position);
-
-/* A scan met a dead producer's claim (header words as read): turns it into padding
+/* The scan met a dead producer's claim (header words as read): turns it into padding
  * under the release lock, if the header still holds them. No release passes an
  * unfinished claim, and none runs while the lock is held, so the bytes written are
  * the claim's own, never a later lap's (a release may overtake a fan-out reader).
  * 0 when the lock is busy: the reader waits and looks again. */
-static int finish_dead_claim(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t idx, uint32_t length, uint32_t type) {
-  uint32_t me = lock_marker(r);
+static int finish_dead_claim(shmchan_segment_t *seg, void *reader, uint32_t idx, uint32_t length, uint32_t type) {
+  uint32_t me = lock_marker(reader);
   if (!cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, 0, me)) return 0;
   uint8_t *ring = ring_of(seg);
   if (load(ring, idx) == length && load(ring, idx + 4) == type) shmchan_finish_as_padding(seg, idx, 0u - length);
   cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, me, 0);
   return 1;
-}
-
-/*
- * Walks committed records from `position` as the MPSC consumer does (finishing
- * wrapped claims, turning dead producers' claims into padding, stepping over
- * padding) and stops at the first record `skips` does not step over: 1 and *out,
- * -EAGAIN (nothing yet), -ESHUTDOWN (ended, all read) or -EBADMSG. r->reached is
- * the position after what it stepped over.
- */
-static int scan(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t position, skip_fn skips, found_t *out) {
-  uint8_t *ring = ring_of(seg);
-  uint32_t capacity = capacity_of(seg), mask = capacity - 1, passed = 0;
-  if ((position & 7u) != 0) return -EBADMSG;
-  for (;;) {
-    r->reached = position;
-    uint32_t idx = position & mask;
-    /* The tail first: a cursor at the tail has nothing to read, whatever the bytes
-     * there hold. The end is read before the tail (see shmchan_mpsc_try_receive). */
-    int ended = load(seg->base, SHMCHAN_OFF_ENDED) != 0;
-    uint32_t tail = load(seg->base, SHMCHAN_OFF_TAIL);
-    if (tail == position) {
-      r->claims.waiting_on_claim = 0;
-      return ended ? -ESHUTDOWN : -EAGAIN;
-    }
-    if (tail - position > capacity) return -EBADMSG;
-    int32_t length = (int32_t)load(ring, idx);
-    if (length == 0) return -EBADMSG; /* an empty record before the tail */
-    uint32_t type = load(ring, idx + 4);
-    if (length < 0) {
-      uint32_t need = 0u - (uint32_t)length;
-      if (need % 8 != 0 || need < SHMCHAN_RECORD_HEADER || need > capacity) return -EBADMSG;
-      if (type == SHMCHAN_RECORD_PADDING) {
-        cas32(ring, idx, (uint32_t)length, need < capacity - idx ? need : capacity - idx);
-        continue;
-      }
-      if ((type & SHMCHAN_CLAIM_FLAG) == 0) return -EBADMSG; /* an unfinished record that is no claim */
-      if (!shmchan_mpsc_claim_is_dead(seg, &r->claims, type, position) || !finish_dead_claim(seg, r, idx, (uint32_t)length, type)) {
-        r->claims.waiting_on_claim = 1;
-        return -EAGAIN;
-      }
-      continue;
-    }
-    r->claims.waiting_on_claim = 0;
-    if (check_record(seg, idx, (uint32_t)length, type) != 0) return -EBADMSG;
-    uint32_t step = type == SHMCHAN_RECORD_PADDING ? (uint32_t)length : align8((uint32_t)length);
-    if (type != SHMCHAN_RECORD_PADDING) {
-      int skip = skips(r, type, (uint32_t)length, position);
-      if (skip < 0) return skip;
-      if (!skip) {
-        *out = (found_t){idx, (uint32_t)length, type, position};
-        return 1;
-      }
-    }
-    passed += step;
-    if (passed > capacity) return -EBADMSG; /* records all the way round the ring */
-    position += step;
-  }
 }
 
 /* ---- MPMC ---------------------------------------------------------------- */
@@ -363,17 +286,21 @@ static uint64_t record_header(uint32_t length, uint32_t type) {
   return (uint64_t)type << 32 | length;
 }
 
-/* Steps over consumed records and those other consumers hold (remembering those). */
-static int mpmc_skips(shmchan_fanout_reader_t *r, uint32_t type, uint32_t length, uint32_t position) {
-  if (type == SHMCHAN_RECORD_CONSUMED) return 1;
+/* An MPMC scan's visitor: steps over padding, consumed records and those other
+ * consumers hold (remembering those), and stops at the first data record. */
+static int mpmc_visit(shmchan_segment_t *seg, void *reader, const shmchan_record_t *record) {
+  (void)seg;
+  shmchan_fanout_reader_t *r = reader;
+  uint32_t type = record->type;
+  if (type == SHMCHAN_RECORD_PADDING || type == SHMCHAN_RECORD_CONSUMED) return SHMCHAN_SCAN_STEP;
   if (is_consumer_marker(type)) {
     if (r->taken_count < SHMCHAN_FANOUT_TAKEN_MAX) {
-      r->taken[r->taken_count] = position;
-      r->taken_header[r->taken_count++] = record_header(length, type);
+      r->taken[r->taken_count] = record->position;
+      r->taken_header[r->taken_count++] = record_header(record->length, type);
     }
-    return 1;
+    return SHMCHAN_SCAN_STEP;
   }
-  return is_data_type(type) ? 0 : -EBADMSG;
+  return record_is_data(type) ? SHMCHAN_SCAN_STOP : -EBADMSG;
 }
 
 /* Whether the release has passed `position` since it was at `start`. */
@@ -404,12 +331,13 @@ static int gave_back(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_
 }
 
 /* Takes the first committed record nobody holds, at or after the oldest intact one. */
-static int mpmc_take(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, found_t *found) {
+static int mpmc_take(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, shmchan_record_t *found) {
+  const shmchan_scan_plan_t plan = {mpmc_visit, finish_dead_claim, r};
   for (;;) {
     uint32_t releasing = load(seg->base, SHMCHAN_OFF_RELEASING);
     r->taken_count = 0;
     int64_t start = oldest(seg, releasing);
-    int rc = start < 0 ? (int)start : scan(seg, r, (uint32_t)start, mpmc_skips, found);
+    int rc = start < 0 ? (int)start : shmchan_scan(seg, &r->scanner, (uint32_t)start, &plan, found);
     /* The release passed where this scan began: what it read may be zeroed or
      * written again already, so it proves nothing and the scan starts over. Only
      * what holds still is corrupt: a slow consumer, overtaken however often, is
@@ -452,7 +380,7 @@ static void release_consumed(shmchan_segment_t *seg, shmchan_fanout_reader_t *r)
 }
 
 static int mpmc_try_receive(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, void *buf, uint32_t cap) {
-  found_t found;
+  shmchan_record_t found;
   int rc = mpmc_take(seg, r, &found);
   if (rc < 0) return rc;
   uint8_t *ring = ring_of(seg);
@@ -496,9 +424,11 @@ static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_old
   return -EBADMSG; /* producers kept releasing past every start chosen */
 }
 
-static int broadcast_skips(shmchan_fanout_reader_t *r, uint32_t type, uint32_t length, uint32_t position) {
-  (void)r, (void)length, (void)position;
-  return is_data_type(type) ? 0 : -EBADMSG;
+/* A BROADCAST scan's visitor: steps over padding and stops at the first data record. */
+static int broadcast_visit(shmchan_segment_t *seg, void *reader, const shmchan_record_t *record) {
+  (void)seg, (void)reader;
+  if (record->type == SHMCHAN_RECORD_PADDING) return SHMCHAN_SCAN_STEP;
+  return record_is_data(record->type) ? SHMCHAN_SCAN_STOP : -EBADMSG;
 }
 
 /* After a failed CAS or an impossible record under OVERWRITE: takes the pushed
@@ -561,12 +491,13 @@ static int advance(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t 
 
 static int broadcast_try_receive(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, void *buf, uint32_t cap) {
   uint8_t *ring = ring_of(seg);
+  const shmchan_scan_plan_t plan = {broadcast_visit, finish_dead_claim, r};
   for (;;) {
-    found_t found;
-    int rc = scan(seg, r, r->cursor, broadcast_skips, &found);
+    shmchan_record_t found;
+    int rc = shmchan_scan(seg, &r->scanner, r->cursor, &plan, &found);
     if (rc == -EAGAIN || rc == -ESHUTDOWN) {
-      if (r->reached == r->cursor) return rc;
-      int moved = advance(seg, r, r->reached);
+      if (r->scanner.reached == r->cursor) return rc;
+      int moved = advance(seg, r, r->scanner.reached);
       if (moved < 0) return moved;
       if (moved) return rc;
       continue;
@@ -593,7 +524,7 @@ int shmchan_fanout_reader_init(shmchan_fanout_reader_t *r, shmchan_segment_t *se
   memset(r, 0, sizeof *r);
   r->mode = mode;
   r->slot = slot % SHMCHAN_MAX_CONSUMERS;
-  r->claims.stuck_at = UINT32_MAX; /* never a position: positions are multiples of 8 */
+  shmchan_scanner_init(&r->scanner);
   if (r->mode == SHMCHAN_MODE_MPMC) {
     uint32_t generation = load(seg->base, slot_field(r->slot, SHMCHAN_CONSUMER_GENERATION));
     r->marker = SHMCHAN_CONSUMER_FLAG | r->slot << SHMCHAN_CLAIM_SLOT_SHIFT | (generation & SHMCHAN_CLAIM_GENERATION_MASK);

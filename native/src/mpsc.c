@@ -1,7 +1,8 @@
 /* The MPSC ring for C programs: many producers claim records with a CAS, commit
  * on their own, and the consumer delivers committed records in ring order,
- * turning the claim of a producer that died into padding. The TypeScript data
- * path (src/mpsc.ts) follows the same protocol; see "MPSC records" in shmchan.h.
+ * turning the claim of a producer that died into padding. The record scan that
+ * does so serves the fan-out readers too (fanout.c). The TypeScript data path
+ * (src/core/mpsc.ts) follows the same protocol; see "MPSC records" in shmchan.h.
  * Every shared word is accessed sequentially consistently, as JavaScript's
  * Atomics do, so the two sides interleave exactly as two TypeScript peers would. */
 #define _GNU_SOURCE
@@ -162,24 +163,120 @@ int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, cons
   }
 }
 
-void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg) {
-  memset(r, 0, sizeof *r);
-  r->head = __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_HEAD), __ATOMIC_SEQ_CST);
-  r->stuck_at = UINT32_MAX;
+/* ---- the record scan ------------------------------------------------------- */
+
+void shmchan_scanner_init(shmchan_scanner_t *s) {
+  memset(s, 0, sizeof *s);
+  s->stuck_at = UINT32_MAX; /* never a position: positions are multiples of 8 */
 }
 
 /* 1 once the claim at `at` has stayed unfinished for a while and names a producer
  * that is no longer alive in its slot. */
-int shmchan_mpsc_claim_is_dead(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint32_t marker, uint32_t at) {
+static int claim_is_dead(shmchan_segment_t *seg, shmchan_scanner_t *s, uint32_t marker, uint32_t at) {
   int64_t now = shmchan_now_us();
-  if (r->stuck_at != at) {
-    r->stuck_at = at;
-    r->stuck_since_us = now;
+  if (s->stuck_at != at) {
+    s->stuck_at = at;
+    s->stuck_since_us = now;
     return 0;
   }
-  if (now - r->stuck_since_us < DEAD_CLAIM_CHECK_US) return 0;
-  r->stuck_since_us = now;
+  if (now - s->stuck_since_us < DEAD_CLAIM_CHECK_US) return 0;
+  s->stuck_since_us = now;
   return !marker_alive(seg, marker);
+}
+
+/* -EAGAIN or -ESHUTDOWN when `position` is the tail, -EBADMSG when the tail is more
+ * than a ring ahead of it, 0 when the tail is past it. */
+static inline int at_tail(shmchan_segment_t *seg, shmchan_scanner_t *s, uint32_t position) {
+  /* The end is read before the tail: a producer checks for the end after it moves
+   * the tail, so one that missed the end has moved a tail we are about to read. */
+  int ended = load_u32(seg->base, SHMCHAN_OFF_ENDED) != 0;
+  uint32_t tail = tail_of(seg);
+  if (tail == position) {
+    s->waiting_on_claim = 0;
+    /* the end counts once every claim made before it is finished */
+    return ended ? -ESHUTDOWN : -EAGAIN;
+  }
+  return tail - position > capacity_of(seg) ? -EBADMSG : 0;
+}
+
+/* shmchan_scan, inlined into the MPSC consumer so that its visitor is a direct call. */
+static inline __attribute__((always_inline)) int scan(shmchan_segment_t *seg, shmchan_scanner_t *s, uint32_t position,
+                                                       const shmchan_scan_plan_t *plan, shmchan_record_t *out) {
+  uint8_t *ring = ring_of(seg);
+  uint32_t capacity = capacity_of(seg), mask = capacity - 1, passed = 0;
+  if ((position & 7u) != 0) return -EBADMSG;
+  for (;;) {
+    s->reached = position;
+    uint32_t idx = position & mask;
+    int32_t length;
+    if (plan->finish_dead_claim != NULL) {
+      /* a fan-out position at the tail has nothing to read, whatever the bytes there
+       * hold (a full ring's oldest record) */
+      int rc = at_tail(seg, s, position);
+      if (rc < 0) return rc;
+      length = load_i32(ring, idx);
+    } else {
+      /* the bytes at the MPSC head are free when it is the tail: a length there
+       * means the tail has moved on */
+      length = load_i32(ring, idx);
+      if (length == 0) {
+        int rc = at_tail(seg, s, position);
+        if (rc < 0) return rc;
+        length = load_i32(ring, idx);
+      }
+    }
+    /* Before the tail a header is never empty: a claimant stores its length before
+     * it moves the tail, and a record is zeroed only after every cursor has passed it. */
+    if (length == 0) return -EBADMSG;
+    uint32_t type = (uint32_t)load_i32(ring, idx + 4);
+    if (length < 0) {
+      uint32_t need = need_of(length);
+      if (!claim_need_valid(need, capacity)) return -EBADMSG;
+      if (type == SHMCHAN_RECORD_PADDING) {
+        cas_u32(ring, idx, (uint32_t)length, need < capacity - idx ? need : capacity - idx);
+        continue;
+      }
+      if ((type & SHMCHAN_CLAIM_FLAG) == 0) return -EBADMSG; /* an unfinished record that is no claim */
+      if (!claim_is_dead(seg, s, type, position)) {
+        s->waiting_on_claim = 1;
+        return -EAGAIN;
+      }
+      if (plan->finish_dead_claim == NULL) {
+        shmchan_finish_as_padding(seg, idx, need);
+      } else if (!plan->finish_dead_claim(seg, plan->context, idx, (uint32_t)length, type)) {
+        s->waiting_on_claim = 1;
+        return -EAGAIN;
+      }
+      continue;
+    }
+    s->waiting_on_claim = 0;
+    if (!record_fits(seg, idx, (uint32_t)length, type)) return -EBADMSG;
+    const shmchan_record_t record = {idx, (uint32_t)length, type, position};
+    int answer = plan->visit(seg, plan->context, &record);
+    if (answer < 0) return answer;
+    if (answer == SHMCHAN_SCAN_STOP) {
+      *out = record;
+      return 1;
+    }
+    uint32_t step = type == SHMCHAN_RECORD_PADDING ? record.length : align8(record.length);
+    if (answer != SHMCHAN_SCAN_RELEASED) {
+      passed += step;
+      if (passed > capacity) return -EBADMSG; /* records all the way round the ring */
+    }
+    position += step;
+  }
+}
+
+int shmchan_scan(shmchan_segment_t *seg, shmchan_scanner_t *s, uint32_t position, const shmchan_scan_plan_t *plan,
+                 shmchan_record_t *out) {
+  return scan(seg, s, position, plan, out);
+}
+
+/* ---- the consumer ---------------------------------------------------------- */
+
+void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg) {
+  r->head = __atomic_load_n(U32_AT(seg->base, SHMCHAN_OFF_HEAD), __ATOMIC_SEQ_CST);
+  shmchan_scanner_init(&r->scanner);
 }
 
 /* Zeroes a consumed record (free ring bytes are always zero) and moves the head past
@@ -193,60 +290,25 @@ static void release(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint32_t i
   shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
 }
 
-int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, void *buf, uint32_t cap) {
-  uint8_t *ring = ring_of(seg);
-  uint32_t capacity = capacity_of(seg), mask = capacity - 1;
-  if ((r->head & 7u) != 0) return -EBADMSG;
-  for (;;) {
-    uint32_t idx = r->head & mask;
-    int32_t length = load_i32(ring, idx);
-    if (length == 0) {
-      r->waiting_on_claim = 0;
-      /* Read before the tail: a producer checks for the end after it moves the
-       * tail, so one that missed the end has moved a tail we are about to read. */
-      int ended = load_u32(seg->base, SHMCHAN_OFF_ENDED) != 0;
-      uint32_t tail = tail_of(seg);
-      if (tail != r->head) {
-        /* A claimant stores its length before it moves the tail, and the consumer
-         * zeroes a record before it moves the head: after a tail that has moved on,
-         * an empty header at the head is a hole that nothing will ever fill. */
-        if (load_i32(ring, idx) != 0) continue;
-        return -EBADMSG;
-      }
-      /* the end counts once every claim made before it is finished */
-      return ended ? -ESHUTDOWN : -EAGAIN;
-    }
-    int32_t type = load_i32(ring, idx + 4);
-    if (length < 0) {
-      uint32_t need = need_of(length);
-      if (!claim_need_valid(need, capacity)) return -EBADMSG;
-      if (type == SHMCHAN_RECORD_PADDING) {
-        cas_u32(ring, idx, (uint32_t)length, need < capacity - idx ? need : capacity - idx);
-        continue;
-      }
-      if (type >= 0) return -EBADMSG; /* an unfinished record that is no claim */
-      if (!shmchan_mpsc_claim_is_dead(seg, r, (uint32_t)type, r->head)) {
-        r->waiting_on_claim = 1;
-        return -EAGAIN;
-      }
-      shmchan_finish_as_padding(seg, idx, need);
-      continue;
-    }
-    r->waiting_on_claim = 0;
-    uint32_t ulength = (uint32_t)length;
-    if (type == SHMCHAN_RECORD_PADDING) {
-      if (ulength % 8 != 0 || ulength > capacity - idx) return -EBADMSG;
-      release(seg, r, idx, ulength);
-      continue;
-    }
-    if ((type != SHMCHAN_RECORD_DATA && type >= 0) || ulength < SHMCHAN_RECORD_HEADER ||
-        ulength - SHMCHAN_RECORD_HEADER > max_payload_of(seg) || align8(ulength) > capacity - idx)
-      return -EBADMSG;
-    uint32_t payload = ulength - SHMCHAN_RECORD_HEADER;
-    if (payload > cap) return -EMSGSIZE; /* the message stays for a larger buffer */
-    if (payload) memcpy(buf, ring + idx + SHMCHAN_RECORD_HEADER, payload);
-    count_received(seg->base, payload);
-    release(seg, r, idx, align8(ulength));
-    return (int)payload;
+/* The consumer's visitor: padding at the head is released at once, and the first
+ * data record is the answer. */
+static int release_padding(shmchan_segment_t *seg, void *reader, const shmchan_record_t *record) {
+  if (record->type == SHMCHAN_RECORD_PADDING) {
+    release(seg, reader, record->idx, record->length);
+    return SHMCHAN_SCAN_RELEASED;
   }
+  return record_is_data(record->type) ? SHMCHAN_SCAN_STOP : -EBADMSG;
+}
+
+int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, void *buf, uint32_t cap) {
+  const shmchan_scan_plan_t plan = {release_padding, NULL, r};
+  shmchan_record_t found;
+  int rc = scan(seg, &r->scanner, r->head, &plan, &found);
+  if (rc < 0) return rc;
+  uint32_t payload = found.length - SHMCHAN_RECORD_HEADER;
+  if (payload > cap) return -EMSGSIZE; /* the message stays for a larger buffer */
+  if (payload) memcpy(buf, ring_of(seg) + found.idx + SHMCHAN_RECORD_HEADER, payload);
+  count_received(seg->base, payload);
+  release(seg, r, found.idx, align8(found.length));
+  return (int)payload;
 }

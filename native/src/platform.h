@@ -99,6 +99,20 @@ static inline void shmchan_wake_if_waiting(shmchan_segment_t *seg, int which) {
 
 static inline uint32_t align8(uint32_t n) { return (n + 7u) & ~7u; }
 
+/* A data record's type word: DATA, or the marker of the producer that committed it. */
+static inline int record_is_data(uint32_t type) {
+  return type == SHMCHAN_RECORD_DATA || (type & SHMCHAN_CLAIM_FLAG) != 0;
+}
+
+/* Whether a committed record's length words fit its type and the ring at idx
+ * (which types may be there is the mode's to check). */
+static inline int record_fits(const shmchan_segment_t *seg, uint32_t idx, uint32_t length, uint32_t type) {
+  uint32_t capacity = capacity_of(seg);
+  if (type == SHMCHAN_RECORD_PADDING) return length % 8 == 0 && length <= capacity - idx;
+  return length >= SHMCHAN_RECORD_HEADER && length - SHMCHAN_RECORD_HEADER <= max_payload_of(seg) &&
+         align8(length) <= capacity - idx;
+}
+
 /* Zeroes the ring bytes of positions [from, to), wrapping at the ring's end: what
  * a release does before it moves the head (free ring bytes are always zero). */
 static inline void zero_ring(const shmchan_segment_t *seg, uint32_t from, uint32_t to) {

@@ -288,11 +288,60 @@ typedef struct shmchan_mpsc_writer {
   uint32_t stuck_tail, stuck_marker;
 } shmchan_mpsc_writer_t;
 
-typedef struct shmchan_mpsc_reader {
-  uint32_t head;
+/* The one reading of the records producers write (mpsc.c), for the MPSC consumer
+ * and both fan-out readers, as src/core/mpsc.ts's RecordScanner: from a position
+ * on it finishes wrapped claims, turns dead producers' claims into padding, checks
+ * each committed record against the ring and asks the plan's visitor what to do
+ * with it. Every shared word is read once into a local, and only the local is
+ * used. What it steps over without releasing is bounded by the ring's size, so a
+ * ring filled with forged records cannot keep it turning. A scanner keeps what
+ * outlives one scan. */
+typedef struct shmchan_scanner {
+  uint32_t reached;         /* the position after what the last scan stepped over */
   uint32_t stuck_at;        /* the position of the unfinished claim waited on */
   int64_t stuck_since_us;
   int waiting_on_claim;     /* the next record is claimed, not committed: sleep briefly */
+} shmchan_scanner_t;
+
+/* A committed record a scan met: ring index, length word, type word, position. */
+typedef struct shmchan_record {
+  uint32_t idx, length, type, position;
+} shmchan_record_t;
+
+/* A visitor's answers: stop at the record (the scan answers it), step over it, or
+ * step over it having released it (zeroed, the head moved past it: it does not
+ * count towards the one lap a scan may step over). */
+#define SHMCHAN_SCAN_STOP 0
+#define SHMCHAN_SCAN_STEP 1
+#define SHMCHAN_SCAN_RELEASED 2
+
+typedef struct shmchan_scan_plan {
+  /* A committed record, already checked against the ring (which types it may have
+   * is the visitor's to check): a SHMCHAN_SCAN_* answer or -EBADMSG. */
+  int (*visit)(shmchan_segment_t *seg, void *context, const shmchan_record_t *record);
+  /* NULL for the MPSC consumer: the bytes at its head are free when the head is
+   * the tail, so it reads the header first and the tail only when the header is
+   * empty, and it turns a dead producer's claim into padding at once (no release
+   * can pass its head). Set for a fan-out reader: a position at the tail may hold
+   * a full ring's oldest record, so the scan reads the tail first, and a release
+   * may overtake the reader, so this must turn the dead claim (its header words as
+   * read) into padding under the release lock, or it could write into the record
+   * of a later lap: 1, or 0 when it cannot now (the scan then waits as on a live
+   * claim). */
+  int (*finish_dead_claim)(shmchan_segment_t *seg, void *context, uint32_t idx, uint32_t length, uint32_t type);
+  void *context;
+} shmchan_scan_plan_t;
+
+void shmchan_scanner_init(shmchan_scanner_t *s);
+/* Scans from `position` to the first record the visitor stops at: 1 and *out,
+ * -EAGAIN (nothing yet, or an unfinished claim: s->waiting_on_claim), -ESHUTDOWN
+ * (ended, all read) or -EBADMSG. s->reached is the position after what it passed. */
+int shmchan_scan(shmchan_segment_t *seg, shmchan_scanner_t *s, uint32_t position, const shmchan_scan_plan_t *plan,
+                 shmchan_record_t *out);
+
+typedef struct shmchan_mpsc_reader {
+  uint32_t head;
+  shmchan_scanner_t scanner;
 } shmchan_mpsc_reader_t;
 
 void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg);
@@ -304,9 +353,6 @@ int shmchan_mpsc_try_receive(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, v
  * into padding: a wrapped claim whose record at 0 is committed, or a dead
  * producer's claim (mpsc.c; the fan-out modes use it too). */
 void shmchan_finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t need);
-/* 1 once the claim (by `marker`) at position `at` has stayed unfinished for a
- * while and names a producer no longer alive in its slot; r keeps how long. */
-int shmchan_mpsc_claim_is_dead(shmchan_segment_t *seg, shmchan_mpsc_reader_t *r, uint32_t marker, uint32_t at);
 
 /* The receiving side of the fan-out modes (fanout.c), the protocol of
  * src/core/fanout.ts, mpmc.ts and broadcast.ts; see "Fan-out" in shmchan.h.
@@ -322,9 +368,7 @@ typedef struct shmchan_fanout_reader {
   int overwrite;            /* BROADCAST: the channel's overflow is OVERWRITE */
   uint64_t messages_lost;   /* BROADCAST: messages overwritten before this handle read them */
   uint32_t freed;           /* BROADCAST 'block': bytes freed since a producer slept */
-  /* the record scan */
-  uint32_t reached;                /* the position after what the last scan stepped over */
-  shmchan_mpsc_reader_t claims;    /* the unfinished claim waited on (its head is unused) */
+  shmchan_scanner_t scanner;
   /* MPMC: records other consumers held at the last scan (position and header as
    * read), checked for dead holders */
   uint32_t taken[SHMCHAN_FANOUT_TAKEN_MAX];
