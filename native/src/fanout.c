@@ -17,6 +17,9 @@
 #define RELEASE_TURNS 64
 /* BROADCAST: attempts at joining while producers keep releasing past the chosen start. */
 #define JOIN_ATTEMPTS 1000
+/* Reads of two shared positions that moved meanwhile before the pair counts as
+ * corrupt (CONSISTENT_READS in fanout.ts). */
+#define CONSISTENT_READS 1000
 #define PID_MASK ((1u << SHMCHAN_OWNER_PID_BITS) - 1)
 
 static uint32_t load(const uint8_t *base, uint32_t off) {
@@ -57,11 +60,18 @@ static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
 
 /* ---- moving the head ------------------------------------------------------ */
 
-/* The head, checked against the tail: a position or -EBADMSG. */
+/* The head, checked against the tail: a position or -EBADMSG. Outside the release
+ * lock another producer may release between the two loads, and producers then
+ * claim past the old head: a tail more than a ring past the head read is corrupt
+ * only if the head has not moved meanwhile (as Releaser.head() in fanout.ts). */
 static int64_t checked_head(shmchan_segment_t *seg) {
-  uint32_t head = load(seg->base, SHMCHAN_OFF_HEAD);
-  uint32_t tail = load(seg->base, SHMCHAN_OFF_TAIL);
-  return tail - head > capacity_of(seg) ? -EBADMSG : (int64_t)head;
+  uint32_t capacity = capacity_of(seg);
+  for (int reads = 1;; reads++) {
+    uint32_t head = load(seg->base, SHMCHAN_OFF_HEAD);
+    uint32_t tail = load(seg->base, SHMCHAN_OFF_TAIL);
+    if (tail - head <= capacity) return head;
+    if (load(seg->base, SHMCHAN_OFF_HEAD) == head || reads == CONSISTENT_READS) return -EBADMSG;
+  }
 }
 
 /* Where the oldest intact record is: RELEASING, checked to lie between head and tail. */
@@ -406,7 +416,11 @@ static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_old
   for (int attempt = 0; attempt < JOIN_ATTEMPTS; attempt++) {
     uint32_t releasing = load(base, SHMCHAN_OFF_RELEASING);
     uint32_t tail = load(base, SHMCHAN_OFF_TAIL);
-    if (tail - releasing > capacity) return -EBADMSG;
+    if (tail - releasing > capacity) {
+      /* a release between the two loads lets producers claim past the old RELEASING */
+      if (load(base, SHMCHAN_OFF_RELEASING) != releasing) continue;
+      return -EBADMSG;
+    }
     uint32_t start = from_oldest ? releasing : tail;
     uint32_t lost = (uint32_t)(load_position(seg, r->slot) >> 32);
     __atomic_store_n(U64_AT(base, position_off(r->slot)), position_of(start, lost), __ATOMIC_SEQ_CST);

@@ -79,7 +79,11 @@ export class BroadcastReader {
     for (let attempt = 0; attempt < JOIN_ATTEMPTS; attempt++) {
       const releasing = Atomics.load(i32, RELEASING) >>> 0;
       const tail = Atomics.load(i32, TAIL) >>> 0;
-      if ((tail - releasing) >>> 0 > capacity) throw new CorruptRing(`the head (${releasing}) is ahead of the tail (${tail})`);
+      if ((tail - releasing) >>> 0 > capacity) {
+        // a release between the two loads lets producers claim past the old RELEASING
+        if (Atomics.load(i32, RELEASING) >>> 0 !== releasing) continue;
+        throw new CorruptRing(`the release position (${releasing}) and the tail (${tail}) are more than the ring's ${capacity} bytes apart`);
+      }
       const start = from === 'oldest' ? releasing : tail;
       const lost = lostOf(Atomics.load(this.big, this.words.position));
       Atomics.store(this.big, this.words.position, positionOf(start, lost));

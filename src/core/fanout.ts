@@ -14,6 +14,10 @@ const TAIL = L.OFF_TAIL >> 2;
 const RELEASING = L.OFF_RELEASING >> 2;
 const LOCK = L.OFF_RELEASE_LOCK >> 2;
 const SLOT_MASK = L.MAX_CONSUMERS - 1;
+/** Reads of two shared positions that moved meanwhile, before the pair counts as
+ * corrupt: a live ring moves them a few times at most while we read; only a peer
+ * that keeps rewriting them could use them all up. */
+const CONSISTENT_READS = 1000;
 
 /** Word indexes of consumer slot `slot` (it lives in producer entry `slot`, see shmchan.h). */
 export function consumerWords(slot: number): { owner: number; generation: number; position: number } {
@@ -77,12 +81,21 @@ export class Releaser {
     private readonly marker: () => number,
   ) {}
 
-  /** The current head, checked against the tail. */
+  /**
+   * The current head, checked against the tail. Outside the release lock another
+   * producer may release between the two loads, and producers then claim past the
+   * old head: a tail more than a ring past the head read is corrupt only if the
+   * head has not moved meanwhile, so then it reads both again.
+   */
   head(): number {
-    const head = loadWord(this.ring.i32, HEAD) >>> 0;
-    const tail = Atomics.load(this.ring.i32, TAIL) >>> 0;
-    if ((tail - head) >>> 0 > this.ring.capacity) throw new CorruptRing(`the head (${head}) is ahead of the tail (${tail})`);
-    return head;
+    const { i32, capacity } = this.ring;
+    for (let reads = 1; ; reads++) {
+      const head = loadWord(i32, HEAD) >>> 0;
+      const tail = Atomics.load(i32, TAIL) >>> 0;
+      if ((tail - head) >>> 0 <= capacity) return head;
+      if (loadWord(i32, HEAD) >>> 0 === head || reads === CONSISTENT_READS)
+        throw new CorruptRing(`the head (${head}) and the tail (${tail}) are more than the ring's ${capacity} bytes apart`);
+    }
   }
 
   /** Where the oldest intact record is: RELEASING (bytes before it may be zeroed
