@@ -21,7 +21,7 @@ c_seconds=$(((seconds + 1) / 2))
 peek_seconds=$((seconds - c_seconds > 0 ? seconds - c_seconds : 1))
 out=build/fuzz
 mkdir -p "$out/artifacts" "$out/corpus"
-sources=(native/fuzz/fuzz_segment.c native/src/header.c native/src/sysv.c native/src/posix.c native/src/guard.c native/src/owners.c native/src/ring.c native/src/mpsc.c native/src/wait.c)
+sources=(native/fuzz/fuzz_segment.c native/src/header.c native/src/sysv.c native/src/posix.c native/src/guard.c native/src/owners.c native/src/ring.c native/src/mpsc.c native/src/fanout.c native/src/wait.c)
 flags=(-std=c11 -DSHMCHAN_FUZZ_LOADS -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wextra)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
