@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes what reads a segment another process can write, for a bounded time:
 # first the C target, native/fuzz/fuzz_segment.c (the open paths' header
-# validation and the ring's record parsing), built with AddressSanitizer and
-# UBSan, with libFuzzer when clang has it, else with gcc and the seeded random
-# driver (native/fuzz/fuzz_main.c); then the consumer's peek and tryReceive in
-# TypeScript, scripts/fuzz-peek.mjs (needs dist/: npx tsc -p .). Each gets half
-# of the time.
+# validation and the ring's record parsing, with the fan-out readers and
+# releasers), built with AddressSanitizer and UBSan, with libFuzzer when clang
+# has it, else with gcc and the seeded random driver (native/fuzz/fuzz_main.c);
+# then the consumer's peek and tryReceive in TypeScript, scripts/fuzz-peek.mjs,
+# in every mode, with a fan-out producer's trySend (needs dist/: npx tsc -p .).
+# Each gets half of the time.
 #
 #   scripts/fuzz.sh [SECONDS]        default 60; npm run fuzz
 #
@@ -40,6 +41,6 @@ else
   echo "fuzz: no libFuzzer (install clang for coverage-guided fuzzing); seeded random inputs, ${c_seconds} s"
   timeout --signal=KILL $((c_seconds + 60)) "$out/fuzz_segment_loop" -seconds "$c_seconds"
 fi
-echo "fuzz: the consumer's peek and tryReceive, ${peek_seconds} s"
+echo "fuzz: the consumer's peek and tryReceive (and fan-out trySend), ${peek_seconds} s"
 # its own deadline stops a call that never returns; this one a native call that blocks
 timeout --signal=KILL $((peek_seconds + 60)) node scripts/fuzz-peek.mjs --seconds "$peek_seconds"

@@ -11,7 +11,12 @@
  * then each step is an opcode and its operands: overwrite bytes, set a field to
  * an interesting value, or call the core (open the segment again, receive,
  * send, recover the tail, claim roles, read stats, send and receive as MPSC
- * peers). An open maps the size that validation answers, so a validator that
+ * peers, read as an MPMC consumer or a BROADCAST subscriber in a consumer slot,
+ * make room as a fan-out producer: BROADCAST 'block' or 'overwrite', MPMC).
+ * The fan-out words have steps of their own: consumer slots' owner words,
+ * generations and positions (cursor | lost << 32), the release lock (free, or
+ * any claim or consumer marker), RELEASING, the head and the tail, set near the
+ * positions the readers and releasers trust. An open maps the size that validation answers, so a validator that
  * trusted a word read again would hand the data path a ring larger than the
  * buffer. A correct core never reads or writes outside the segment and never
  * loops forever, whatever the bytes; AddressSanitizer and UndefinedBehavior-
@@ -26,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../src/platform.h"
 
@@ -176,6 +182,15 @@ static uint32_t releaser_marker(shmchan_segment_t *seg, const shmchan_fanout_rea
   }
 }
 
+/* Once per input, after a receive waited on an unfinished claim: long enough for
+ * the claim to count as stuck, so that the next receive asks whether its producer
+ * lives and finishes it as padding when not (DEAD_CLAIM_CHECK_US in mpsc.c). */
+static void stuck_for_a_while(int *slept) {
+  if (*slept) return;
+  *slept = 1;
+  nanosleep(&(struct timespec){.tv_nsec = 1100 * 1000}, NULL);
+}
+
 #define FUZZ_NAME "fuzz"
 #define FUZZ_KEY 0x5eedu
 
@@ -257,7 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   shmchan_mpsc_writer_init(&mpsc_producer, &seg); /* holds no slot: its marker names slot 63 */
   shmchan_mpsc_reader_init(&mpsc_consumer, &seg);
   shmchan_fanout_reader_t fanout = {.mode = SHMCHAN_MODE_MPMC};
-  int fanning = 0;
+  int fanning = 0, slept = 0;
 
   for (int steps = 0; steps < 256 && in.at < in.size; steps++) {
     uint32_t op = take(&in, 1);
@@ -346,6 +361,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       case 11: {
         uint32_t cap = take(&in, 2) % sizeof received;
+        if (mpsc_consumer.scanner.waiting_on_claim) stuck_for_a_while(&slept);
         for (int i = 0; i < 4; i++)
           if (shmchan_mpsc_try_receive(&seg, &mpsc_consumer, received, cap) < 0) break;
         break;
@@ -357,6 +373,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!fanning) fanning = fanout_start(&seg, &fanout, &in);
         if (!fanning) break;
         uint32_t cap = take(&in, 2) % sizeof received;
+        if (fanout.scanner.waiting_on_claim) stuck_for_a_while(&slept);
         for (int i = 0; i < 4; i++) {
           int rc = shmchan_fanout_try_receive(&seg, &fanout, received, cap);
           if (rc < 0 && rc != -ENOBUFS) break; /* lapped under 'overwrite': it goes on */
