@@ -16,11 +16,12 @@
  * The fan-out words have steps of their own: consumer slots' owner words,
  * generations and positions (cursor | lost << 32), the release lock (free, or
  * any claim or consumer marker), RELEASING, the head and the tail, set near the
- * positions the readers and releasers trust. An open maps the size that validation answers, so a validator that
- * trusted a word read again would hand the data path a ring larger than the
- * buffer. A correct core never reads or writes outside the segment and never
- * loops forever, whatever the bytes; AddressSanitizer and UndefinedBehavior-
- * Sanitizer say when it does, and libFuzzer's -timeout when it hangs.
+ * positions the readers and releasers trust. An open maps the size that
+ * validation answers, so a validator that trusted a word read again would hand
+ * the data path a ring larger than the buffer. A correct core never reads or
+ * writes outside the segment and never loops forever, whatever the bytes;
+ * AddressSanitizer and UndefinedBehaviorSanitizer say when it does, and
+ * libFuzzer's -timeout (the seeded driver: fuzz.sh's timeout) when it hangs.
  *
  * Built with libFuzzer (clang -fsanitize=fuzzer) or, without clang, with
  * fuzz_main.c, a seeded random driver. See scripts/fuzz.sh.
