@@ -78,6 +78,13 @@ static uint32_t interesting(uint32_t pick, uint32_t capacity, uint32_t raw) {
   }
 }
 
+/* The input's pick of an interesting value (operands taken in order: the
+ * evaluation order of a call's arguments is unspecified). */
+static uint32_t take_interesting(input_t *in, uint32_t capacity) {
+  uint32_t pick = take(in, 1);
+  return interesting(pick, capacity, take(in, 4));
+}
+
 /* While set, every header load of the core may first rewrite the segment
  * (shmchan_fuzz_before_load): the input decides whether, where and what, and
  * whether the write stays or is undone a few loads later, as a process
@@ -120,7 +127,7 @@ void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
   switch (pick / 4 % 4) {
     case 0:
     case 1: { /* the word about to be read */
-      uint32_t value = interesting(take(hostile, 1), hostile_capacity, take(hostile, 4));
+      uint32_t value = take_interesting(hostile, hostile_capacity);
       if (off == SHMCHAN_OFF_SEGMENT_SIZE && (pick & 64))
         rewrite(segment + off, (uint64_t)SHMCHAN_HEADER_SIZE + ((uint64_t)hostile_capacity << (value % 20)), 8, loads);
       else
@@ -129,7 +136,7 @@ void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
     }
     case 2: { /* another field */
       uint32_t field = field_offsets[take(hostile, 1) % (sizeof field_offsets / sizeof field_offsets[0])];
-      rewrite(segment + field, interesting(take(hostile, 1), hostile_capacity, take(hostile, 4)), 4, loads);
+      rewrite(segment + field, take_interesting(hostile, hostile_capacity), 4, loads);
       break;
     }
     default: /* a byte of the name */
@@ -143,7 +150,8 @@ void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
 static uint32_t type_word(input_t *in) {
   uint32_t pick = take(in, 1);
   if (pick % 8 < 4) return pick % 4; /* none, data, padding, consumed */
-  uint32_t named = take(in, 1) % SHMCHAN_MAX_CONSUMERS << SHMCHAN_CLAIM_SLOT_SHIFT | take(in, 1) % 4;
+  uint32_t slot = take(in, 1) % SHMCHAN_MAX_CONSUMERS, generation = take(in, 1) % 4;
+  uint32_t named = slot << SHMCHAN_CLAIM_SLOT_SHIFT | generation;
   if (pick % 8 < 6) return SHMCHAN_CONSUMER_FLAG | named;
   if (pick % 8 < 7) return SHMCHAN_CLAIM_FLAG | named;
   return take(in, 4);
@@ -178,7 +186,7 @@ static uint32_t releaser_marker(shmchan_segment_t *seg, const shmchan_fanout_rea
   switch (pick % 4) {
     case 0: return shmchan_claim_producer(seg) >= 0 || seg->producer_slot >= 0 ? shmchan_claim_marker(seg) : 0;
     case 1: return r->mode == SHMCHAN_MODE_MPMC ? r->marker : SHMCHAN_CONSUMER_FLAG | r->slot << SHMCHAN_CLAIM_SLOT_SHIFT;
-    case 2: return interesting(take(in, 1), capacity, take(in, 4));
+    case 2: return take_interesting(in, capacity);
     default: return load_u32(seg->base, SHMCHAN_OFF_RELEASE_LOCK);
   }
 }
@@ -385,7 +393,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint32_t pick = take(&in, 1);
         uint32_t mode = (pick & 1) ? SHMCHAN_MODE_BROADCAST : SHMCHAN_MODE_MPMC;
         uint32_t marker = releaser_marker(&seg, &fanout, &in, capacity);
-        uint32_t need = interesting(take(&in, 1), capacity, take(&in, 4));
+        uint32_t need = take_interesting(&in, capacity);
         shmchan_fanout_make_room(&seg, mode, (pick >> 1) & 1, marker, need);
         shmchan_release_producer(&seg);
         break;
@@ -394,11 +402,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint32_t pick = take(&in, 1), slot = take(&in, 1) % SHMCHAN_MAX_CONSUMERS;
         uint32_t slot_off = SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE;
         switch (pick % 7) {
-          case 0: store_u32(base, slot_off + SHMCHAN_CONSUMER_OWNER, interesting(take(&in, 1), capacity, take(&in, 4))); break;
+          case 0: store_u32(base, slot_off + SHMCHAN_CONSUMER_OWNER, take_interesting(&in, capacity)); break;
           case 1: store_u32(base, slot_off + SHMCHAN_CONSUMER_GENERATION, take(&in, 1) % 4); break;
           case 2: { /* cursor | lost << 32 */
             uint64_t position = near_cursor(base, &fanout, &in);
-            position |= (uint64_t)interesting(take(&in, 1), capacity, take(&in, 4)) << 32;
+            position |= (uint64_t)take_interesting(&in, capacity) << 32;
             __atomic_store_n((uint64_t *)(base + slot_off + SHMCHAN_CONSUMER_POSITION), position, __ATOMIC_RELEASE);
             break;
           }
