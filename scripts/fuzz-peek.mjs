@@ -1,12 +1,17 @@
 #!/usr/bin/env node
 // Fuzzes the consumer's reading of a ring that another process can write: the
 // relay consumer's peek (src/nats/relay.ts, what `shmchan bridge --to` uses) and
-// tryReceive, both through the one scanner of each ring mode (src/core/spsc.ts
-// and mpsc.ts, scan()). Seeded random and mutational: each iteration forges a
-// ring in a real segment (cursors, record headers, lengths, padding, claim
-// markers, the end flag), mostly from well-formed records with a few mutations,
-// opens a fresh consumer handle and calls peek / commit / rewind or tryReceive,
-// forging more between calls as a live peer could. On every other channel a
+// tryReceive, both through the one scanner of each ring mode (src/core/spsc.ts,
+// mpsc.ts, and for the fan-out modes 'broadcast' ('block' and 'overwrite') and
+// 'mpmc' fanout.ts, broadcast.ts, mpmc.ts), and on the fan-out modes a
+// producer's trySend, which moves the head under the release lock. Seeded random
+// and mutational: each iteration forges a ring in a real segment (cursors,
+// RELEASING, record headers, lengths, padding, claim markers, consumed records
+// and records taken by MPMC consumers, the end flag; consumer slots' owner words,
+// generations and positions (cursor | lost << 32), the release lock), mostly from
+// well-formed records with a few mutations, opens a fresh consumer handle and
+// calls peek / commit / rewind or tryReceive, and trySend, forging more between
+// calls as a live peer could. On every other channel a
 // second thread also scribbles on the ring while the calls run, as a process
 // writing between two reads of the consumer would (those sessions replay only
 // roughly from their seed).
@@ -14,7 +19,8 @@
 //   node scripts/fuzz-peek.mjs [--seconds N] [--iterations N] [--seed S]
 //
 // Every call must return a message, EMPTY/ENDED (undefined for tryReceive) or
-// throw a ShmChanError with a code a corrupt ring can cause; a peeked record must
+// throw a ShmChanError with a code a corrupt ring can cause (and ERR_LAGGED, a
+// subscriber lapped under 'overwrite'); a peeked record must
 // lie inside the ring, and no record header may be looked up outside it. A call
 // that has not returned after CALL_DEADLINE_MS fails the run as a hang (the
 // fuzzing runs in a worker thread that this thread watches and stops). Exits 1
@@ -40,7 +46,7 @@ const SESSION_ITERATIONS = 500;
 const ITERATION = 0;
 const CALLS = 1; // bumped when a call starts and when it ends: odd while one runs
 const CALL = 2; // which call runs: an index into CALL_NAMES
-const CALL_NAMES = ['Channel.open', 'relayConsumer', 'relay.next', 'relay.commit', 'relay.rewind', 'tryReceive', 'tryReceiveInto'];
+const CALL_NAMES = ['Channel.open', 'relayConsumer', 'relay.next', 'relay.commit', 'relay.rewind', 'tryReceive', 'tryReceiveInto', 'trySend'];
 
 // the channel the scribbler writes on: its session number + 1 (0: none, -1: stop) and backend
 const SCRIBBLE_SESSION = 0;
@@ -155,13 +161,14 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
   const codes = {};
   const results = { message: 0, empty: 0, ended: 0 };
   let calls = 0;
+  const perCall = {}; // calls by name and mode
   let session;
 
   function newSession(index) {
     const capacity = oneOf([4096, 8192, 65536]);
     const limit = capacity / 2 - L.RECORD_HEADER;
     const options = {
-      mode: oneOf(['spsc', 'mpsc']),
+      mode: oneOf(['spsc', 'mpsc', 'broadcast', 'broadcast', 'mpmc']),
       capacity,
       maxMessageSize: oneOf([1, 64, 1000, limit, 1 + below(limit)]),
       codec: oneOf(['raw', 'msgpack', 'msgpack', undefined]),
@@ -171,6 +178,7 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
       delete options.codec;
       options.records = true;
     }
+    if (options.mode === 'broadcast') options.overflow = oneOf(['block', 'overwrite']);
     const name = channelName(index);
     parentPort.postMessage({ channel: { name, backend: options.backend } });
     const creator = Channel.create(name, options);
@@ -209,6 +217,34 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
       case 13: return 0xfffffff9 | 0; // rounds up past 2^32
       default: return next() | 0;
     }
+  }
+
+  /** A record an MPMC consumer has taken: the consumer flag, a slot, a generation. */
+  function consumerMarker() {
+    return (L.CONSUMER_FLAG | (below(L.MAX_CONSUMERS) << L.CLAIM_SLOT_SHIFT) | below(4)) | 0;
+  }
+
+  const fanout = () => session.options.mode === 'broadcast' || session.options.mode === 'mpmc';
+
+  /** A committed record's type word: data, or for the fan-out modes also consumed or taken. */
+  function dataType() {
+    if (!fanout() || chance(0.7)) return chance(0.9) ? L.RECORD_DATA : marker();
+    return oneOf([L.RECORD_CONSUMED, consumerMarker(), marker()]);
+  }
+
+  /** The fan-out words: consumer slots' owner words and generations or positions
+   * (cursor | lost << 32, the cursor near head and tail), and the release lock. */
+  function forgeFanout(head, tail) {
+    const { i32, capacity } = session.ring;
+    const words = new DataView(i32.buffer);
+    for (let n = below(4); n > 0; n--) {
+      const slot = L.OFF_PRODUCERS + below(4) * L.PRODUCER_SIZE;
+      words.setUint32(slot + L.CONSUMER_OWNER, chance(0.6) ? 1 + below(1 << 22) : 0, true);
+      const cursor = oneOf([head, tail, head + 8 * below(capacity / 8), tail + 8, head - 8, next()]) >>> 0;
+      words.setUint32(slot + L.CONSUMER_POSITION, chance(0.9) ? cursor : cursor | 1, true);
+      words.setUint32(slot + L.CONSUMER_POSITION + 4, chance(0.7) ? 0 : next(), true);
+    }
+    i32[L.OFF_RELEASE_LOCK >> 2] = chance(0.8) ? 0 : oneOf([consumerMarker(), marker(), next() | 0]);
   }
 
   /** A claim marker: the flag, a slot, a generation (usually no live producer's). */
@@ -251,7 +287,7 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
         }
         if (at + size > capacity) break;
         payload(bytes, at + L.RECORD_HEADER, Math.min(length, capacity - at - L.RECORD_HEADER));
-        i32[word(at) + 1] = chance(0.9) ? L.RECORD_DATA : marker(); // MPSC: committed while the type still names the claimant
+        i32[word(at) + 1] = dataType(); // MPSC: committed while the type still names the claimant
         i32[word(at)] = L.RECORD_HEADER + length;
         position = (position + size) >>> 0;
       } else if (kind === 6) {
@@ -275,7 +311,8 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
     const tail = chance(0.85) ? position : chance(0.5) ? head : (head + interesting(capacity, 0)) >>> 0;
     i32[L.OFF_HEAD >> 2] = head | 0;
     i32[L.OFF_TAIL >> 2] = tail | 0;
-    i32[L.OFF_RELEASING >> 2] = chance(0.9) ? head | 0 : (head + 8 * below(capacity / 8)) | 0;
+    i32[L.OFF_RELEASING >> 2] = chance(0.9) ? head | 0 : (head + oneOf([8, 1, 4]) * below(capacity / 8)) | 0;
+    if (fanout()) forgeFanout(head, tail);
     i32[L.OFF_ENDED >> 2] = chance(0.1) ? 1 : 0;
     new BigUint64Array(i32.buffer, L.OFF_HEAD_POSITION, 1)[0] = chance(0.9) ? BigInt(head) : BigInt(next()) << 20n;
     if (session.options.records && chance(0.2)) scribbleStructures();
@@ -295,7 +332,8 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
           i32[session.ring.lengthIndex(idx) + 1] = interesting(capacity, idx);
           break;
         case 2:
-          i32[oneOf([L.OFF_HEAD, L.OFF_TAIL, L.OFF_RELEASING, L.OFF_ENDED]) >> 2] = interesting(capacity, 0);
+          i32[oneOf([L.OFF_HEAD, L.OFF_TAIL, L.OFF_RELEASING, L.OFF_ENDED, L.OFF_RELEASE_LOCK, L.OFF_PRODUCERS + L.CONSUMER_POSITION, L.OFF_PRODUCERS + L.CONSUMER_POSITION + 4]) >> 2] =
+            interesting(capacity, 0);
           break;
         case 3:
           bytes[below(capacity)] ^= 1 << below(8);
@@ -328,6 +366,8 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
   /** Runs one consumer call under the watch; a ShmChanError is a valid answer. */
   function call(iteration, what, fn) {
     calls++;
+    const key = `${what}@${session.options.mode}${session.options.overflow ? `/${session.options.overflow}` : ''}`;
+    perCall[key] = (perCall[key] ?? 0) + 1;
     Atomics.store(progress, CALL, CALL_NAMES.indexOf(what));
     Atomics.add(progress, CALLS, 1);
     try {
@@ -335,7 +375,8 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
     } catch (error) {
       if (failed) throw error;
       if (!(error instanceof ShmChanError)) fail(iteration, `${what} threw something else than a ShmChanError: ${error?.stack ?? error}`);
-      if (!EXPECTED_CODES.has(error.code)) fail(iteration, `${what} threw ${error.code}, which a corrupt ring should not cause: ${error.message}`);
+      const lapped = error.code === 'ERR_LAGGED' && session.options.overflow === 'overwrite';
+      if (!EXPECTED_CODES.has(error.code) && !lapped) fail(iteration, `${what} threw ${error.code}, which a corrupt ring should not cause: ${error.message}`);
       codes[error.code] = (codes[error.code] ?? 0) + 1;
       return { error };
     } finally {
@@ -355,6 +396,12 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
   }
 
   function checkPeeked(iteration, relay, ring, got) {
+    if (relay.peeked === undefined) {
+      // a fan-out relay: a copy of what it took
+      if (!(got.bytes.length <= ring.maxMessageSize) || typeof got.position !== 'bigint')
+        fail(iteration, `next() answered ${got.bytes.length} bytes at ${got.position} (maxMessageSize ${ring.maxMessageSize})`);
+      return;
+    }
     const record = relay.peeked[relay.peeked.length - 1];
     const { start, end } = record;
     if (!(start >= L.RECORD_HEADER && start <= end && end <= ring.capacity && end - start <= ring.maxMessageSize))
@@ -378,10 +425,21 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
     };
   }
 
+  /** On the fan-out modes, a producer that may find no room and release (the
+   * creator's handle); else, or as often, a few more hostile writes. */
+  function sendOrMutate(iteration) {
+    if (!fanout() || session.options.records || chance(0.5)) return mutate(1 + below(2));
+    // up to a quarter of the ring, a few times: producers that lap a subscriber under 'overwrite'
+    const length = oneOf([0, 8, below(session.ring.capacity / 4)]);
+    const value = session.options.codec === 'raw' ? Buffer.alloc(length, 7) : 'x'.repeat(length);
+    for (let n = 1 + below(8); n > 0; n--) call(iteration, 'trySend', () => session.creator.trySend(value));
+  }
+
   function exercise(iteration) {
     const { name, options } = session;
     const openOptions = { backend: options.backend };
     if (!options.records && chance(0.3)) openOptions.codec = checkingCodec(iteration, session.ring.maxMessageSize);
+    if (options.mode === 'broadcast' && chance(0.5)) openOptions.from = 'oldest';
     const opened = call(iteration, 'Channel.open', () => Channel.open(name, openOptions));
     if (opened.error) return;
     const consumer = opened.value;
@@ -404,7 +462,7 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
           } else if (pick < 9) {
             call(iteration, 'relay.rewind', () => relay.rewind());
           } else {
-            mutate(1 + below(2));
+            sendOrMutate(iteration);
           }
         }
       } else {
@@ -420,7 +478,7 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
               fail(iteration, `tryReceiveInto answered ${got.value} for a ${target.length}-byte target`);
             if (!got.error) tally(got.value);
           } else {
-            mutate(1 + below(2));
+            sendOrMutate(iteration);
           }
         }
       }
@@ -449,7 +507,7 @@ async function fuzz({ seconds, iterations, seed, progress, scribbling }) {
   }
   const took = ((Date.now() - started) / 1000).toFixed(1);
   parentPort.postMessage({
-    summary: `${iteration} iterations, ${calls} calls in ${took} s, no failure; answers ${JSON.stringify(results)}, errors ${JSON.stringify(codes)}`,
+    summary: `${iteration} iterations, ${calls} calls in ${took} s, no failure; answers ${JSON.stringify(results)}, errors ${JSON.stringify(codes)}; calls ${JSON.stringify(perCall)}`,
   });
 }
 
@@ -491,10 +549,10 @@ async function scribble({ seed, scribbling }) {
       continue;
     }
     const { i32, capacity } = channel[Symbol.for('shmchan.internals')]().ring;
-    const cursors = [L.OFF_HEAD, L.OFF_TAIL, L.OFF_RELEASING, L.OFF_ENDED].map((off) => off >> 2);
+    const cursors = [L.OFF_HEAD, L.OFF_TAIL, L.OFF_RELEASING, L.OFF_ENDED, L.OFF_RELEASE_LOCK, L.OFF_PRODUCERS + L.CONSUMER_POSITION].map((off) => off >> 2);
     for (let i = 0; i < 10_000; i++) {
       const r = next();
-      const index = r % 8 === 0 ? cursors[(r >>> 3) % 4] : (L.HEADER_SIZE >> 2) + ((r >>> 3) % (capacity >> 2));
+      const index = r % 8 === 0 ? cursors[(r >>> 3) % cursors.length] : (L.HEADER_SIZE >> 2) + ((r >>> 3) % (capacity >> 2));
       const value = [0, 8, capacity, -8, L.RECORD_PADDING, L.RECORD_DATA, L.CLAIM_FLAG | 0, next() | 0][(r >>> 24) % 8];
       const before = i32[index];
       i32[index] = value;

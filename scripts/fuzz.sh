@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes what reads a segment another process can write, for a bounded time:
 # first the C target, native/fuzz/fuzz_segment.c (the open paths' header
-# validation and the ring's record parsing), built with AddressSanitizer and
-# UBSan, with libFuzzer when clang has it, else with gcc and the seeded random
-# driver (native/fuzz/fuzz_main.c); then the consumer's peek and tryReceive in
-# TypeScript, scripts/fuzz-peek.mjs (needs dist/: npx tsc -p .). Each gets half
-# of the time.
+# validation and the ring's record parsing, with the fan-out readers and
+# releasers), built with AddressSanitizer and UBSan, with libFuzzer when clang
+# has it, else with gcc and the seeded random driver (native/fuzz/fuzz_main.c);
+# then the consumer's peek and tryReceive in TypeScript, scripts/fuzz-peek.mjs,
+# in every mode, with a fan-out producer's trySend (needs dist/: npx tsc -p .).
+# Each gets half of the time.
 #
 #   scripts/fuzz.sh [SECONDS]        default 60; npm run fuzz
 #
@@ -21,7 +22,7 @@ c_seconds=$(((seconds + 1) / 2))
 peek_seconds=$((seconds - c_seconds > 0 ? seconds - c_seconds : 1))
 out=build/fuzz
 mkdir -p "$out/artifacts" "$out/corpus"
-sources=(native/fuzz/fuzz_segment.c native/src/header.c native/src/sysv.c native/src/posix.c native/src/guard.c native/src/owners.c native/src/ring.c native/src/mpsc.c native/src/wait.c)
+sources=(native/fuzz/fuzz_segment.c native/src/header.c native/src/sysv.c native/src/posix.c native/src/guard.c native/src/owners.c native/src/ring.c native/src/mpsc.c native/src/fanout.c native/src/wait.c)
 flags=(-std=c11 -DSHMCHAN_FUZZ_LOADS -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all -Wall -Wextra)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
@@ -40,6 +41,6 @@ else
   echo "fuzz: no libFuzzer (install clang for coverage-guided fuzzing); seeded random inputs, ${c_seconds} s"
   timeout --signal=KILL $((c_seconds + 60)) "$out/fuzz_segment_loop" -seconds "$c_seconds"
 fi
-echo "fuzz: the consumer's peek and tryReceive, ${peek_seconds} s"
+echo "fuzz: the consumer's peek and tryReceive (and fan-out trySend), ${peek_seconds} s"
 # its own deadline stops a call that never returns; this one a native call that blocks
 timeout --signal=KILL $((peek_seconds + 60)) node scripts/fuzz-peek.mjs --seconds "$peek_seconds"

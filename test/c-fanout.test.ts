@@ -347,4 +347,35 @@ describe.each(backends)('%s', (backend) => {
       channel.close();
     }
   });
+
+  it("broadcast: a C producer making room ignores a RELEASING that is not on a record boundary (it would read past the ring)", async () => {
+    const name = uniqueName('c-bc-releasing');
+    const channel = b.create<Buffer>(name, { mode: 'broadcast', capacity: 4096, codec: 'raw', overflow: 'overwrite' });
+    try {
+      for (let i = 0; i < 64; i++) expect(channel.trySend(Buffer.alloc(56, i))).toBe(true); // 64-byte records: the ring is full
+      await b.runFixture('scribble.mjs', [name, String(layout.OFF_RELEASING), 'fd0f0000']); // 4093: the ring's last word
+      const line = 'y'.repeat(56);
+      const result = await start('producer', [name, '--raw', '--keep-open', ...backendFlags], `${line}\n`).done;
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(channel.stats()).toMatchObject({ messagesSent: 65 });
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('mpmc: a C worker that finds the release lock held does not look at a head off a record boundary (it would read past the ring)', async () => {
+    const name = uniqueName('c-mpmc-odd-head');
+    const channel = b.create(name, { mode: 'mpmc', capacity: 4096 });
+    try {
+      channel.sendSync('x'); // the record at 0, the tail at 16
+      await b.runFixture('scribble.mjs', [name, String(layout.OFF_RELEASE_LOCK), '0500c04f']); // consumer slot 63's, nobody's
+      await b.runFixture('scribble.mjs', [name, String(layout.OFF_HEAD), 'ffffffff']); // ring index 4095
+      const c = start('worker', [name, '--hex', ...backendFlags]);
+      channel.end();
+      const result = await c.done;
+      expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 0, stdout: `${packr.pack('x').toString('hex')}\n` });
+    } finally {
+      channel.close();
+    }
+  });
 });

@@ -61,6 +61,10 @@ int main(int argc, char **argv) {
       /* mostly small numbers: opcodes, short lengths and picks hit the paths that matter */
       input[i] = (uint8_t)((r & 3) == 0 ? r >> 8 : (r >> 8) % 16);
     }
+    /* byte 0 picks the ring, the mode and the header: each mode as often as the
+     * others (bits 3 and 6), a foreign header or a short mapping a quarter of the time */
+    uint64_t r = next();
+    input[0] = (uint8_t)((r >> 8) & ((r & 3) != 0 ? 0xcf : 0xff));
     LLVMFuzzerTestOneInput(input, n);
     runs++;
     if (runs == max_runs) break;

@@ -11,20 +11,28 @@
  * then each step is an opcode and its operands: overwrite bytes, set a field to
  * an interesting value, or call the core (open the segment again, receive,
  * send, recover the tail, claim roles, read stats, send and receive as MPSC
- * peers). An open maps the size that validation answers, so a validator that
- * trusted a word read again would hand the data path a ring larger than the
- * buffer. A correct core never reads or writes outside the segment and never
- * loops forever, whatever the bytes; AddressSanitizer and UndefinedBehavior-
- * Sanitizer say when it does, and libFuzzer's -timeout when it hangs.
+ * peers, read as an MPMC consumer or a BROADCAST subscriber in a consumer slot,
+ * make room as a fan-out producer: BROADCAST 'block' or 'overwrite', MPMC).
+ * The fan-out words have steps of their own: consumer slots' owner words,
+ * generations and positions (cursor | lost << 32), the release lock (free, or
+ * any claim or consumer marker), RELEASING, the head and the tail, set near the
+ * positions the readers and releasers trust. An open maps the size that
+ * validation answers, so a validator that trusted a word read again would hand
+ * the data path a ring larger than the buffer. A correct core never reads or
+ * writes outside the segment and never loops forever, whatever the bytes;
+ * AddressSanitizer and UndefinedBehaviorSanitizer say when it does, and
+ * libFuzzer's -timeout (the seeded driver: fuzz.sh's timeout) when it hangs.
  *
  * Built with libFuzzer (clang -fsanitize=fuzzer) or, without clang, with
  * fuzz_main.c, a seeded random driver. See scripts/fuzz.sh.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../src/platform.h"
 
@@ -47,7 +55,8 @@ static const uint32_t field_offsets[] = {
     SHMCHAN_OFF_RELEASING,   SHMCHAN_OFF_CONSUMER,     SHMCHAN_OFF_DATA_WAITERS, SHMCHAN_OFF_SPACE_WAITERS,
     SHMCHAN_OFF_PRODUCERS,   SHMCHAN_OFF_NAME + 200,   SHMCHAN_OFF_MAX_CONSUMERS, SHMCHAN_OFF_OVERFLOW,
     SHMCHAN_OFF_RELEASE_LOCK, SHMCHAN_OFF_PRODUCERS + SHMCHAN_CONSUMER_OWNER,
-    SHMCHAN_OFF_PRODUCERS + SHMCHAN_CONSUMER_POSITION,
+    SHMCHAN_OFF_PRODUCERS + SHMCHAN_CONSUMER_POSITION, SHMCHAN_OFF_PRODUCERS + SHMCHAN_CONSUMER_POSITION + 4,
+    SHMCHAN_OFF_PRODUCERS + SHMCHAN_PRODUCER_SIZE + SHMCHAN_CONSUMER_OWNER,
 };
 
 static uint32_t interesting(uint32_t pick, uint32_t capacity, uint32_t raw) {
@@ -67,6 +76,13 @@ static uint32_t interesting(uint32_t pick, uint32_t capacity, uint32_t raw) {
     case 12: return SHMCHAN_CLAIM_FLAG | (raw & 0x3fffffffu); /* a claim marker */
     default: return raw;
   }
+}
+
+/* The input's pick of an interesting value (operands taken in order: the
+ * evaluation order of a call's arguments is unspecified). */
+static uint32_t take_interesting(input_t *in, uint32_t capacity) {
+  uint32_t pick = take(in, 1);
+  return interesting(pick, capacity, take(in, 4));
 }
 
 /* While set, every header load of the core may first rewrite the segment
@@ -111,7 +127,7 @@ void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
   switch (pick / 4 % 4) {
     case 0:
     case 1: { /* the word about to be read */
-      uint32_t value = interesting(take(hostile, 1), hostile_capacity, take(hostile, 4));
+      uint32_t value = take_interesting(hostile, hostile_capacity);
       if (off == SHMCHAN_OFF_SEGMENT_SIZE && (pick & 64))
         rewrite(segment + off, (uint64_t)SHMCHAN_HEADER_SIZE + ((uint64_t)hostile_capacity << (value % 20)), 8, loads);
       else
@@ -120,13 +136,68 @@ void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
     }
     case 2: { /* another field */
       uint32_t field = field_offsets[take(hostile, 1) % (sizeof field_offsets / sizeof field_offsets[0])];
-      rewrite(segment + field, interesting(take(hostile, 1), hostile_capacity, take(hostile, 4)), 4, loads);
+      rewrite(segment + field, take_interesting(hostile, hostile_capacity), 4, loads);
       break;
     }
     default: /* a byte of the name */
       rewrite(segment + SHMCHAN_OFF_NAME + take(hostile, 1) % (SHMCHAN_NAME_MAX + 1), take(hostile, 1), 1, loads);
       break;
   }
+}
+
+/* A record's type word: the plain types, or a marker naming a producer's claim or
+ * an MPMC consumer's taken record (small generations: a fresh slot's is 1). */
+static uint32_t type_word(input_t *in) {
+  uint32_t pick = take(in, 1);
+  if (pick % 8 < 4) return pick % 4; /* none, data, padding, consumed */
+  uint32_t slot = take(in, 1) % SHMCHAN_MAX_CONSUMERS, generation = take(in, 1) % 4;
+  uint32_t named = slot << SHMCHAN_CLAIM_SLOT_SHIFT | generation;
+  if (pick % 8 < 6) return SHMCHAN_CONSUMER_FLAG | named;
+  if (pick % 8 < 7) return SHMCHAN_CLAIM_FLAG | named;
+  return take(in, 4);
+}
+
+/* A position near one a reader or releaser trusts (the head, the tail, RELEASING,
+ * the fan-out reader's cursor) or anywhere: a few records either way, mostly on
+ * record boundaries. */
+static uint32_t near_cursor(const uint8_t *base, const shmchan_fanout_reader_t *r, input_t *in) {
+  static const uint32_t cursors[] = {SHMCHAN_OFF_HEAD, SHMCHAN_OFF_TAIL, SHMCHAN_OFF_RELEASING};
+  uint32_t pick = take(in, 1), step = take(in, 1) % 33 - 16;
+  uint32_t at = pick % 5 < 3 ? load_u32(base, cursors[pick % 5]) : pick % 5 == 3 ? r->cursor : take(in, 4);
+  return at + step * ((pick & 32) ? 1 : 8);
+}
+
+/* Takes a consumer slot as a channel handle does (in SPSC and MPSC the consumer
+ * role: the slot is then the input's) and starts a fan-out reader in it, in either
+ * mode whatever the header says, from the oldest message or the tail. */
+static int fanout_start(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, input_t *in) {
+  uint32_t pick = take(in, 1);
+  shmchan_release_consumer(seg);
+  int slot = shmchan_claim_consumer(seg);
+  if (slot < 0 || !shmchan_fanout_mode(seg->mode)) slot = (int)take(in, 1);
+  uint32_t mode = (pick & 1) ? SHMCHAN_MODE_BROADCAST : SHMCHAN_MODE_MPMC;
+  return shmchan_fanout_reader_init(r, seg, mode, (uint32_t)slot, (pick >> 1) & 1) == 0;
+}
+
+/* The marker a releaser holds the release lock under: a producer's claim marker (of
+ * a slot it holds), the reader's own, one from the input, or the lock's holder. */
+static uint32_t releaser_marker(shmchan_segment_t *seg, const shmchan_fanout_reader_t *r, input_t *in, uint32_t capacity) {
+  uint32_t pick = take(in, 1);
+  switch (pick % 4) {
+    case 0: return shmchan_claim_producer(seg) >= 0 || seg->producer_slot >= 0 ? shmchan_claim_marker(seg) : 0;
+    case 1: return r->mode == SHMCHAN_MODE_MPMC ? r->marker : SHMCHAN_CONSUMER_FLAG | r->slot << SHMCHAN_CLAIM_SLOT_SHIFT;
+    case 2: return take_interesting(in, capacity);
+    default: return load_u32(seg->base, SHMCHAN_OFF_RELEASE_LOCK);
+  }
+}
+
+/* Once per input, after a receive waited on an unfinished claim: long enough for
+ * the claim to count as stuck, so that the next receive asks whether its producer
+ * lives and finishes it as padding when not (DEAD_CLAIM_CHECK_US in mpsc.c). */
+static void stuck_for_a_while(int *slept) {
+  if (*slept) return;
+  *slept = 1;
+  nanosleep(&(struct timespec){.tv_nsec = 1100 * 1000}, NULL);
 }
 
 #define FUZZ_NAME "fuzz"
@@ -209,10 +280,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   shmchan_mpsc_reader_t mpsc_consumer;
   shmchan_mpsc_writer_init(&mpsc_producer, &seg); /* holds no slot: its marker names slot 63 */
   shmchan_mpsc_reader_init(&mpsc_consumer, &seg);
+  shmchan_fanout_reader_t fanout = {.mode = SHMCHAN_MODE_MPMC};
+  int fanning = 0, slept = 0;
 
   for (int steps = 0; steps < 256 && in.at < in.size; steps++) {
     uint32_t op = take(&in, 1);
-    switch (op % 13) {
+    switch (op % 17) {
       case 0: { /* overwrite a few bytes anywhere */
         uint32_t off = take(&in, 4) % segment_size;
         uint32_t n = take(&in, 1) % 16 + 1;
@@ -226,12 +299,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       }
       case 2: { /* set a record header where a reader or writer will look */
-        uint32_t where = take(&in, 1) % 3;
-        uint32_t pos = where == 0 ? consumer.position : where == 1 ? producer.position : take(&in, 4);
+        uint32_t where = take(&in, 1) % 4;
+        uint32_t pos = where == 0 ? consumer.position : where == 1 ? producer.position
+                     : where == 2 ? fanout.cursor : near_cursor(base, &fanout, &in);
         uint32_t idx = pos & (capacity - 1) & ~3u;
         uint32_t pick = take(&in, 1);
         store_u32(base + SHMCHAN_HEADER_SIZE, idx, interesting(pick, capacity, take(&in, 4)));
-        if (idx + 4 < capacity) store_u32(base + SHMCHAN_HEADER_SIZE, idx + 4, take(&in, 1) % 4);
+        if (idx + 4 < capacity) store_u32(base + SHMCHAN_HEADER_SIZE, idx + 4, type_word(&in));
         break;
       }
       case 3: { /* another opener, while the input writes between its reads */
@@ -296,8 +370,51 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       case 11: {
         uint32_t cap = take(&in, 2) % sizeof received;
+        if (mpsc_consumer.scanner.waiting_on_claim) stuck_for_a_while(&slept);
         for (int i = 0; i < 4; i++)
           if (shmchan_mpsc_try_receive(&seg, &mpsc_consumer, received, cap) < 0) break;
+        break;
+      }
+      case 12: /* MPMC, BROADCAST: a reader in a consumer slot */
+        fanning = fanout_start(&seg, &fanout, &in);
+        break;
+      case 13: {
+        if (!fanning) fanning = fanout_start(&seg, &fanout, &in);
+        if (!fanning) break;
+        uint32_t cap = take(&in, 2) % sizeof received;
+        if (fanout.scanner.waiting_on_claim) stuck_for_a_while(&slept);
+        for (int i = 0; i < 4; i++) {
+          int rc = shmchan_fanout_try_receive(&seg, &fanout, received, cap);
+          if (rc < 0 && rc != -ENOBUFS) break; /* lapped under 'overwrite': it goes on */
+        }
+        break;
+      }
+      case 14: { /* a fan-out producer without room: BROADCAST 'block' or 'overwrite', MPMC */
+        uint32_t pick = take(&in, 1);
+        uint32_t mode = (pick & 1) ? SHMCHAN_MODE_BROADCAST : SHMCHAN_MODE_MPMC;
+        uint32_t marker = releaser_marker(&seg, &fanout, &in, capacity);
+        uint32_t need = take_interesting(&in, capacity);
+        shmchan_fanout_make_room(&seg, mode, (pick >> 1) & 1, marker, need);
+        shmchan_release_producer(&seg);
+        break;
+      }
+      case 15: { /* the words fan-out readers and releasers share */
+        uint32_t pick = take(&in, 1), slot = take(&in, 1) % SHMCHAN_MAX_CONSUMERS;
+        uint32_t slot_off = SHMCHAN_OFF_PRODUCERS + slot * SHMCHAN_PRODUCER_SIZE;
+        switch (pick % 7) {
+          case 0: store_u32(base, slot_off + SHMCHAN_CONSUMER_OWNER, take_interesting(&in, capacity)); break;
+          case 1: store_u32(base, slot_off + SHMCHAN_CONSUMER_GENERATION, take(&in, 1) % 4); break;
+          case 2: { /* cursor | lost << 32 */
+            uint64_t position = near_cursor(base, &fanout, &in);
+            position |= (uint64_t)take_interesting(&in, capacity) << 32;
+            __atomic_store_n((uint64_t *)(base + slot_off + SHMCHAN_CONSUMER_POSITION), position, __ATOMIC_RELEASE);
+            break;
+          }
+          case 3: store_u32(base, SHMCHAN_OFF_RELEASE_LOCK, (pick & 8) ? type_word(&in) : 0); break;
+          case 4: store_u32(base, SHMCHAN_OFF_RELEASING, near_cursor(base, &fanout, &in)); break;
+          case 5: store_u32(base, SHMCHAN_OFF_HEAD, near_cursor(base, &fanout, &in)); break;
+          default: store_u32(base, SHMCHAN_OFF_TAIL, near_cursor(base, &fanout, &in)); break;
+        }
         break;
       }
       default: {
@@ -310,6 +427,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
     }
   }
+  shmchan_release_consumer(&seg);
+  shmchan_release_producer(&seg);
   free(base);
   return 0;
 }

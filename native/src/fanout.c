@@ -176,8 +176,9 @@ static int release_locked(shmchan_segment_t *seg, const plan_t *plan) {
   uint32_t used = tail - head;
   if (used > capacity || (head & 7u) != 0) return -EBADMSG;
   /* A holder that died while zeroing left RELEASING ahead of the head: what lies
-   * between is half zeroed, so the walk starts at RELEASING and releases it too. */
-  uint32_t at = releasing - head <= used ? releasing : head;
+   * between is half zeroed, so the walk starts at RELEASING and releases it too.
+   * One off a record boundary no holder wrote: the walk starts at the head. */
+  uint32_t at = releasing - head <= used && (releasing & 7u) == 0 ? releasing : head;
   /* that holder died before zeroing (maybe before pushing every subscriber) when
    * its range is whole: its records are counted for the subscribers still in it */
   uint32_t whole = data_from(seg, head, at, head) == NOT_WHOLE ? at : head;
@@ -382,7 +383,8 @@ static void release_consumed(shmchan_segment_t *seg, shmchan_fanout_reader_t *r)
     static const plan_t consumed = {PLAN_CONSUMED, 0, 0};
     if (release(seg, r->marker, &consumed, 0) < 0) return; /* the next receive reports the corruption */
     uint32_t head = load(seg->base, SHMCHAN_OFF_HEAD);
-    if (head == load(seg->base, SHMCHAN_OFF_TAIL)) return;
+    /* a head off a record boundary (the lock's holder reports it) has no record to look at */
+    if (head == load(seg->base, SHMCHAN_OFF_TAIL) || (head & 7u) != 0) return;
     int32_t length = (int32_t)load(ring, head & mask);
     uint32_t type = load(ring, (head & mask) + 4);
     if (length <= 0 || (type != SHMCHAN_RECORD_CONSUMED && type != SHMCHAN_RECORD_PADDING)) return;

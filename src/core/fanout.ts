@@ -160,7 +160,8 @@ export class Releaser {
     if (used > capacity || (head & 7) !== 0) throw new CorruptRing(`a head of ${head} with the tail at ${tail}`);
     // A holder that died while zeroing left RELEASING ahead of the head: what lies
     // between is half zeroed, so the walk starts at RELEASING and releases it too.
-    const start = (releasing - head) >>> 0 <= used ? releasing : head;
+    // One off a record boundary no holder wrote: the walk starts at the head.
+    const start = (releasing - head) >>> 0 <= used && (releasing & 7) === 0 ? releasing : head;
     const plan = makePlan(head, tail);
     let bound = (plan.bound - head) >>> 0 <= used ? plan.bound : head;
     if ((bound - head) >>> 0 < (start - head) >>> 0) bound = start;

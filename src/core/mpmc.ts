@@ -102,7 +102,8 @@ export class MpmcReader {
     for (let turn = 0; turn < RELEASE_TURNS; turn++) {
       this.releaser.release(consumedPlan, false);
       const head = Atomics.load(i32, HEAD) >>> 0;
-      if (head === Atomics.load(i32, L.OFF_TAIL >> 2) >>> 0) return;
+      // a head off a record boundary (the lock's holder reports it) has no record to look at
+      if (head === Atomics.load(i32, L.OFF_TAIL >> 2) >>> 0 || (head & 7) !== 0) return;
       const lengthIndex = this.ring.lengthIndex(head & mask);
       const type = Atomics.load(i32, lengthIndex + 1);
       if (Atomics.load(i32, lengthIndex) <= 0 || (type !== L.RECORD_CONSUMED && type !== L.RECORD_PADDING)) return;

@@ -121,3 +121,35 @@ it('a consumer limit outside 1..64 in the header refuses new consumers with ERR_
     }
   }
 });
+
+for (const overflow of ['block', 'overwrite'] as const) {
+  it(`broadcast '${overflow}': a producer making room ignores a RELEASING that is not on a record boundary (it would read past the ring)`, () => {
+    const name = uniqueName(`bc-releasing-${overflow}`);
+    const channel = Channel.create<Buffer>(name, { mode: 'broadcast', capacity: 4096, overflow, codec: 'raw' });
+    try {
+      const message = (i: number) => Buffer.alloc(56, i); // 64-byte records: 64 fill the ring exactly
+      for (let i = 0; i < 64; i++) expect(channel.trySend(message(i))).toBe(true);
+      expect(channel.stats()).toMatchObject({ messagesSent: 64 });
+      scribble(name, OFF.releasing, u32(4093)); // between head (0) and tail (4096), at the ring's last word
+      expect(outcome(() => channel.trySend(message(64)))).toEqual({ value: true });
+    } finally {
+      channel.close();
+    }
+  });
+}
+
+it('mpmc: a consumer that finds the release lock held does not look at a head off a record boundary (it would read past the ring)', () => {
+  const name = uniqueName('mpmc-odd-head');
+  const channel = Channel.create(name, { mode: 'mpmc', capacity: 4096 });
+  const consumer = Channel.open(name);
+  try {
+    channel.sendSync('x'); // the record at 0, the tail at 16
+    scribble(name, RELEASE_LOCK, u32(0x40000000 | (63 << 22) | 5)); // held in the name of nobody
+    scribble(name, OFF.head, u32(0xffffffff)); // one byte before the record: ring index 4095
+    const got = outcome(() => consumer.tryReceive());
+    expect([{ value: 'x' }, { code: 'ERR_CORRUPT' }]).toContainEqual(got);
+  } finally {
+    consumer.close();
+    channel.close();
+  }
+});
