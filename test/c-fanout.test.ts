@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { useCPrograms } from './c-programs';
-import { backends, uniqueName, using } from './helpers';
+import { backends, uniqueName, until, using } from './helpers';
 import * as layout from '../dist/core/layout.js';
 import { consumerWords } from '../dist/core/fanout.js';
 
@@ -97,14 +97,8 @@ describe.each(backends)('%s', (backend) => {
       await c.stderrLine('subscribed');
       c.child.kill('SIGSTOP');
       const i32: Int32Array = channel['ring'].i32;
-      const until = async (what: string, done: () => boolean) => {
-        for (let turn = 0; !done(); turn++) {
-          if (turn > 2_000) throw new Error(`hang guard: ${what}`);
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      };
       const producer = b.runFixture('mpsc-producer.mjs', [name, '0', '2000']);
-      await until('the producer never slept for room', () => Atomics.load(i32, layout.OFF_SPACE_WAITERS >> 2) > 0);
+      await until(() => Atomics.load(i32, layout.OFF_SPACE_WAITERS >> 2) > 0, 'the producer never slept for room');
       const before = Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2);
       c.child.kill('SIGCONT');
       // it has read everything once a subscriber's cursor is at the tail, and is done
@@ -113,14 +107,14 @@ describe.each(backends)('%s', (backend) => {
         Array.from({ length: 16 }, (_, slot) => consumerWords(slot)).some(
           (w) => Atomics.load(i32, w.owner) !== 0 && Atomics.load(i32, w.position * 2) === Atomics.load(i32, layout.OFF_TAIL >> 2),
         );
-      await until('the C subscriber never read everything', atTail);
-      await until('the C subscriber never slept again', () => readFileSync(`/proc/${c.child.pid}/stat`, 'utf8').split(') ')[1].startsWith('S'));
+      await until(atTail, 'the C subscriber never read everything');
+      await until(() => readFileSync(`/proc/${c.child.pid}/stat`, 'utf8').split(') ')[1].startsWith('S'), 'the C subscriber never slept again');
       expect((Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2) - before) >>> 0).toBe(0);
       let read = 0;
-      await until('the holder never read everything', () => {
+      await until(() => {
         for (let m; (m = holder.tryReceive()) !== undefined; read++) if (m.i !== read) throw new Error(`message ${m.i} where ${read} was due`);
         return read === 2000;
-      });
+      }, 'the holder never read everything');
       expect(await producer).toEqual({ sent: 2000 });
       channel.end();
       const result = await c.done;
@@ -142,7 +136,7 @@ describe.each(backends)('%s', (backend) => {
       const c = start('worker', [name, '--hex', '--timeout', '10000', ...backendFlags]);
       await node.line('started');
       // the C worker takes its consumer slot on its first receive
-      while (channel.stats().consumers < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      await until(() => channel.stats().consumers >= 2);
       const sent = await Promise.all([0, 1].map((id) => b.runFixture('mpsc-producer.mjs', [name, String(id), '10000'])));
       expect(sent).toEqual([{ sent: 10_000 }, { sent: 10_000 }]);
       channel.end();
@@ -193,7 +187,7 @@ describe.each(backends)('%s', (backend) => {
         const c = start(mode === 'mpmc' ? 'worker' : 'subscriber', [name, '--hex', '--timeout', '10000', ...backendFlags]);
         await node.line('ready');
         if (mode === 'broadcast') await c.stderrLine('subscribed');
-        else while (channel.stats().consumers < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+        else await until(() => channel.stats().consumers >= 2);
         // 'overwrite': receivers stopped while the producer laps them (it never waits)
         const receivers = [node.child, c.child];
         if (kind === 'overwrite') for (const r of receivers) r.kill('SIGSTOP');
@@ -238,7 +232,7 @@ describe.each(backends)('%s', (backend) => {
     const channel = b.create(name, { mode: 'mpmc', capacity: 8 * 1024 });
     try {
       const c = start('worker', [name, '--hex', '--timeout', '10000', ...backendFlags]);
-      while (channel.stats().consumers < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      await until(() => channel.stats().consumers >= 1);
       // each victim SIGKILLs itself while decoding its 3rd message: between taking it and returning it
       const victims = [0, 1, 2].map(() => b.startFixture('worker.mjs', [name, '3']));
       await Promise.all(victims.map((v) => v.line('started')));
@@ -277,7 +271,7 @@ describe.each(backends)('%s', (backend) => {
       try {
         const c = start(mode === 'mpmc' ? 'worker' : 'subscriber', [name, '--hex', ...backendFlags]);
         if (mode === 'broadcast') await c.stderrLine('subscribed');
-        else while (channel.stats().consumers < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+        else await until(() => channel.stats().consumers >= 1);
         const marker = (0x80000000 | (5 << 22) | 4_000_000) >>> 0;
         const claim = Buffer.alloc(8);
         claim.writeInt32LE(-64, 0);
@@ -286,7 +280,7 @@ describe.each(backends)('%s', (backend) => {
         await b.runFixture('scribble.mjs', [name, '128', '40000000']); // tail := 64
         const sent = Array.from({ length: 300 }, (_, i) => Buffer.alloc(1 + ((i * 37) % 200), i & 0xff));
         channel.sendSync(sent[0]);
-        if (mode === 'mpmc') while (channel.stats().messagesReceived < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+        if (mode === 'mpmc') await until(() => channel.stats().messagesReceived >= 1);
         for (const m of sent.slice(1)) channel.sendSync(m, { timeout: 10_000 });
         channel.end();
         const result = await c.done;
@@ -311,7 +305,7 @@ describe.each(backends)('%s', (backend) => {
       await Promise.all([live.line('subscribed'), victim.stderrLine('subscribed')]);
       victim.child.kill('SIGSTOP'); // it holds its slot and reads nothing: producers wait for it
       const producer = b.runFixture('mpsc-producer.mjs', [name, '0', '20000']);
-      while (channel.stats().used < 2048) await new Promise((resolve) => setTimeout(resolve, 5));
+      await until(() => channel.stats().used >= 2048);
       victim.child.kill('SIGKILL');
       await victim.done;
       expect(await producer).toEqual({ sent: 20_000 });

@@ -225,6 +225,17 @@ export async function runFixture(file: string, args: string[] = [], backend?: Ba
   return JSON.parse(lines[lines.length - 1]);
 }
 
+/**
+ * Resolves once check() holds, looking again every 5 ms. After a minute it throws,
+ * naming `what` (the hang guard: it turns "never" into a failure, not a speed limit).
+ */
+export async function until(check: () => boolean, what = 'a condition never held'): Promise<void> {
+  for (const giveUp = Date.now() + 60_000; !check(); ) {
+    if (Date.now() > giveUp) throw new Error(`hang guard: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /** Kills every fixture still running (after a failed test). */
 export function killFixtures(): void {
   for (const child of children) child.kill('SIGKILL');

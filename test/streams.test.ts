@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Channel, createReadStream, createWriteStream } from '../dist/index.js';
-import { cleanupChannels, killFixtures, runFixture, startFixture, uniqueName } from './helpers';
+import { cleanupChannels, killFixtures, runFixture, startFixture, uniqueName, until } from './helpers';
 
 afterEach(() => {
   killFixtures();
@@ -12,12 +12,6 @@ afterEach(() => {
 });
 
 const MiB = 1 << 20;
-
-/** Resolves once check() holds, looking again every few milliseconds (a generous
- * test timeout turns "never" into a failure). */
-async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
-}
 
 /** Everything a readable stream yields, and how it finished. */
 function collect(stream: Readable): Promise<{ data: Buffer; error?: Error & { code?: string } }> {
