@@ -58,7 +58,8 @@ export class BroadcastReader {
     private readonly ring: RingMemory,
     readonly slot: number,
     from: From,
-    private readonly overwrite: boolean,
+    /** The channel's overflow is 'overwrite': producers may push this subscriber. */
+    readonly overwrite: boolean,
   ) {
     this.words = consumerWords(slot);
     this.big = positions(ring);

@@ -49,7 +49,7 @@ export interface Relay {
 export function relayConsumer<T>(channel: Channel<T>): Relay {
   const internals = relayable(channel);
   const reader = internals.consumer();
-  if (reader instanceof MpmcReader || reader instanceof BroadcastReader) return fanoutRelay(channel, internals, reader);
+  if (reader instanceof MpmcReader || reader instanceof BroadcastReader) return fanoutRelay(internals, reader);
   return new RelayConsumer(reader, internals.ring, internals);
 }
 
@@ -254,13 +254,13 @@ interface FanoutSource {
 
 /** The handle's consumer slot of an 'mpmc' or 'broadcast' channel (a subscriber
  * from where the handle's `from` says), as a relay. */
-function fanoutRelay<T>(channel: Channel<T>, internals: ChannelInternals, reader: MpmcReader | BroadcastReader): FanoutRelay {
+function fanoutRelay(internals: ChannelInternals, reader: MpmcReader | BroadcastReader): FanoutRelay {
   const { ring, name } = internals;
   // unique to this subscription or consumer: its ids are never those of another one
   const session = `${channelOrigin(ring)}.${reader.slot}.${process.pid.toString(36)}.${Date.now().toString(36)}`;
   if (reader instanceof MpmcReader) return new FanoutRelay(new MpmcSource(reader, ring), internals, `${name}@${session}:m`);
   const held: Taken[] = [];
-  return new FanoutRelay(new BroadcastSource(reader, ring, channel.overflow === 'overwrite', held), internals, `${name}@${session}:`, held);
+  return new FanoutRelay(new BroadcastSource(reader, ring, held), internals, `${name}@${session}:`, held);
 }
 
 /**
@@ -386,7 +386,6 @@ class BroadcastSource implements FanoutSource {
   constructor(
     private readonly reader: BroadcastReader,
     private readonly ring: RingMemory,
-    private readonly overwrite: boolean,
     private readonly held: readonly Taken[],
   ) {
     this.ahead = reader.position;
@@ -395,13 +394,13 @@ class BroadcastSource implements FanoutSource {
   take(): Omit<Taken, 'position'> | typeof EMPTY | typeof ENDED {
     for (;;) {
       // scan only from where nothing was overwritten: a cursor not pushed means no release passed it
-      if (this.overwrite && this.pushed()) continue;
+      if (this.reader.overwrite && this.pushed()) continue;
       let record: FoundRecord | typeof EMPTY | typeof ENDED;
       try {
         record = this.reader.peek(this.ahead);
       } catch (error) {
         // what looked corrupt may have been overwritten under the scan
-        if (error instanceof CorruptRing && this.overwrite && this.pushed()) continue;
+        if (error instanceof CorruptRing && this.reader.overwrite && this.pushed()) continue;
         throw error;
       }
       if (record === EMPTY || record === ENDED) {
@@ -413,7 +412,7 @@ class BroadcastSource implements FanoutSource {
         return record;
       }
       const taken = copied(this.ring, record);
-      if (this.overwrite && this.pushed()) continue;
+      if (this.reader.overwrite && this.pushed()) continue;
       this.ahead = taken.after;
       return taken;
     }
