@@ -18,6 +18,7 @@
         "native/src/posix.c",
         "native/src/ring.c",
         "native/src/sysv.c",
+        "native/src/uring.c",
         "native/src/wait.c"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

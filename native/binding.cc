@@ -80,6 +80,7 @@ struct Sleep {
   int64_t deadline_ns;  // CLOCK_MONOTONIC; INT64_MAX: none
   bool refed;
   bool cancelled = false;
+  bool in_ring = false;            // queued in the hub's io_uring, not on a thread
   int rc = 0;                      // how it ended, once it has
   struct SetSleeper *set = nullptr;  // the thread that sleeps on it with others, if any
   struct Blocker *blocker = nullptr; // the pool thread that sleeps on it alone, if any
@@ -103,14 +104,17 @@ struct Blocker {
 };
 
 // Every asynchronous sleep of one Node environment (the main thread's, or a
-// worker's): a few threads sleep for all of them, so that a wait costs no thread
-// of its own, and the ends of sleeps reach JavaScript through one thread-safe
-// function, one uv_async_send for as many as ended meanwhile. Threads are made with
+// worker's). POSIX sleeps go to an io_uring (uring.c) whose descriptor the event
+// loop polls, so a waker's FUTEX_WAKE reaches the loop's thread directly. Where
+// the kernel offers no io_uring FUTEX_WAIT, and for System V semaphores, a few
+// threads sleep for all of them, so that a wait costs no thread of its own, and
+// the ends of their sleeps reach JavaScript through one thread-safe function, one
+// uv_async_send for as many as ended meanwhile. Threads are made with
 // pthread_create, not std::thread: the addon is built without C++ exceptions, so
 // std::thread's failure would abort the process.
 class Hub {
  public:
-  explicit Hub(Napi::Env env) {
+  explicit Hub(Napi::Env env) : env_(env) {
     napi_value name;
     napi_create_string_utf8(env, "shmchan.wait", NAPI_AUTO_LENGTH, &name);
     napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, this, CallJs, &tsfn_);
@@ -119,15 +123,31 @@ class Hub {
     napi_create_object(env, &resource);
     napi_create_reference(env, resource, 1, &resource_);
     napi_async_init(env, resource, name, &async_context_);
-    const char *fallback = getenv("SHMCHAN_NO_FUTEX_WAITV");
-    wait_any_ = shmchan_wait_any_supported() && !(fallback != nullptr && fallback[0] == '1');
+    wait_any_ = shmchan_wait_any_supported() && !Disabled("SHMCHAN_NO_FUTEX_WAITV");
+    uv_loop_t *loop = nullptr;
+    if (!Disabled("SHMCHAN_NO_IO_URING") && napi_get_uv_event_loop(env, &loop) == napi_ok && shmchan_uring_open(&ring_) == 0) {
+      poll_ = new uv_poll_t();
+      poll_->data = this;
+      if (uv_poll_init(loop, poll_, shmchan_uring_fd(ring_)) == 0 && uv_poll_start(poll_, UV_READABLE, RingReadable) == 0) {
+        uv_unref(reinterpret_cast<uv_handle_t *>(poll_));  // only pending refed sleeps keep the loop alive (Refer)
+      } else {
+        delete poll_;
+        poll_ = nullptr;
+        shmchan_uring_close(ring_);
+        ring_ = nullptr;
+      }
+    }
   }
+
+  // How sleeps are carried out here: 'io_uring', 'futex_waitv' or 'threads' (for POSIX segments).
+  const char *Mechanism() const { return ring_ != nullptr ? "io_uring" : wait_any_ ? "futex_waitv" : "threads"; }
 
   // Starts a sleep. 0, or the negative errno of pthread_create when the sleep
   // needed a new thread and none could start (EAGAIN at the thread limit).
   int Add(Napi::Env env, Sleep *sleep) {
     std::lock_guard<std::mutex> lock(mutex_);
-    int rc = sleep->segment->backend == SHMCHAN_BACKEND_POSIX && wait_any_ ? AddToSet(sleep) : AddToPool(sleep);
+    bool posix = sleep->segment->backend == SHMCHAN_BACKEND_POSIX;
+    int rc = posix && AddToRing(sleep) ? 0 : posix && wait_any_ ? AddToSet(sleep) : AddToPool(sleep);
     if (rc == 0 && sleep->refed) Refer(env, +1);
     return rc;
   }
@@ -154,10 +174,19 @@ class Hub {
     Refer(env, refed ? +1 : -1);
   }
 
-  // At environment teardown, after every segment was closed.
-  void Stop(napi_env env) {
+  // At environment teardown, after every segment was closed; `done` runs once
+  // the hub's handle on the event loop is closed, and may delete the hub.
+  void Stop(napi_env env, void (*done)(void *), void *arg) {
     napi_async_destroy(env, async_context_);
     napi_delete_reference(env, resource_);
+    if (poll_ == nullptr) return done(arg);
+    stopped_ = {done, arg};
+    uv_close(reinterpret_cast<uv_handle_t *>(poll_), [](uv_handle_t *handle) {
+      Hub *hub = static_cast<Hub *>(handle->data);
+      delete reinterpret_cast<uv_poll_t *>(handle);
+      hub->poll_ = nullptr;
+      hub->stopped_.first(hub->stopped_.second);
+    });
   }
 
   ~Hub() {
@@ -176,12 +205,52 @@ class Hub {
       delete blocker;
     }
     for (Sleep *sleep : ended_) delete sleep;
+    for (Sleep *sleep : ringing_) delete sleep;
+    shmchan_uring_close(ring_);  // the kernel cancels the sleeps still queued
   }
 
  private:
   // How long a pool thread sleeps on one line while other sleeps wait for a thread.
   static constexpr int kTurnMs = 10;
   static constexpr size_t kPoolMax = 16;
+
+  static bool Disabled(const char *variable) {
+    const char *value = getenv(variable);
+    return value != nullptr && value[0] == '1';
+  }
+
+  // Whether the sleep is now queued in the ring; false sends it to a thread.
+  bool AddToRing(Sleep *sleep) {
+    if (ring_ == nullptr) return false;
+    int64_t left_ns = sleep->deadline_ns == INT64_MAX ? -1 : std::max<int64_t>(0, sleep->deadline_ns - MonotonicNs());
+    int ms = left_ns < 0 ? -1 : static_cast<int>((left_ns + 999999) / 1000000);
+    if (shmchan_uring_sleep(ring_, sleep->segment, sleep->which, sleep->expected, ms, Tag(sleep)) != 0) return false;
+    sleep->in_ring = true;
+    ringing_.insert(sleep);
+    return true;
+  }
+
+  static uint64_t Tag(Sleep *sleep) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(sleep)); }
+
+  // On the JS thread, when the ring has ended sleeps: they are delivered at once.
+  static void RingReadable(uv_poll_t *poll, int, int) {
+    Hub *hub = static_cast<Hub *>(poll->data);
+    shmchan_uring_end_t ends[64];
+    bool any = false;
+    for (int count; (count = shmchan_uring_ended(hub->ring_, ends, 64)) > 0;) {
+      std::lock_guard<std::mutex> lock(hub->mutex_);
+      for (int i = 0; i < count; i++) {
+        Sleep *sleep = reinterpret_cast<Sleep *>(static_cast<uintptr_t>(ends[i].tag));
+        if (hub->ringing_.erase(sleep) == 0) continue;  // not ours: never expected
+        sleep->in_ring = false;
+        int rc = ends[i].rc == -ECANCELED && !sleep->cancelled ? -ETIMEDOUT : ends[i].rc;
+        sleep->rc = rc;
+        hub->ended_.push_back(sleep);
+        any = true;
+      }
+    }
+    if (any) hub->Deliver(hub->env_);
+  }
 
   int AddToSet(Sleep *sleep) {
     SetSleeper *set = nullptr;
@@ -225,7 +294,12 @@ class Hub {
   void Interrupt(Sleep *sleep) {
     if (sleep->cancelled) return;
     sleep->cancelled = true;
-    if (sleep->set != nullptr) {
+    if (sleep->in_ring) {
+      // Its end still comes through the ring (the timeout ends it if the cancel
+      // cannot be queued). The kernel reads the mapping only while queueing the
+      // sleep, so the segment may be unmapped now.
+      shmchan_uring_cancel(ring_, Tag(sleep));
+    } else if (sleep->set != nullptr) {
       std::vector<Sleep *> &sleeps = sleep->set->sleeps;
       sleeps.erase(std::find(sleeps.begin(), sleeps.end(), sleep));
       shmchan_ring_bell(&sleep->set->bell);
@@ -354,6 +428,11 @@ class Hub {
   // On the JS thread: runs the callbacks of the sleeps that ended.
   void Deliver(napi_env env);
 
+  napi_env env_;
+  shmchan_uring_t *ring_ = nullptr;   // null: POSIX sleeps go to threads too
+  uv_poll_t *poll_ = nullptr;         // the event loop's watch on the ring
+  std::unordered_set<Sleep *> ringing_;  // sleeps queued in the ring
+  std::pair<void (*)(void *), void *> stopped_ = {nullptr, nullptr};
   napi_threadsafe_function tsfn_ = nullptr;
   // Callbacks run in a callback scope, as MakeCallback's do: the promises they
   // settle continue when the scope closes, not at some later tick.
@@ -376,6 +455,8 @@ class Hub {
 struct AddonData {
   Napi::FunctionReference segment_class;
   Hub *hub = nullptr;  // made by the first asynchronous wait
+  napi_env env = nullptr;
+  napi_async_cleanup_hook_handle teardown = nullptr;
 };
 
 class Segment : public Napi::ObjectWrap<Segment> {
@@ -808,6 +889,26 @@ Napi::Value MaxMessageLimit(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shmchan_max_message_limit(info[0].As<Napi::Number>().Uint32Value()));
 }
 
+void Teardown(napi_async_cleanup_hook_handle, void *arg) {
+  auto *data = static_cast<AddonData *>(arg);
+  Segment::CloseAll();
+  auto finish = [](void *arg) {
+    auto *data = static_cast<AddonData *>(arg);
+    delete data->hub;
+    data->hub = nullptr;
+    napi_remove_async_cleanup_hook(data->teardown);
+  };
+  if (data->hub == nullptr) return finish(data);
+  data->hub->Stop(data->env, finish, data);
+}
+
+// () -> how this environment's asynchronous sleeps on POSIX segments are carried out
+Napi::Value WaitMechanism(const Napi::CallbackInfo &info) {
+  AddonData *data = info.Env().GetInstanceData<AddonData>();
+  if (data->hub == nullptr) data->hub = new Hub(info.Env());
+  return Napi::String::New(info.Env(), data->hub->Mechanism());
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // A segment truncated by another process must not kill this one (guard.c).
   shmchan_guard_install();
@@ -816,13 +917,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   // Environment teardown (process exit, worker termination): segments close
   // first, so that no waiter thread sleeps on a mapping that goes away, then the
-  // waiter threads stop.
-  env.AddCleanupHook([env, data] {
-    Segment::CloseAll();
-    if (data->hub != nullptr) data->hub->Stop(env);
-    delete data->hub;
-    data->hub = nullptr;
-  });
+  // hub stops. Asynchronous, because the hub's handle on the event loop closes
+  // only on the loop's next turn (a worker's loop must have none left open).
+  data->env = env;
+  napi_add_async_cleanup_hook(env, Teardown, data, &data->teardown);
   exports.Set("createPosix", Napi::Function::New<CreatePosix>(env));
   exports.Set("openPosix", Napi::Function::New<OpenPosix>(env));
   exports.Set("unlinkPosix", Napi::Function::New<UnlinkPosix>(env));
@@ -837,6 +935,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ftok", Napi::Function::New<Ftok>(env));
   exports.Set("validName", Napi::Function::New<ValidName>(env));
   exports.Set("maxMessageLimit", Napi::Function::New<MaxMessageLimit>(env));
+  exports.Set("waitMechanism", Napi::Function::New<WaitMechanism>(env));
   return exports;
 }
 

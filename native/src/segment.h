@@ -245,6 +245,29 @@ int shmchan_wait_any_supported(void);
 /* Moves `bell` and wakes the thread of this process sleeping on it. */
 void shmchan_ring_bell(uint32_t *bell);
 
+/* Sleeps without a thread (uring.c): io_uring's FUTEX_WAIT queues a POSIX
+ * segment's sleep in the kernel, and the ring's descriptor (shmchan_uring_fd)
+ * polls readable once a sleep has ended, for an event loop to collect with
+ * shmchan_uring_ended. A ring is used by the thread that opened it only.
+ * shmchan_uring_open: 0, or a negative errno when this kernel or its policy
+ * offers no io_uring with FUTEX_WAIT (-ENOSYS, -EPERM, -EOPNOTSUPP...). */
+typedef struct shmchan_uring shmchan_uring_t;
+typedef struct shmchan_uring_end {
+  uint64_t tag; /* as given to shmchan_uring_sleep */
+  int rc;       /* 0: woken or the line had moved; -ECANCELED: timed out or cancelled */
+} shmchan_uring_end_t;
+int shmchan_uring_open(shmchan_uring_t **ring);
+void shmchan_uring_close(shmchan_uring_t *ring);
+int shmchan_uring_fd(const shmchan_uring_t *ring);
+/* Queues a sleep on wait line `which` while its sequence equals `expected`, for
+ * at most timeout_ms (< 0: no limit); `tag` (not 0) names it in its end. 0, or
+ * -EBUSY when the submission queue is full, or io_uring_enter's negative errno. */
+int shmchan_uring_sleep(shmchan_uring_t *ring, shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms, uint64_t tag);
+/* Ends the sleep named `tag` soon (its end says -ECANCELED, or 0 if it ended first). */
+int shmchan_uring_cancel(shmchan_uring_t *ring, uint64_t tag);
+/* Collects up to `max` ended sleeps; answers how many. */
+int shmchan_uring_ended(shmchan_uring_t *ring, shmchan_uring_end_t *ends, int max);
+
 /* The current sequence of a wait line. */
 uint32_t shmchan_wait_sequence(shmchan_segment_t *seg, int which);
 

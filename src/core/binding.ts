@@ -102,6 +102,8 @@ interface Binding {
   ftok(path: string, projectId: number): number;
   validName(name: string): boolean;
   maxMessageLimit(capacity: number): number;
+  /** How this environment's asynchronous sleeps on POSIX segments are carried out. */
+  waitMechanism(): 'io_uring' | 'futex_waitv' | 'threads';
 }
 
 // SHMCHAN_ADDON_PATH loads another build of the addon, e.g. the sanitizer build

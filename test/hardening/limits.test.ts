@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Channel } from '../../dist/index.js';
+import { native } from '../../dist/core/binding.js';
 import { cleanupChannels, fixturesDir, killFixtures, packageRoot, startFixture, uniqueName } from '../helpers';
 
 afterEach(() => {
@@ -14,22 +15,32 @@ afterEach(() => {
 const NOBODY = 65534;
 
 describe.runIf(process.getuid?.() === 0)('as root, with nobody as the limited user', () => {
-  it('receive() that cannot start a waiter thread fails with ERR_SYSTEM (EAGAIN, pthread_create), and the channel still works', async () => {
+  /** Runs thread-limit.mjs as nobody, its thread limit at 1; the last line it prints. */
+  async function atThreadLimit(env: Record<string, string>): Promise<Record<string, any>> {
     const name = uniqueName('nproc');
     const channel = Channel.create(name, { capacity: 4096, permissions: 0o666 });
     try {
-      const fixture = startFixture('thread-limit.mjs', [name], { uid: NOBODY, gid: NOBODY });
+      const fixture = startFixture('thread-limit.mjs', [name], { uid: NOBODY, gid: NOBODY, env });
       const timer = setTimeout(() => fixture.child.kill('SIGKILL'), 60_000);
       const { code, signal } = await fixture.exited;
       clearTimeout(timer);
       expect({ code, signal, stderr: fixture.stderr() }).toEqual({ code: 0, signal: null, stderr: '' });
-      const result = JSON.parse(fixture.stdout().trim().split('\n').pop()!);
-      expect(result.receive).toMatchObject({ name: 'ShmChanError', code: 'ERR_SYSTEM', errno: 'EAGAIN', syscall: 'pthread_create' });
-      expect(result.receive.message).toMatch(/thread/);
-      expect(result).toMatchObject({ trySend: true, tryReceive: 'after' });
+      return JSON.parse(fixture.stdout().trim().split('\n').pop()!);
     } finally {
       channel.close();
     }
+  }
+
+  it('receive() that cannot start a waiter thread fails with ERR_SYSTEM (EAGAIN, pthread_create), and the channel still works', async () => {
+    const result = await atThreadLimit({ SHMCHAN_NO_IO_URING: '1' });
+    expect(result.receive).toMatchObject({ name: 'ShmChanError', code: 'ERR_SYSTEM', errno: 'EAGAIN', syscall: 'pthread_create' });
+    expect(result.receive.message).toMatch(/thread/);
+    expect(result).toMatchObject({ trySend: true, tryReceive: 'after' });
+  }, 90_000);
+
+  it.runIf(native.waitMechanism() === 'io_uring')('through io_uring, receive() needs no thread: at the thread limit it sleeps and is woken', async () => {
+    const result = await atThreadLimit({});
+    expect(result).toEqual({ receive: { value: 'during' }, trySend: true, tryReceive: 'after' });
   }, 90_000);
 });
 
