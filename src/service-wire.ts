@@ -66,11 +66,24 @@ export function monotonicMs(): number {
 
 const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
+/** Reply channel names found valid: a name's validity never changes, and a worker
+ * sees the same few names in request after request. */
+const validReplyNames = new Set<string>();
+const VALID_NAMES_KEPT = 4096;
+
+function validReplyName(name: string): boolean {
+  if (validReplyNames.has(name)) return true;
+  if (!native.validName(name) || name.includes('/')) return false;
+  if (validReplyNames.size >= VALID_NAMES_KEPT) validReplyNames.clear();
+  validReplyNames.add(name);
+  return true;
+}
+
 /** A request as decoded from the queue, or undefined for anything else (a bad or hostile message). */
 export function parseRequest(message: unknown, prefix: string): Envelope | undefined {
   if (!Array.isArray(message) || message.length < 2 || message.length > 4) return undefined;
   const [replyTo, id, value, deadline] = message as unknown[];
-  if (typeof replyTo !== 'string' || !replyTo.startsWith(prefix) || !native.validName(replyTo) || replyTo.includes('/')) return undefined;
+  if (typeof replyTo !== 'string' || !replyTo.startsWith(prefix) || !validReplyName(replyTo)) return undefined;
   if (!isCount(id) || (message.length === 4 && !isCount(deadline))) return undefined;
   return { replyTo, id, value, deadline: deadline as number | undefined };
 }

@@ -31,6 +31,8 @@ const asyncDisposeSymbol: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Sy
 
 /** Requests taken back to back before the loop lets timers and I/O run. */
 const BATCH = 64;
+/** What poll() answers when no request is in the queue now. */
+const NONE: unique symbol = Symbol('none');
 /** The longest delay setTimeout takes (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -169,7 +171,10 @@ export class Service<Req = unknown, Res = unknown> {
     try {
       for (;;) {
         while (calls.size >= (concurrency as number)) await slotFreed();
-        const request = await this.next(stop);
+        // a request already queued is taken without a promise; only waiting for one costs a turn
+        let request = this.sinceYield < BATCH - 1 ? this.poll(stop) : NONE;
+        if (request === NONE) request = await this.next(stop);
+        else this.sinceYield++;
         if (request === undefined) break;
         const call = new Call(request, this.name);
         calls.add(call);
@@ -224,39 +229,67 @@ export class Service<Req = unknown, Res = unknown> {
       await new Promise(setImmediate); // a queue that never empties must not starve timers and I/O
     }
     for (;;) {
+      const polled = this.poll(stop);
+      if (polled !== NONE) return polled;
+      await letMicrotasksRun();
+      let message: unknown;
+      try {
+        message = await this.queue.receive({ signal: stop });
+      } catch (error) {
+        if (this.skippable(error)) continue;
+        return undefined;
+      }
+      const request = this.requestOf(message);
+      if (request !== undefined) return request;
+    }
+  }
+
+  /** The next well-formed request already in the queue; NONE when there is none now, undefined once stopped. */
+  private poll(stop: AbortSignal): ServiceRequest<Req, Res> | undefined | typeof NONE {
+    for (;;) {
       if (stop.aborted) return undefined;
       let message = this.held;
       this.held = undefined;
       try {
         if (message === undefined) message = this.queue.tryReceive();
-        if (message === undefined) {
-          await letMicrotasksRun();
-          message = await this.queue.receive({ signal: stop });
-        }
       } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === 'ERR_DECODE') continue; // a message no codec reads: skipped
-        if (code === 'ABORT_ERR' || code === 'ERR_CLOSED' || code === 'ERR_ENDED') return undefined;
-        throw error;
+        if (this.skippable(error)) continue;
+        return undefined;
       }
-      const envelope = parseRequest(message, this.prefix);
-      if (envelope === undefined) {
-        debug('service %s: skipped a message that is not a request', this.name);
-        continue;
-      }
-      if (envelope.deadline !== undefined && envelope.deadline <= monotonicMs()) {
-        debug('service %s: skipped request %d: its client gave up on it while it waited', this.name, envelope.id);
-        continue;
-      }
-      let value: Req;
-      try {
-        value = this.codec.fromWire(envelope.value) as Req;
-      } catch (error) {
-        this.send(envelope, failureMessage(envelope.id, error));
-        continue;
-      }
-      return new ServiceRequest<Req, Res>(this, envelope, value);
+      if (message === undefined) return NONE;
+      const request = this.requestOf(message);
+      if (request !== undefined) return request;
     }
+  }
+
+  /** After a failed receive: true for a message no codec reads (skipped), false once
+   * stopped (aborted, closed, ended); anything else is thrown. */
+  private skippable(error: unknown): boolean {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_DECODE') return true;
+    if (code === 'ABORT_ERR' || code === 'ERR_CLOSED' || code === 'ERR_ENDED') return false;
+    throw error;
+  }
+
+  /** A message as a request to hand out, or undefined when it is none (skipped, or failed back to its client). */
+  private requestOf(message: unknown): ServiceRequest<Req, Res> | undefined {
+    const envelope = parseRequest(message, this.prefix);
+    if (envelope === undefined) {
+      debug('service %s: skipped a message that is not a request', this.name);
+      return undefined;
+    }
+    if (envelope.deadline !== undefined && envelope.deadline <= monotonicMs()) {
+      debug('service %s: skipped request %d: its client gave up on it while it waited', this.name, envelope.id);
+      return undefined;
+    }
+    let value: Req;
+    try {
+      value = this.codec.fromWire(envelope.value) as Req;
+    } catch (error) {
+      this.send(envelope, failureMessage(envelope.id, error));
+      return undefined;
+    }
+    return new ServiceRequest<Req, Res>(this, envelope, value);
   }
 
   /** @internal Sends a reply (or a failure) to the client that asked: for Request. */
