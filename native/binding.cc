@@ -746,13 +746,12 @@ void Hub::Deliver(napi_env env) {
     napi_call_function(env, Napi::Env(env).Undefined(), callback.Value(), 1, &outcome, nullptr);
     bool thrown = false;
     napi_is_exception_pending(env, &thrown);
-    if (thrown && i + 1 < ended.size()) {
-      // Node reports the exception; the other callbacks run on the next call.
-      std::lock_guard<std::mutex> lock(mutex_);
-      ended_.insert(ended_.begin(), ended.begin() + static_cast<long>(i) + 1, ended.end());
-      signalled_ = true;
-      napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
-      return;
+    if (thrown) {
+      // What a callback threw is an uncaughtException, as from any callback of
+      // Node's own; the other callbacks still run.
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
     }
   }
 }

@@ -1,6 +1,6 @@
 // What keeps a process alive: a pending wait does, unless its handle was
 // unref()'d; ref() undoes that. Real processes; nothing here measures time.
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
 import { cleanupChannels, killFixtures, startFixture, uniqueName } from './helpers';
 
@@ -67,4 +67,17 @@ it('worker threads wait on their own waiter threads: woken, terminated while wai
     first: { messages: ['waiting', { to: 'the worker' }, 'waiting again'], exitCode: 1 },
     second: { exitCode: 0 },
   });
+});
+
+describe.each([
+  { label: 'io_uring', env: {} },
+  { label: 'waiter threads', env: { SHMCHAN_NO_IO_URING: '1' } },
+])('a wake-up callback that throws ($label)', ({ env }) => {
+  it('reaches uncaughtException, and the process goes on waiting and waking', async () => {
+    const fixture = startFixture('throwing-wake.mjs', [uniqueName('throwing-wake')], { env });
+    const { code, signal } = await fixture.exited;
+    expect({ code, signal, stderr: fixture.stderr() }).toEqual({ code: 0, signal: null, stderr: '' });
+    const result = JSON.parse(fixture.stdout().trim().split('\n').pop()!);
+    expect(result).toMatchObject({ caught: ['thrown by a wake-up callback'], received: 'after' });
+  }, 30_000);
 });
