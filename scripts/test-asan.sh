@@ -2,7 +2,8 @@
 # Builds the addon's Debug configuration (AddressSanitizer + UBSan, see
 # binding.gyp) into build/asan/, apart from build/Release, and runs test files
 # against it: every process (vitest's workers and each spawned fixture) loads
-# that build through SHMCHAN_ADDON_PATH, with libasan preloaded into node.
+# that build through SHMCHAN_ADDON_PATH, with libasan preloaded into node. The C
+# programs the C tests build (libshmchan, examples/c) get the sanitizers too.
 #
 #   scripts/test-asan.sh [vitest file filters...]     npm run test:asan
 #
@@ -28,6 +29,8 @@ reports=$(mktemp -d)
 chmod 1777 "$reports" # fixtures that run as nobody write reports too
 trap 'rm -rf "$reports"' EXIT
 export SHMCHAN_ADDON_PATH="$PWD/$src/build/Debug/shmchan.node"
+# the C library and example programs that test/c-*.test.ts build, sanitized too
+export SHMCHAN_TEST_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer"
 export LD_PRELOAD="$libasan"
 # handle_sigbus=0: shmchan's own SIGBUS guard must see faults on truncated segments.
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:handle_sigbus=0:detect_odr_violation=0:log_path=$reports/asan"

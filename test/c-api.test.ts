@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
-import { useCPrograms } from './c-programs';
+import { extraCFlags, useCPrograms } from './c-programs';
 import { rawMessage } from './fixtures/messages.mjs';
 import { backends, packageRoot, uniqueName, using } from './helpers';
 
@@ -16,7 +16,7 @@ beforeAll(() => {
   // after useCPrograms' build, which made the library
   execFileSync(
     'cc',
-    ['-std=c11', '-Wall', '-Wextra', '-Werror', '-Inative/include', 'test/fixtures/c-results.c', `${lib}/libshmchan.a`, '-lrt', '-o', `${bin}/c-results`],
+    ['-std=c11', '-Wall', '-Wextra', '-Werror', ...extraCFlags, '-Inative/include', 'test/fixtures/c-results.c', `${lib}/libshmchan.a`, '-lrt', '-o', `${bin}/c-results`],
     { cwd: packageRoot },
   );
 }, 300_000);
@@ -36,7 +36,7 @@ it("runs docs/c-api.md's examples as written: the program and the spooler", asyn
   const program = /```c\n([\s\S]*?)```/.exec(section)![1];
   const greetings = uniqueName('readme-greetings');
   writeFileSync(path.join(work, 'readme.c'), program.replace('"greetings"', `"${greetings}"`));
-  execFileSync('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-Inative/include', path.join(work, 'readme.c'), `${lib}/libshmchan.a`, '-lrt', '-o', `${bin}/readme`], {
+  execFileSync('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', ...extraCFlags, '-Inative/include', path.join(work, 'readme.c'), `${lib}/libshmchan.a`, '-lrt', '-o', `${bin}/readme`], {
     cwd: packageRoot,
   });
   expect(await run('readme', [])).toMatchObject({ stdout: 'hello\nworld\n2 sent, 2 received\n', stderr: '' });

@@ -32,9 +32,13 @@ export interface CPrograms {
   run(program: string, args: string[], input?: string): Promise<CResult>;
 }
 
+/** More flags for every C program a test builds, and for the library: the sanitizer
+ * step's (SHMCHAN_TEST_CFLAGS, set by scripts/test-asan.sh), or none. */
+export const extraCFlags: string[] = (process.env.SHMCHAN_TEST_CFLAGS ?? '').split(' ').filter((flag) => flag !== '');
+
 /**
  * Builds the library and the example programs before the file's tests (-Werror:
- * they build without a warning); after each test kills the programs still
+ * they build without a warning; under npm run test:asan, with the sanitizers too); after each test kills the programs still
  * running and the fixtures, and removes the test's channels; after all the tests
  * removes the directory. Call it once, at the top of a test file.
  */
@@ -45,7 +49,7 @@ export function useCPrograms(label: string): CPrograms {
   const running = new Set<ChildProcess>();
 
   beforeAll(() => {
-    execFileSync('make', ['-s', '-C', 'examples/c', `BUILD=${lib}`, `OUT=${bin}`, 'CFLAGS=-Werror'], { cwd: packageRoot });
+    execFileSync('make', ['-s', '-C', 'examples/c', `BUILD=${lib}`, `OUT=${bin}`, `CFLAGS=${['-Werror', ...extraCFlags].join(' ')}`], { cwd: packageRoot });
   }, 300_000);
 
   afterEach(() => {
