@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { backends, cleanupChannels, killFixtures, uniqueName, until, using } from './helpers';
+import { backends, cleanupChannels, killFixtures, uniqueName, sleepingForRoom, until, using } from './helpers';
 import { OFF, scribble, u32 } from './hardening/util';
 import * as layout from '../dist/core/layout.js';
 
@@ -92,7 +92,7 @@ describe.each(backends)('%s', (backend) => {
       const i32: Int32Array = channel['ring'].i32;
       const spaceSeq = () => Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2);
       const producer = b.runFixture('mpsc-producer.mjs', [name, '0', '2000']);
-      await until(() => Atomics.load(i32, layout.OFF_SPACE_WAITERS >> 2) > 0, 'the producer never went to sleep');
+      await until(() => sleepingForRoom(i32), 'the producer never went to sleep');
       const received: Array<Array<{ p: number; i: number; bytes: Buffer }>> = [[], [], []];
       const read = (n: number, count: number) => {
         for (let k = 0; k < count; k++) received[n].push(subscribers[n].tryReceive()!);

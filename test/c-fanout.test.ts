@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { useCPrograms } from './c-programs';
-import { backends, uniqueName, until, using } from './helpers';
+import { backends, uniqueName, sleepingForRoom, until, using } from './helpers';
 import * as layout from '../dist/core/layout.js';
 import { consumerWords } from '../dist/core/fanout.js';
 
@@ -98,7 +98,7 @@ describe.each(backends)('%s', (backend) => {
       c.child.kill('SIGSTOP');
       const i32: Int32Array = channel['ring'].i32;
       const producer = b.runFixture('mpsc-producer.mjs', [name, '0', '2000']);
-      await until(() => Atomics.load(i32, layout.OFF_SPACE_WAITERS >> 2) > 0, 'the producer never slept for room');
+      await until(() => sleepingForRoom(i32), 'the producer never slept for room');
       const before = Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2);
       c.child.kill('SIGCONT');
       // it has read everything once a subscriber's cursor is at the tail, and is done

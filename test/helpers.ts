@@ -5,6 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Channel, type CreateOptions, type OpenOptions, type SysvKey } from '../dist/index.js';
+import * as layout from '../dist/core/layout.js';
 
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 export const packageRoot = path.join(fixturesDir, '..', '..');
@@ -239,4 +240,14 @@ export async function until(check: () => boolean, what = 'a condition never held
 /** Kills every fixture still running (after a failed test). */
 export function killFixtures(): void {
   for (const child of children) child.kill('SIGKILL');
+}
+
+/**
+ * Whether a producer sleeps for room on the segment of `i32`: announced and the
+ * space line armed. Announcing and arming are two steps, and arming moves the
+ * line's sequence, so a test that reads the sequence to see whether anyone woke
+ * the producer must read it after both.
+ */
+export function sleepingForRoom(i32: Int32Array): boolean {
+  return Atomics.load(i32, layout.OFF_SPACE_WAITERS >> 2) > 0 && (Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2) & layout.SEQ_ARMED) !== 0;
 }
