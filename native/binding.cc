@@ -249,7 +249,11 @@ class Hub {
         any = true;
       }
     }
-    if (any) hub->Deliver(hub->env_);
+    if (!any) return;
+    // The callbacks go back to sleep, most of them: one system call for them all.
+    shmchan_uring_hold(hub->ring_, 1);
+    hub->Deliver(hub->env_);
+    shmchan_uring_hold(hub->ring_, 0);
   }
 
   int AddToSet(Sleep *sleep) {

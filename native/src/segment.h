@@ -263,6 +263,9 @@ int shmchan_uring_fd(const shmchan_uring_t *ring);
  * at most timeout_ms (< 0: no limit); `tag` (not 0) names it in its end. 0, or
  * -EBUSY when the submission queue is full, or io_uring_enter's negative errno. */
 int shmchan_uring_sleep(shmchan_uring_t *ring, shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms, uint64_t tag);
+/* While held (1), sleeps are queued and go to the kernel together when the hold
+ * ends (0) or the queue is full; releasing it submits them: 0 or a negative errno. */
+int shmchan_uring_hold(shmchan_uring_t *ring, int held);
 /* Ends the sleep named `tag` soon (its end says -ECANCELED, or 0 if it ended first). */
 int shmchan_uring_cancel(shmchan_uring_t *ring, uint64_t tag);
 /* Collects up to `max` ended sleeps; answers how many. */

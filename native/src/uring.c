@@ -38,7 +38,8 @@
 /* Room for the completions of this many sleeps before the kernel has to hold
  * them back (it does not drop them: IORING_FEAT_NODROP is required). */
 #define COMPLETIONS 4096
-#define SUBMISSIONS 64
+/* Two entries a sleep: up to 128 sleeps go to the kernel in one call while held. */
+#define SUBMISSIONS 256
 
 struct shmchan_uring {
   int fd;
@@ -52,6 +53,10 @@ struct shmchan_uring {
   unsigned *cq_head, *cq_tail, *cq_mask;
   struct io_uring_cqe *cqes;
   unsigned sq_pending; /* written, not yet submitted */
+  int held;            /* shmchan_uring_hold: sleeps wait to be submitted together */
+  /* The time spans of queued timeouts, by entry: the kernel reads one when it takes
+   * its entry, which a held sleep's caller does not wait for. */
+  struct __kernel_timespec spans[SUBMISSIONS];
 };
 
 static int op_supported(int fd, int op) {
@@ -88,7 +93,7 @@ int shmchan_uring_open(shmchan_uring_t **out) {
     return -err;
   }
   int rc = -EOPNOTSUPP;
-  if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_SINGLE_MMAP) || !op_supported(ring->fd, OP_FUTEX_WAIT) ||
+  if (p.sq_entries > SUBMISSIONS || !(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_SINGLE_MMAP) || !op_supported(ring->fd, OP_FUTEX_WAIT) ||
       !op_supported(ring->fd, IORING_OP_LINK_TIMEOUT) || !op_supported(ring->fd, IORING_OP_ASYNC_CANCEL))
     goto fail;
   ring->sq_map_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
@@ -150,11 +155,17 @@ static int submit(shmchan_uring_t *ring) {
   return 0;
 }
 
+/* Whether the submission queue has room for `count` more entries. */
+static int sq_room(shmchan_uring_t *ring, unsigned count) {
+  unsigned head = __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
+  return *ring->sq_tail + ring->sq_pending + count - head <= *ring->sq_mask + 1;
+}
+
 int shmchan_uring_sleep(shmchan_uring_t *ring, shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms, uint64_t tag) {
   if (seg->backend != SHMCHAN_BACKEND_POSIX || tag == TIMEOUT_TAG) return -EINVAL;
   /* Both entries or neither: the timeout is linked to the futex wait. */
-  unsigned head = __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
-  if (*ring->sq_tail + ring->sq_pending + 2 - head > *ring->sq_mask + 1) return -EBUSY;
+  if (!sq_room(ring, 2) && ring->sq_pending > 0) submit(ring);
+  if (!sq_room(ring, 2)) return -EBUSY;
   struct io_uring_sqe *wait = next_sqe(ring);
   wait->opcode = OP_FUTEX_WAIT;
   wait->fd = (int)FUTEX2_SIZE_U32_; /* shared, not FUTEX2_PRIVATE: the wakers are other processes */
@@ -162,17 +173,26 @@ int shmchan_uring_sleep(shmchan_uring_t *ring, shmchan_segment_t *seg, int which
   wait->off = expected; /* addr2 */
   wait->addr3 = FUTEX_MATCH_ANY;
   wait->user_data = tag;
-  /* The kernel reads the time span while submitting: it may live on this stack. */
-  struct __kernel_timespec span = {timeout_ms / 1000, (long long)(timeout_ms % 1000) * 1000000LL};
   if (timeout_ms >= 0) {
     wait->flags = IOSQE_IO_LINK;
     struct io_uring_sqe *timeout = next_sqe(ring);
+    struct __kernel_timespec *span = &ring->spans[(unsigned)(timeout - ring->sqes)];
+    *span = (struct __kernel_timespec){timeout_ms / 1000, (long long)(timeout_ms % 1000) * 1000000LL};
     timeout->opcode = IORING_OP_LINK_TIMEOUT;
-    timeout->addr = (uint64_t)(uintptr_t)&span;
+    timeout->addr = (uint64_t)(uintptr_t)span;
     timeout->len = 1;
     timeout->user_data = TIMEOUT_TAG;
   }
+  /* The kernel compares the line's sequence when it takes the entry: one that
+   * moved meanwhile ends the sleep at once (-EAGAIN), so waiting to submit loses
+   * no wake-up. */
+  if (ring->held) return 0;
   return submit(ring);
+}
+
+int shmchan_uring_hold(shmchan_uring_t *ring, int held) {
+  ring->held = held;
+  return !held && ring->sq_pending > 0 ? submit(ring) : 0;
 }
 
 int shmchan_uring_cancel(shmchan_uring_t *ring, uint64_t tag) {
