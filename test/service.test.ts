@@ -36,11 +36,19 @@ async function connectedChannels(client: Fixture): Promise<string[]> {
   return trackReplyChannels(JSON.parse(line.slice('connected '.length)));
 }
 
+/** Stops the workers that opened the service, then the one that created it: the
+ * creator's close removes the queue, on System V its semaphores at once, and a
+ * worker still waiting on them would fail with ERR_SYSTEM (EIDRM). */
+async function stopWorkers(creator: Fixture, openers: Fixture[]): Promise<{ most: number; handled: number }[]> {
+  const summaries = await Promise.all(openers.map(stopWorker));
+  return [await stopWorker(creator), ...summaries];
+}
+
 /** A worker's last line: { most, handled }, once SIGTERM has ended its serve(). */
 async function stopWorker(worker: Fixture): Promise<{ most: number; handled: number }> {
   worker.child.kill('SIGTERM');
   const { code } = await worker.exited;
-  expect(code).toBe(0);
+  expect({ code, stderr: worker.stderr() }).toEqual({ code: 0, stderr: '' });
   const lines = worker.stdout().trim().split('\n');
   return JSON.parse(lines[lines.length - 1]);
 }
@@ -105,7 +113,7 @@ describe.each(backends)('%s', (backend) => {
     await Promise.all(others.map((w) => w.line('serving')));
     const result = await b.runFixture('service-client.mjs', [name, '600', '48']);
     expect(result).toMatchObject({ replies: 600, wrong: [], errors: {} });
-    const summaries = await Promise.all([first, ...others].map(stopWorker));
+    const summaries = await stopWorkers(first, others);
     // each request handled by exactly one worker, and each worker's replies came from it
     expect(summaries.reduce((sum, s) => sum + s.handled, 0)).toBe(600);
     expect(Object.values(result.workers).reduce((sum: number, n) => sum + (n as number), 0)).toBe(600);
@@ -358,7 +366,7 @@ describe.each(backends)('%s', (backend) => {
       const lines = client.stdout().trim().split('\n');
       expect(JSON.parse(lines[lines.length - 1])).toMatchObject({ replies: 800, wrong: [], errors: {} });
     }
-    const handled = (await Promise.all(workers.map(stopWorker))).reduce((sum, s) => sum + s.handled, 0);
+    const handled = (await stopWorkers(workers[0], workers.slice(1))).reduce((sum, s) => sum + s.handled, 0);
     expect(handled).toBe(6400);
     // each client removed its own reply channel on close
     expect(channels.filter((channel) => b.exists(channel))).toEqual([]);
