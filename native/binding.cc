@@ -222,12 +222,17 @@ class Hub {
   // Whether the sleep is now queued in the ring; false sends it to a thread.
   bool AddToRing(Sleep *sleep) {
     if (ring_ == nullptr) return false;
-    int64_t left_ns = sleep->deadline_ns == INT64_MAX ? -1 : std::max<int64_t>(0, sleep->deadline_ns - MonotonicNs());
-    int ms = left_ns < 0 ? -1 : static_cast<int>((left_ns + 999999) / 1000000);
-    if (shmchan_uring_sleep(ring_, sleep->segment, sleep->which, sleep->expected, ms, Tag(sleep)) != 0) return false;
+    if (shmchan_uring_sleep(ring_, sleep->segment, sleep->which, sleep->expected, MsLeft(sleep), Tag(sleep)) != 0) return false;
     sleep->in_ring = true;
     ringing_.insert(sleep);
     return true;
+  }
+
+  // The milliseconds a sleep may still last, rounded up; -1: no limit.
+  static int MsLeft(const Sleep *sleep) {
+    if (sleep->deadline_ns == INT64_MAX) return -1;
+    int64_t left_ns = std::max<int64_t>(0, sleep->deadline_ns - MonotonicNs());
+    return static_cast<int>((left_ns + 999999) / 1000000);
   }
 
   static uint64_t Tag(Sleep *sleep) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(sleep)); }
@@ -405,8 +410,7 @@ class Hub {
       queue_.pop_front();
       sleep->blocker = blocker;
       blocker->active = sleep;
-      int64_t left_ns = sleep->deadline_ns == INT64_MAX ? -1 : std::max<int64_t>(0, sleep->deadline_ns - MonotonicNs());
-      int ms = left_ns < 0 ? -1 : static_cast<int>((left_ns + 999999) / 1000000);
+      int ms = MsLeft(sleep);
       if (!queue_.empty() && (ms < 0 || ms > kTurnMs)) ms = kTurnMs;
       bool cancelled = sleep->cancelled;
       lock.unlock();
@@ -462,6 +466,13 @@ struct AddonData {
   napi_env env = nullptr;
   napi_async_cleanup_hook_handle teardown = nullptr;
 };
+
+// The environment's hub, made when first needed (the first asynchronous wait).
+Hub *EnvironmentHub(Napi::Env env) {
+  AddonData *data = env.GetInstanceData<AddonData>();
+  if (data->hub == nullptr) data->hub = new Hub(env);
+  return data->hub;
+}
 
 class Segment : public Napi::ObjectWrap<Segment> {
  public:
@@ -669,10 +680,8 @@ class Segment : public Napi::ObjectWrap<Segment> {
   }
 
   Hub *HubOf(Napi::Env env) {
-    if (hub_ != nullptr) return hub_;
-    AddonData *data = env.GetInstanceData<AddonData>();
-    if (data->hub == nullptr) data->hub = new Hub(env);
-    return hub_ = data->hub;
+    if (hub_ == nullptr) hub_ = EnvironmentHub(env);
+    return hub_;
   }
 
   static int Line(const Napi::CallbackInfo &info) {
@@ -907,9 +916,7 @@ void Teardown(napi_async_cleanup_hook_handle, void *arg) {
 
 // () -> how this environment's asynchronous sleeps on POSIX segments are carried out
 Napi::Value WaitMechanism(const Napi::CallbackInfo &info) {
-  AddonData *data = info.Env().GetInstanceData<AddonData>();
-  if (data->hub == nullptr) data->hub = new Hub(info.Env());
-  return Napi::String::New(info.Env(), data->hub->Mechanism());
+  return Napi::String::New(info.Env(), EnvironmentHub(info.Env())->Mechanism());
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

@@ -126,12 +126,9 @@ fail:
 
 int shmchan_uring_fd(const shmchan_uring_t *ring) { return ring->fd; }
 
-/* The next free submission entry, zeroed; NULL when the queue is full. */
+/* The next free submission entry, zeroed (after reserve() made room for it). */
 static struct io_uring_sqe *next_sqe(shmchan_uring_t *ring) {
-  unsigned head = __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
-  unsigned tail = *ring->sq_tail + ring->sq_pending;
-  if (tail - head > *ring->sq_mask) return NULL;
-  unsigned index = tail & *ring->sq_mask;
+  unsigned index = (*ring->sq_tail + ring->sq_pending) & *ring->sq_mask;
   struct io_uring_sqe *sqe = &ring->sqes[index];
   memset(sqe, 0, sizeof *sqe);
   ring->sq_array[index] = index;
@@ -155,17 +152,21 @@ static int submit(shmchan_uring_t *ring) {
   return 0;
 }
 
-/* Whether the submission queue has room for `count` more entries. */
-static int sq_room(shmchan_uring_t *ring, unsigned count) {
-  unsigned head = __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
-  return *ring->sq_tail + ring->sq_pending + count - head <= *ring->sq_mask + 1;
+/* Whether the submission queue has room for `count` more entries, submitting
+ * what a hold left queued when that makes room. */
+static int reserve(shmchan_uring_t *ring, unsigned count) {
+  for (int submitted = 0;; submitted = 1) {
+    unsigned head = __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
+    if (*ring->sq_tail + ring->sq_pending + count - head <= *ring->sq_mask + 1) return 1;
+    if (submitted || ring->sq_pending == 0) return 0;
+    submit(ring);
+  }
 }
 
 int shmchan_uring_sleep(shmchan_uring_t *ring, shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms, uint64_t tag) {
   if (seg->backend != SHMCHAN_BACKEND_POSIX || tag == TIMEOUT_TAG) return -EINVAL;
   /* Both entries or neither: the timeout is linked to the futex wait. */
-  if (!sq_room(ring, 2) && ring->sq_pending > 0) submit(ring);
-  if (!sq_room(ring, 2)) return -EBUSY;
+  if (!reserve(ring, 2)) return -EBUSY;
   struct io_uring_sqe *wait = next_sqe(ring);
   wait->opcode = OP_FUTEX_WAIT;
   wait->fd = (int)FUTEX2_SIZE_U32_; /* shared, not FUTEX2_PRIVATE: the wakers are other processes */
@@ -196,8 +197,8 @@ int shmchan_uring_hold(shmchan_uring_t *ring, int held) {
 }
 
 int shmchan_uring_cancel(shmchan_uring_t *ring, uint64_t tag) {
+  if (!reserve(ring, 1)) return -EBUSY;
   struct io_uring_sqe *cancel = next_sqe(ring);
-  if (cancel == NULL) return -EBUSY;
   cancel->opcode = IORING_OP_ASYNC_CANCEL;
   cancel->addr = tag;
   cancel->user_data = TIMEOUT_TAG; /* its own completion carries no sleep either */
