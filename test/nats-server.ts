@@ -87,10 +87,21 @@ export class NatsServer {
     this.child = undefined;
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGCONT'); // a frozen server (a failed test) must run to shut down
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** Freezes the server (SIGSTOP): its connections stay open and nothing answers. */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Lets a frozen server run again (SIGCONT). */
+  thaw(): void {
+    this.child?.kill('SIGCONT');
   }
 
   /** Stops it and starts it again on the same port with the same store. */

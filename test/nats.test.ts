@@ -4,7 +4,7 @@
 // nats-server (started here on a free loopback port with a temporary store).
 import { describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
-import { startFixture, uniqueName, type Fixture } from './helpers';
+import { startFixture, uniqueName, until, type Fixture } from './helpers';
 import { natsServerFor, useNatsServer } from './nats-server';
 
 const binary = natsServerFor('the NATS bridge tests');
@@ -53,6 +53,7 @@ describe.skipIf(binary === undefined)('bridging channels between hosts over NATS
       end.end();
       end.close();
     })();
+    produced.catch(() => {}); // awaited by the test; a failed test must not leave it unhandled
     return { a, b, subject, to, from, consumer, produced };
   }
 
@@ -119,6 +120,23 @@ describe.skipIf(binary === undefined)('bridging channels between hosts over NATS
     await server.server.restart();
     await expectExactlyOnce(run, 25_000, run.to, run.from);
     expect(run.to.stderr() + run.from.stderr()).toMatch(/reconnected/);
+  });
+
+  // A server that hangs keeps its connections open: the bridge's ack timeout (5 s)
+  // notices the silence. Deleting a stream mid-stream can also end like this, when
+  // the server drops publishes that reached the stream as it went.
+  it('says JetStream does not answer when acknowledgements stop on an open connection (a frozen server), and finishes once it thaws', async () => {
+    const run = await start('frozen', 25_000);
+    await run.consumer.line('received 15000');
+    server.server.freeze();
+    try {
+      await until(() => /JetStream does not answer|lost the connection/.test(run.to.stderr()), 'the sending bridge never noticed the frozen server');
+    } finally {
+      server.server.thaw();
+    }
+    expect(run.to.stderr()).toMatch(/JetStream does not answer \(no acknowledgement within 5000 ms/);
+    expect(run.to.stderr()).not.toMatch(/lost the connection/);
+    await expectExactlyOnce(run, 25_000, run.to, run.from);
   });
 
   it('goes on when JetStream stops answering on an open connection: a stream deleted mid-stream is made again', async () => {

@@ -98,8 +98,11 @@ export class ToNatsBridge extends BridgeBase {
     });
     const onStop = () => notifier.notify();
     this.stopping.signal.addEventListener('abort', onStop);
+    // Silence on an open connection (a hung server, publishes dropped with a deleted
+    // stream) is JetStream not answering: the session ends and the bridge waits it out.
     const timer = setInterval(() => {
-      if (publisher !== undefined && publisher.oldestWait(performance.now()) > this.ackTimeout) void nc.close();
+      if (publisher !== undefined && publisher.oldestWait(performance.now()) > this.ackTimeout)
+        publisher.failAll(new JetStreamUnavailable(`no acknowledgement within ${this.ackTimeout} ms`));
     }, Math.min(500, this.ackTimeout));
     try {
       try {
