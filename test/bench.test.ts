@@ -128,7 +128,8 @@ describe('shmchan bench (tiny trials)', () => {
     expect(report.machine.cpus).toBeGreaterThan(0);
     expect(report.machine.cpuModel).not.toBe('');
     expect(report.machine.node).toBe(process.version);
-    expect(Object.keys(report.messages)).toEqual(['small', 'raw64', 'raw64k']);
+    expect(Object.keys(report.messages)).toEqual(['small', 'raw64', 'raw1k', 'raw64k']);
+    expect(report.messages.raw1k.bytes).toBe(1024);
     expect(report.messages.raw64k.bytes).toBe(65536);
   });
 
@@ -155,7 +156,7 @@ describe('shmchan bench (tiny trials)', () => {
       for (const r of report.results.filter((x) => x.mechanism === id)) expect(r.records, `${r.scenario}/${r.message}/${id}`).toBe(id.startsWith('shmchan') ? id.endsWith('-records') : undefined);
       // records are for objects, the README's example code sends objects, and the
       // await variant is for the wake-up path: those variants carry the small object only
-      for (const message of ['raw64', 'raw64k'])
+      for (const message of ['raw64', 'raw1k', 'raw64k'])
         expect(report.results.find((x) => x.mechanism === id && x.scenario === 'oneway' && x.message === message)).toEqual(
           id.endsWith('-records') || id.endsWith('-idiomatic') || id.endsWith('-await') ? undefined : expect.anything(),
         );

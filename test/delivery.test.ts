@@ -69,6 +69,36 @@ describe.each(backends)('%s', (backend) => {
     }
   });
 
+  // Small received byte arrays come from Node's Buffer pool, not from a fresh
+  // ArrayBuffer each: they must still be copies that the ring's later laps leave alone.
+  it('hands out byte arrays (raw messages, msgpack bin values) that keep their bytes after the ring has wrapped over them', () => {
+    const sizes = [0, 1, 63, 64, 65, 100, 139, 140, 500, 1000];
+    const bytesOf = (round: number, size: number) => Buffer.alloc(size, (round * 7 + size) & 0xff);
+    for (const codec of ['raw', 'msgpack'] as const) {
+      const name = uniqueName(`copies-${codec}`);
+      const producer = b.create<unknown>(name, { capacity: 4096, codec: codec as 'msgpack', maxMessageSize: 1100 });
+      const consumer = b.open<unknown>(name);
+      try {
+        const kept: { round: number; size: number; got: Buffer }[] = [];
+        for (let round = 0; round < 40; round++)
+          for (const size of sizes) {
+            const bytes = bytesOf(round, size);
+            expect(producer.trySend(codec === 'raw' ? bytes : { round, bytes })).toBe(true);
+            const got = consumer.tryReceive() as Buffer & { bytes: Buffer };
+            kept.push({ round, size, got: codec === 'raw' ? got : got.bytes });
+          }
+        expect(producer.stats().bytesSent).toBeGreaterThan(20 * 4096); // the ring wrapped many times
+        for (const { round, size, got } of kept) {
+          expect(Buffer.isBuffer(got)).toBe(true);
+          expect(Buffer.compare(got, bytesOf(round, size))).toBe(0);
+        }
+      } finally {
+        consumer.close();
+        producer.close();
+      }
+    }
+  });
+
   it('uses a custom codec on both sides', () => {
     const codec = {
       encode: (value: string) => Buffer.from(value.split('').reverse().join('')),

@@ -81,6 +81,7 @@ export const messageKinds: Record<string, MessageKind> = {
     })(),
   },
   raw64: { label: 'raw 64 B', raw: true, make: (() => { const b = Buffer.alloc(64, 7); return () => b; })() },
+  raw1k: { label: 'raw 1 KiB', raw: true, make: (() => { const b = Buffer.alloc(1024, 7); return () => b; })() },
   raw64k: { label: 'raw 64 KiB', raw: true, make: (() => { const b = Buffer.alloc(65536, 7); return () => b; })() },
 };
 
@@ -151,7 +152,7 @@ export const mechanisms: Mechanism[] = [
     id: 'shmchan-posix-spsc-views',
     label: 'shmchan posix spsc views',
     api: 'views',
-    messages: ['raw64', 'raw64k'],
+    messages: ['raw64', 'raw1k', 'raw64k'],
   },
   // `await receive()`: waits sleep on the addon's waiter threads, and their end
   // reaches JavaScript through the event loop (the other rows block in receiveSync).

@@ -74,6 +74,33 @@ function refuseFunction(...args: unknown[]): never {
   throw new TypeError(`a function (${fn.name || 'anonymous'}) cannot be sent; send data, not code`);
 }
 
+/**
+ * V8 keeps a typed array of up to this many bytes on its heap. A larger one made by
+ * slice() gets memory of its own outside it, which costs microseconds per message
+ * (and GC work); Buffer.allocUnsafe takes one below 4 KiB from Node's pool.
+ */
+const ON_HEAP_MAX = 64;
+
+/** Called with `new` by slice() on a PooledSlices: answers the Buffer to copy into. */
+function PooledBuffer(length: number): Buffer {
+  return Buffer.allocUnsafe(length);
+}
+
+/**
+ * The bytes msgpackr decodes from. With copyBuffers it copies each byte array out
+ * with Uint8Array.prototype.slice, which makes its result with the source's species
+ * constructor: on a Buffer, a fresh ArrayBuffer per byte array; on this, a Buffer
+ * from Node's pool (standard slice semantics, no change to msgpackr). A Buffer
+ * everywhere else (Buffer.prototype is on its chain: msgpackr reads strings with
+ * latin1Slice when there is one).
+ */
+class PooledSlices extends Uint8Array {
+  static get [Symbol.species](): unknown {
+    return PooledBuffer;
+  }
+}
+Object.setPrototypeOf(PooledSlices.prototype, Buffer.prototype);
+
 /** A Buffer that msgpackr returned in REUSE_BUFFER_MODE: its encoding is [start, end). */
 type ReusedTarget = Buffer & { start: number; end: number };
 
@@ -85,7 +112,9 @@ class MsgpackCodec implements Codec<unknown> {
   private unpackr: Unpackr;
   /** The table length the unpackr's structures were loaded at (records only). */
   private loadedLength = -1;
-  private readonly scratch = Buffer.alloc(smallMessage);
+  private readonly scratch = new PooledSlices(smallMessage) as unknown as Buffer;
+  /** The ring, as msgpackr's source for a message decoded in place. */
+  private readonly sources = new SourceView();
   private readonly scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, smallMessage >> 2);
   private readonly sourceWords = new WordView();
 
@@ -160,7 +189,7 @@ class MsgpackCodec implements Codec<unknown> {
   decode(target: Buffer, start: number, end: number): unknown {
     if (this.records !== undefined && this.records.publishedLength() !== this.loadedLength) this.unpackr = this.recordsUnpackr();
     const length = end - start;
-    if (length >= smallMessage) return this.unpackr.unpack(target, { start, end });
+    if (length >= smallMessage) return this.unpackr.unpack(this.sources.of(target), { start, end });
     this.copyToScratch(target, start, length);
     return this.unpackr.unpack(this.scratch, length);
   }
@@ -191,6 +220,20 @@ class WordView {
       this.words = (bytes.byteOffset & 3) === 0 ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2) : undefined;
     }
     return this.words;
+  }
+}
+
+/** A PooledSlices over the last byte array asked for, made again only when it changes. */
+class SourceView {
+  private bytes: Uint8Array | undefined;
+  private source: Buffer | undefined;
+
+  of(bytes: Uint8Array): Buffer {
+    if (bytes !== this.bytes) {
+      this.bytes = bytes;
+      this.source = new PooledSlices(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length) as unknown as Buffer;
+    }
+    return this.source!;
   }
 }
 
@@ -245,9 +288,14 @@ function copyWords(from: Int32Array, to: Int32Array, bytes: Uint8Array, target: 
 /** Up to this many bytes, CopyInto copies words itself rather than calling set(). */
 const SMALL_COPY = 256;
 
-/** A Buffer of its own holding target[start, end). */
-const copyOut = (target: Buffer, start: number, end: number): Buffer =>
-  Uint8Array.prototype.slice.call(target, start, end) as Buffer;
+/** A Buffer of its own holding target[start, end) (see ON_HEAP_MAX): small ones, as
+ * Node's are, may share a pooled ArrayBuffer (byteOffset and byteLength say where). */
+function copyOut(target: Buffer, start: number, end: number): Buffer {
+  if (end - start <= ON_HEAP_MAX) return Uint8Array.prototype.slice.call(target, start, end) as Buffer;
+  const out = Buffer.allocUnsafe(end - start);
+  target.copy(out, 0, start, end);
+  return out;
+}
 
 function asBytes(value: unknown, what: string): Uint8Array {
   if (value instanceof Uint8Array) return value;
