@@ -29,7 +29,7 @@ for (const size of [64, 65, 256, 1024, 2048, 4096, 65536]) {
 }
 
 function PooledBuffer(length) {
-  return Buffer.allocUnsafe(length);
+  return length <= 64 ? Buffer.alloc(length) : Buffer.allocUnsafe(length);
 }
 class PooledSlices extends Uint8Array {
   static get [Symbol.species]() {

@@ -81,9 +81,10 @@ function refuseFunction(...args: unknown[]): never {
  */
 const ON_HEAP_MAX = 64;
 
-/** Called with `new` by slice() on a PooledSlices: answers the Buffer to copy into. */
+/** Called with `new` by slice() on a PooledSlices: answers the Buffer to copy into
+ * (Buffer.alloc makes a small one on V8's heap, as slice() would). */
 function PooledBuffer(length: number): Buffer {
-  return Buffer.allocUnsafe(length);
+  return length <= ON_HEAP_MAX ? Buffer.alloc(length) : Buffer.allocUnsafe(length);
 }
 
 /**
