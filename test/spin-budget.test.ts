@@ -1,46 +1,60 @@
-// The adaptive spin of waiting calls (src/wait.ts SpinBudget): pure arithmetic, no timing.
+// The adaptive spin of waiting calls (src/core/wait.ts SpinBudget): pure arithmetic, no timing.
 import { expect, it } from 'vitest';
 import { SpinBudget } from '../dist/core/wait.js';
 
-it('halves the spin after waits that outlast it, down to none, and doubles it back after quick ones', () => {
+it('halves the spin after waits that slept, down to none, and doubles it back after waits the polling caught', () => {
   const budget = new SpinBudget(50);
   expect(budget.current(0)).toBe(50);
   const trail: number[] = [];
   for (let i = 0; i < 8; i++) {
-    budget.waited(0, 5_000); // the other side took 5 ms: spinning was wasted
+    budget.waited(0, false); // it slept anyway: the polling was wasted
     trail.push(budget.current(0));
   }
   expect(trail).toEqual([25, 12.5, 6.25, 3.125, 1.5625, 0.78125, 0, 0]);
   expect(budget.current(1)).toBe(50); // each wait line has its own budget
+  budget.waited(0, false);
+  expect(budget.current(0)).toBe(0);
+  // a small budget that catches the answer grows back
+  const small = new SpinBudget(50);
+  for (let i = 0; i < 4; i++) small.waited(0, false);
   const back: number[] = [];
-  for (let i = 0; i < 8; i++) {
-    budget.waited(0, 20); // answered within the full budget: spinning would have paid
-    back.push(budget.current(0));
+  for (let i = 0; i < 5; i++) {
+    small.waited(0, true);
+    back.push(small.current(0));
   }
-  expect(back).toEqual([1, 2, 4, 8, 16, 32, 50, 50]);
+  expect(back).toEqual([6.25, 12.5, 25, 50, 50]);
 });
 
-it('counts a wait that slept as quick when it ended within the budget plus what two sleeps cost', () => {
-  // Without the allowance a handle at no spin never spun again: each of its waits
-  // sleeps, and the sleep alone outlasts the budget (round trips of 64 KiB stayed
-  // at 50-90 us instead of 11-12 us).
+it('keeps halving when the answer comes just after the full budget (a sleeping peer), where it used to stay at the full budget', () => {
+  // Each such wait spun 50 us, slept, and paid a wake-up on top: 136-145 us round
+  // trips against 101 us without polling (wake-rtt.mjs). The old rule counted a
+  // wait that ended within the budget plus two sleeps as quick.
   const budget = new SpinBudget(50);
-  for (let i = 0; i < 8; i++) budget.waited(0, 5_000);
+  for (let i = 0; i < 7; i++) budget.waited(0, false);
   expect(budget.current(0)).toBe(0);
-  budget.waited(0, 251); // longer than 50 us + 2 x 100 us: still nothing
-  expect(budget.current(0)).toBe(0);
-  const back: number[] = [];
-  for (let i = 0; i < 7; i++) {
-    budget.waited(0, 220); // both sides slept, and the answer came soon after
-    back.push(budget.current(0));
+});
+
+it('with no spin left, polls the full budget every 16th wait, and a probe that catches the answer restores it', () => {
+  const budget = new SpinBudget(50);
+  for (let i = 0; i < 7; i++) budget.waited(0, false);
+  const spins: number[] = [];
+  for (let i = 0; i < 32; i++) {
+    spins.push(budget.current(0));
+    budget.waited(0, false); // every wait sleeps, the probes too
   }
-  expect(back).toEqual([1, 2, 4, 8, 16, 32, 50]);
-  budget.waited(0, 251);
-  expect(budget.current(0)).toBe(25);
+  expect(spins.filter((s) => s > 0)).toEqual([50, 50]);
+  expect(spins.indexOf(50)).toBe(15);
+  for (let i = 0; i < 15; i++) expect(budget.current(0)).toBe(0);
+  expect(budget.current(0)).toBe(50); // the probe
+  budget.waited(0, true); // ... caught the answer: the other side is quick again
+  expect(budget.current(0)).toBe(50);
+  expect(budget.current(0)).toBe(50);
 });
 
 it('never spins when spinMicros is 0', () => {
   const budget = new SpinBudget(0);
-  budget.waited(0, 0);
-  expect(budget.current(0)).toBe(0);
+  for (let i = 0; i < 40; i++) {
+    expect(budget.current(0)).toBe(0);
+    budget.waited(0, false);
+  }
 });

@@ -47,46 +47,45 @@ export interface WaitPlan<T> {
   onSleepFailure(failure: NativeError): unknown;
 }
 
-/**
- * What the two sleeps of a round trip may cost on top of polling, the other
- * side's and our own (each: announcing, the futex or semaphore call, the wake
- * call), with room for System V's slower semaphores.
- */
-const TWO_SLEEPS_MICROS = 200;
+/** With no spin left, every this many waits one spins the full budget again. */
+const PROBE_EVERY = 16;
 
 /**
  * How long a handle's next wait on a line polls before it sleeps: from 0 up to
  * the handle's spinMicros. Polling pays when the other side answers within it;
- * when waits keep outlasting it, polling only burns CPU, and on a machine with
- * more busy processes than cores it takes the very core the other side needs
- * (four producers spinning on a full ring starve its one consumer). So a wait
- * that ended later than the full budget halves it, and one that ended within
- * the budget doubles it again (from at least 1 µs).
+ * when it does not, polling only burns CPU, and on a machine with more busy
+ * processes than cores it takes the very core the other side needs (four
+ * producers spinning on a full ring starve its one consumer). So a wait that the
+ * polling caught doubles the budget (from at least 1 µs), and one that slept
+ * anyway halves it, down to none.
  *
- * "Within the budget" allows for two sleeps (TWO_SLEEPS_MICROS): once the
- * budgets are down to nothing, every wait sleeps, and the sleeps alone can
- * outlast the default 50 µs budget. Without the allowance no wait could ever end
- * within the budget again, even after the other side has become quick, and a
- * channel that met one slow start would stay slow; with only one sleep's
- * allowance, System V's round trips still could.
+ * How long a wait that slept took says little: our own wake-up is in it. A reply
+ * that comes just after the budget (a peer woken from sleep: 60-100 µs here)
+ * looked as quick as one polling would have caught, kept the full budget, and
+ * paid 50 µs of polling and a wake-up on every round trip, slower than no polling
+ * at all. With none left, polling could never catch anything again, however quick
+ * the other side became; so every PROBE_EVERY-th wait polls the full budget, and
+ * one that catches it restores the budget at once.
  */
 export class SpinBudget {
   private readonly micros: number[];
-  /** The longest wait that still counts as quick. */
-  private readonly quickMicros: number;
+  /** Waits on each line since its budget reached none. */
+  private readonly sinceNone = [0, 0];
   constructor(readonly maxMicros: number) {
     this.micros = [maxMicros, maxMicros];
-    this.quickMicros = maxMicros + TWO_SLEEPS_MICROS;
   }
 
+  /** How long the next wait on `which` polls. */
   current(which: number): number {
-    return this.micros[which];
+    const micros = this.micros[which];
+    if (micros > 0) return micros;
+    return ++this.sinceNone[which] % PROBE_EVERY === 0 ? this.maxMicros : 0;
   }
 
-  /** A wait on `which` ended after waitedMicros. */
-  waited(which: number, waitedMicros: number): void {
+  /** A wait on `which` ended: `caught` by polling, or after it slept. */
+  waited(which: number, caught: boolean): void {
     const now = this.micros[which];
-    if (waitedMicros <= this.quickMicros) this.micros[which] = Math.min(this.maxMicros, Math.max(1, now * 2));
+    if (caught) this.micros[which] = now === 0 ? this.maxMicros : Math.min(this.maxMicros, Math.max(1, now * 2));
     else this.micros[which] = now < 1 ? 0 : now / 2;
   }
 }
@@ -140,7 +139,7 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements, t
     for (let polls = 1; ; polls++) {
       result = plan.attempt();
       if (result !== AGAIN) {
-        plan.spin.waited(plan.which, (performance.now() - start) * 1000);
+        plan.spin.waited(plan.which, true);
         return result;
       }
       // The clock is read every few polls only: performance.now() costs more than
@@ -149,11 +148,8 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements, t
       if (polls % POLLS_PER_CLOCK === 0 && performance.now() >= spinUntil) break;
     }
   }
-  try {
-    return yield* sleepUntilReady(plan, announcements, deadline);
-  } finally {
-    plan.spin.waited(plan.which, (performance.now() - start) * 1000);
-  }
+  plan.spin.waited(plan.which, false);
+  return yield* sleepUntilReady(plan, announcements, deadline);
 }
 
 /** The sleeping part of waitSteps: announce, look again, sleep, until a result. */
