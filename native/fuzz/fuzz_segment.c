@@ -5,7 +5,9 @@
  * record parsing, with the segment scribbled on between calls, as a hostile or
  * crashing peer could. While a header is being validated, the input may also
  * rewrite a field before any of the validator's loads (SHMCHAN_FUZZ_LOADS, see
- * platform.h): another process writing between two reads of the opener.
+ * platform.h): another process writing between two reads of the opener. The
+ * data path's steps (send, receive, make room) run with it too: before a load of
+ * the header or of the ring, the word about to be read or another field may change.
  *
  * The input is a program. Byte 0 picks the ring size, the mode and the backend;
  * then each step is an opcode and its operands: overwrite bytes, set a field to
@@ -91,6 +93,8 @@ static uint32_t take_interesting(input_t *in, uint32_t capacity) {
  * flipping a word between a lie and the truth would. */
 static input_t *hostile;
 static uint32_t hostile_capacity;
+/* The segment's first byte: a load's base may be the ring, after the header. */
+static uint8_t *hostile_segment;
 static struct {
   uint8_t *at;
   uint8_t before[8];
@@ -122,16 +126,16 @@ void shmchan_fuzz_before_load(const uint8_t *base, uint32_t off) {
   if (hostile->at >= hostile->size) return;
   uint32_t pick = take(hostile, 1);
   if (pick % 4 != 0) return;
-  uint8_t *segment = (uint8_t *)base; /* the fuzzer's own buffer: writable */
+  uint8_t *segment = hostile_segment; /* the fuzzer's own buffer: writable */
   uint32_t loads = (pick & 128) ? 0 : 1 + pick / 16 % 4; /* 0: the write stays */
   switch (pick / 4 % 4) {
     case 0:
-    case 1: { /* the word about to be read */
+    case 1: { /* the word about to be read (in the header or in the ring) */
       uint32_t value = take_interesting(hostile, hostile_capacity);
-      if (off == SHMCHAN_OFF_SEGMENT_SIZE && (pick & 64))
+      if (base == segment && off == SHMCHAN_OFF_SEGMENT_SIZE && (pick & 64))
         rewrite(segment + off, (uint64_t)SHMCHAN_HEADER_SIZE + ((uint64_t)hostile_capacity << (value % 20)), 8, loads);
       else
-        rewrite(segment + off, value, 4, loads);
+        rewrite((uint8_t *)base + off, value, 4, loads);
       break;
     }
     case 2: { /* another field */
@@ -210,6 +214,7 @@ static void stuck_for_a_while(int *slept) {
 static int open_validated(uint8_t *base, size_t mapped, int sysv, input_t *in, uint32_t capacity, size_t *size, uint32_t *mode) {
   hostile = in;
   hostile_capacity = capacity;
+  hostile_segment = base;
   shmchan_header_facts_t facts = {0};
   int rc = sysv ? shmchan_sysv_header_validate(base, mapped, FUZZ_NAME, FUZZ_KEY, &facts)
                 : shmchan_header_validate(base, mapped, &facts);
@@ -285,6 +290,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   for (int steps = 0; steps < 256 && in.at < in.size; steps++) {
     uint32_t op = take(&in, 1);
+    /* The data path's steps run with the input writing between their loads too,
+     * as another process could (see shmchan_fuzz_before_load). */
+    if (op % 17 >= 4 && op % 17 <= 14) {
+      hostile = &in;
+      hostile_capacity = capacity;
+      hostile_segment = base;
+    }
     switch (op % 17) {
       case 0: { /* overwrite a few bytes anywhere */
         uint32_t off = take(&in, 4) % segment_size;
@@ -426,6 +438,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       }
     }
+    hostile = NULL;
+    undo_flip();
   }
   shmchan_release_consumer(&seg);
   shmchan_release_producer(&seg);

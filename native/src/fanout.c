@@ -23,6 +23,7 @@
 #define PID_MASK ((1u << SHMCHAN_OWNER_PID_BITS) - 1)
 
 static uint32_t load(const uint8_t *base, uint32_t off) {
+  shmchan_fuzz_before_load(base, off);
   return __atomic_load_n(U32_AT(base, off), __ATOMIC_SEQ_CST);
 }
 static void store(uint8_t *base, uint32_t off, uint32_t v) {
@@ -109,6 +110,7 @@ static uint32_t max_consumers_of(shmchan_segment_t *seg) {
 static uint32_t position_off(uint32_t slot) { return slot_field(slot, SHMCHAN_CONSUMER_POSITION); }
 static uint64_t position_of(uint32_t cursor, uint32_t lost) { return (uint64_t)lost << 32 | cursor; }
 static uint64_t load_position(shmchan_segment_t *seg, uint32_t slot) {
+  shmchan_fuzz_before_load(seg->base, position_off(slot));
   return __atomic_load_n(U64_AT(seg->base, position_off(slot)), __ATOMIC_SEQ_CST);
 }
 
