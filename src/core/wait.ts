@@ -59,13 +59,13 @@ const PROBE_EVERY = 16;
  * polling caught doubles the budget (from at least 1 µs), and one that slept
  * anyway halves it, down to none.
  *
- * How long a wait that slept took says little: our own wake-up is in it. A reply
- * that comes just after the budget (a peer woken from sleep: 60-100 µs here)
- * looked as quick as one polling would have caught, kept the full budget, and
- * paid 50 µs of polling and a wake-up on every round trip, slower than no polling
- * at all. With none left, polling could never catch anything again, however quick
- * the other side became; so every PROBE_EVERY-th wait polls the full budget, and
- * one that catches it restores the budget at once.
+ * How long a wait that slept took says little: our own wake-up is in it. Judged
+ * by that, a reply that comes just after the budget (a peer woken from sleep)
+ * looks as quick as one the polling catches, and every such round trip would
+ * poll the whole budget, sleep anyway and pay a wake-up: slower than not polling.
+ * With none left, polling could never catch anything again, however quick the
+ * other side became; so every PROBE_EVERY-th wait polls the full budget, and one
+ * that catches the answer restores the budget at once.
  */
 export class SpinBudget {
   private readonly micros: number[];
