@@ -88,12 +88,12 @@ function PooledBuffer(length: number): Buffer {
 }
 
 /**
- * The bytes msgpackr decodes from. With copyBuffers it copies each byte array out
- * with Uint8Array.prototype.slice, which makes its result with the source's species
- * constructor: on a Buffer, a fresh ArrayBuffer per byte array; on this, a Buffer
- * from Node's pool (standard slice semantics, no change to msgpackr). A Buffer
- * everywhere else (Buffer.prototype is on its chain: msgpackr reads strings with
- * latin1Slice when there is one).
+ * The ring's bytes as decoders copy out of them: Uint8Array.prototype.slice makes
+ * its result with the source's species constructor, on a Buffer a fresh ArrayBuffer
+ * per copy, on this a PooledBuffer. A raw message is sliced out of it (copyOut), and
+ * so is each byte array msgpackr copies out with copyBuffers (standard slice
+ * semantics, no change to msgpackr). A Buffer everywhere else (Buffer.prototype is
+ * on its chain: msgpackr reads strings with latin1Slice when there is one).
  */
 class PooledSlices extends Uint8Array {
   static get [Symbol.species](): unknown {
@@ -115,9 +115,9 @@ class MsgpackCodec implements Codec<unknown> {
   private loadedLength = -1;
   private readonly scratch = new PooledSlices(smallMessage) as unknown as Buffer;
   /** The ring, as msgpackr's source for a message decoded in place. */
-  private readonly sources = new SourceView();
+  private readonly sources = pooledView();
   private readonly scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, smallMessage >> 2);
-  private readonly sourceWords = new WordView();
+  private readonly sourceWords = wordView();
 
   constructor(readonly records?: SharedStructures) {
     // copyBuffers: decoded byte arrays are copies, never views of the ring or the scratch buffer
@@ -205,38 +205,32 @@ class MsgpackCodec implements Codec<unknown> {
 }
 
 /**
- * An Int32Array over the last byte array asked for, or undefined when that array
- * does not start on a word. Made again only when the array changes: the small
- * copies that go a word at a time must build no view per message, and must not
- * read byteOffset per message either (a generic property load, which shows in a
- * raw consumer's profile).
+ * A view made from the last byte array asked for, made again only when the array
+ * changes: a codec decodes message after message from the same ring, and must
+ * build no view per message, nor read byteOffset per message (a generic property
+ * load, which shows in a raw consumer's profile).
  */
-class WordView {
+class LastView<V> {
   private bytes: Uint8Array | undefined;
-  private words: Int32Array<ArrayBufferLike> | undefined;
+  private view: V | undefined;
+  constructor(private readonly make: (bytes: Uint8Array) => V) {}
 
-  of(bytes: Uint8Array): Int32Array<ArrayBufferLike> | undefined {
+  of(bytes: Uint8Array): V {
     if (bytes !== this.bytes) {
       this.bytes = bytes;
-      this.words = (bytes.byteOffset & 3) === 0 ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2) : undefined;
+      this.view = this.make(bytes);
     }
-    return this.words;
+    return this.view as V;
   }
 }
 
-/** A PooledSlices over the last byte array asked for, made again only when it changes. */
-class SourceView {
-  private bytes: Uint8Array | undefined;
-  private source: Buffer | undefined;
+/** An Int32Array over the bytes, for the small copies that go a word at a time;
+ * undefined when they do not start on a word. */
+const wordView = () =>
+  new LastView((bytes) => ((bytes.byteOffset & 3) === 0 ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2) : undefined));
 
-  of(bytes: Uint8Array): Buffer {
-    if (bytes !== this.bytes) {
-      this.bytes = bytes;
-      this.source = new PooledSlices(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length) as unknown as Buffer;
-    }
-    return this.source!;
-  }
-}
+/** The same bytes as a PooledSlices: what is sliced out of it is a Buffer of its own. */
+const pooledView = () => new LastView((bytes) => new PooledSlices(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length) as unknown as Buffer);
 
 /** What a reader needs of a codec. A decoder that `holds` answers a view of the
  * ring: the reader consumes the message only at its next read, not at once. */
@@ -258,8 +252,8 @@ export class RingView implements Decoder<Buffer> {
  */
 export class CopyInto implements Decoder<number> {
   target: Uint8Array = new Uint8Array(0);
-  private readonly sourceWords = new WordView();
-  private readonly targetWords = new WordView();
+  private readonly sourceWords = wordView();
+  private readonly targetWords = wordView();
 
   decode(bytes: Buffer, start: number, end: number): number {
     const length = end - start;
@@ -289,14 +283,9 @@ function copyWords(from: Int32Array, to: Int32Array, bytes: Uint8Array, target: 
 /** Up to this many bytes, CopyInto copies words itself rather than calling set(). */
 const SMALL_COPY = 256;
 
-/** A Buffer of its own holding target[start, end) (see ON_HEAP_MAX): small ones, as
- * Node's are, may share a pooled ArrayBuffer (byteOffset and byteLength say where). */
-function copyOut(target: Buffer, start: number, end: number): Buffer {
-  if (end - start <= ON_HEAP_MAX) return Uint8Array.prototype.slice.call(target, start, end) as Buffer;
-  const out = Buffer.allocUnsafe(end - start);
-  target.copy(out, 0, start, end);
-  return out;
-}
+/** A Buffer of its own holding source[start, end), from a pooledView (see
+ * PooledBuffer): small ones, as Node's are, may share a pooled ArrayBuffer. */
+const copyOut = (source: Buffer, start: number, end: number): Buffer => Uint8Array.prototype.slice.call(source, start, end) as Buffer;
 
 function asBytes(value: unknown, what: string): Uint8Array {
   if (value instanceof Uint8Array) return value;
@@ -311,13 +300,15 @@ class RawCodec implements Codec<Uint8Array> {
   encode(value: Uint8Array): Uint8Array {
     return asBytes(value, "a message on a 'raw' channel");
   }
+  private readonly sources = pooledView();
   decode(target: Buffer, start: number, end: number): Uint8Array {
-    return copyOut(target, start, end);
+    return copyOut(this.sources.of(target), start, end);
   }
 }
 
 class WrappedCustomCodec<T> implements Codec<T> {
   readonly kind = 'custom';
+  private readonly sources = pooledView();
   constructor(private readonly custom: CustomCodec<T>) {}
   encode(value: T): Uint8Array {
     const bytes = this.custom.encode(value);
@@ -326,7 +317,7 @@ class WrappedCustomCodec<T> implements Codec<T> {
     return bytes;
   }
   decode(target: Buffer, start: number, end: number): T {
-    return this.custom.decode(copyOut(target, start, end));
+    return this.custom.decode(copyOut(this.sources.of(target), start, end));
   }
 }
 
