@@ -22,10 +22,6 @@
 #define CONSISTENT_READS 1000
 #define PID_MASK ((1u << SHMCHAN_OWNER_PID_BITS) - 1)
 
-static uint32_t load(const uint8_t *base, uint32_t off) {
-  shmchan_fuzz_before_load(base, off);
-  return __atomic_load_n(U32_AT(base, off), __ATOMIC_SEQ_CST);
-}
 static void store(uint8_t *base, uint32_t off, uint32_t v) {
   __atomic_store_n(U32_AT(base, off), v, __ATOMIC_SEQ_CST);
 }
@@ -68,10 +64,10 @@ static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
 static int64_t checked_head(shmchan_segment_t *seg) {
   uint32_t capacity = capacity_of(seg);
   for (int reads = 1;; reads++) {
-    uint32_t head = load(seg->base, SHMCHAN_OFF_HEAD);
-    uint32_t tail = load(seg->base, SHMCHAN_OFF_TAIL);
+    uint32_t head = load_seq_u32(seg->base, SHMCHAN_OFF_HEAD);
+    uint32_t tail = load_seq_u32(seg->base, SHMCHAN_OFF_TAIL);
     if (tail - head <= capacity) return head;
-    if (load(seg->base, SHMCHAN_OFF_HEAD) == head || reads == CONSISTENT_READS) return -EBADMSG;
+    if (load_seq_u32(seg->base, SHMCHAN_OFF_HEAD) == head || reads == CONSISTENT_READS) return -EBADMSG;
   }
 }
 
@@ -79,7 +75,7 @@ static int64_t checked_head(shmchan_segment_t *seg) {
 static int64_t oldest(shmchan_segment_t *seg, uint32_t releasing) {
   int64_t head = checked_head(seg);
   if (head < 0) return head;
-  uint32_t tail = load(seg->base, SHMCHAN_OFF_TAIL);
+  uint32_t tail = load_seq_u32(seg->base, SHMCHAN_OFF_TAIL);
   return releasing - (uint32_t)head > tail - (uint32_t)head ? -EBADMSG : (int64_t)releasing;
 }
 
@@ -104,22 +100,19 @@ static int plan_counts(const plan_t *plan, uint32_t type) {
 }
 
 static uint32_t max_consumers_of(shmchan_segment_t *seg) {
-  uint32_t max = load(seg->base, SHMCHAN_OFF_MAX_CONSUMERS);
+  uint32_t max = load_seq_u32(seg->base, SHMCHAN_OFF_MAX_CONSUMERS);
   return max >= 1 && max <= SHMCHAN_MAX_CONSUMERS ? max : SHMCHAN_MAX_CONSUMERS;
 }
 static uint32_t position_off(uint32_t slot) { return slot_field(slot, SHMCHAN_CONSUMER_POSITION); }
 static uint64_t position_of(uint32_t cursor, uint32_t lost) { return (uint64_t)lost << 32 | cursor; }
-static uint64_t load_position(shmchan_segment_t *seg, uint32_t slot) {
-  shmchan_fuzz_before_load(seg->base, position_off(slot));
-  return __atomic_load_n(U64_AT(seg->base, position_off(slot)), __ATOMIC_SEQ_CST);
-}
+static uint64_t load_position(shmchan_segment_t *seg, uint32_t slot) { return load_seq_u64(seg->base, position_off(slot)); }
 
 /* BROADCAST: the lowest cursor in [head, tail] of the subscribers whose owner word
  * is set, as an offset from head (tail - head when there is none). */
 static uint32_t slowest(shmchan_segment_t *seg, uint32_t head, uint32_t tail) {
   uint32_t span = tail - head, lowest = span, max = max_consumers_of(seg);
   for (uint32_t slot = 0; slot < max; slot++) {
-    if (load(seg->base, slot_field(slot, SHMCHAN_CONSUMER_OWNER)) == 0) continue;
+    if (load_seq_u32(seg->base, slot_field(slot, SHMCHAN_CONSUMER_OWNER)) == 0) continue;
     uint32_t ahead = (uint32_t)load_position(seg, slot) - head;
     if (ahead <= span && ahead < lowest) lowest = ahead; /* others: not (yet) a cursor of this lap */
   }
@@ -138,7 +131,7 @@ static uint32_t data_from(shmchan_segment_t *seg, uint32_t from, uint32_t to, ui
   for (uint32_t at = from; at != to;) {
     if (at == cursor) counting = 1;
     uint32_t idx = at & mask;
-    uint32_t length = load(ring, idx), type = load(ring, idx + 4);
+    uint32_t length = load_seq_u32(ring, idx), type = load_seq_u32(ring, idx + 4);
     if ((int32_t)length <= 0 || !record_fits(seg, idx, length, type)) return NOT_WHOLE;
     uint32_t step = type == SHMCHAN_RECORD_PADDING ? length : align8(length);
     if (step > to - at) return NOT_WHOLE;
@@ -172,9 +165,9 @@ static void push(shmchan_segment_t *seg, uint32_t from, uint32_t whole, uint32_t
 static int release_locked(shmchan_segment_t *seg, const plan_t *plan) {
   uint8_t *base = seg->base, *ring = ring_of(seg);
   uint32_t capacity = capacity_of(seg), mask = capacity - 1;
-  uint32_t head = load(base, SHMCHAN_OFF_HEAD);
-  uint32_t releasing = load(base, SHMCHAN_OFF_RELEASING);
-  uint32_t tail = load(base, SHMCHAN_OFF_TAIL);
+  uint32_t head = load_seq_u32(base, SHMCHAN_OFF_HEAD);
+  uint32_t releasing = load_seq_u32(base, SHMCHAN_OFF_RELEASING);
+  uint32_t tail = load_seq_u32(base, SHMCHAN_OFF_TAIL);
   uint32_t used = tail - head;
   if (used > capacity || (head & 7u) != 0) return -EBADMSG;
   /* A holder that died while zeroing left RELEASING ahead of the head: what lies
@@ -189,8 +182,8 @@ static int release_locked(shmchan_segment_t *seg, const plan_t *plan) {
   uint64_t messages = 0, bytes = 0;
   while (at != bound) {
     uint32_t idx = at & mask;
-    int32_t length = (int32_t)load(ring, idx);
-    uint32_t type = load(ring, idx + 4);
+    int32_t length = (int32_t)load_seq_u32(ring, idx);
+    uint32_t type = load_seq_u32(ring, idx + 4);
     if (length < 0 && type == SHMCHAN_RECORD_PADDING) {
       /* a wrapped claim whose record at 0 is committed: finish its padding */
       uint32_t need = 0u - (uint32_t)length;
@@ -229,7 +222,7 @@ static int release_locked(shmchan_segment_t *seg, const plan_t *plan) {
  * call: producers without room only). 1 when the head moved, 0, or -EBADMSG. */
 static int release(shmchan_segment_t *seg, uint32_t me, const plan_t *plan, int take_over) {
   if (!cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, 0, me)) {
-    uint32_t held = load(seg->base, SHMCHAN_OFF_RELEASE_LOCK);
+    uint32_t held = load_seq_u32(seg->base, SHMCHAN_OFF_RELEASE_LOCK);
     if (!take_over || held == 0 || (held != me && marker_alive(seg, held))) return 0;
     if (!cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, held, me)) return 0;
   }
@@ -245,7 +238,7 @@ static int slowest_dead(shmchan_segment_t *seg, uint32_t head, uint32_t lowest, 
   uint32_t max = max_consumers_of(seg);
   int found = 0;
   for (uint32_t slot = 0; slot < max; slot++) {
-    uint32_t owner_off = slot_field(slot, SHMCHAN_CONSUMER_OWNER), owner = load(seg->base, owner_off);
+    uint32_t owner_off = slot_field(slot, SHMCHAN_CONSUMER_OWNER), owner = load_seq_u32(seg->base, owner_off);
     if (owner == 0 || (uint32_t)load_position(seg, slot) - head != lowest) continue;
     if (shmchan_claimant_alive(seg, SHMCHAN_MAX_PRODUCERS + slot, 0)) continue;
     if (!drop) return 1;
@@ -259,7 +252,7 @@ static int slowest_dead(shmchan_segment_t *seg, uint32_t head, uint32_t lowest, 
 static int dropped_dead(shmchan_segment_t *seg) {
   int64_t head = checked_head(seg);
   if (head < 0) return 0;
-  uint32_t tail = load(seg->base, SHMCHAN_OFF_TAIL);
+  uint32_t tail = load_seq_u32(seg->base, SHMCHAN_OFF_TAIL);
   return slowest_dead(seg, (uint32_t)head, slowest(seg, (uint32_t)head, tail), 1);
 }
 
@@ -287,7 +280,7 @@ static int finish_dead_claim(shmchan_segment_t *seg, void *reader, uint32_t idx,
   uint32_t me = lock_marker(reader);
   if (!cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, 0, me)) return 0;
   uint8_t *ring = ring_of(seg);
-  if (load(ring, idx) == length && load(ring, idx + 4) == type) shmchan_finish_as_padding(seg, idx, 0u - length);
+  if (load_seq_u32(ring, idx) == length && load_seq_u32(ring, idx + 4) == type) shmchan_finish_as_padding(seg, idx, 0u - length);
   cas32(seg->base, SHMCHAN_OFF_RELEASE_LOCK, me, 0);
   return 1;
 }
@@ -318,7 +311,7 @@ static int mpmc_visit(shmchan_segment_t *seg, void *reader, const shmchan_record
 
 /* Whether the release has passed `position` since it was at `start`. */
 static int released(shmchan_segment_t *seg, uint32_t start, uint32_t position) {
-  return load(seg->base, SHMCHAN_OFF_RELEASING) - start > position - start;
+  return load_seq_u32(seg->base, SHMCHAN_OFF_RELEASING) - start > position - start;
 }
 
 /* Gives back the records held by consumers that died (now and then: it asks the
@@ -347,7 +340,7 @@ static int gave_back(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_
 static int mpmc_take(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, shmchan_record_t *found) {
   const shmchan_scan_plan_t plan = {mpmc_visit, finish_dead_claim, r};
   for (;;) {
-    uint32_t releasing = load(seg->base, SHMCHAN_OFF_RELEASING);
+    uint32_t releasing = load_seq_u32(seg->base, SHMCHAN_OFF_RELEASING);
     r->taken_count = 0;
     int64_t start = oldest(seg, releasing);
     int rc = start < 0 ? (int)start : shmchan_scan(seg, &r->scanner, (uint32_t)start, &plan, found);
@@ -355,7 +348,7 @@ static int mpmc_take(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, shmchan
      * written again already, so it proves nothing and the scan starts over. Only
      * what holds still is corrupt: a slow consumer, overtaken however often, is
      * never told so (it starts over only while others make progress). */
-    if (rc == -EBADMSG && load(seg->base, SHMCHAN_OFF_RELEASING) != releasing) continue;
+    if (rc == -EBADMSG && load_seq_u32(seg->base, SHMCHAN_OFF_RELEASING) != releasing) continue;
     if (rc == -EAGAIN || rc == -ESHUTDOWN) {
       if (gave_back(seg, r, releasing, rc == -ESHUTDOWN)) continue;
       return rc;
@@ -384,11 +377,11 @@ static void release_consumed(shmchan_segment_t *seg, shmchan_fanout_reader_t *r)
   for (int turn = 0; turn < RELEASE_TURNS; turn++) {
     static const plan_t consumed = {PLAN_CONSUMED, 0, 0};
     if (release(seg, r->marker, &consumed, 0) < 0) return; /* the next receive reports the corruption */
-    uint32_t head = load(seg->base, SHMCHAN_OFF_HEAD);
+    uint32_t head = load_seq_u32(seg->base, SHMCHAN_OFF_HEAD);
     /* a head off a record boundary (the lock's holder reports it) has no record to look at */
-    if (head == load(seg->base, SHMCHAN_OFF_TAIL) || (head & 7u) != 0) return;
-    int32_t length = (int32_t)load(ring, head & mask);
-    uint32_t type = load(ring, (head & mask) + 4);
+    if (head == load_seq_u32(seg->base, SHMCHAN_OFF_TAIL) || (head & 7u) != 0) return;
+    int32_t length = (int32_t)load_seq_u32(ring, head & mask);
+    uint32_t type = load_seq_u32(ring, (head & mask) + 4);
     if (length <= 0 || (type != SHMCHAN_RECORD_CONSUMED && type != SHMCHAN_RECORD_PADDING)) return;
   }
 }
@@ -418,11 +411,11 @@ static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_old
   uint8_t *base = seg->base;
   uint32_t capacity = capacity_of(seg);
   for (int attempt = 0; attempt < JOIN_ATTEMPTS; attempt++) {
-    uint32_t releasing = load(base, SHMCHAN_OFF_RELEASING);
-    uint32_t tail = load(base, SHMCHAN_OFF_TAIL);
+    uint32_t releasing = load_seq_u32(base, SHMCHAN_OFF_RELEASING);
+    uint32_t tail = load_seq_u32(base, SHMCHAN_OFF_TAIL);
     if (tail - releasing > capacity) {
       /* a release between the two loads lets producers claim past the old RELEASING */
-      if (load(base, SHMCHAN_OFF_RELEASING) != releasing) continue;
+      if (load_seq_u32(base, SHMCHAN_OFF_RELEASING) != releasing) continue;
       return -EBADMSG;
     }
     uint32_t start = from_oldest ? releasing : tail;
@@ -433,7 +426,7 @@ static int join(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, int from_old
     /* a release lock in this slot's name was left by a dead subscriber that had the
      * slot (a subscriber's marker has no generation, so it would look alive for ever) */
     cas32(base, SHMCHAN_OFF_RELEASE_LOCK, lock_marker(r), 0);
-    if (start - load(base, SHMCHAN_OFF_RELEASING) <= capacity) {
+    if (start - load_seq_u32(base, SHMCHAN_OFF_RELEASING) <= capacity) {
       r->cursor = start;
       r->lost = lost;
       return 0;
@@ -472,7 +465,7 @@ static int was_pushed(shmchan_segment_t *seg, shmchan_fanout_reader_t *r) {
  * read everything while there is still no room also wakes them when a slowest
  * subscriber is dead, for a producer drops it when it looks. */
 static int room_made(shmchan_segment_t *seg, const shmchan_fanout_reader_t *r) {
-  uint32_t head = load(seg->base, SHMCHAN_OFF_HEAD), tail = load(seg->base, SHMCHAN_OFF_TAIL);
+  uint32_t head = load_seq_u32(seg->base, SHMCHAN_OFF_HEAD), tail = load_seq_u32(seg->base, SHMCHAN_OFF_TAIL);
   uint32_t capacity = capacity_of(seg), used = tail - head;
   if (used > capacity) return 1; /* the producer finds the corruption when it looks */
   uint32_t lowest = slowest(seg, head, tail), unread = used - lowest;
@@ -489,12 +482,12 @@ static int advance(shmchan_segment_t *seg, shmchan_fanout_reader_t *r, uint32_t 
     /* the low half of the position: nobody else writes it under BLOCK */
     store(seg->base, position_off(r->slot), next);
     /* wake sleeping producers once a quarter of the ring is free, or all of it */
-    if (load(seg->base, SHMCHAN_OFF_SPACE_WAITERS) == 0) {
+    if (load_seq_u32(seg->base, SHMCHAN_OFF_SPACE_WAITERS) == 0) {
       r->freed = 0;
       return 1;
     }
     r->freed += step;
-    if (r->freed < capacity_of(seg) >> 2 && load(seg->base, SHMCHAN_OFF_TAIL) != next) return 1;
+    if (r->freed < capacity_of(seg) >> 2 && load_seq_u32(seg->base, SHMCHAN_OFF_TAIL) != next) return 1;
     r->freed = 0;
     if (room_made(seg, r)) shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_SPACE);
     return 1;
@@ -544,12 +537,12 @@ int shmchan_fanout_reader_init(shmchan_fanout_reader_t *r, shmchan_segment_t *se
   r->slot = slot % SHMCHAN_MAX_CONSUMERS;
   shmchan_scanner_init(&r->scanner);
   if (r->mode == SHMCHAN_MODE_MPMC) {
-    uint32_t generation = load(seg->base, slot_field(r->slot, SHMCHAN_CONSUMER_GENERATION));
+    uint32_t generation = load_seq_u32(seg->base, slot_field(r->slot, SHMCHAN_CONSUMER_GENERATION));
     r->marker = SHMCHAN_CONSUMER_FLAG | r->slot << SHMCHAN_CLAIM_SLOT_SHIFT | (generation & SHMCHAN_CLAIM_GENERATION_MASK);
     return 0;
   }
   if (r->mode != SHMCHAN_MODE_BROADCAST) return -EBADMSG;
-  r->overwrite = load(seg->base, SHMCHAN_OFF_OVERFLOW) == SHMCHAN_OVERFLOW_OVERWRITE;
+  r->overwrite = load_seq_u32(seg->base, SHMCHAN_OFF_OVERFLOW) == SHMCHAN_OVERFLOW_OVERWRITE;
   return join(seg, r, from_oldest);
 }
 

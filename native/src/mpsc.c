@@ -16,10 +16,7 @@
  * owner lives; a live owner stuck that long makes the producer report no room for now. */
 #define CONTENDED_CHECKS 256u
 
-static int32_t load_i32(const uint8_t *ring, uint32_t idx) {
-  shmchan_fuzz_before_load(ring, idx);
-  return (int32_t)__atomic_load_n(U32_AT(ring, idx), __ATOMIC_SEQ_CST);
-}
+static int32_t load_i32(const uint8_t *ring, uint32_t idx) { return (int32_t)load_seq_u32(ring, idx); }
 static void store_i32(uint8_t *ring, uint32_t idx, int32_t v) {
   __atomic_store_n(U32_AT(ring, idx), (uint32_t)v, __ATOMIC_SEQ_CST);
 }
@@ -27,11 +24,7 @@ static void store_i32(uint8_t *ring, uint32_t idx, int32_t v) {
 static int cas_u32(uint8_t *base, uint32_t off, uint32_t expected, uint32_t desired) {
   return __atomic_compare_exchange_n(U32_AT(base, off), &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
-static uint32_t load_seq(const uint8_t *base, uint32_t off) {
-  shmchan_fuzz_before_load(base, off);
-  return __atomic_load_n(U32_AT(base, off), __ATOMIC_SEQ_CST);
-}
-static uint32_t tail_of(const shmchan_segment_t *seg) { return load_seq(seg->base, SHMCHAN_OFF_TAIL); }
+static uint32_t tail_of(const shmchan_segment_t *seg) { return load_seq_u32(seg->base, SHMCHAN_OFF_TAIL); }
 /* A claim's "in progress" length -need, read as the positive need without overflow. */
 static uint32_t need_of(int32_t length) { return 0u - (uint32_t)length; }
 
@@ -62,7 +55,7 @@ void shmchan_finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t ne
 
 void shmchan_mpsc_writer_init(shmchan_mpsc_writer_t *w, shmchan_segment_t *seg) {
   memset(w, 0, sizeof *w);
-  w->cached_head = load_seq(seg->base, SHMCHAN_OFF_HEAD);
+  w->cached_head = load_seq_u32(seg->base, SHMCHAN_OFF_HEAD);
   w->slot = (uint32_t)seg->producer_slot % SHMCHAN_MAX_PRODUCERS;
   w->marker = shmchan_claim_marker(seg);
   w->stuck_tail = UINT32_MAX; /* never a tail: tails are multiples of 8 */
@@ -75,7 +68,7 @@ static int has_room(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, uint32_t t
     uint32_t used = tail - w->cached_head;
     if (used > capacity) {
       if (!refreshed) {
-        w->cached_head = load_seq(seg->base, SHMCHAN_OFF_HEAD);
+        w->cached_head = load_seq_u32(seg->base, SHMCHAN_OFF_HEAD);
         continue;
       }
       /* the tail we read may be older than the head we just read */
@@ -84,7 +77,7 @@ static int has_room(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, uint32_t t
     }
     if (capacity - used >= need) return 1;
     if (refreshed) return 0;
-    w->cached_head = load_seq(seg->base, SHMCHAN_OFF_HEAD);
+    w->cached_head = load_seq_u32(seg->base, SHMCHAN_OFF_HEAD);
   }
 }
 
@@ -278,7 +271,7 @@ int shmchan_scan(shmchan_segment_t *seg, shmchan_scanner_t *s, uint32_t position
 /* ---- the consumer ---------------------------------------------------------- */
 
 void shmchan_mpsc_reader_init(shmchan_mpsc_reader_t *r, shmchan_segment_t *seg) {
-  r->head = load_seq(seg->base, SHMCHAN_OFF_HEAD);
+  r->head = load_seq_u32(seg->base, SHMCHAN_OFF_HEAD);
   shmchan_scanner_init(&r->scanner);
 }
 

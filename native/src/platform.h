@@ -34,6 +34,16 @@ static inline uint64_t load_u64(const uint8_t *base, uint32_t off) {
 static inline void store_u64(uint8_t *base, uint32_t off, uint64_t v) {
   __atomic_store_n(U64_AT(base, off), v, __ATOMIC_RELEASE);
 }
+/* Sequentially consistent: the loads of the MPSC and fan-out protocols, which must
+ * not move before a store of the same step (a claim's CAS, a sleeper's arming). */
+static inline uint32_t load_seq_u32(const uint8_t *base, uint32_t off) {
+  shmchan_fuzz_before_load(base, off);
+  return __atomic_load_n(U32_AT(base, off), __ATOMIC_SEQ_CST);
+}
+static inline uint64_t load_seq_u64(const uint8_t *base, uint32_t off) {
+  shmchan_fuzz_before_load(base, off);
+  return __atomic_load_n(U64_AT(base, off), __ATOMIC_SEQ_CST);
+}
 /* Counters have one writer each: a plain read-modify-write is enough. */
 static inline void add_u64(uint8_t *base, uint32_t off, uint64_t v) {
   store_u64(base, off, load_u64(base, off) + v);

@@ -33,8 +33,7 @@ int64_t shmchan_recover_tail(shmchan_segment_t *seg) {
   /* At most one committed record (and its padding) can lie past the stored tail. */
   while (tail - head < capacity) {
     uint32_t idx = tail & mask;
-    shmchan_fuzz_before_load(ring, idx);
-    uint32_t length = __atomic_load_n(U32_AT(ring, idx), __ATOMIC_SEQ_CST);
+    uint32_t length = load_seq_u32(ring, idx);
     if (length == 0) break;
     uint32_t step = record_step(seg, idx, length, load_u32(ring, idx + 4));
     if (step == 0 || step > capacity - (tail - head)) return -EBADMSG;
@@ -84,8 +83,7 @@ int shmchan_spsc_try_receive(shmchan_segment_t *seg, shmchan_cursor_t *cur, void
   if ((cur->position & 7u) != 0) return -EBADMSG;
   for (;;) {
     uint32_t idx = cur->position & mask;
-    shmchan_fuzz_before_load(ring, idx);
-    uint32_t length = __atomic_load_n(U32_AT(ring, idx), __ATOMIC_SEQ_CST);
+    uint32_t length = load_seq_u32(ring, idx);
     if (length == 0) {
       if (!load_u32(base, SHMCHAN_OFF_ENDED)) return -EAGAIN;
       /* end() follows the producer's last commit: look once more */
