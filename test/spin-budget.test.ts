@@ -26,9 +26,9 @@ it('halves the spin after waits that slept, down to none, and doubles it back af
 });
 
 it('keeps halving when the answer comes just after the full budget (a sleeping peer), where it used to stay at the full budget', () => {
-  // Each such wait spun 50 us, slept, and paid a wake-up on top: 136-145 us round
-  // trips against 101 us without polling (wake-rtt.mjs). The old rule counted a
-  // wait that ended within the budget plus two sleeps as quick.
+  // Each such wait polled the whole budget, slept anyway and paid a wake-up on top:
+  // slower than not polling (bench/README.md). The old rule counted a wait that
+  // ended within the budget plus two sleeps as quick.
   const budget = new SpinBudget(50);
   for (let i = 0; i < 7; i++) budget.waited(0, false);
   expect(budget.current(0)).toBe(0);

@@ -106,6 +106,19 @@ static void undo_flip(void) {
   flip.size = 0;
 }
 
+/* From now until disarm(), the input may write before each load from `segment`. */
+static void arm(input_t *in, uint8_t *segment, uint32_t capacity) {
+  hostile = in;
+  hostile_capacity = capacity;
+  hostile_segment = segment;
+}
+
+/* The loads are left alone again, and a word flipped for a while is put back. */
+static void disarm(void) {
+  hostile = NULL;
+  undo_flip();
+}
+
 /* Writes size bytes of value at `at`, to be undone after `loads` more loads if that is not 0. */
 static void rewrite(uint8_t *at, uint64_t value, uint32_t size, uint32_t loads) {
   undo_flip();
@@ -212,16 +225,13 @@ static void stuck_for_a_while(int *slept) {
  * size must fit what is mapped and be a header and a valid ring, whatever was
  * written meanwhile; anything else is the bug this target looks for. */
 static int open_validated(uint8_t *base, size_t mapped, int sysv, input_t *in, uint32_t capacity, size_t *size, uint32_t *mode) {
-  hostile = in;
-  hostile_capacity = capacity;
-  hostile_segment = base;
+  arm(in, base, capacity);
   shmchan_header_facts_t facts = {0};
   int rc = sysv ? shmchan_sysv_header_validate(base, mapped, FUZZ_NAME, FUZZ_KEY, &facts)
                 : shmchan_header_validate(base, mapped, &facts);
   *size = facts.segment_size;
   *mode = facts.mode;
-  hostile = NULL;
-  undo_flip();
+  disarm();
   if (rc == 0 && (*size > mapped || *size < SHMCHAN_HEADER_SIZE ||
                   !shmchan_capacity_valid((uint32_t)(*size - SHMCHAN_HEADER_SIZE)))) {
     fprintf(stderr, "fuzz_segment: an open validated %zu bytes of a %zu-byte mapping\n", *size, mapped);
@@ -292,11 +302,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint32_t op = take(&in, 1);
     /* The data path's steps run with the input writing between their loads too,
      * as another process could (see shmchan_fuzz_before_load). */
-    if (op % 17 >= 4 && op % 17 <= 14) {
-      hostile = &in;
-      hostile_capacity = capacity;
-      hostile_segment = base;
-    }
+    if (op % 17 >= 4 && op % 17 <= 14) arm(&in, base, capacity);
     switch (op % 17) {
       case 0: { /* overwrite a few bytes anywhere */
         uint32_t off = take(&in, 4) % segment_size;
@@ -438,8 +444,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
       }
     }
-    hostile = NULL;
-    undo_flip();
+    disarm();
   }
   shmchan_release_consumer(&seg);
   shmchan_release_producer(&seg);

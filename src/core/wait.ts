@@ -69,7 +69,7 @@ const PROBE_EVERY = 16;
  */
 export class SpinBudget {
   private readonly micros: number[];
-  /** Waits on each line since its budget reached none. */
+  /** Waits made on each line with no budget left: every PROBE_EVERY-th probes. */
   private readonly sinceNone = [0, 0];
   constructor(readonly maxMicros: number) {
     this.micros = [maxMicros, maxMicros];
