@@ -46,6 +46,8 @@ describe.each(backends)('%s', (backend) => {
         expect(await Promise.all(others)).toEqual([{ sent: 5000 }, { sent: 5000 }]);
         channel.end();
         const { code } = await consumer.exited;
+        // a consumer that failed printed no report: say what it said instead
+        expect(consumer.stdout(), `the consumer exited with ${code}: ${consumer.stderr()}`).not.toBe('');
         const report = JSON.parse(consumer.stdout());
         expect(code).toBe(0);
         expect(report.problems).toEqual([]);

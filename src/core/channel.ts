@@ -658,7 +658,10 @@ export class Channel<T = unknown> {
         const value = this.attemptReceive(decoder);
         return value === EMPTY ? AGAIN : value;
       },
-      check: () => void this.live(),
+      check: () => {
+        this.live();
+        if (this.reader instanceof MpscReader) this.reader.beforeSleep();
+      },
       sliceMs: () => (this.reader !== undefined && !(this.reader instanceof SpscReader) && this.reader.waitingOnClaim ? 2 : undefined),
       onTimeout: () => timedOut(`channel '${this.name}': no message arrived before the timeout`),
       onSleepFailure: (rc) => this.sleepError(rc),

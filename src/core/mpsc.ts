@@ -34,6 +34,8 @@ const DEAD_CLAIM_CHECK_MS = 1;
 /** How many times a producer finds a claim without its length before it asks whether its owner
  * lives; a live owner that stays stuck that long makes the producer report no room for now. */
 const CONTENDED_CHECKS = 256;
+/** The MPSC consumer reads the tail at an empty header only this often (see RecordScanner.scan). */
+const TAIL_LOOK_EVERY = 256;
 
 /**
  * Turns the claim at idx (need bytes, possibly wrapping to offset 0) into padding.
@@ -297,6 +299,8 @@ export class RecordScanner {
   private knownTail: number;
   private stuckAt = -1;
   private stuckSince = 0;
+  /** Empty headers met at the head since the tail was last read there (MPSC only). */
+  private emptyLooks = 0;
   private readonly tailFirst: boolean;
   private readonly finishDeadClaim: (idx: number, length: number, type: number) => boolean;
 
@@ -339,10 +343,25 @@ export class RecordScanner {
         if (atTail !== undefined) return atTail;
         length = loadWord(i32, lengthIndex);
       } else {
+        // Past the tail read last (or at it): that reading says nothing here, and
+        // if it were kept, a scan a whole 2^32 positions on would take it for a
+        // tail ahead of it.
+        this.knownTail = position;
         // the bytes at the head are free when it is the tail: a committed length
         // there means the tail has moved on
         length = loadWord(i32, lengthIndex);
         if (length === 0) {
+          // Nothing to read: a claimant stores its length before it moves the tail.
+          // Reading the tail to say so would take its cache line from the producers
+          // at every look, and each claim would wait to get it back. The end flag
+          // (rarely written) is read instead, and the tail now and then, and
+          // before every sleep: only the tail tells a hole (a header another process
+          // zeroed, records after it) from an empty ring.
+          if (++this.emptyLooks % TAIL_LOOK_EVERY !== 0 && Atomics.load(i32, ENDED_FLAG) === 0) {
+            this.waitingOnClaim = false;
+            return EMPTY;
+          }
+          this.emptyLooks = 0;
           const atTail = this.atTail(position);
           if (atTail !== undefined) return atTail;
           length = loadWord(i32, lengthIndex);
@@ -397,6 +416,11 @@ export class RecordScanner {
     return undefined;
   }
 
+  /** The next empty header at the head reads the tail: before a wait sleeps, a hole must not look like an empty ring. */
+  lookAtTailNext(): void {
+    this.emptyLooks = TAIL_LOOK_EVERY - 1;
+  }
+
   private claimIsDead(marker: number, at: number): boolean {
     const now = performance.now();
     if (this.stuckAt !== at) {
@@ -430,6 +454,11 @@ export class MpscReader {
    * so that a dead claimant is noticed within milliseconds. */
   get waitingOnClaim(): boolean {
     return this.scanner.waitingOnClaim;
+  }
+
+  /** Called before a wait sleeps: the next look at an empty head reads the tail. */
+  beforeSleep(): void {
+    this.scanner.lookAtTailNext();
   }
 
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {

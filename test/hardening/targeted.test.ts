@@ -119,6 +119,25 @@ it('an mpsc consumer reports a hole before the tail, or a head past the tail, in
   } finally {
     channel.close();
   }
+  // A consumer that found the ring empty reads the tail at an empty header only now
+  // and then, and before it sleeps: a wait that sleeps at once (no spin) still tells
+  // the hole from an empty ring, well before its timeout, and so does a run of tryReceive calls.
+  const unspun = uniqueName('hole-unspun');
+  const quiet = Channel.create(unspun, { capacity: 4096, mode: 'mpsc' });
+  try {
+    const corrupt = () => {
+      quiet.sendSync('lost');
+      quiet.sendSync('stuck behind it');
+      scribble(unspun, HEADER, u32(0, 0));
+    };
+    const tries = Array.from({ length: 300 }, () => ['tryReceive']);
+    const outcomes = await callsAfterCorruption(unspun, corrupt, [['receive', { timeout: 2000 }], ...tries], { spinMicros: 0 }, undefined, [['tryReceive']]);
+    expect(outcomes[0]).toEqual(expect.objectContaining({ code: 'ERR_CORRUPT' }));
+    expect(outcomes.slice(1).some((o) => o.code === 'ERR_CORRUPT')).toBe(true);
+    expect(outcomes.slice(1).every((o) => o.code === 'ERR_CORRUPT' || (o.value === undefined && o.code === undefined))).toBe(true);
+  } finally {
+    quiet.close();
+  }
   const ahead = uniqueName('ahead');
   const ended = Channel.create(ahead, { capacity: 4096, mode: 'mpsc' });
   try {

@@ -43,8 +43,11 @@ export async function callsAfterCorruption(
   calls: unknown[][],
   openOptions: object = {},
   hangMs = 20_000,
+  /** made before the corruption (their outcomes are not answered) */
+  before: unknown[][] = [],
 ): Promise<Outcome[]> {
-  const child = startFixture('calls.mjs', [name, JSON.stringify(openOptions), ...calls.map((c) => JSON.stringify(c))]);
+  const beforeArgs = before.length === 0 ? [] : [...before.map((c) => JSON.stringify(c)), '--go'];
+  const child = startFixture('calls.mjs', [name, JSON.stringify(openOptions), ...beforeArgs, ...calls.map((c) => JSON.stringify(c))]);
   await child.line('opened');
   await corrupt();
   child.child.stdin!.end('go\n');
