@@ -77,6 +77,10 @@ export class Client<Req = unknown, Res = unknown> {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private receiving = false;
+  /** Whether a sleep for replies keeps the process alive (see receiveReplies). */
+  private refed = false;
+  /** True while receiveReplies awaits a reply, which may be asleep. */
+  private awaitingReply = false;
   private closedError: Error | undefined;
   private watch: NodeJS.Timeout | undefined;
   private repliedSinceLook = false;
@@ -116,7 +120,6 @@ export class Client<Req = unknown, Res = unknown> {
       });
       // the consumer role, held from now on, is how workers know this client lives
       replies.tryReceive();
-      replies.unref();
       return new Client<Req, Res>(queue, replies, codec);
     } catch (error) {
       queue.close();
@@ -178,7 +181,7 @@ export class Client<Req = unknown, Res = unknown> {
   }
 
   private becomeBusy(): void {
-    this.replies.ref();
+    if (this.awaitingReply) this.keepAlive(true);
     this.emptyLooks = 0;
     this.repliedSinceLook = false;
     this.watch ??= setInterval(() => this.lookForWorkers(), WATCH_MS).unref();
@@ -197,10 +200,20 @@ export class Client<Req = unknown, Res = unknown> {
     else entry.reject(error);
   }
 
+  /** Nothing in flight: a sleep for replies no longer keeps the process alive. The
+   * watch stops at its next look: starting and stopping a timer per request, with one
+   * request in flight at a time, would cost more than the request's own work. */
   private becomeIdle(): void {
-    this.replies.unref();
-    if (this.watch !== undefined) clearInterval(this.watch);
-    this.watch = undefined;
+    if (this.awaitingReply) this.keepAlive(false);
+  }
+
+  /** Whether a sleep for replies keeps the process alive: while requests are in
+   * flight, and only then. Only a sleep in progress or about to start needs it said. */
+  private keepAlive(wanted: boolean): void {
+    if (this.refed === wanted) return;
+    this.refed = wanted;
+    if (wanted) this.replies.ref();
+    else this.replies.unref();
   }
 
   /** Reads replies while requests are in flight: without a system call while they come
@@ -215,7 +228,13 @@ export class Client<Req = unknown, Res = unknown> {
           if (message === undefined) {
             await letMicrotasksRun();
             if (this.pending.size === 0) break;
-            message = await this.replies.receive();
+            this.keepAlive(true);
+            this.awaitingReply = true;
+            try {
+              message = await this.replies.receive();
+            } finally {
+              this.awaitingReply = false;
+            }
           }
         } catch (error) {
           const code = (error as { code?: string }).code;
@@ -253,6 +272,11 @@ export class Client<Req = unknown, Res = unknown> {
 
   /** Every WATCH_MS while requests wait and no reply came: are there workers at all? */
   private lookForWorkers(): void {
+    if (this.pending.size === 0) {
+      clearInterval(this.watch);
+      this.watch = undefined;
+      return;
+    }
     if (this.repliedSinceLook) {
       this.repliedSinceLook = false;
       this.emptyLooks = 0;
@@ -297,7 +321,8 @@ export class Client<Req = unknown, Res = unknown> {
     if (this.closedError !== undefined) return;
     this.closedError = errorFromErrno('EBADF', { channel: this.name });
     this.failAll(this.closedError);
-    this.becomeIdle();
+    clearInterval(this.watch);
+    this.watch = undefined;
     this.replies.close();
     this.queue.close();
   }

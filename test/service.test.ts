@@ -373,6 +373,24 @@ describe.each(backends)('%s', (backend) => {
     expect(replyChannels(backend, name)).toEqual([]);
   });
 
+  it('a client keeps its process alive while requests are in flight, and only then', async () => {
+    const name = uniqueName('svc-alive');
+    const worker = b.startFixture('service-worker.mjs', [name, 'create', '4', '300']);
+    await worker.line('serving');
+    for (const then of ['nothing', 'request']) {
+      // the client never closes: it must end on its own, after its replies
+      const client = b.startFixture('service-idle-client.mjs', [name, then]);
+      const hung = setTimeout(() => client.child.kill('SIGKILL'), 15_000);
+      const { code, signal } = await client.exited;
+      clearTimeout(hung);
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      // 'b' is sent while the client sleeps, unrefed, for the reply that timed out: the
+      // sleep must keep the process alive again until the reply to 'b' (300 ms later)
+      expect(client.stdout()).toBe(then === 'request' ? 'timed out ERR_TIMEOUT\nreplied "b"\n' : 'timed out ERR_TIMEOUT\n');
+    }
+    await stopWorker(worker);
+  });
+
   it('shmchan call prints the reply as JSON; a remote error or a timeout exits 1, bad usage 2', async () => {
     const name = uniqueName('svc-call');
     const worker = b.startFixture('service-worker.mjs', [name, 'create', '1', '200']);
