@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeMessage } from './fixtures/messages.mjs';
 import { backends, cleanupChannels, killFixtures, uniqueName, until, using } from './helpers';
 import * as layout from '../dist/core/layout.js';
+import { channelInternals } from '../dist/core/internals.js';
 
 afterEach(() => {
   killFixtures();
@@ -47,6 +48,30 @@ describe.each(backends)('%s', (backend) => {
       expect((await consumer.exited).code).toBe(0);
       expect(JSON.parse(consumer.stdout())).toEqual({ received: 100, mismatches: 0, firstMismatch: null });
       expect(moves).toBeLessThanOrEqual(1);
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('a parked receiver sleeps up to a second at a time, not 100 ms: its deadline ends a sleep, a commit wakes it', async () => {
+    const channel = b.create(uniqueName('parked'), { spinMicros: 0 });
+    try {
+      // every sleep the receive asks of the addon, and how long it may last
+      const segment = channel[channelInternals]().ring.segment;
+      const asked: number[] = [];
+      const waitAsync = segment.waitAsync.bind(segment);
+      // the addon's method is read-only: shadowed on this one object
+      Object.defineProperty(segment, 'waitAsync', {
+        value: (which: number, sequence: number, ms: number, done: (outcome: unknown) => void) => {
+          if (which === layout.WAIT_DATA) asked.push(ms);
+          return waitAsync(which, sequence, ms, done);
+        },
+      });
+      await expect(channel.receive({ timeout: 2500 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
+      // 1000, 1000, then what is left; each wake-up of a parked process costs it CPU
+      expect(asked[0]).toBe(1000);
+      expect(Math.max(...asked)).toBe(1000);
+      expect(asked.length).toBeLessThanOrEqual(4);
     } finally {
       channel.close();
     }
