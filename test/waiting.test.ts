@@ -77,6 +77,37 @@ describe.each(backends)('%s', (backend) => {
     }
   });
 
+  it('a receive with a timeout beside one without times out on time, though the two share one sleep', async () => {
+    const name = uniqueName('joined');
+    const channel = b.create(name, { spinMicros: 0 });
+    try {
+      // the sleeps the addon carries out, and how many of them have ended
+      const segment = channel[channelInternals]().ring.segment;
+      let ended = 0;
+      const waitAsync = segment.waitAsync.bind(segment);
+      Object.defineProperty(segment, 'waitAsync', {
+        value: (which: number, sequence: number, ms: number, done: (outcome: unknown) => void) =>
+          waitAsync(which, sequence, ms, (outcome: unknown) => {
+            ended++;
+            done(outcome);
+          }),
+      });
+      const first = channel.receive(); // its sleep lasts up to a second
+      await expect(channel.receive({ timeout: 100 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
+      // the second joined the first's sleep, and was woken for its timeout while that sleep went on
+      expect(ended).toBe(0);
+      const producer = b.open(name);
+      try {
+        producer.trySend('after');
+        expect(await first).toBe('after');
+      } finally {
+        producer.close();
+      }
+    } finally {
+      channel.close();
+    }
+  });
+
   it('times out: receive, receiveSync, and timeout 0 at once', async () => {
     const name = uniqueName('timeouts');
     const channel = b.create(name);

@@ -198,22 +198,35 @@ export function waitSync<T>(steps: Generator<Sleep, T, SleepOutcome>, segment: N
 
 /**
  * A segment's wait line has at most one native sleep at a time (the addon's
- * waiter threads, shared by every segment of the process, carry it out). Several waits of one handle (two receive() calls at once, or receive()
- * beside the iterator) share it: a sleep requested while one is in flight joins
- * it and wakes with it. That is safe because a joining sleeper's sequence is
- * never older than the one in flight, so the shared sleep ends no later than its
- * own would have on a change it has seen; it may end later on its own timeout,
- * by at most one slice of its line, after which it looks again.
+ * waiter threads, shared by every segment of the process, carry it out). Several
+ * waits of one handle (two receive() calls at once, or receive() beside the
+ * iterator) share it: a sleep requested while one is in flight joins it and
+ * wakes with it. That is safe because a joining sleeper's sequence is never older
+ * than the one in flight, so the shared sleep ends no later than its own would
+ * have on a change it has seen. One that must end sooner than the sleep in
+ * flight (a shorter timeout) is also woken by a timer of its own, and looks again.
  */
-const sharedSleeps = new WeakMap<NativeSegment, { pending: boolean; wakers: ((outcome: SleepOutcome) => void)[] }[]>();
+interface SharedLine {
+  pending: boolean;
+  /** When the sleep in flight ends on its own, on performance.now()'s clock. */
+  endsAt: number;
+  wakers: ((outcome: SleepOutcome) => void)[];
+}
+const sharedSleeps = new WeakMap<NativeSegment, SharedLine[]>();
 
 function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (outcome: SleepOutcome) => void): void {
   let lines = sharedSleeps.get(segment);
-  if (lines === undefined) sharedSleeps.set(segment, (lines = [0, 1].map(() => ({ pending: false, wakers: [] }))));
+  if (lines === undefined) sharedSleeps.set(segment, (lines = [0, 1].map(() => ({ pending: false, endsAt: 0, wakers: [] }))));
   const line = lines[sleep.which];
-  line.wakers.push(wake);
-  if (line.pending) return;
+  // a waker of its own for this sleep, so that a timer left from it finds nothing later
+  const waker = (outcome: SleepOutcome) => wake(outcome);
+  line.wakers.push(waker);
+  if (line.pending) {
+    if (sleep.ms < line.endsAt - performance.now()) wakeOnTime(line, waker, sleep.ms);
+    return;
+  }
   line.pending = true;
+  line.endsAt = performance.now() + sleep.ms;
   try {
     segment.waitAsync(sleep.which, sleep.sequence, sleep.ms, (outcome) => {
       line.pending = false;
@@ -224,6 +237,17 @@ function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (outcome: SleepO
     line.wakers.length = 0;
     throw error;
   }
+}
+
+/** Wakes one joiner of a shared sleep after `ms`, unless the sleep woke it first.
+ * Unreferenced: the sleep it joined decides whether the process stays alive. */
+function wakeOnTime(line: SharedLine, waker: (outcome: SleepOutcome) => void, ms: number): void {
+  setTimeout(() => {
+    const at = line.wakers.indexOf(waker);
+    if (at < 0) return;
+    line.wakers.splice(at, 1);
+    waker(undefined);
+  }, ms).unref();
 }
 
 /** Runs the steps, sleeping on the addon's waiter threads so the event loop stays free. */
