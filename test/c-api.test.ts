@@ -8,7 +8,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
 import { extraCFlags, useCPrograms } from './c-programs';
 import { rawMessage } from './fixtures/messages.mjs';
-import { backends, packageRoot, uniqueName, using } from './helpers';
+import { backends, deadClaimHex, packageRoot, uniqueName, using } from './helpers';
+import * as layout from '../dist/core/layout.js';
 
 const { work, lib, bin, start, run } = useCPrograms('c-api');
 
@@ -235,6 +236,25 @@ describe.each(backends)('%s', (backend) => {
       } finally {
         reopened.close();
       }
+    } finally {
+      channel.close();
+    }
+  });
+  it("a C consumer passes a dead producer's claim that never moved the tail, and moves the tail past it too", async () => {
+    const name = uniqueName('c-dead-claim-tail');
+    const channel = b.create<Buffer>(name, { mode: 'mpsc', capacity: 4096, codec: 'raw' });
+    try {
+      // its claimant died before it moved the tail: the tail is still 0
+      await b.runFixture('scribble.mjs', [name, '8192', deadClaimHex()]);
+      const consumer = start('consumer', [name, '--hex', ...backendFlags]);
+      // the C consumer finds the claim dead and passes it before any producer meets it
+      const i32: Int32Array = channel['ring'].i32;
+      while (Atomics.load(i32, layout.OFF_HEAD >> 2) !== 64) await new Promise((resolve) => setTimeout(resolve, 10));
+      // a head past the tail would be a corrupt ring for every producer after
+      expect(Atomics.load(i32, layout.OFF_TAIL >> 2)).toBe(64);
+      channel.sendSync(Buffer.from('after the dead claim'), { timeout: 10_000 });
+      channel.end();
+      expect(await consumer.done).toEqual({ code: 0, stdout: Buffer.from('after the dead claim').toString('hex') + '\n', stderr: '' });
     } finally {
       channel.close();
     }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { useCPrograms } from './c-programs';
-import { backends, uniqueName, sleepingForRoom, until, using } from './helpers';
+import { backends, deadClaimHex, uniqueName, sleepingForRoom, until, using } from './helpers';
 import * as layout from '../dist/core/layout.js';
 import { consumerWords } from '../dist/core/fanout.js';
 
@@ -272,11 +272,7 @@ describe.each(backends)('%s', (backend) => {
         const c = start(mode === 'mpmc' ? 'worker' : 'subscriber', [name, '--hex', ...backendFlags]);
         if (mode === 'broadcast') await c.stderrLine('subscribed');
         else await until(() => channel.stats().consumers >= 1);
-        const marker = (0x80000000 | (5 << 22) | 4_000_000) >>> 0;
-        const claim = Buffer.alloc(8);
-        claim.writeInt32LE(-64, 0);
-        claim.writeUInt32LE(marker, 4);
-        await b.runFixture('scribble.mjs', [name, '8192', claim.toString('hex')]);
+        await b.runFixture('scribble.mjs', [name, '8192', deadClaimHex()]);
         await b.runFixture('scribble.mjs', [name, '128', '40000000']); // tail := 64
         const sent = Array.from({ length: 300 }, (_, i) => Buffer.alloc(1 + ((i * 37) % 200), i & 0xff));
         channel.sendSync(sent[0]);

@@ -251,3 +251,17 @@ export function killFixtures(): void {
 export function sleepingForRoom(i32: Int32Array): boolean {
   return Atomics.load(i32, layout.OFF_SPACE_WAITERS >> 2) > 0 && (Atomics.load(i32, layout.OFF_SPACE_SEQ >> 2) & layout.SEQ_ARMED) !== 0;
 }
+
+/**
+ * The header of a claim of 64 bytes at ring offset 0 by producer slot 5 in a
+ * generation nobody holds: a producer that died after storing its claim's length,
+ * before it committed. Hex, for scribble.mjs at the ring's first byte (8192); the
+ * tail is left where it was (0) unless the test moves it.
+ */
+export function deadClaimHex(): string {
+  const marker = (0x80000000 | (5 << 22) | 4_000_000) >>> 0;
+  const header = Buffer.alloc(8);
+  header.writeInt32LE(-64, 0);
+  header.writeUInt32LE(marker, 4);
+  return header.toString('hex');
+}

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { backends, cleanupChannels, killFixtures, uniqueName, using } from './helpers';
+import { backends, cleanupChannels, deadClaimHex, killFixtures, uniqueName, until, using } from './helpers';
+import * as layout from '../dist/core/layout.js';
 
 afterEach(() => {
   killFixtures();
@@ -66,17 +67,34 @@ describe.each(backends)('%s', (backend) => {
     }
   });
 
+  it("passes a dead producer's claim that never moved the tail, and moves the tail past it too", async () => {
+    const name = uniqueName('mpsc-dead-claim-tail');
+    const channel = b.create(name, { mode: 'mpsc', capacity: 4096 });
+    try {
+      // its claimant died before it moved the tail: the tail is still 0
+      await b.runFixture('scribble.mjs', [name, '8192', deadClaimHex()]);
+      // The consumer finds the claim dead and passes it before any producer meets it.
+      const waiting = channel.receive({ timeout: 10_000 });
+      const i32: Int32Array = channel['ring'].i32;
+      const HEAD = layout.OFF_HEAD >> 2;
+      const TAIL = layout.OFF_TAIL >> 2;
+      await until(() => Atomics.load(i32, HEAD) === 64, 'the consumer never passed the dead claim');
+      // a head past the tail would be a corrupt ring for every producer after
+      expect(Atomics.load(i32, TAIL)).toBe(64);
+      await b.runFixture('send-after.mjs', [name, '0', '"after the dead claim"']);
+      expect(await waiting).toBe('after the dead claim');
+      expect(channel.stats()).toMatchObject({ used: 0 });
+    } finally {
+      channel.close();
+    }
+  });
+
   it("skips a dead producer's unfinished claim within milliseconds and delivers what follows", async () => {
     const name = uniqueName('mpsc-dead-claim');
     const channel = b.create(name, { mode: 'mpsc', capacity: 4096 });
     try {
-      // A claim of 64 bytes at ring offset 0 by slot 5 of a process that is gone: the
-      // type word holds the claim marker, the length -64, and the tail moved past it.
-      const marker = (0x80000000 | (5 << 22) | 4_000_000) >>> 0;
-      const header = Buffer.alloc(8);
-      header.writeInt32LE(-64, 0);
-      header.writeUInt32LE(marker, 4);
-      await b.runFixture('scribble.mjs', [name, String(8192), header.toString('hex')]);
+      // a claim of a process that is gone, and the tail moved past it
+      await b.runFixture('scribble.mjs', [name, '8192', deadClaimHex()]);
       await b.runFixture('scribble.mjs', [name, '128', '40000000']); // tail := 64
       channel.sendSync('after the dead claim');
       expect(await channel.receive({ timeout: 10_000 })).toBe('after the dead claim');

@@ -237,6 +237,10 @@ static inline __attribute__((always_inline)) int scan(shmchan_segment_t *seg, sh
         s->waiting_on_claim = 1;
         return -EAGAIN;
       }
+      /* Its claimant may have died between storing the length and moving the tail:
+       * move the tail past the claim, as a producer that meets it does, or the head
+       * would pass the tail. */
+      cas_u32(seg->base, SHMCHAN_OFF_TAIL, position, position + need);
       if (plan->finish_dead_claim == NULL) {
         shmchan_finish_as_padding(seg, idx, need);
       } else if (!plan->finish_dead_claim(seg, plan->context, idx, (uint32_t)length, type)) {

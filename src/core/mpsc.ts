@@ -379,7 +379,15 @@ export class RecordScanner {
           continue;
         }
         if (type >= 0) throw new CorruptRing(`an unfinished record of type ${type} at ${idx}`);
-        if (!this.claimIsDead(type, position) || !this.finishDeadClaim(idx, length, type)) {
+        if (!this.claimIsDead(type, position)) {
+          this.waitingOnClaim = true;
+          return EMPTY;
+        }
+        // Its claimant may have died between storing the length and moving the tail:
+        // move the tail past the claim, as a producer that meets it does, or the head
+        // would pass the tail.
+        Atomics.compareExchange(i32, TAIL, position | 0, (position + need) | 0);
+        if (!this.finishDeadClaim(idx, length, type)) {
           this.waitingOnClaim = true;
           return EMPTY;
         }
