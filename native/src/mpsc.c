@@ -42,6 +42,13 @@ static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
  * a claim whose record is committed at 0 (the normal wrap), a claim made after
  * the end, or a dead producer's claim. The final length is set by CAS, so the
  * consumer and the producer can both finish it and neither writes late. */
+/* Moves the tail from `at` past the claim of `need` bytes there, unless it has
+ * moved already: the claimant does it, and so does whoever meets the claim with
+ * its length stored (a producer, or the consumer once the claimant is dead). */
+static void move_tail_past(shmchan_segment_t *seg, uint32_t at, uint32_t need) {
+  cas_u32(seg->base, SHMCHAN_OFF_TAIL, at, at + need);
+}
+
 void shmchan_finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t need) {
   uint8_t *ring = ring_of(seg);
   uint32_t to_end = capacity_of(seg) - idx;
@@ -95,7 +102,7 @@ static int meet_claim(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, uint32_t
   if (length < 0) {
     uint32_t need = need_of(length);
     if (!claim_need_valid(need, capacity_of(seg))) return -EBADMSG;
-    cas_u32(seg->base, SHMCHAN_OFF_TAIL, tail, tail + need);
+    move_tail_past(seg, tail, need);
     return 1;
   }
   if (length != 0 || (uint32_t)type == w->marker) return -EBADMSG;
@@ -138,7 +145,7 @@ int shmchan_mpsc_try_send(shmchan_segment_t *seg, shmchan_mpsc_writer_t *w, cons
       continue;
     }
     store_i32(ring, idx, (int32_t)(0u - need));
-    cas_u32(seg->base, SHMCHAN_OFF_TAIL, tail, tail + need);
+    move_tail_past(seg, tail, need);
     if (load_u32(seg->base, SHMCHAN_OFF_ENDED)) {
       shmchan_finish_as_padding(seg, idx, need);
       shmchan_wake_if_waiting(seg, SHMCHAN_WAIT_DATA);
@@ -237,10 +244,9 @@ static inline __attribute__((always_inline)) int scan(shmchan_segment_t *seg, sh
         s->waiting_on_claim = 1;
         return -EAGAIN;
       }
-      /* Its claimant may have died between storing the length and moving the tail:
-       * move the tail past the claim, as a producer that meets it does, or the head
-       * would pass the tail. */
-      cas_u32(seg->base, SHMCHAN_OFF_TAIL, position, position + need);
+      /* its claimant may have died between storing the length and moving the tail,
+       * and the head must not pass the tail */
+      move_tail_past(seg, position, need);
       if (plan->finish_dead_claim == NULL) {
         shmchan_finish_as_padding(seg, idx, need);
       } else if (!plan->finish_dead_claim(seg, plan->context, idx, (uint32_t)length, type)) {

@@ -54,6 +54,13 @@ export function finishAsPadding(ring: RingMemory, idx: number, need: number): vo
   Atomics.compareExchange(i32, ring.lengthIndex(idx), -need, Math.min(need, toEnd));
 }
 
+/** Moves the tail from `at` past the claim of `need` bytes there, unless it has
+ * moved already: the claimant does it, and so does whoever meets the claim with
+ * its length stored (a producer, or the consumer once the claimant is dead). */
+function moveTailPast(i32: Int32Array, at: number, need: number): void {
+  Atomics.compareExchange(i32, TAIL, at | 0, (at + need) | 0);
+}
+
 /** Records up to this size are zeroed a word at a time: Buffer#fill goes through
  * a C++ builtin whose call costs more than zeroing a small record itself. */
 const ZERO_BY_WORDS = 256;
@@ -158,7 +165,7 @@ export class MpscWriter {
       // on x64, a store-release on arm64), and a helper reads it only once the tail
       // has moved; Atomics.store would add a builtin call and a fence.
       i32[lengthIndex] = -need;
-      Atomics.compareExchange(i32, TAIL, tail | 0, (tail + need) | 0);
+      moveTailPast(i32, tail, need);
       if (loadWord(i32, ENDED_FLAG) !== 0) {
         finishAsPadding(this.ring, idx, need);
         this.wakeConsumer();
@@ -226,7 +233,7 @@ export class MpscWriter {
     if (length < 0) {
       const need = -length;
       if (need % 8 !== 0 || need < RECORD || need > capacity) throw new CorruptRing(`a claim of ${need} bytes at the tail (${idx})`);
-      Atomics.compareExchange(i32, TAIL, tail | 0, (tail + need) | 0);
+      moveTailPast(i32, tail, need);
       return true;
     }
     if (length !== 0) throw new CorruptRing(`a claim at the tail (${idx}) with length ${length}`);
@@ -306,8 +313,8 @@ export class RecordScanner {
 
   /**
    * The MPSC consumer's scan (no `fanOut`): the bytes at its head are free when the
-   * head is the tail, so it reads the header first and the tail only when the
-   * header is empty, and it turns a dead producer's claim into padding at once (no
+   * head is the tail, so it reads the header first, and the tail only now and then
+   * while the header is empty (see scan), and it turns a dead producer's claim into padding at once (no
    * release can pass its head). A fan-out reader's scan (`fanOut`): a position at
    * the tail may hold a full ring's oldest record, so it reads the tail first, and
    * a release may overtake it, so `finishDeadClaim` must turn a dead claim (its
@@ -357,7 +364,7 @@ export class RecordScanner {
           // (rarely written) is read instead, and the tail now and then, and
           // before every sleep: only the tail tells a hole (a header another process
           // zeroed, records after it) from an empty ring.
-          if (++this.emptyLooks % TAIL_LOOK_EVERY !== 0 && Atomics.load(i32, ENDED_FLAG) === 0) {
+          if (++this.emptyLooks < TAIL_LOOK_EVERY && Atomics.load(i32, ENDED_FLAG) === 0) {
             this.waitingOnClaim = false;
             return EMPTY;
           }
@@ -383,10 +390,9 @@ export class RecordScanner {
           this.waitingOnClaim = true;
           return EMPTY;
         }
-        // Its claimant may have died between storing the length and moving the tail:
-        // move the tail past the claim, as a producer that meets it does, or the head
-        // would pass the tail.
-        Atomics.compareExchange(i32, TAIL, position | 0, (position + need) | 0);
+        // its claimant may have died between storing the length and moving the tail,
+        // and the head must not pass the tail
+        moveTailPast(i32, position, need);
         if (!this.finishDeadClaim(idx, length, type)) {
           this.waitingOnClaim = true;
           return EMPTY;
