@@ -272,11 +272,7 @@ export class Client<Req = unknown, Res = unknown> {
 
   /** Every WATCH_MS while requests wait and no reply came: are there workers at all? */
   private lookForWorkers(): void {
-    if (this.pending.size === 0) {
-      clearInterval(this.watch);
-      this.watch = undefined;
-      return;
-    }
+    if (this.pending.size === 0) return this.stopWatch();
     if (this.repliedSinceLook) {
       this.repliedSinceLook = false;
       this.emptyLooks = 0;
@@ -289,6 +285,11 @@ export class Client<Req = unknown, Res = unknown> {
     if (++this.emptyLooks < EMPTY_LOOKS) return;
     this.workersGone = true;
     this.failAll(this.goneError());
+  }
+
+  private stopWatch(): void {
+    clearInterval(this.watch);
+    this.watch = undefined;
   }
 
   /** After all workers had gone: whether one has come back (looked at most every WATCH_MS). */
@@ -321,8 +322,7 @@ export class Client<Req = unknown, Res = unknown> {
     if (this.closedError !== undefined) return;
     this.closedError = errorFromErrno('EBADF', { channel: this.name });
     this.failAll(this.closedError);
-    clearInterval(this.watch);
-    this.watch = undefined;
+    this.stopWatch();
     this.replies.close();
     this.queue.close();
   }

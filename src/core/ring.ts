@@ -66,7 +66,7 @@ export function addCounter(i32: Int32Array, index: number, delta: number): void 
  * wake-up is a system call, and a context switch for every sleeping producer; a
  * producer woken for one record's room fills it and sleeps again, so with several
  * producers on a busy machine the consumer would spend its time waking them. A
- * sleeper also looks again on its own every 100 ms (SPACE_SLICE_MS in wait.ts,
+ * sleeper also looks again on its own every 100 ms (sliceMs in wait.ts,
  * LIVENESS_CHECK_MS in C), so a consumer that frees a little and then stops
  * delays a producer by at most that.
  */

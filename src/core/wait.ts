@@ -20,8 +20,7 @@ export const AGAIN: unique symbol = Symbol('again');
  * unannounced, and that is rare enough to wait a second for. A parked receiver
  * then costs its process ten times fewer wake-ups.
  */
-const DATA_SLICE_MS = 1000;
-const SPACE_SLICE_MS = 100;
+const sliceMs = (which: number): number => (which === L.WAIT_DATA ? 1000 : 100);
 
 /** How many polls of a spin come between two readings of the clock. */
 const POLLS_PER_CLOCK = 64;
@@ -176,7 +175,7 @@ function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, de
       if (result !== AGAIN) return result;
       const asked = plan.sliceMs?.();
       shortSlices = asked === undefined ? 0 : shortSlices + 1;
-      const slice = asked === undefined ? (plan.which === L.WAIT_DATA ? DATA_SLICE_MS : SPACE_SLICE_MS) : Math.max(asked, Math.min(asked * 2 ** (shortSlices - 1), SHORT_SLICE_MAX_MS));
+      const slice = asked === undefined ? sliceMs(plan.which) : Math.max(asked, Math.min(asked * 2 ** (shortSlices - 1), SHORT_SLICE_MAX_MS));
       outcome = yield { which: plan.which, sequence, ms: Math.max(1, Math.min(slice, Math.ceil(remaining))) };
     } finally {
       announcements.withdraw(plan.which);
