@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { constants } from 'node:os';
 import { extraCFlags, useCPrograms } from './c-programs';
 import { rawMessage } from './fixtures/messages.mjs';
-import { backends, deadClaimHex, packageRoot, uniqueName, using } from './helpers';
+import { backends, deadClaimHex, packageRoot, uniqueName, until, using } from './helpers';
 import * as layout from '../dist/core/layout.js';
 
 const { work, lib, bin, start, run } = useCPrograms('c-api');
@@ -249,7 +249,7 @@ describe.each(backends)('%s', (backend) => {
       const consumer = start('consumer', [name, '--hex', ...backendFlags]);
       // the C consumer finds the claim dead and passes it before any producer meets it
       const i32: Int32Array = channel['ring'].i32;
-      while (Atomics.load(i32, layout.OFF_HEAD >> 2) !== 64) await new Promise((resolve) => setTimeout(resolve, 10));
+      await until(() => Atomics.load(i32, layout.OFF_HEAD >> 2) === 64, 'the C consumer never passed the dead claim');
       // a head past the tail would be a corrupt ring for every producer after
       expect(Atomics.load(i32, layout.OFF_TAIL >> 2)).toBe(64);
       channel.sendSync(Buffer.from('after the dead claim'), { timeout: 10_000 });

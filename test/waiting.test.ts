@@ -3,11 +3,29 @@ import { makeMessage } from './fixtures/messages.mjs';
 import { backends, cleanupChannels, killFixtures, uniqueName, until, using } from './helpers';
 import * as layout from '../dist/core/layout.js';
 import { channelInternals } from '../dist/core/internals.js';
+import type { Channel } from '../dist/index.js';
 
 afterEach(() => {
   killFixtures();
   cleanupChannels();
 });
+
+/** Calls `asked` for each native sleep a channel's async waits ask for (its line and
+ * longest length), and `ended` as each one ends. The addon's method is read-only:
+ * it is shadowed on this one segment object. */
+function watchSleeps(channel: Channel, on: { asked?: (which: number, ms: number) => void; ended?: () => void }): void {
+  const segment = channel[channelInternals]().ring.segment;
+  const waitAsync = segment.waitAsync.bind(segment);
+  Object.defineProperty(segment, 'waitAsync', {
+    value: (which: number, sequence: number, ms: number, done: (outcome: unknown) => void) => {
+      on.asked?.(which, ms);
+      return waitAsync(which, sequence, ms, (outcome: unknown) => {
+        on.ended?.();
+        done(outcome);
+      });
+    },
+  });
+}
 
 describe.each(backends)('%s', (backend) => {
   const b = using(backend);
@@ -57,14 +75,10 @@ describe.each(backends)('%s', (backend) => {
     const channel = b.create(uniqueName('parked'), { spinMicros: 0 });
     try {
       // every sleep the receive asks of the addon, and how long it may last
-      const segment = channel[channelInternals]().ring.segment;
       const asked: number[] = [];
-      const waitAsync = segment.waitAsync.bind(segment);
-      // the addon's method is read-only: shadowed on this one object
-      Object.defineProperty(segment, 'waitAsync', {
-        value: (which: number, sequence: number, ms: number, done: (outcome: unknown) => void) => {
+      watchSleeps(channel, {
+        asked: (which, ms) => {
           if (which === layout.WAIT_DATA) asked.push(ms);
-          return waitAsync(which, sequence, ms, done);
         },
       });
       await expect(channel.receive({ timeout: 2500 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
@@ -81,17 +95,9 @@ describe.each(backends)('%s', (backend) => {
     const name = uniqueName('joined');
     const channel = b.create(name, { spinMicros: 0 });
     try {
-      // the sleeps the addon carries out, and how many of them have ended
-      const segment = channel[channelInternals]().ring.segment;
+      // how many of the sleeps the addon carries out have ended
       let ended = 0;
-      const waitAsync = segment.waitAsync.bind(segment);
-      Object.defineProperty(segment, 'waitAsync', {
-        value: (which: number, sequence: number, ms: number, done: (outcome: unknown) => void) =>
-          waitAsync(which, sequence, ms, (outcome: unknown) => {
-            ended++;
-            done(outcome);
-          }),
-      });
+      watchSleeps(channel, { ended: () => ended++ });
       const first = channel.receive(); // its sleep lasts up to a second
       await expect(channel.receive({ timeout: 100 })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
       // the second joined the first's sleep, and was woken for its timeout while that sleep went on
