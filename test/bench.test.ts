@@ -76,6 +76,7 @@ interface Report {
   targets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean; codecBound?: number; reachable?: boolean }[];
   patterns: { pattern: string; mechanism: string; producers: number; consumers: number; perConsumer: number; slowestConsumer: number; total: number; producerCpuNs: number; producerSystemNs: number; lost: number }[];
   patternTargets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean }[];
+  services: { mechanism: string; p50: number; p99: number; requestsPerSec: number }[];
 }
 
 /** Processes still running whose command line names this test's prefix (a trial's peers, subscribers, workers). */
@@ -268,6 +269,14 @@ describe('shmchan bench (tiny trials)', () => {
       expect(goals.has(`${t.id} ${t.mechanism}`), `${t.id} ${t.mechanism}`).toBe(true);
       expect(Number.isNaN(t.measured)).toBe(false);
       expect(t.pass).toBe(t.id === 'producer-cost' ? t.measured <= t.limit : t.measured >= t.limit);
+    }
+  });
+
+  it('has the request/reply rows, each number measured', () => {
+    expect(report.services.map((r) => r.mechanism)).toEqual(['shmchan', 'unix', 'http']);
+    for (const r of report.services) {
+      for (const field of ['p50', 'p99', 'requestsPerSec'] as const) expect(Number.isFinite(r[field]) && r[field] > 0, `${r.mechanism} ${field}`).toBe(true);
+      expect(r.p99, r.mechanism).toBeGreaterThanOrEqual(r.p50);
     }
   });
 

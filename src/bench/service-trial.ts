@@ -1,17 +1,17 @@
 // One process of a request/reply trial (see services.ts): the server
 //   node dist/bench/service-trial.js server MECHANISM ADDRESS
 // prints "ready" once it answers; the client
-//   node dist/bench/service-trial.js client MECHANISM ADDRESS SPEC_JSON
-// prints one line of JSON with what it measured. Every mechanism echoes the
+//   node dist/bench/service-trial.js client MECHANISM ADDRESS PHASE SPEC_JSON
+// (PHASE: roundTrip or throughput) prints one line of JSON with what it measured. Every mechanism echoes the
 // request's value back as the reply.
 import http from 'node:http';
 import net from 'node:net';
 import { Client, Service } from '../index';
 import { FrameReader, packFrame, packr, unpackr } from './drivers';
-import { requestClients, type ServiceTrialSpec, type RequestClient } from './services';
+import { roundTrips, throughput, type RequestClient, type ServicePhase, type ServiceTrialSpec } from './services';
 import { reportResult, runTrialProcess, sayReady } from './trial-process';
 
-const [role, mechanism, address, specJson] = process.argv.slice(2);
+const [role, mechanism, address, phase, specJson] = process.argv.slice(2);
 
 /** Length-prefixed msgpack frames on a stream socket: calls onFrame with each decoded frame. */
 function frames(socket: net.Socket, onFrame: (frame: unknown) => void): void {
@@ -94,7 +94,11 @@ async function connect(): Promise<RequestClient> {
 }
 
 async function measure(): Promise<void> {
-  reportResult(await requestClients(await connect(), JSON.parse(specJson) as ServiceTrialSpec));
+  const client = await connect();
+  const spec = JSON.parse(specJson) as ServiceTrialSpec;
+  const result = (phase as ServicePhase) === 'throughput' ? await throughput(client, spec) : await roundTrips(client, spec);
+  client.close();
+  reportResult(result);
 }
 
 runTrialProcess(`service trial (${mechanism})`, role === 'server' ? serve : measure);

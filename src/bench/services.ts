@@ -1,8 +1,10 @@
 // Request/reply benchmarks: a shmchan Service and Client against request/reply
 // over a unix socket (length-prefixed msgpack frames, matched by id) and against
-// node:http over a unix socket, in the same run. For each mechanism a server
-// process echoes requests and a client process measures, both fresh: the round
-// trip with one request in flight (p50, p99), and the throughput with 64 in flight.
+// node:http over a unix socket, in the same run. Each measurement runs in a fresh
+// server process and a fresh client process: the round trip with one request in
+// flight (p50, p99), then the throughput with 64 in flight. Measured in one client
+// one after the other, the first left V8's heap in a state that cost the second up
+// to 40 % (bench/README.md, "Request/reply").
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +25,9 @@ export interface ServiceTrialSpec {
   inFlight: number;
 }
 
+/** What one client process measures. */
+export type ServicePhase = 'roundTrip' | 'throughput';
+
 export interface ServiceResult {
   mechanism: string;
   p50: number;
@@ -38,14 +43,19 @@ export interface RequestClient {
 /** The small object of the other benchmarks, with a sequence number. */
 const message = (seq: number) => ({ seq, ts: Date.now(), kind: 'tick', payload: Buffer.alloc(64, seq & 0xff) });
 
-/** The client's measurements: one request in flight, then `inFlight`. */
-export async function requestClients(client: RequestClient, spec: ServiceTrialSpec): Promise<Omit<ServiceResult, 'mechanism'>> {
+/** Sends one request and checks that its echo came back. */
+function requester(client: RequestClient): () => Promise<void> {
   let seq = 0;
-  const one = async () => {
+  return async () => {
     const sent = ++seq;
     const reply = (await client.request(message(sent))) as { seq: number };
     if (reply.seq !== sent) throw new Error(`reply ${reply.seq} to request ${sent}`);
   };
+}
+
+/** The round trip with one request in flight: p50 and p99 in µs. */
+export async function roundTrips(client: RequestClient, spec: ServiceTrialSpec): Promise<{ p50: number; p99: number }> {
+  const one = requester(client);
   const samples: number[] = [];
   for (const [ms, keep] of [[spec.warmMs, false], [spec.measureMs, true]] as const) {
     const end = performance.now() + ms;
@@ -56,6 +66,15 @@ export async function requestClients(client: RequestClient, spec: ServiceTrialSp
     }
   }
   samples.sort((a, b) => a - b);
+  return {
+    p50: samples[Math.floor(samples.length / 2)],
+    p99: samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))],
+  };
+}
+
+/** Requests a second with `inFlight` in flight, counted after the warm-up. */
+export async function throughput(client: RequestClient, spec: ServiceTrialSpec): Promise<{ requestsPerSec: number }> {
+  const one = requester(client);
   let done = 0;
   let counting = false;
   const stopAt = performance.now() + spec.warmMs + spec.measureMs;
@@ -68,34 +87,34 @@ export async function requestClients(client: RequestClient, spec: ServiceTrialSp
   setTimeout(() => (counting = true), spec.warmMs).unref();
   const started = performance.now() + spec.warmMs;
   await Promise.all(Array.from({ length: spec.inFlight }, loop));
-  const seconds = (performance.now() - started) / 1000;
-  client.close();
-  return {
-    p50: samples[Math.floor(samples.length / 2)],
-    p99: samples[Math.min(samples.length - 1, Math.floor(samples.length * 0.99))],
-    requestsPerSec: done / seconds,
-  };
+  return { requestsPerSec: done / ((performance.now() - started) / 1000) };
 }
 
 function start<R>(role: 'server' | 'client', mechanism: string, args: string[]): TrialProcess<R> {
   return startTrialProcess<R>(trialScript, [role, mechanism, ...args], 'ignore', `${mechanism} ${role}`);
 }
 
-/** One mechanism: a fresh server and a fresh client; whatever it made is removed after. */
-async function runOne(mechanism: string, spec: ServiceTrialSpec, prefix: string): Promise<ServiceResult> {
+/** One measurement of one mechanism, in a fresh server and a fresh client; whatever it made is removed after. */
+async function runPhase<R>(mechanism: string, phase: ServicePhase, spec: ServiceTrialSpec, prefix: string): Promise<R> {
   const address = mechanism === 'shmchan' ? `${prefix}service` : path.join(os.tmpdir(), `${prefix}${mechanism}.sock`);
   const server = start<never>('server', mechanism, [address]);
   const children = [server.child];
   try {
     await server.ready;
-    const client = start<Omit<ServiceResult, 'mechanism'>>('client', mechanism, [address, JSON.stringify(spec)]);
+    const client = start<R>('client', mechanism, [address, phase, JSON.stringify(spec)]);
     children.push(client.child);
-    return { mechanism, ...(await client.result) };
+    return await client.result;
   } finally {
     await stopTrialProcesses(children);
     if (mechanism !== 'shmchan') fs.rmSync(address, { force: true });
     else for (const file of fs.readdirSync('/dev/shm')) if (file.startsWith(address)) Channel.unlink(file);
   }
+}
+
+async function runOne(mechanism: string, spec: ServiceTrialSpec, prefix: string): Promise<ServiceResult> {
+  const latency = await runPhase<{ p50: number; p99: number }>(mechanism, 'roundTrip', spec, prefix);
+  const rate = await runPhase<{ requestsPerSec: number }>(mechanism, 'throughput', spec, prefix);
+  return { mechanism, ...latency, ...rate };
 }
 
 /** Every mechanism once, in this run. */
