@@ -7,6 +7,7 @@ import { Channel } from './core/channel';
 import type { CodecOption } from './core/codec';
 import { DecodeFailure, abortError, dataPathError, describe, errorFromErrno, invalidArg, peerGone, remoteError, timedOut } from './core/errors';
 import { channelInternals } from './core/internals';
+import { IdTable } from './id-table';
 import * as L from './core/layout';
 import type { Backend } from './core/options';
 import {
@@ -55,6 +56,7 @@ export interface RequestOptions {
 }
 
 interface Pending {
+  readonly id: number;
   resolve(value: unknown): void;
   reject(error: unknown): void;
   timer: NodeJS.Timeout | undefined;
@@ -74,7 +76,7 @@ export class Client<Req = unknown, Res = unknown> {
   private readonly queue: Channel<unknown>;
   private readonly replies: Channel<unknown>;
   private readonly codec: ValueCodec;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new IdTable<Pending>();
   private nextId = 1;
   private receiving = false;
   /** Whether a sleep for replies keeps the process alive (see receiveReplies). */
@@ -148,10 +150,10 @@ export class Client<Req = unknown, Res = unknown> {
       const deadline = timeout === undefined ? undefined : monotonicMs() + Math.ceil(timeout);
       const message = requestMessage(this.replies.name, id, this.codec.toWire(value), deadline);
       return new Promise<Res>((resolve, reject) => {
-        const entry: Pending = { resolve: resolve as (value: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, sending: undefined };
+        const entry: Pending = { id, resolve: resolve as (value: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, sending: undefined };
         // sent first: a value that cannot be sent throws before anything is pending
         if (!this.queue.trySend(message)) this.sendWhenRoom(id, entry, message);
-        this.pending.set(id, entry);
+        this.pending.add(entry);
         if (timeout !== undefined)
           entry.timer = setTimeout(() => this.settle(id, timedOut(`service '${this.name}': no reply within ${timeout} ms (a late reply is dropped)`)), timeout);
         if (signal !== undefined) {
@@ -314,7 +316,7 @@ export class Client<Req = unknown, Res = unknown> {
   }
 
   private failAll(error: unknown): void {
-    for (const id of [...this.pending.keys()]) this.settle(id, error);
+    for (const entry of this.pending.values()) this.settle(entry.id, error);
   }
 
   /** Closes the client: requests in flight reject with ERR_CLOSED; its reply channel is removed. */

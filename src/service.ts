@@ -8,6 +8,7 @@ import { Channel } from './core/channel';
 import type { CodecOption } from './core/codec';
 import { describe, errorFromErrno, invalidArg, peerGone, timedOut } from './core/errors';
 import type { Backend } from './core/options';
+import { IdTable } from './id-table';
 import { ReplyChannels, SWEEP_MS } from './reply-channels';
 import {
   failureMessage,
@@ -152,9 +153,10 @@ export class Service<Req = unknown, Res = unknown> {
       throw invalidArg(`service '${this.name}': concurrency must be a positive integer, got ${describe(concurrency)}`);
     const stop = o.signal === undefined ? this.closing.signal : AbortSignal.any([this.closing.signal, o.signal as AbortSignal]);
     this.startServing();
-    const calls = new Set<Call<Req, Res>>();
+    const calls = new IdTable<Call<Req, Res>>();
+    let callsStarted = 0;
     const onStop = () => {
-      for (const call of calls) call.abort(stop.reason);
+      for (const call of calls.values()) call.abort(stop.reason);
     };
     stop.addEventListener('abort', onStop);
     // a client that died or closed gave up on its requests: looked at once a SWEEP_MS, not per
@@ -162,7 +164,7 @@ export class Service<Req = unknown, Res = unknown> {
     const watch = setInterval(() => this.abortCallsOfGoneClients(calls), SWEEP_MS);
     let freed: (() => void) | undefined;
     const done = (call: Call<Req, Res>) => {
-      calls.delete(call);
+      calls.delete(call.id);
       const wake = freed;
       freed = undefined;
       wake?.();
@@ -176,7 +178,7 @@ export class Service<Req = unknown, Res = unknown> {
         if (request === NONE) request = await this.next(stop);
         else this.sinceYield++;
         if (request === undefined) break;
-        const call = new Call(request, this.name);
+        const call = new Call(callsStarted++, request, this.name);
         calls.add(call);
         if (stop.aborted) call.abort(stop.reason);
         call.run(handler, done);
@@ -190,10 +192,10 @@ export class Service<Req = unknown, Res = unknown> {
   }
 
   /** Aborts the calls whose client is gone; each client is looked at once. */
-  private abortCallsOfGoneClients(calls: ReadonlySet<Call<Req, Res>>): void {
+  private abortCallsOfGoneClients(calls: IdTable<Call<Req, Res>>): void {
     if (this.closing.signal.aborted) return;
     const gone = new Map<string, boolean>();
-    for (const call of calls) {
+    for (const call of calls.values()) {
       if (call.aborted) continue;
       const { replyTo } = call.request.envelope;
       let clientGone = gone.get(replyTo);
@@ -388,6 +390,8 @@ class Call<Req, Res> {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
+    /** Numbers the calls of one serve(). */
+    readonly id: number,
     readonly request: ServiceRequest<Req, Res>,
     private readonly service: string,
   ) {}
