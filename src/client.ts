@@ -7,7 +7,7 @@ import { Channel } from './core/channel';
 import type { CodecOption } from './core/codec';
 import { DecodeFailure, abortError, dataPathError, describe, errorFromErrno, invalidArg, peerGone, remoteError, timedOut } from './core/errors';
 import { channelInternals } from './core/internals';
-import { IdTable } from './id-table';
+import { IdTable } from './core/id-table';
 import * as L from './core/layout';
 import type { Backend } from './core/options';
 import {

@@ -8,7 +8,7 @@ import { Channel } from './core/channel';
 import type { CodecOption } from './core/codec';
 import { describe, errorFromErrno, invalidArg, peerGone, timedOut } from './core/errors';
 import type { Backend } from './core/options';
-import { IdTable } from './id-table';
+import { IdTable } from './core/id-table';
 import { ReplyChannels, SWEEP_MS } from './reply-channels';
 import {
   failureMessage,

@@ -3,7 +3,7 @@
 // a client's do (consecutive, with some left in flight for long), and also
 // crowded into few slots, and past 2^32 (a hostile reply's id may be any).
 import { expect, it } from 'vitest';
-import { IdTable } from '../dist/id-table.js';
+import { IdTable } from '../dist/core/id-table.js';
 import { rng } from './fixtures/rng.mjs';
 
 interface Entry {

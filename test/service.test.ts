@@ -422,7 +422,7 @@ it("a busy client and worker leave nothing for the old generation: their request
   // A Map or Set that gains and loses an entry per request links each hash table
   // V8 outgrows to the next; once one is old, every young collection promoted the
   // next with all its entries, and the collector took much of both processes'
-  // time (src/id-table.ts). Measured after two full collections, which move the
+  // time (src/core/id-table.ts). Measured after two full collections, which move the
   // live tables to the old generation: 100,000 requests, 64 in flight.
   const name = uniqueName('svc-heap');
   const env = { NODE_OPTIONS: '--expose-gc' };

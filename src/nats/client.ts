@@ -3,6 +3,7 @@
 // pipelined acknowledgements. Only shmchan/nats loads this file.
 import type { ConnectionOptions, Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamManager } from '@nats-io/jetstream';
+import { IdTable } from '../core/id-table';
 
 type TransportModule = typeof import('@nats-io/transport-node');
 type JetStreamModule = typeof import('@nats-io/jetstream');
@@ -169,6 +170,7 @@ export function isJetStreamAway(error: unknown): boolean {
 }
 
 interface Awaited {
+  readonly id: number;
   resolve(ack: { seq: number; duplicate: boolean }): void;
   reject(error: Error): void;
   sentAt: number;
@@ -182,7 +184,7 @@ interface Awaited {
  */
 export class PipelinedPublisher {
   private readonly prefix: string;
-  private readonly waiting = new Map<number, Awaited>();
+  private readonly waiting = new IdTable<Awaited>();
   private counter = 0;
 
   constructor(
@@ -196,7 +198,7 @@ export class PipelinedPublisher {
   publish(data: Uint8Array, headers: MsgHdrs): Promise<{ seq: number; duplicate: boolean }> {
     const id = this.counter++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, sentAt: performance.now() });
+      this.waiting.add({ id, resolve, reject, sentAt: performance.now() });
       try {
         this.nc.publish(this.subject, data, { headers, reply: `${this.prefix}.${id}` });
       } catch (error) {
@@ -209,14 +211,17 @@ export class PipelinedPublisher {
 
   /** Age in ms of the oldest publish still waiting for its ack (0 when none). */
   oldestWait(now: number): number {
-    for (const awaited of this.waiting.values()) return now - awaited.sentAt;
-    return 0;
+    let oldest = now;
+    for (const awaited of this.waiting.values()) oldest = Math.min(oldest, awaited.sentAt);
+    return now - oldest;
   }
 
   /** Fails every publish still waiting (the connection is gone). */
   failAll(error: Error): void {
-    for (const awaited of this.waiting.values()) awaited.reject(error);
-    this.waiting.clear();
+    for (const awaited of this.waiting.values()) {
+      this.waiting.delete(awaited.id);
+      awaited.reject(error);
+    }
   }
 
   private settle(msg: Msg): void {

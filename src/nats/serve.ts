@@ -57,7 +57,10 @@ export class NatsServiceBridge implements NatsService {
   readonly subject: string;
   readonly done: Promise<void>;
   private readonly counters = { requests: 0, replies: 0, failures: 0 };
-  private readonly inHand = new Set<Promise<void>>();
+  /** Requests being answered; stop() waits for them (a count: a Set that gains and
+   * loses one per request is what core/id-table.ts explains). */
+  private inHand = 0;
+  private allAnswered: (() => void) | undefined;
   private readonly subscription: Subscription;
   private readonly timeout: number;
   private stopping: Promise<void> | undefined;
@@ -76,8 +79,10 @@ export class NatsServiceBridge implements NatsService {
     this.subscription = nc.subscribe(this.subject, {
       queue: options.queue ?? `shmchan-${service}`,
       callback: (_error, m) => {
-        const handled = this.answer(m).finally(() => this.inHand.delete(handled));
-        this.inHand.add(handled);
+        this.inHand++;
+        void this.answer(m).finally(() => {
+          if (--this.inHand === 0) this.allAnswered?.();
+        });
       },
     });
   }
@@ -89,7 +94,7 @@ export class NatsServiceBridge implements NatsService {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       await this.subscription.drain().catch(() => {});
-      await Promise.all(this.inHand);
+      if (this.inHand > 0) await new Promise<void>((resolve) => (this.allAnswered = resolve));
       await this.nc.drain().catch(() => {});
       this.closeLocal();
       this.onStopped();

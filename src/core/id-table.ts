@@ -1,5 +1,6 @@
-// Entries by a numeric id, for the sets that gain and lose an entry per request: a
-// client's requests in flight and a worker's calls in progress.
+// Entries by a numeric id, for the sets that gain and lose an entry per message: a
+// client's requests in flight, a worker's calls in progress, the NATS bridge's
+// publishes awaiting their acknowledgements.
 //
 // Not a Map or a Set. V8 stores one in a hash table that it replaces whenever
 // deleted entries have used up its room, and it links each replaced table to its
