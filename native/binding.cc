@@ -130,6 +130,10 @@ class Hub {
       poll_->data = this;
       if (uv_poll_init(loop, poll_, shmchan_uring_fd(ring_)) == 0 && uv_poll_start(poll_, UV_READABLE, RingReadable) == 0) {
         uv_unref(reinterpret_cast<uv_handle_t *>(poll_));  // only pending refed sleeps keep the loop alive (Refer)
+        retry_ = new uv_timer_t();
+        uv_timer_init(loop, retry_);
+        retry_->data = this;
+        uv_unref(reinterpret_cast<uv_handle_t *>(retry_));
       } else {
         delete poll_;
         poll_ = nullptr;
@@ -181,12 +185,19 @@ class Hub {
     napi_delete_reference(env, resource_);
     if (poll_ == nullptr) return done(arg);
     stopped_ = {done, arg};
-    uv_close(reinterpret_cast<uv_handle_t *>(poll_), [](uv_handle_t *handle) {
-      Hub *hub = static_cast<Hub *>(handle->data);
-      delete reinterpret_cast<uv_poll_t *>(handle);
-      hub->poll_ = nullptr;
-      hub->stopped_.first(hub->stopped_.second);
-    });
+    closing_ = 2;  // `done` runs once the poll and the timer are both closed
+    for (uv_handle_t *handle : {reinterpret_cast<uv_handle_t *>(poll_), reinterpret_cast<uv_handle_t *>(retry_)})
+      uv_close(handle, [](uv_handle_t *handle) {
+        Hub *hub = static_cast<Hub *>(handle->data);
+        if (handle->type == UV_TIMER) {
+          delete reinterpret_cast<uv_timer_t *>(handle);
+          hub->retry_ = nullptr;
+        } else {
+          delete reinterpret_cast<uv_poll_t *>(handle);
+          hub->poll_ = nullptr;
+        }
+        if (--hub->closing_ == 0) hub->stopped_.first(hub->stopped_.second);
+      });
   }
 
   ~Hub() {
@@ -225,7 +236,22 @@ class Hub {
     if (shmchan_uring_sleep(ring_, sleep->segment, sleep->which, sleep->expected, MsLeft(sleep), Tag(sleep)) != 0) return false;
     sleep->in_ring = true;
     ringing_.insert(sleep);
+    if (!delivering_) SubmitSoon();
     return true;
+  }
+
+  // A submission the kernel refused (io_uring_enter: EAGAIN, EBUSY) leaves its
+  // entries queued in the ring, and nothing else would hand them over: the sleep,
+  // its timeout or a cancel would never begin. They are handed over again every
+  // millisecond until the kernel takes them.
+  void SubmitSoon() {
+    uv_handle_t *handle = reinterpret_cast<uv_handle_t *>(retry_);
+    if (handle == nullptr || uv_is_closing(handle) || uv_is_active(handle) || shmchan_uring_unsubmitted(ring_) == 0) return;
+    uv_timer_start(retry_, [](uv_timer_t *timer) {
+      Hub *hub = static_cast<Hub *>(timer->data);
+      shmchan_uring_hold(hub->ring_, 0);
+      if (shmchan_uring_unsubmitted(hub->ring_) == 0) uv_timer_stop(timer);
+    }, 1, 1);
   }
 
   // The milliseconds a sleep may still last, rounded up; -1: no limit.
@@ -257,8 +283,11 @@ class Hub {
     if (!any) return;
     // The callbacks go back to sleep, most of them: one system call for them all.
     shmchan_uring_hold(hub->ring_, 1);
+    hub->delivering_ = true;
     hub->Deliver(hub->env_);
+    hub->delivering_ = false;
     shmchan_uring_hold(hub->ring_, 0);
+    hub->SubmitSoon();
   }
 
   int AddToSet(Sleep *sleep) {
@@ -308,6 +337,7 @@ class Hub {
       // cannot be queued). The kernel reads the mapping only while queueing the
       // sleep, so the segment may be unmapped now.
       shmchan_uring_cancel(ring_, Tag(sleep));
+      if (!delivering_) SubmitSoon();
     } else if (sleep->set != nullptr) {
       std::vector<Sleep *> &sleeps = sleep->set->sleeps;
       sleeps.erase(std::find(sleeps.begin(), sleeps.end(), sleep));
@@ -439,6 +469,9 @@ class Hub {
   napi_env env_;
   shmchan_uring_t *ring_ = nullptr;   // null: POSIX sleeps go to threads too
   uv_poll_t *poll_ = nullptr;         // the event loop's watch on the ring
+  uv_timer_t *retry_ = nullptr;       // hands a refused submission over again (SubmitSoon)
+  bool delivering_ = false;           // in RingReadable's hold: its end submits
+  int closing_ = 0;                   // handles Stop is closing
   std::unordered_set<Sleep *> ringing_;  // sleeps queued in the ring
   std::pair<void (*)(void *), void *> stopped_ = {nullptr, nullptr};
   napi_threadsafe_function tsfn_ = nullptr;

@@ -1,9 +1,14 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeMessage } from './fixtures/messages.mjs';
-import { backends, cleanupChannels, killFixtures, uniqueName, until, using } from './helpers';
+import { backends, cleanupChannels, killFixtures, packageRoot, startFixture, uniqueName, until, using } from './helpers';
+import { native } from '../dist/core/binding.js';
 import * as layout from '../dist/core/layout.js';
 import { channelInternals } from '../dist/core/internals.js';
-import type { Channel } from '../dist/index.js';
+import { Channel } from '../dist/index.js';
 
 afterEach(() => {
   killFixtures();
@@ -224,6 +229,44 @@ describe.each(backends)('%s', (backend) => {
       channel.close(); // System V: removes the semaphore set the consumer sleeps on
       expect((await consumer.exited).code).toBe(0);
       expect(JSON.parse(consumer.stdout())).toEqual({ received: 1, mismatches: 0, firstMismatch: null });
+    }
+  });
+});
+
+describe('io_uring sleeps', () => {
+  const mechanism = native.waitMechanism();
+
+  // A kernel short of memory may refuse an io_uring_enter (EAGAIN, or EBUSY with
+  // its completion queue overflowing). The sleeps it carried stayed queued in
+  // the ring, and nothing handed them over again: the receiver never woke, and
+  // its timeout, queued beside the sleep, never began either.
+  it.skipIf(mechanism !== 'io_uring')('a sleep whose submission the kernel refused is submitted again: the receiver wakes for each message', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'shmchan-refuse-'));
+    const shim = path.join(work, 'refuse-uring-enter.so');
+    execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-o', shim, path.join(packageRoot, 'test/fixtures/refuse-uring-enter.c'), '-ldl']);
+    try {
+      // the 1st enter is the first sleep; the 2nd the sleep after the first delivery, made
+      // while the ring holds the re-sleeps of a delivery; the 3rd a sleep on its own
+      for (const refused of [1, 2, 3]) {
+        const name = uniqueName(`refused-${refused}`);
+        const channel = Channel.create<number>(name);
+        try {
+          const receiver = startFixture('receive-each.mjs', [name, '3'], { env: { LD_PRELOAD: shim, SHMCHAN_REFUSE_ENTER: String(refused) } });
+          await receiver.line('ready');
+          for (let i = 0; i < 3; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 150)); // it is asleep by now
+            channel.trySend(i);
+            await until(() => receiver.stdout().includes(`got ${i}`), `the receiver gets message ${i} (io_uring_enter #${refused} refused)`);
+          }
+          expect((await receiver.exited).code).toBe(0);
+          expect(receiver.stdout()).toBe('ready\ngot 0\ngot 1\ngot 2\n');
+          expect(receiver.stderr()).toBe(`refused io_uring_enter #${refused}\n`);
+        } finally {
+          channel.close();
+        }
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   });
 });

@@ -136,29 +136,35 @@ static struct io_uring_sqe *next_sqe(shmchan_uring_t *ring) {
   return sqe;
 }
 
+/* Entries queued but not yet taken by the kernel: written since the last
+ * submission, or published by one that io_uring_enter refused. */
+unsigned shmchan_uring_unsubmitted(const shmchan_uring_t *ring) {
+  return ring->sq_pending + (*ring->sq_tail - __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE));
+}
+
+/* Hands the kernel every entry it has not taken: the new ones, and any that a
+ * refused call left (their tail is published already, so the count must include
+ * them, or the kernel would take the old ones in place of the new). 0, or
+ * io_uring_enter's negative errno: the rest stay queued for the next call. */
 static int submit(shmchan_uring_t *ring) {
-  unsigned count = ring->sq_pending;
-  __atomic_store_n(ring->sq_tail, *ring->sq_tail + count, __ATOMIC_RELEASE);
+  __atomic_store_n(ring->sq_tail, *ring->sq_tail + ring->sq_pending, __ATOMIC_RELEASE);
   ring->sq_pending = 0;
-  while (count > 0) {
+  for (unsigned count; (count = shmchan_uring_unsubmitted(ring)) > 0;) {
     long rc = syscall(__NR_io_uring_enter, ring->fd, count, 0, 0, NULL, 0);
-    if (rc < 0) {
-      if (errno == EINTR) continue;
-      return -errno; /* EBUSY/EAGAIN: the entries stay queued and go with the next submission */
-    }
-    count -= (unsigned)rc;
-    if (rc == 0) break;
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) return -errno; /* EAGAIN, EBUSY: the entries stay queued */
+    if (rc == 0) return -EAGAIN; /* took none: the same */
   }
   return 0;
 }
 
 /* Whether the submission queue has room for `count` more entries, submitting
- * what a hold left queued when that makes room. */
+ * what a hold or a refused call left queued when that makes room. */
 static int reserve(shmchan_uring_t *ring, unsigned count) {
   for (int submitted = 0;; submitted = 1) {
     unsigned head = __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
     if (*ring->sq_tail + ring->sq_pending + count - head <= *ring->sq_mask + 1) return 1;
-    if (submitted || ring->sq_pending == 0) return 0;
+    if (submitted || shmchan_uring_unsubmitted(ring) == 0) return 0;
     submit(ring);
   }
 }
@@ -186,14 +192,14 @@ int shmchan_uring_sleep(shmchan_uring_t *ring, shmchan_segment_t *seg, int which
   }
   /* The kernel compares the line's sequence when it takes the entry: one that
    * moved meanwhile ends the sleep at once (-EAGAIN), so waiting to submit loses
-   * no wake-up. */
-  if (ring->held) return 0;
-  return submit(ring);
+   * no wake-up. A refused submission loses none either: it is made again. */
+  if (!ring->held) submit(ring);
+  return 0;
 }
 
 int shmchan_uring_hold(shmchan_uring_t *ring, int held) {
   ring->held = held;
-  return !held && ring->sq_pending > 0 ? submit(ring) : 0;
+  return held ? 0 : submit(ring);
 }
 
 int shmchan_uring_cancel(shmchan_uring_t *ring, uint64_t tag) {
@@ -202,7 +208,8 @@ int shmchan_uring_cancel(shmchan_uring_t *ring, uint64_t tag) {
   cancel->opcode = IORING_OP_ASYNC_CANCEL;
   cancel->addr = tag;
   cancel->user_data = TIMEOUT_TAG; /* its own completion carries no sleep either */
-  return submit(ring);
+  if (!ring->held) submit(ring);
+  return 0;
 }
 
 int shmchan_uring_ended(shmchan_uring_t *ring, shmchan_uring_end_t *ends, int max) {
