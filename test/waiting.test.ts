@@ -244,6 +244,8 @@ describe('io_uring sleeps', () => {
     const work = mkdtempSync(path.join(tmpdir(), 'shmchan-refuse-'));
     const shim = path.join(work, 'refuse-uring-enter.so');
     execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-o', shim, path.join(packageRoot, 'test/fixtures/refuse-uring-enter.c'), '-ldl']);
+    // after what is preloaded already (npm run test:asan preloads the sanitizer's runtime, which must come first)
+    const preload = [process.env.LD_PRELOAD, shim].filter((library) => library !== undefined && library !== '').join(' ');
     try {
       // the 1st enter is the first sleep; the 2nd the sleep after the first delivery, made
       // while the ring holds the re-sleeps of a delivery; the 3rd a sleep on its own
@@ -251,7 +253,7 @@ describe('io_uring sleeps', () => {
         const name = uniqueName(`refused-${refused}`);
         const channel = Channel.create<number>(name);
         try {
-          const receiver = startFixture('receive-each.mjs', [name, '3'], { env: { LD_PRELOAD: shim, SHMCHAN_REFUSE_ENTER: String(refused) } });
+          const receiver = startFixture('receive-each.mjs', [name, '3'], { env: { LD_PRELOAD: preload, SHMCHAN_REFUSE_ENTER: String(refused) } });
           await receiver.line('ready');
           for (let i = 0; i < 3; i++) {
             await new Promise((resolve) => setTimeout(resolve, 150)); // it is asleep by now
