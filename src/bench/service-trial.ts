@@ -2,8 +2,8 @@
 //   node dist/bench/service-trial.js server MECHANISM ADDRESS
 // prints "ready" once it answers; the client
 //   node dist/bench/service-trial.js client MECHANISM ADDRESS PHASE SPEC_JSON
-// (PHASE: roundTrip or throughput) prints one line of JSON with what it measured. Every mechanism echoes the
-// request's value back as the reply.
+// (PHASE: roundTrip or throughput) prints one line of JSON with what it
+// measured. Every mechanism echoes the request's value back as the reply.
 import http from 'node:http';
 import net from 'node:net';
 import { Client, Service } from '../index';

@@ -3,8 +3,8 @@
 // node:http over a unix socket, in the same run. Each measurement runs in a fresh
 // server process and a fresh client process: the round trip with one request in
 // flight (p50, p99), then the throughput with 64 in flight. Measured in one client
-// one after the other, the first left V8's heap in a state that cost the second up
-// to 40 % (bench/README.md, "Request/reply").
+// one after the other, what the first left in the heap slowed the second
+// (bench/README.md, "One client per measurement").
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -57,8 +57,8 @@ export class NatsServiceBridge implements NatsService {
   readonly subject: string;
   readonly done: Promise<void>;
   private readonly counters = { requests: 0, replies: 0, failures: 0 };
-  /** Requests being answered; stop() waits for them (a count: a Set that gains and
-   * loses one per request is what core/id-table.ts explains). */
+  /** Requests being answered, for stop() to wait for: a count, not a Set of their
+   * promises (on sets that gain and lose an entry per message: core/id-table.ts). */
   private inHand = 0;
   private allAnswered: (() => void) | undefined;
   private readonly subscription: Subscription;
