@@ -1,7 +1,7 @@
-// node bench/raw-floor.mjs [--seconds 2] [--rounds 3] [--c /tmp/raw-floor]: raw 64 B
-// one way between two Node processes over an 'spsc' channel, the benchmark's calls
-// (trySend, tryReceiveInto), in millions of messages a second as the consumer saw
-// them after its first 100,000. With --c, each round also runs bench/raw-floor.c
+// node bench/raw-floor.mjs [--seconds 2] [--rounds 3] [--warm 100000] [--c /tmp/raw-floor]:
+// raw 64 B one way between two Node processes over an 'spsc' channel, the benchmark's
+// calls (trySend, tryReceiveInto), in millions of messages a second as the consumer
+// saw them after its first `warm`. With --c, each round also runs bench/raw-floor.c
 // (the same pair in C, built as its header says) right after: the machine's
 // ceiling for the row at that moment. Run it alone: it is a timing.
 import { execFileSync, spawn } from 'node:child_process';
@@ -9,8 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Channel } from 'shmchan';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, rounds: { type: 'string', default: '3' }, c: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '2' }, rounds: { type: 'string', default: '3' }, warm: { type: 'string', default: '100000' }, c: { type: 'string' } },
+});
 const seconds = Number(values.seconds);
+const warm = Number(values.warm);
 const index = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 /** One Node pair: this process produces, a child consumes and prints its rate. */
@@ -36,10 +39,10 @@ for (;;) {
   }
   if (length === undefined) continue;
   if (length !== 64) throw new Error('a message of ' + length + ' bytes');
-  if (++received === 100000) start = performance.now();
+  if (++received === ${warm}) start = performance.now();
 }
-if (received <= 100000) throw new Error('only ' + received + ' messages');
-console.log(((received - 100000) / (performance.now() - start) / 1000).toFixed(2));
+if (received <= ${warm}) throw new Error('only ' + received + ' messages');
+console.log(((received - ${warm}) / (performance.now() - start) / 1000).toFixed(2));
 channel.close();`], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise((resolve) => consumer.on('exit', resolve));
     // the clock starts once the consumer holds its role and polls
@@ -51,8 +54,11 @@ channel.close();`], { stdio: ['ignore', 'pipe', 'inherit'] });
       void exited.then(() => reject(new Error('the Node consumer ended before it was ready')));
     });
     const message = Buffer.alloc(64, 7);
-    for (const end = performance.now() + seconds * 1000; performance.now() < end; )
-      for (let i = 0; i < 1000; i++) while (!channel.trySend(message));
+    const end = performance.now() + seconds * 1000;
+    while (performance.now() < end)
+      for (let i = 0; i < 1000; i++)
+        while (!channel.trySend(message))
+          if (performance.now() > end + 10_000) throw new Error('the Node consumer stopped taking messages'); // it died: the ring stays full
     channel.end();
     if ((await exited) !== 0) throw new Error('the Node consumer failed');
     return Number(printed.slice('ready\n'.length).trim());
@@ -65,7 +71,7 @@ for (let round = 1; round <= Number(values.rounds); round++) {
   const node = await nodePair();
   let line = `round ${round}: Node ${node.toFixed(2)} M msgs/s`;
   if (values.c !== undefined) {
-    const c = Number(execFileSync(values.c, [String(seconds)], { encoding: 'utf8' }).trim());
+    const c = Number(execFileSync(values.c, [String(seconds), String(warm)], { encoding: 'utf8' }).trim());
     line += `, C ${c.toFixed(2)} M msgs/s (Node/C ${(node / c).toFixed(2)})`;
   }
   console.log(line);

@@ -53,7 +53,7 @@ it('raw-floor times raw 64 B one way in Node and, built with the C library, in C
     execFileSync('make', ['-s', 'lib', `BUILD=${work}`], { cwd: packageRoot });
     const program = path.join(work, 'raw-floor');
     execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-Inative/include', '-o', program, 'bench/raw-floor.c', path.join(work, 'libshmchan.a'), '-lpthread'], { cwd: packageRoot });
-    const run = await runScript('raw-floor.mjs', ['--seconds', '0.3', '--rounds', '2', '--c', program]);
+    const run = await runScript('raw-floor.mjs', ['--seconds', '0.5', '--rounds', '2', '--warm', '1000', '--c', program]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split('\n');
