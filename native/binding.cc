@@ -236,7 +236,7 @@ class Hub {
     if (shmchan_uring_sleep(ring_, sleep->segment, sleep->which, sleep->expected, MsLeft(sleep), Tag(sleep)) != 0) return false;
     sleep->in_ring = true;
     ringing_.insert(sleep);
-    if (!delivering_) SubmitSoon();
+    SubmitSoon();
     return true;
   }
 
@@ -246,11 +246,11 @@ class Hub {
   // millisecond until the kernel takes them.
   void SubmitSoon() {
     uv_handle_t *handle = reinterpret_cast<uv_handle_t *>(retry_);
-    if (handle == nullptr || uv_is_closing(handle) || uv_is_active(handle) || shmchan_uring_unsubmitted(ring_) == 0) return;
+    if (handle == nullptr || uv_is_closing(handle) || uv_is_active(handle) || shmchan_uring_refused(ring_) == 0) return;
     uv_timer_start(retry_, [](uv_timer_t *timer) {
       Hub *hub = static_cast<Hub *>(timer->data);
       shmchan_uring_hold(hub->ring_, 0);
-      if (shmchan_uring_unsubmitted(hub->ring_) == 0) uv_timer_stop(timer);
+      if (shmchan_uring_refused(hub->ring_) == 0) uv_timer_stop(timer);
     }, 1, 1);
   }
 
@@ -283,9 +283,7 @@ class Hub {
     if (!any) return;
     // The callbacks go back to sleep, most of them: one system call for them all.
     shmchan_uring_hold(hub->ring_, 1);
-    hub->delivering_ = true;
     hub->Deliver(hub->env_);
-    hub->delivering_ = false;
     shmchan_uring_hold(hub->ring_, 0);
     hub->SubmitSoon();
   }
@@ -337,7 +335,7 @@ class Hub {
       // cannot be queued). The kernel reads the mapping only while queueing the
       // sleep, so the segment may be unmapped now.
       shmchan_uring_cancel(ring_, Tag(sleep));
-      if (!delivering_) SubmitSoon();
+      SubmitSoon();
     } else if (sleep->set != nullptr) {
       std::vector<Sleep *> &sleeps = sleep->set->sleeps;
       sleeps.erase(std::find(sleeps.begin(), sleeps.end(), sleep));
@@ -470,7 +468,6 @@ class Hub {
   shmchan_uring_t *ring_ = nullptr;   // null: POSIX sleeps go to threads too
   uv_poll_t *poll_ = nullptr;         // the event loop's watch on the ring
   uv_timer_t *retry_ = nullptr;       // hands a refused submission over again (SubmitSoon)
-  bool delivering_ = false;           // in RingReadable's hold: its end submits
   int closing_ = 0;                   // handles Stop is closing
   std::unordered_set<Sleep *> ringing_;  // sleeps queued in the ring
   std::pair<void (*)(void *), void *> stopped_ = {nullptr, nullptr};

@@ -38,10 +38,6 @@ static int marker_alive(shmchan_segment_t *seg, uint32_t marker) {
                                 marker & SHMCHAN_CLAIM_GENERATION_MASK);
 }
 
-/* Turns the claim at idx (need bytes, possibly wrapping to offset 0) into padding:
- * a claim whose record is committed at 0 (the normal wrap), a claim made after
- * the end, or a dead producer's claim. The final length is set by CAS, so the
- * consumer and the producer can both finish it and neither writes late. */
 /* Moves the tail from `at` past the claim of `need` bytes there, unless it has
  * moved already: the claimant does it, and so does whoever meets the claim with
  * its length stored (a producer, or the consumer once the claimant is dead). */
@@ -49,6 +45,10 @@ static void move_tail_past(shmchan_segment_t *seg, uint32_t at, uint32_t need) {
   cas_u32(seg->base, SHMCHAN_OFF_TAIL, at, at + need);
 }
 
+/* Turns the claim at idx (need bytes, possibly wrapping to offset 0) into padding:
+ * a claim whose record is committed at 0 (the normal wrap), a claim made after
+ * the end, or a dead producer's claim. The final length is set by CAS, so the
+ * consumer and the producer can both finish it and neither writes late. */
 void shmchan_finish_as_padding(shmchan_segment_t *seg, uint32_t idx, uint32_t need) {
   uint8_t *ring = ring_of(seg);
   uint32_t to_end = capacity_of(seg) - idx;

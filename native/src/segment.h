@@ -263,15 +263,16 @@ int shmchan_uring_fd(const shmchan_uring_t *ring);
  * at most timeout_ms (< 0: no limit); `tag` (not 0) names it in its end. 0 once
  * queued, or -EBUSY when the submission queue is full. Unless held, it goes to
  * the kernel at once; if io_uring_enter refuses it (EAGAIN, EBUSY), it stays
- * queued: shmchan_uring_unsubmitted says so, and shmchan_uring_hold(ring, 0)
- * hands it over again. */
+ * queued: shmchan_uring_refused says so, and shmchan_uring_hold(ring, 0) hands
+ * it over again. */
 int shmchan_uring_sleep(shmchan_uring_t *ring, shmchan_segment_t *seg, int which, uint32_t expected, int timeout_ms, uint64_t tag);
 /* While held (1), sleeps are queued and go to the kernel together when the hold
  * ends (0) or the queue is full. Releasing it submits every entry the kernel has
  * not taken: 0, or io_uring_enter's negative errno (they stay queued). */
 int shmchan_uring_hold(shmchan_uring_t *ring, int held);
-/* Entries queued that the kernel has not taken (a refused submission's). */
-unsigned shmchan_uring_unsubmitted(const shmchan_uring_t *ring);
+/* Entries a refused submission left queued (0 while none was refused: the
+ * sleeps a hold keeps back are not counted). */
+unsigned shmchan_uring_refused(const shmchan_uring_t *ring);
 /* Ends the sleep named `tag` soon (its end says -ECANCELED, or 0 if it ended
  * first). 0 once queued (submitted as a sleep is), or -EBUSY. */
 int shmchan_uring_cancel(shmchan_uring_t *ring, uint64_t tag);

@@ -136,10 +136,10 @@ static struct io_uring_sqe *next_sqe(shmchan_uring_t *ring) {
   return sqe;
 }
 
-/* Entries queued but not yet taken by the kernel: written since the last
- * submission, or published by one that io_uring_enter refused. */
-unsigned shmchan_uring_unsubmitted(const shmchan_uring_t *ring) {
-  return ring->sq_pending + (*ring->sq_tail - __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE));
+/* Entries published to the kernel that it has not taken: outside a submission,
+ * those a refused io_uring_enter left. */
+unsigned shmchan_uring_refused(const shmchan_uring_t *ring) {
+  return *ring->sq_tail - __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
 }
 
 /* Hands the kernel every entry it has not taken: the new ones, and any that a
@@ -149,7 +149,7 @@ unsigned shmchan_uring_unsubmitted(const shmchan_uring_t *ring) {
 static int submit(shmchan_uring_t *ring) {
   __atomic_store_n(ring->sq_tail, *ring->sq_tail + ring->sq_pending, __ATOMIC_RELEASE);
   ring->sq_pending = 0;
-  for (unsigned count; (count = shmchan_uring_unsubmitted(ring)) > 0;) {
+  for (unsigned count; (count = shmchan_uring_refused(ring)) > 0;) {
     long rc = syscall(__NR_io_uring_enter, ring->fd, count, 0, 0, NULL, 0);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return -errno; /* EAGAIN, EBUSY: the entries stay queued */
@@ -164,7 +164,7 @@ static int reserve(shmchan_uring_t *ring, unsigned count) {
   for (int submitted = 0;; submitted = 1) {
     unsigned head = __atomic_load_n(ring->sq_head, __ATOMIC_ACQUIRE);
     if (*ring->sq_tail + ring->sq_pending + count - head <= *ring->sq_mask + 1) return 1;
-    if (submitted || shmchan_uring_unsubmitted(ring) == 0) return 0;
+    if (submitted || ring->sq_pending + shmchan_uring_refused(ring) == 0) return 0;
     submit(ring);
   }
 }
