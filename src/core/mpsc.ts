@@ -313,9 +313,9 @@ export class RecordScanner {
 
   /**
    * The MPSC consumer's scan (no `fanOut`): the bytes at its head are free when the
-   * head is the tail, so it reads the header first, and the tail only now and then
-   * while the header is empty (see scan), and it turns a dead producer's claim into padding at once (no
-   * release can pass its head). A fan-out reader's scan (`fanOut`): a position at
+   * head is the tail, so it reads the header first, and the tail only now and
+   * then while the header is empty (see scan), and it turns a dead producer's
+   * claim into padding at once (no release can pass its head). A fan-out reader's scan (`fanOut`): a position at
    * the tail may hold a full ring's oldest record, so it reads the tail first, and
    * a release may overtake it, so `finishDeadClaim` must turn a dead claim (its
    * header words as read) into padding under the release lock, or it could write

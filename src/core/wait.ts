@@ -217,13 +217,15 @@ function sleepAsync(segment: NativeSegment, sleep: Sleep, wake: (outcome: SleepO
   let lines = sharedSleeps.get(segment);
   if (lines === undefined) sharedSleeps.set(segment, (lines = [0, 1].map(() => ({ pending: false, endsAt: 0, wakers: [] }))));
   const line = lines[sleep.which];
-  // a waker of its own for this sleep, so that a timer left from it finds nothing later
-  const waker = (outcome: SleepOutcome) => wake(outcome);
-  line.wakers.push(waker);
-  if (line.pending) {
-    if (sleep.ms < line.endsAt - performance.now()) wakeOnTime(line, waker, sleep.ms);
+  if (line.pending && sleep.ms < line.endsAt - performance.now()) {
+    // a waker of its own, so that its timer, if it fires after the sleep woke it, finds nothing
+    const waker = (outcome: SleepOutcome) => wake(outcome);
+    line.wakers.push(waker);
+    wakeOnTime(line, waker, sleep.ms);
     return;
   }
+  line.wakers.push(wake);
+  if (line.pending) return;
   line.pending = true;
   line.endsAt = performance.now() + sleep.ms;
   try {
