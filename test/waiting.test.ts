@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeMessage } from './fixtures/messages.mjs';
-import { backends, cleanupChannels, killFixtures, packageRoot, startFixture, uniqueName, until, using } from './helpers';
+import { backends, cleanupChannels, killFixtures, startFixture, uniqueName, until, using } from './helpers';
+import { buildCHelper } from './hardening/util';
 import { native } from '../dist/core/binding.js';
 import * as layout from '../dist/core/layout.js';
 import { channelInternals } from '../dist/core/internals.js';
@@ -242,8 +242,7 @@ describe('io_uring sleeps', () => {
   // its timeout, queued beside the sleep, never began either.
   it.skipIf(mechanism !== 'io_uring')('a sleep whose submission the kernel refused is submitted again: the receiver wakes for each message', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'shmchan-refuse-'));
-    const shim = path.join(work, 'refuse-uring-enter.so');
-    execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', '-o', shim, path.join(packageRoot, 'test/fixtures/refuse-uring-enter.c'), '-ldl']);
+    const shim = buildCHelper('refuse-uring-enter', work, ['-shared', '-fPIC', '-ldl']);
     // after what is preloaded already (npm run test:asan preloads the sanitizer's runtime, which must come first)
     const preload = [process.env.LD_PRELOAD, shim].filter((library) => library !== undefined && library !== '').join(' ');
     try {

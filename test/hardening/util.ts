@@ -59,10 +59,11 @@ export async function callsAfterCorruption(
   return JSON.parse(lines[lines.length - 1]);
 }
 
-/** Builds test/fixtures/<name>.c (a small hostile C program) into dir; answers its path. */
-export function buildCHelper(name: string, dir: string): string {
+/** Builds test/fixtures/<name>.c (a small hostile C program, or with `flags` such
+ * as -shared a library to preload) into dir; answers its path. */
+export function buildCHelper(name: string, dir: string, flags: string[] = []): string {
   const out = path.join(dir, name);
-  execFileSync('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-Inative/include', path.join(fixturesDir, `${name}.c`), '-o', out], { cwd: packageRoot });
+  execFileSync('cc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-Inative/include', path.join(fixturesDir, `${name}.c`), ...flags, '-o', out], { cwd: packageRoot });
   return out;
 }
 
