@@ -326,7 +326,7 @@ function dataBefore(boundaries: Boundaries, cursor: number, from: number): numbe
   const { positions: at, dataBefore: counts } = boundaries;
   const target = (cursor - from) >>> 0;
   let low = 0;
-  let high = at.length - 1;
+  let high = boundaries.count - 1;
   while (low <= high) {
     const middle = (low + high) >> 1;
     const offset = (at[middle] - from) >>> 0;

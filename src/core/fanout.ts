@@ -5,7 +5,7 @@
 // it (docs/protocol.md, "Fan-out").
 import * as L from './layout';
 import { CorruptRing } from './errors';
-import { checkRecord, finishAsPadding, recordFits } from './mpsc';
+import { checkRecord, finishAsPadding, recordFits, zero } from './mpsc';
 import { addCounter, align8, producerEntry, type RingMemory, wakeArmed } from './ring';
 import { loadWord } from './words';
 
@@ -63,11 +63,27 @@ export interface ReleasePlan {
   beforeZeroing?(from: number, to: number, boundaries: Boundaries): void;
 }
 
-/** The records a release passed: their positions, and how many data records came before each. */
-export interface Boundaries {
-  positions: number[];
-  dataBefore: number[];
-  data: number;
+/** The records a release passed: their positions, and how many data records came
+ * before each. A releaser keeps one and empties it at each release (a release is
+ * made per message): entries past `count` are left over from earlier ones. */
+export class Boundaries {
+  count = 0;
+  /** Data records passed. */
+  data = 0;
+  readonly positions: number[] = [];
+  readonly dataBefore: number[] = [];
+
+  clear(): void {
+    this.count = 0;
+    this.data = 0;
+  }
+
+  add(position: number, isData: boolean): void {
+    this.positions[this.count] = position;
+    this.dataBefore[this.count] = this.data;
+    this.count++;
+    if (isData) this.data++;
+  }
 }
 
 /**
@@ -76,6 +92,8 @@ export interface Boundaries {
  * head. A holder that died is replaced, and what it left half done is finished.
  */
 export class Releaser {
+  private readonly boundaries = new Boundaries();
+
   constructor(
     private readonly ring: RingMemory,
     private readonly marker: () => number,
@@ -165,7 +183,8 @@ export class Releaser {
     const plan = makePlan(head, tail);
     let bound = (plan.bound - head) >>> 0 <= used ? plan.bound : head;
     if ((bound - head) >>> 0 < (start - head) >>> 0) bound = start;
-    const boundaries: Boundaries = { positions: [], dataBefore: [], data: 0 };
+    const boundaries = this.boundaries;
+    boundaries.clear();
     // The dead holder's range [head, start) is whole if it died before zeroing, maybe
     // before pushing every subscriber: its records are counted for those still in it
     // (in the lost counts only, as in C: the counters below cover [start, at)).
@@ -191,12 +210,9 @@ export class Releaser {
       checkRecord(this.ring, idx, length, type);
       const step = type === L.RECORD_PADDING ? length : align8(length);
       if ((at + step - head) >>> 0 > (bound - head) >>> 0 || !plan.passes(type)) break;
-      boundaries.positions.push(at);
-      boundaries.dataBefore.push(boundaries.data);
-      if (plan.counts(type)) {
-        boundaries.data++;
-        bytes += length - L.RECORD_HEADER;
-      }
+      const counted = plan.counts(type);
+      boundaries.add(at, counted);
+      if (counted) bytes += length - L.RECORD_HEADER;
       at = (at + step) >>> 0;
       if (plan.room !== 0 && capacity - ((tail - at) >>> 0) >= plan.room) break;
     }
@@ -206,7 +222,7 @@ export class Releaser {
     for (let from = head; from !== at; ) {
       const idx = from & mask;
       const chunk = Math.min((at - from) >>> 0, capacity - idx);
-      this.ring.bytes.fill(0, idx, idx + chunk);
+      zero(this.ring, idx, idx + chunk);
       from = (from + chunk) >>> 0;
     }
     addCounter(i32, L.OFF_RECV_MESSAGES >> 2, boundaries.data - inherited);
@@ -217,27 +233,22 @@ export class Releaser {
   }
 
   /**
-   * Adds the records of [from, to), left by a holder that died, to `boundaries`;
-   * nothing when a header there is not whole (the holder died while zeroing, after
-   * it had pushed every subscriber past them).
+   * Adds the records of [from, to), left by a holder that died, to `boundaries`
+   * (empty so far); none when a header there is not whole (the holder died while
+   * zeroing, after it had pushed every subscriber past them).
    */
   private countWhole(from: number, to: number, plan: ReleasePlan, boundaries: Boundaries): void {
     const { i32, mask } = this.ring;
     const span = (to - from) >>> 0;
-    const found: Boundaries = { positions: [], dataBefore: [], data: 0 };
     for (let at = from; at !== to; ) {
       const idx = at & mask;
       const lengthIndex = this.ring.lengthIndex(idx);
       const length = Atomics.load(i32, lengthIndex);
       const type = Atomics.load(i32, lengthIndex + 1);
-      if (length <= 0 || !recordFits(this.ring, idx, length, type)) return;
       const step = type === L.RECORD_PADDING ? length : align8(length);
-      if ((at + step - from) >>> 0 > span) return;
-      found.positions.push(at);
-      found.dataBefore.push(found.data);
-      if (plan.counts(type)) found.data++;
+      if (length <= 0 || !recordFits(this.ring, idx, length, type) || (at + step - from) >>> 0 > span) return boundaries.clear();
+      boundaries.add(at, plan.counts(type));
       at = (at + step) >>> 0;
     }
-    Object.assign(boundaries, found);
   }
 }

@@ -17,19 +17,31 @@ const RELEASE_TURNS = 64;
 /** How often an idle consumer asks whether the consumers of records still taken live. */
 const DEAD_TAKER_CHECK_MS = 1;
 
-/** What the head may pass in MPMC: padding and consumed records. */
+/** The MPMC release plan: one object, for a release is made per message. */
+const consumed: ReleasePlan = {
+  passes: (type) => type === L.RECORD_PADDING || type === L.RECORD_CONSUMED,
+  counts: (type) => type === L.RECORD_CONSUMED,
+  bound: 0,
+  room: 0,
+};
+
+/** What the head may pass in MPMC: padding and consumed records, up to the tail. */
 export function consumedPlan(_head: number, tail: number): ReleasePlan {
-  return {
-    passes: (type) => type === L.RECORD_PADDING || type === L.RECORD_CONSUMED,
-    counts: (type) => type === L.RECORD_CONSUMED,
-    bound: tail,
-    room: 0,
-  };
+  consumed.bound = tail;
+  return consumed;
 }
 
-/** A record's 8-byte header as one little-endian word: the length, then the type. */
+/** Two words laid over one 64-bit word, as a record's length and type words lie
+ * over its header in the ring: a header built here is the one the ring holds, in
+ * either byte order, and building it allocates only the bigint read. */
+const headerWord = new BigInt64Array(1);
+const headerWords = new Int32Array(headerWord.buffer);
+
+/** A record's 8-byte header as one word: the length, then the type. */
 function recordHeader(length: number, type: number): bigint {
-  return BigInt.asIntN(64, (BigInt(type) << 32n) | BigInt(length >>> 0));
+  headerWords[0] = length;
+  headerWords[1] = type;
+  return headerWord[0];
 }
 
 export class MpmcReader {
@@ -38,8 +50,20 @@ export class MpmcReader {
   private readonly scanner: RecordScanner;
   private readonly headers: BigInt64Array;
   private lastTakerCheck = 0;
-  /** The records other consumers held when the last scan met them. */
-  private taken: FoundRecord[] = [];
+  /** The records other consumers held when the last scan met them: the first
+   * `takenCount` entries (the array is kept from scan to scan). */
+  private readonly taken: FoundRecord[] = [];
+  private takenCount = 0;
+  /** take()'s scan: stops at the first data record nobody holds, noting the held ones. */
+  private readonly untaken = (type: number, idx: number, length: number, position: number): number => {
+    if (type === L.RECORD_PADDING || type === L.RECORD_CONSUMED) return STEP;
+    if (isConsumerMarker(type)) {
+      this.taken[this.takenCount++] = { idx, length, type, position };
+      return STEP;
+    }
+    if (!isDataType(type)) throw new CorruptRing(`a record of type ${type} at ${idx}`);
+    return STOP;
+  };
 
   constructor(
     private readonly ring: RingMemory,
@@ -123,18 +147,10 @@ export class MpmcReader {
     const i32 = this.ring.i32;
     for (;;) {
       const releasing = Atomics.load(i32, RELEASING) >>> 0;
-      const taken: FoundRecord[] = [];
+      this.takenCount = 0;
       let found: FoundRecord | typeof EMPTY | typeof ENDED;
       try {
-        found = this.scanner.scan(this.releaser.oldest(releasing), (type, idx, length, position) => {
-          if (type === L.RECORD_PADDING || type === L.RECORD_CONSUMED) return STEP;
-          if (isConsumerMarker(type)) {
-            taken.push({ idx, length, type, position });
-            return STEP;
-          }
-          if (!isDataType(type)) throw new CorruptRing(`a record of type ${type} at ${idx}`);
-          return STOP;
-        });
+        found = this.scanner.scan(this.releaser.oldest(releasing), this.untaken);
       } catch (error) {
         // The release passed where this scan began: what it read may be zeroed or
         // written again already, so it proves nothing and the scan starts over. Only
@@ -143,7 +159,6 @@ export class MpmcReader {
         if (error instanceof CorruptRing && Atomics.load(i32, RELEASING) >>> 0 !== releasing) continue;
         throw error;
       }
-      this.taken = taken;
       if (found === EMPTY || found === ENDED) {
         if (this.gaveBack(releasing, found === ENDED)) continue;
         return found;
@@ -179,12 +194,13 @@ export class MpmcReader {
    * it: once released, its bytes may belong to a later record, payload included.
    */
   private gaveBack(start: number, ended: boolean): boolean {
-    if (this.taken.length === 0) return false;
+    if (this.takenCount === 0) return false;
     const now = performance.now();
     if (!ended && now - this.lastTakerCheck < DEAD_TAKER_CHECK_MS) return false;
     this.lastTakerCheck = now;
     let gave = false;
-    for (const { idx, length, type, position } of this.taken) {
+    for (let i = 0; i < this.takenCount; i++) {
+      const { idx, length, type, position } = this.taken[i];
       if (type === this.marker || markerAlive(this.ring, type) || this.released(start, position)) continue;
       const header = (this.ring.lengthIndex(idx) >> 1) as number;
       const expected = recordHeader(length, type);

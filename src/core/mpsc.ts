@@ -66,7 +66,7 @@ function moveTailPast(i32: Int32Array, at: number, need: number): void {
 const ZERO_BY_WORDS = 256;
 
 /** Zeroes ring bytes [from, to), both multiples of 8 (free ring bytes are always zero). */
-function zero(ring: RingMemory, from: number, to: number): void {
+export function zero(ring: RingMemory, from: number, to: number): void {
   if (to - from > ZERO_BY_WORDS) {
     ring.bytes.fill(0, from, to);
     return;
