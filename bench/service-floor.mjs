@@ -1,6 +1,6 @@
 // node bench/service-floor.mjs [--round-trips 30000] [--rounds 3]: one request in flight,
 // a worker process echoing, over the two kinds of channel a service uses (an 'mpmc' queue,
-// an 'mpsc' reply channel) and with the service's envelopes ([replyTo, id, value] and
+// an 'mpsc' reply channel) and with the service's envelopes ([client, id, value] and
 // [id, 0, value]), but without Service and Client: what the rings, the codec and the
 // waits cost on their own. Beside it, the same with spsc channels, with bare values, and
 // the Service itself, alternated in one run; p50 and p90 of the round trip in µs.
@@ -15,7 +15,7 @@ const count = Number(values['round-trips']);
 const index = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 const value = { seq: 1, ts: 2, kind: 'tick', payload: Buffer.alloc(64, 1) };
 
-/** A worker process: echoes each request on the queue to the channel it names (or to `replyTo`). */
+/** A worker process: echoes each request on the queue to the reply channel its client number names (or to `replyTo`). */
 function echoWorker(queue, replyTo, bare) {
   return spawn(process.execPath, ['--input-type=module', '-e', `
 const { Channel } = await import(${JSON.stringify(index)});
@@ -24,7 +24,7 @@ const replies = new Map();
 for (;;) {
   const m = await queue.receive();
   if (m === 'end') break;
-  const to = ${bare} ? ${JSON.stringify(replyTo)} : m[0];
+  const to = ${bare} ? ${JSON.stringify(replyTo)} : ${JSON.stringify(`${queue}.reply.`)} + m[0];
   let reply = replies.get(to);
   if (reply === undefined) replies.set(to, (reply = Channel.open(to)));
   reply.trySend(${bare} ? m : [m[1], 0, m[2]]);
@@ -41,7 +41,7 @@ function percentiles(samples) {
 async function channels(queueMode, replyMode, bare) {
   const name = `bench-floor-${process.pid}`;
   const queue = Channel.create(name, { mode: queueMode });
-  const reply = Channel.create(`${name}.reply`, { mode: replyMode });
+  const reply = Channel.create(`${name}.reply.1`, { mode: replyMode });
   reply.tryReceive();
   const worker = echoWorker(name, reply.name, bare);
   const samples = [];
@@ -49,7 +49,7 @@ async function channels(queueMode, replyMode, bare) {
     for (let i = 1; i <= 5000 + count; i++) {
       const start = performance.now();
       value.seq = i;
-      queue.trySend(bare ? value : [reply.name, i, value]);
+      queue.trySend(bare ? value : [1, i, value]);
       let answer = reply.tryReceive();
       if (answer === undefined) answer = await reply.receive({ timeout: 10_000 }); // a worker that failed must not hang the run
       if ((bare ? answer.seq : answer[0]) !== i) throw new Error(`reply ${JSON.stringify(answer)} to request ${i}`);

@@ -9,7 +9,7 @@ import { DecodeFailure, abortError, dataPathError, describe, errorFromErrno, inv
 import { channelInternals } from './core/internals';
 import { IdTable } from './core/id-table';
 import * as L from './core/layout';
-import type { Backend } from './core/options';
+import type { Backend, CreateOptions } from './core/options';
 import {
   knownOptions,
   letMicrotasksRun,
@@ -17,7 +17,9 @@ import {
   parseRemote,
   parseReply,
   removeStaleReplyChannels,
+  randomClientNumber,
   replyChannelName,
+  replyPrefix,
   requestMessage,
   serviceName,
   valueCodec,
@@ -34,6 +36,22 @@ const WATCH_MS = 300;
 const EMPTY_LOOKS = 2;
 /** Replies taken back to back before the loop lets timers and I/O run. */
 const BATCH = 64;
+
+/** Numbers a client tries before it gives up: another live client has each one
+ * it meets only by a chance of about one in 2^32 / clients. */
+const NUMBER_TRIES = 16;
+
+/** Creates a new client's reply channel under a client number nobody has taken. */
+function createReplyChannel(service: string, options: CreateOptions): { replies: Channel<unknown>; number: number } {
+  for (let tries = 1; ; tries++) {
+    const number = randomClientNumber();
+    try {
+      return { replies: Channel.create<unknown>(replyChannelName(replyPrefix(service), number), options), number };
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_CHANNEL_EXISTS' || tries === NUMBER_TRIES) throw error;
+    }
+  }
+}
 
 /** Options of Client.connect. */
 export interface ClientOptions<Req = unknown> {
@@ -75,6 +93,8 @@ export class Client<Req = unknown, Res = unknown> {
   readonly name: string;
   private readonly queue: Channel<unknown>;
   private readonly replies: Channel<unknown>;
+  /** This client's number, which its requests carry: it names the reply channel. */
+  private readonly number: number;
   private readonly codec: ValueCodec;
   private readonly pending = new IdTable<Pending>();
   private nextId = 1;
@@ -90,10 +110,11 @@ export class Client<Req = unknown, Res = unknown> {
   private workersGone = false;
   private lastLook = 0;
 
-  private constructor(queue: Channel<unknown>, replies: Channel<unknown>, codec: ValueCodec) {
+  private constructor(queue: Channel<unknown>, replies: Channel<unknown>, number: number, codec: ValueCodec) {
     this.name = queue.name;
     this.queue = queue;
     this.replies = replies;
+    this.number = number;
     this.codec = codec;
   }
 
@@ -113,7 +134,7 @@ export class Client<Req = unknown, Res = unknown> {
       removeStaleReplyChannels(service, queue.backend);
       // workers of the service's users must be able to open it: its permissions
       const permissions = (Atomics.load(queue[channelInternals]().ring.i32, L.OFF_PERMISSIONS >> 2) & 0o777) | 0o600;
-      const replies = Channel.create<unknown>(replyChannelName(service), {
+      const { replies, number } = createReplyChannel(service, {
         mode: 'mpsc',
         backend: queue.backend,
         capacity: queue.capacity,
@@ -122,7 +143,7 @@ export class Client<Req = unknown, Res = unknown> {
       });
       // the consumer role, held from now on, is how workers know this client lives
       replies.tryReceive();
-      return new Client<Req, Res>(queue, replies, codec);
+      return new Client<Req, Res>(queue, replies, number, codec);
     } catch (error) {
       queue.close();
       throw error;
@@ -148,7 +169,7 @@ export class Client<Req = unknown, Res = unknown> {
       const id = this.nextId++;
       // the deadline tells the worker when to give up too (docs/services.md)
       const deadline = timeout === undefined ? undefined : monotonicMs() + Math.ceil(timeout);
-      const message = requestMessage(this.replies.name, id, this.codec.toWire(value), deadline);
+      const message = requestMessage(this.number, id, this.codec.toWire(value), deadline);
       return new Promise<Res>((resolve, reject) => {
         const entry: Pending = { id, resolve: resolve as (value: unknown) => void, reject, timer: undefined, signal, onAbort: undefined, sending: undefined };
         // sent first: a value that cannot be sent throws before anything is pending

@@ -9,7 +9,7 @@ import { Channel } from './core/channel';
 import type { Backend } from './core/options';
 import { removeStale } from './core/segment';
 import { native } from './core/binding';
-import { removeStaleReplyChannels } from './service-wire';
+import { removeStaleReplyChannels, replyChannelName, replyPrefix } from './service-wire';
 
 const debug = debuglog('shmchan');
 
@@ -17,35 +17,39 @@ const debug = debuglog('shmchan');
 export const SWEEP_MS = 1000;
 
 export class ReplyChannels {
-  private readonly open = new Map<string, Channel<unknown>>();
+  /** By client number. */
+  private readonly open = new Map<number, Channel<unknown>>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly prefix: string;
 
   constructor(
     private readonly service: string,
     private readonly backend: Backend,
   ) {
+    this.prefix = replyPrefix(service);
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
   }
 
-  /** Sends a reply; a client that is gone (or a channel that is no reply channel) drops it. */
-  send(replyTo: string, message: unknown[]): void {
-    const channel = this.channel(replyTo);
+  /** Sends a reply to client number `client`; a client that is gone (or a channel that is no reply channel) drops it. */
+  send(client: number, message: unknown[]): void {
+    const channel = this.channel(client);
     if (channel === undefined) return;
     if (channel.trySend(message)) return;
     channel.send(message).catch((error: { code?: string }) => {
-      debug('reply to %s dropped: %s', replyTo, error?.code);
-      if (error?.code === 'ERR_PEER_GONE') this.forget(replyTo);
+      debug('reply to client %d of %s dropped: %s', client, this.service, error?.code);
+      if (error?.code === 'ERR_PEER_GONE') this.forget(client);
     });
   }
 
-  private channel(replyTo: string): Channel<unknown> | undefined {
-    const cached = this.open.get(replyTo);
+  private channel(client: number): Channel<unknown> | undefined {
+    const cached = this.open.get(client);
     if (cached !== undefined) return cached;
+    const name = replyChannelName(this.prefix, client);
     let channel: Channel<unknown>;
     try {
-      channel = Channel.open(replyTo, { backend: this.backend, timeout: 0 });
+      channel = Channel.open(name, { backend: this.backend, timeout: 0 });
     } catch (error) {
-      debug('reply channel %s cannot be opened: %s', replyTo, (error as { code?: string }).code);
+      debug('reply channel %s cannot be opened: %s', name, (error as { code?: string }).code);
       return undefined;
     }
     // a hostile request could name some other channel under the prefix: write only to reply channels
@@ -53,36 +57,37 @@ export class ReplyChannels {
       channel.close();
       return undefined;
     }
-    this.open.set(replyTo, channel);
+    this.open.set(client, channel);
     return channel;
   }
 
   /** Closes the handle on a client that is gone and removes its channel if nobody else has it open. */
-  private forget(replyTo: string): void {
-    this.open.get(replyTo)?.close();
-    this.open.delete(replyTo);
+  private forget(client: number): void {
+    this.open.get(client)?.close();
+    this.open.delete(client);
+    const name = replyChannelName(this.prefix, client);
     try {
-      removeStale({ channel: replyTo, key: this.backend === 'sysv' ? native.sysvKeyOfName(replyTo) : undefined }, true);
+      removeStale({ channel: name, key: this.backend === 'sysv' ? native.sysvKeyOfName(name) : undefined }, true);
     } catch {
       // removed meanwhile
     }
   }
 
-  /** Whether the client of a reply channel is gone (it died or closed: nobody holds the
+  /** Whether a client is gone (it died or closed: nobody holds its reply channel's
    * consumer role, or the channel cannot be opened), forgetting it if so. A system call or two. */
-  clientGone(replyTo: string): boolean {
-    const channel = this.channel(replyTo);
+  clientGone(client: number): boolean {
+    const channel = this.channel(client);
     if (channel === undefined) return true;
     if (hasConsumer(channel)) return false;
-    this.forget(replyTo);
+    this.forget(client);
     return true;
   }
 
   /** Forgets clients whose consumer role is no longer held (they died or closed), then
    * removes the stale reply channels of clients this worker never answered. */
   sweep(): void {
-    for (const [name, channel] of this.open) if (!hasConsumer(channel)) this.forget(name);
-    removeStaleReplyChannels(this.service, this.backend, new Set(this.open.keys()));
+    for (const [client, channel] of this.open) if (!hasConsumer(channel)) this.forget(client);
+    removeStaleReplyChannels(this.service, this.backend, new Set([...this.open.values()].map((channel) => channel.name)));
   }
 
   close(): void {

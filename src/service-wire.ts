@@ -1,8 +1,9 @@
 // What requests and replies look like on a service's channels, written once for
 // Service and Client: plain MessagePack arrays, so a C peer can take part (see
-// docs/services.md). A request is [replyTo, id, value?, deadline?] on the
-// service's 'mpmc' queue; a reply is [id, 0, value?] or [id, 1, { name, message,
-// code? }] on the client's own 'mpsc' reply channel. A missing value is undefined.
+// docs/services.md). A request is [client, id, value?, deadline?] on the
+// service's 'mpmc' queue, `client` numbering the client's own 'mpsc' reply
+// channel <service>.reply.<client>; a reply is [id, 0, value?] or [id, 1,
+// { name, message, code? }] there. A missing value is undefined.
 import { readdirSync } from 'node:fs';
 import { native } from './core/binding';
 import type { CodecOption } from './core/codec';
@@ -24,7 +25,8 @@ export async function letMicrotasksRun(): Promise<void> {
 export const REPLY_OK = 0;
 export const REPLY_FAILED = 1;
 
-/** Room a client's reply channel name needs after the service's name. */
+/** Room a client's reply channel name needs after the service's name (a client
+ * number takes at most 10 digits; the rest is kept for later suffixes). */
 const REPLY_SUFFIX_MAX = '.reply.'.length + 24;
 /** The longest service name: its clients' reply channels must be valid names too. */
 export const SERVICE_NAME_MAX = L.NAME_MAX - REPLY_SUFFIX_MAX;
@@ -41,14 +43,25 @@ export function replyPrefix(service: string): string {
   return `${service}.reply.`;
 }
 
-/** A fresh reply channel name for a client of this process. */
-export function replyChannelName(service: string): string {
-  const random = Math.floor(Math.random() * 2 ** 32).toString(36);
-  return `${replyPrefix(service)}${process.pid.toString(36)}.${random}`;
+/** The largest client number: a request carries it as a MessagePack uint32. */
+const CLIENT_MAX = 2 ** 32 - 1;
+
+/** A client number to try for a new client: random, so that clients of many
+ * processes rarely pick the same (a taken one fails to create, and another is tried). */
+export function randomClientNumber(): number {
+  return Math.floor(Math.random() * (CLIENT_MAX + 1));
+}
+
+/** The reply channel of client number `client`. A request names its client by this
+ * number rather than by the channel's name: a string per request would cost more to
+ * write, read and check than the rest of a small request's envelope. */
+export function replyChannelName(prefix: string, client: number): string {
+  return `${prefix}${client}`;
 }
 
 export interface Envelope {
-  replyTo: string;
+  /** The client's number: its reply channel is replyChannelName(prefix, client). */
+  client: number;
   id: number;
   value: unknown;
   /** When the client gives up on the request, in monotonicMs(); undefined: it waits as long as it takes. */
@@ -66,32 +79,19 @@ export function monotonicMs(): number {
 
 const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
-/** Reply channel names found valid: a name's validity never changes, and a worker
- * sees the same few names in request after request. */
-const validReplyNames = new Set<string>();
-const VALID_NAMES_KEPT = 4096;
-
-function validReplyName(name: string): boolean {
-  if (validReplyNames.has(name)) return true;
-  if (!native.validName(name) || name.includes('/')) return false;
-  if (validReplyNames.size >= VALID_NAMES_KEPT) validReplyNames.clear();
-  validReplyNames.add(name);
-  return true;
-}
-
 /** A request as decoded from the queue, or undefined for anything else (a bad or hostile message). */
-export function parseRequest(message: unknown, prefix: string): Envelope | undefined {
+export function parseRequest(message: unknown): Envelope | undefined {
   if (!Array.isArray(message) || message.length < 2 || message.length > 4) return undefined;
-  const [replyTo, id, value, deadline] = message as unknown[];
-  if (typeof replyTo !== 'string' || !replyTo.startsWith(prefix) || !validReplyName(replyTo)) return undefined;
+  const [client, id, value, deadline] = message as unknown[];
+  if (!isCount(client) || client > CLIENT_MAX) return undefined;
   if (!isCount(id) || (message.length === 4 && !isCount(deadline))) return undefined;
-  return { replyTo, id, value, deadline: deadline as number | undefined };
+  return { client, id, value, deadline: deadline as number | undefined };
 }
 
 /** A request; one with a deadline carries its value even when that is undefined (msgpackr's undefined). */
-export function requestMessage(replyTo: string, id: number, wireValue: unknown, deadline: number | undefined): unknown[] {
-  if (deadline !== undefined) return [replyTo, id, wireValue, deadline];
-  return wireValue === undefined ? [replyTo, id] : [replyTo, id, wireValue];
+export function requestMessage(client: number, id: number, wireValue: unknown, deadline: number | undefined): unknown[] {
+  if (deadline !== undefined) return [client, id, wireValue, deadline];
+  return wireValue === undefined ? [client, id] : [client, id, wireValue];
 }
 
 export function replyMessage(id: number, wireValue: unknown): unknown[] {

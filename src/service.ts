@@ -18,7 +18,6 @@ import {
   parseRequest,
   removeStaleReplyChannels,
   replyMessage,
-  replyPrefix,
   serviceName,
   valueCodec,
   type Envelope,
@@ -88,7 +87,6 @@ export class Service<Req = unknown, Res = unknown> {
   readonly name: string;
   private readonly queue: Channel<unknown>;
   private readonly codec: ValueCodec;
-  private readonly prefix: string;
   private readonly replies: ReplyChannels;
   /** Aborted by close(): ends serve() and the iterator, and is every handler's signal. */
   private readonly closing = new AbortController();
@@ -101,7 +99,6 @@ export class Service<Req = unknown, Res = unknown> {
     this.queue = queue;
     this.name = queue.name;
     this.codec = codec;
-    this.prefix = replyPrefix(queue.name);
     // A worker is a live consumer of the queue from now on, serving or not: that is
     // what clients count to tell "all workers gone" (docs/services.md).
     try {
@@ -194,12 +191,12 @@ export class Service<Req = unknown, Res = unknown> {
   /** Aborts the calls whose client is gone; each client is looked at once. */
   private abortCallsOfGoneClients(calls: IdTable<Call<Req, Res>>): void {
     if (this.closing.signal.aborted) return;
-    const gone = new Map<string, boolean>();
+    const gone = new Map<number, boolean>();
     for (const call of calls.values()) {
       if (call.aborted) continue;
-      const { replyTo } = call.request.envelope;
-      let clientGone = gone.get(replyTo);
-      if (clientGone === undefined) gone.set(replyTo, (clientGone = this.replies.clientGone(replyTo)));
+      const { client } = call.request.envelope;
+      let clientGone = gone.get(client);
+      if (clientGone === undefined) gone.set(client, (clientGone = this.replies.clientGone(client)));
       if (clientGone) call.clientGaveUp(peerGone(`service '${this.name}': the client of request ${call.request.envelope.id} closed or died (its reply is dropped)`));
     }
   }
@@ -275,7 +272,7 @@ export class Service<Req = unknown, Res = unknown> {
 
   /** A message as a request to hand out, or undefined when it is none (skipped, or failed back to its client). */
   private requestOf(message: unknown): ServiceRequest<Req, Res> | undefined {
-    const envelope = parseRequest(message, this.prefix);
+    const envelope = parseRequest(message);
     if (envelope === undefined) {
       debug('service %s: skipped a message that is not a request', this.name);
       return undefined;
@@ -297,7 +294,7 @@ export class Service<Req = unknown, Res = unknown> {
   /** @internal Sends a reply (or a failure) to the client that asked: for Request. */
   send(envelope: Envelope, message: unknown[]): void {
     if (this.closing.signal.aborted) return;
-    this.replies.send(envelope.replyTo, message);
+    this.replies.send(envelope.client, message);
   }
 
   /** @internal The reply message for a value; throws ERR_INVALID_ARG for a value the codec refuses. */
@@ -310,11 +307,11 @@ export class Service<Req = unknown, Res = unknown> {
   close(): void {
     if (this.closing.signal.aborted) return;
     if (this.held !== undefined) {
-      const envelope = parseRequest(this.held, this.prefix);
+      const envelope = parseRequest(this.held);
       this.held = undefined;
       if (envelope !== undefined) {
         try {
-          this.replies.send(envelope.replyTo, failureMessage(envelope.id, errorFromErrno('EBADF', { channel: this.name })));
+          this.replies.send(envelope.client, failureMessage(envelope.id, errorFromErrno('EBADF', { channel: this.name })));
         } catch {
           // the client is gone
         }

@@ -3,7 +3,7 @@
 // the service's name. Every reply is checked against its own request, byte for byte.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Client, list, Service, ShmChanError } from '../dist/index.js';
 import { backends, cleanupChannels, killFixtures, packageRoot, startFixture, sysvKeyOf, sysvRows, trackKey, uniqueName, using, type Backend, type Fixture } from './helpers';
 import { removeStaleReplyChannels } from '../dist/service-wire.js';
@@ -28,6 +28,13 @@ function trackReplyChannels(names: string[]): string[] {
 /** The reply channels of a service that exist, of either backend (list() finds System V ones by key). */
 function replyChannels(backend: Backend, service: string): string[] {
   return trackReplyChannels(list().filter((c) => c.backend === backend && c.name.startsWith(`${service}.reply.`)).map((c) => c.name));
+}
+
+/** The client number a reply channel's name ends with: what the client's requests carry. */
+function clientNumber(replyChannel: string, service: string): number {
+  const suffix = replyChannel.slice(`${service}.reply.`.length);
+  expect(suffix).toMatch(/^\d+$/);
+  return Number(suffix);
 }
 
 /** The reply channel names a service-client.mjs fixture printed on its "connected" line. */
@@ -130,11 +137,12 @@ describe.each(backends)('%s', (backend) => {
     await worker.line('serving');
     const client = await Client.connect(name, { backend, timeout: 5000 });
     // hostile or broken messages straight into the queue, and a "reply channel" that is not one
-    const decoy = b.create(trackReplyChannels([`${name}.reply.decoy`])[0], { mode: 'mpmc' });
+    const [missing, decoyNumber] = [1, 2].map((n) => (clientNumber(replyChannels(backend, name)[0], name) + n) % 2 ** 32);
+    const decoy = b.create(trackReplyChannels([`${name}.reply.${decoyNumber}`])[0], { mode: 'mpmc' });
     const queue = b.open(name);
     try {
-      for (const junk of ['hello', 42, [1, 2, 3], ['elsewhere', 1, 2], [`${name}.reply.missing`, 7, 1], [`${name}.reply.decoy`, 8, 1], [`${name}.reply.x`, -1]])
-        queue.trySend(junk);
+      const notRequests = ['hello', 42, [[1], 2, 3], ['elsewhere', 1, 2], [`${name}.reply.${missing}`, 1, 2], [-1, 1, 2], [2 ** 32, 1, 2], [1.5, 1, 2], [missing, -1]];
+      for (const junk of [...notRequests, [missing, 7, 1], [decoyNumber, 8, 1]]) queue.trySend(junk);
       const error = await client.request({ fail: 'no way' }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ShmChanError);
       expect(error).toMatchObject({ code: 'ERR_REMOTE', message: 'no way', remote: { name: 'TypeError', message: 'no way', code: 'E_ASKED' } });
@@ -307,11 +315,11 @@ describe.each(backends)('%s', (backend) => {
   it('a deadline further off than a timer can wait is no deadline: only the client closing aborts the handler', async () => {
     const { name, worker } = await oneWorker(b, 'svc-far-deadline', 2);
     const client = await Client.connect(name, { backend, timeout: 5000 });
-    const [replyTo] = replyChannels(backend, name);
+    const number = clientNumber(replyChannels(backend, name)[0], name);
     const queue = b.open(name);
     try {
       // as a C client could write it: a deadline 2^53 - 1 ms from the clock's origin
-      expect(queue.trySend([replyTo, 7_000, { wait: 7 }, Number.MAX_SAFE_INTEGER])).toBe(true);
+      expect(queue.trySend([number, 7_000, { wait: 7 }, Number.MAX_SAFE_INTEGER])).toBe(true);
       await requestsTaken(b, name, 1);
       expect(await client.request('meanwhile')).toMatchObject({ value: 'meanwhile' });
     } finally {
@@ -371,6 +379,32 @@ describe.each(backends)('%s', (backend) => {
     // each client removed its own reply channel on close
     expect(channels.filter((channel) => b.exists(channel))).toEqual([]);
     expect(replyChannels(backend, name)).toEqual([]);
+  });
+
+  it('a client number that another client holds is passed over: the new client takes another', async () => {
+    const name = uniqueName('svc-number');
+    const service = Service.create<string, string>(name, { backend });
+    const serving = service.serve((value) => `re ${value}`);
+    // Math.random picks the client number: its first pick is 2^31, whose reply channel exists and is in use
+    const taken = b.create(trackReplyChannels([`${name}.reply.${2 ** 31}`])[0], { mode: 'mpsc' });
+    taken.tryReceive();
+    const random = vi.spyOn(Math, 'random').mockReturnValueOnce(0.5);
+    try {
+      const client = await Client.connect<string, string>(name, { backend, timeout: 5000 });
+      try {
+        expect(random).toHaveBeenCalledTimes(2);
+        expect(await client.request('x')).toBe('re x');
+        expect(taken.stats().messagesSent).toBe(0);
+        expect(replyChannels(backend, name).filter((channel) => channel !== taken.name)).toHaveLength(1);
+      } finally {
+        client.close();
+      }
+    } finally {
+      random.mockRestore();
+      taken.close();
+      service.close();
+      await serving;
+    }
   });
 
   it('a client keeps its process alive while requests are in flight, and only then', async () => {
