@@ -1,7 +1,8 @@
+import { getEventListeners } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeMessage } from './fixtures/messages.mjs';
 import { backends, cleanupChannels, killFixtures, startFixture, uniqueName, until, using } from './helpers';
 import { buildCHelper } from './hardening/util';
@@ -151,6 +152,48 @@ describe.each(backends)('%s', (backend) => {
       setTimeout(() => sendController.abort(), 50);
       await expect(blocked).rejects.toMatchObject({ code: 'ABORT_ERR' });
       expect(channel.tryReceive()).toBe('fill'); // the channel still works after aborts
+    } finally {
+      channel.close();
+    }
+  });
+
+  it('a wait answered while it spins adds no listener to its signal; one that sleeps listens until it ends', async () => {
+    const name = uniqueName('abort-listen');
+    const channel = b.create(name, { capacity: 4096, spinMicros: 1_000_000 });
+    let sleeps = 0;
+    watchSleeps(channel, { asked: () => sleeps++ });
+    try {
+      const controller = new AbortController();
+      const { signal } = controller;
+      const added = vi.spyOn(signal, 'addEventListener');
+      // the message comes from another process while the receive polls (up to 1 s);
+      // a machine too slow for that sleeps instead, and the round is made again
+      for (let round = 1; ; round++) {
+        const sender = b.startFixture('send-after.mjs', [name, '200', `${round}`]);
+        sleeps = 0;
+        added.mockClear();
+        expect(await channel.receive({ signal })).toBe(round);
+        await sender.exited;
+        if (sleeps === 0) break;
+        expect(round, 'a receive that polled for 1 s caught the message').toBeLessThan(5);
+      }
+      expect(added).not.toHaveBeenCalled();
+
+      // a wait that sleeps at once (no polling) listens, and no longer once a message ended it
+      const sleeper = b.create(uniqueName('abort-listen-sleeper'), { capacity: 4096, spinMicros: 0 });
+      try {
+        const sleeping = sleeper.receive({ signal });
+        await until(() => added.mock.calls.length === 1, 'the sleeping receive listens to its signal');
+        sleeper.trySend('later');
+        expect(await sleeping).toBe('later');
+        expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+        const aborted = sleeper.receive({ signal });
+        await until(() => added.mock.calls.length === 2, 'the next sleeping receive listens');
+        controller.abort();
+        await expect(aborted).rejects.toMatchObject({ code: 'ABORT_ERR' });
+      } finally {
+        sleeper.close();
+      }
     } finally {
       channel.close();
     }

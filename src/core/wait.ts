@@ -259,11 +259,15 @@ export function waitAsync<T>(
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let sleeping: Sleep | undefined;
+    /** Whether onAbort listens: from the first sleep on. The steps before it run
+     * synchronously, so nothing can abort them, and most waits of a busy channel end
+     * there; a listener added and removed costs more than the rest of such a wait. */
+    let listening = false;
     const onAbort = () => {
       if (sleeping !== undefined) segment.cancelWait(sleeping.which);
     };
     const finish = (settle: () => void) => {
-      signal?.removeEventListener('abort', onAbort);
+      if (listening) signal!.removeEventListener('abort', onAbort);
       settle();
     };
     // the first call starts the steps; each later one passes a sleep's outcome in
@@ -281,6 +285,10 @@ export function waitAsync<T>(
       }
       if (step.done) return finish(() => resolve(step.value));
       sleeping = step.value;
+      if (signal !== undefined && !listening) {
+        listening = true;
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
       try {
         sleepAsync(segment, sleeping, advance);
       } catch (error) {
@@ -292,7 +300,6 @@ export function waitAsync<T>(
         return finish(() => reject(error));
       }
     };
-    signal?.addEventListener('abort', onAbort, { once: true });
     advance();
   });
 }
