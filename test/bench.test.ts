@@ -273,7 +273,7 @@ describe('shmchan bench (tiny trials)', () => {
   });
 
   it('has the request/reply rows, each number measured', () => {
-    expect(report.services.map((r) => r.mechanism)).toEqual(['shmchan', 'unix', 'http']);
+    expect(report.services.map((r) => r.mechanism)).toEqual(['shmchan', 'channels', 'unix', 'http']);
     for (const r of report.services) {
       for (const field of ['p50', 'p99', 'requestsPerSec'] as const) expect(Number.isFinite(r[field]) && r[field] > 0, `${r.mechanism} ${field}`).toBe(true);
       expect(r.p99, r.mechanism).toBeGreaterThanOrEqual(r.p50);

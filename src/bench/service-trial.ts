@@ -6,7 +6,7 @@
 // measured. Every mechanism echoes the request's value back as the reply.
 import http from 'node:http';
 import net from 'node:net';
-import { Client, Service } from '../index';
+import { Channel, Client, Service } from '../index';
 import { FrameReader, packFrame, packr, unpackr } from './drivers';
 import { roundTrips, throughput, type RequestClient, type ServicePhase, type ServiceTrialSpec } from './services';
 import { reportResult, runTrialProcess, sayReady } from './trial-process';
@@ -19,7 +19,26 @@ function frames(socket: net.Socket, onFrame: (frame: unknown) => void): void {
   socket.on('data', (chunk: Buffer) => reader.push(chunk));
 }
 
+/** The by-hand server: requests [id, value] on an 'mpmc' queue, each echoed on the
+ * client's 'mpsc' reply channel (its name is the queue's plus '.reply'). */
+async function serveByHand(): Promise<void> {
+  const queue = Channel.create<[number, unknown]>(address, { mode: 'mpmc' });
+  let replies: Channel<[number, unknown]> | undefined;
+  process.on('SIGTERM', () => {
+    queue.close();
+    replies?.close();
+    process.exit(0);
+  });
+  sayReady();
+  for (;;) {
+    const request = queue.tryReceive() ?? (await queue.receive());
+    replies ??= Channel.open(`${address}.reply`);
+    if (!replies.trySend(request)) await replies.send(request);
+  }
+}
+
 async function serve(): Promise<void> {
+  if (mechanism === 'channels') return serveByHand();
   if (mechanism === 'shmchan') {
     const service = Service.create(address);
     process.on('SIGTERM', () => {
@@ -52,6 +71,7 @@ async function connect(): Promise<RequestClient> {
     const client = await Client.connect(address, { timeout: 10_000 });
     return { request: (value) => client.request(value), close: () => client.close() };
   }
+  if (mechanism === 'channels') return connectByHand();
   if (mechanism === 'unix') {
     const socket = net.connect(address);
     await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
@@ -90,6 +110,44 @@ async function connect(): Promise<RequestClient> {
         request.end(body);
       }),
     close: () => agent.destroy(),
+  };
+}
+
+/** The by-hand client: its reply channel, and the requests in flight matched by id. */
+async function connectByHand(): Promise<RequestClient> {
+  const queue = await Channel.connect<[number, unknown]>(address, { timeout: 10_000 });
+  const replies = Channel.create<[number, unknown]>(`${address}.reply`, { mode: 'mpsc' });
+  const pending = new Map<number, (value: unknown) => void>();
+  let nextId = 0;
+  let receiving = false;
+  const receiveReplies = async () => {
+    while (pending.size > 0) {
+      let reply = replies.tryReceive();
+      if (reply === undefined) {
+        for (let hop = 0; hop < 4; hop++) await null; // the continuations that send the next requests
+        if (pending.size === 0) break;
+        reply = await replies.receive();
+      }
+      pending.get(reply[0])?.(reply[1]);
+      pending.delete(reply[0]);
+    }
+    receiving = false;
+  };
+  return {
+    request: (value) =>
+      new Promise((resolve) => {
+        const id = nextId++;
+        pending.set(id, resolve);
+        if (!queue.trySend([id, value])) throw new Error('the by-hand queue is full');
+        if (!receiving) {
+          receiving = true;
+          queueMicrotask(() => void receiveReplies());
+        }
+      }),
+    close: () => {
+      queue.close();
+      replies.close();
+    },
   };
 }
 

@@ -1,6 +1,8 @@
 // Request/reply benchmarks: a shmchan Service and Client against request/reply
 // over a unix socket (length-prefixed msgpack frames, matched by id) and against
-// node:http over a unix socket, in the same run. Each measurement runs in a fresh
+// node:http over a unix socket, in the same run; beside them, the least request/reply
+// over shmchan can be: the service's two kinds of channel written to by hand, with no
+// envelope but the id, no liveness, no timeouts (what the Service layer costs). Each measurement runs in a fresh
 // server process and a fresh client process: the round trip with one request in
 // flight (p50, p99), then the throughput with 64 in flight. Measured in one client
 // one after the other, what the first left in the heap slowed the second
@@ -15,6 +17,7 @@ const trialScript = path.join(__dirname, 'service-trial.js');
 
 export const serviceMechanisms = [
   { id: 'shmchan', label: 'shmchan Service/Client' },
+  { id: 'channels', label: 'shmchan channels by hand (no Service)' },
   { id: 'unix', label: 'unix socket, msgpack frames' },
   { id: 'http', label: 'node:http over a unix socket' },
 ] as const;
@@ -96,7 +99,8 @@ function start<R>(role: 'server' | 'client', mechanism: string, args: string[]):
 
 /** One measurement of one mechanism, in a fresh server and a fresh client; whatever it made is removed after. */
 async function runPhase<R>(mechanism: string, phase: ServicePhase, spec: ServiceTrialSpec, prefix: string): Promise<R> {
-  const address = mechanism === 'shmchan' ? `${prefix}service` : path.join(os.tmpdir(), `${prefix}${mechanism}.sock`);
+  const onShm = mechanism === 'shmchan' || mechanism === 'channels';
+  const address = onShm ? `${prefix}${mechanism}` : path.join(os.tmpdir(), `${prefix}${mechanism}.sock`);
   const server = start<never>('server', mechanism, [address]);
   const children = [server.child];
   try {
@@ -106,7 +110,7 @@ async function runPhase<R>(mechanism: string, phase: ServicePhase, spec: Service
     return await client.result;
   } finally {
     await stopTrialProcesses(children);
-    if (mechanism !== 'shmchan') fs.rmSync(address, { force: true });
+    if (!onShm) fs.rmSync(address, { force: true });
     else for (const file of fs.readdirSync('/dev/shm')) if (file.startsWith(address)) Channel.unlink(file);
   }
 }
