@@ -6,11 +6,13 @@
 import { Channel } from './core/channel';
 import type { CodecOption } from './core/codec';
 import { DecodeFailure, abortError, dataPathError, describe, errorFromErrno, invalidArg, peerGone, remoteError, timedOut } from './core/errors';
+import { closeAtExit, forgetAtExit } from './core/exit';
 import { channelInternals } from './core/internals';
 import { IdTable } from './core/id-table';
 import * as L from './core/layout';
 import type { Backend, CreateOptions } from './core/options';
 import {
+  closeQueue,
   knownOptions,
   letMicrotasksRun,
   monotonicMs,
@@ -109,6 +111,7 @@ export class Client<Req = unknown, Res = unknown> {
   private emptyLooks = 0;
   private workersGone = false;
   private lastLook = 0;
+  private readonly atExit: WeakRef<{ close(): void }>;
 
   private constructor(queue: Channel<unknown>, replies: Channel<unknown>, number: number, codec: ValueCodec) {
     this.name = queue.name;
@@ -116,6 +119,8 @@ export class Client<Req = unknown, Res = unknown> {
     this.replies = replies;
     this.number = number;
     this.codec = codec;
+    // a client that ends without close() still lets go of the queue as close() does
+    this.atExit = closeAtExit(this);
   }
 
   /** Connects to a service, waiting for it to appear (as Channel.connect does). */
@@ -145,7 +150,7 @@ export class Client<Req = unknown, Res = unknown> {
       replies.tryReceive();
       return new Client<Req, Res>(queue, replies, number, codec);
     } catch (error) {
-      queue.close();
+      closeQueue(queue);
       throw error;
     }
   }
@@ -346,8 +351,9 @@ export class Client<Req = unknown, Res = unknown> {
     this.closedError = errorFromErrno('EBADF', { channel: this.name });
     this.failAll(this.closedError);
     this.stopWatch();
+    forgetAtExit(this.atExit);
     this.replies.close();
-    this.queue.close();
+    closeQueue(this.queue);
   }
 
   /** close(), for `using`. */

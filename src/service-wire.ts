@@ -5,6 +5,7 @@
 // channel <service>.reply.<client>; a reply is [id, 0, value?] or [id, 1,
 // { name, message, code? }] there. A missing value is undefined.
 import { readdirSync } from 'node:fs';
+import type { Channel } from './core/channel';
 import { native } from './core/binding';
 import type { CodecOption } from './core/codec';
 import { describe, invalidArg, invalidName, type RemoteError } from './core/errors';
@@ -164,6 +165,22 @@ export function knownOptions(options: unknown, known: readonly string[], what: s
   for (const key of Object.keys(options))
     if (!known.includes(key)) throw invalidArg(`${what}: unknown option '${key}' (known: ${known.join(', ')})`);
   return options as Record<string, unknown>;
+}
+
+/**
+ * Closes a handle on a service's queue, and removes the queue if no other handle
+ * has it open: the last of the workers and clients to close removes it. The
+ * removal is made under the lock that keeps openers out, so a queue someone
+ * opens meanwhile stays; requests left in it have nobody left to answer or await them.
+ */
+export function closeQueue(queue: Channel<unknown>): void {
+  const place = { channel: queue.name, key: queue.key };
+  queue.close();
+  try {
+    removeStale(place, true);
+  } catch {
+    // removed meanwhile: nothing to do
+  }
 }
 
 /**

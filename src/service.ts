@@ -6,11 +6,14 @@
 import { debuglog } from 'node:util';
 import { Channel } from './core/channel';
 import type { CodecOption } from './core/codec';
-import { describe, errorFromErrno, invalidArg, peerGone, timedOut } from './core/errors';
+import { describe, errorFromErrno, invalidArg, peerGone, serviceExists, timedOut } from './core/errors';
+import { closeAtExit, forgetAtExit } from './core/exit';
+import { channelInternals } from './core/internals';
 import type { Backend } from './core/options';
 import { IdTable } from './core/id-table';
 import { ReplyChannels, SWEEP_MS } from './reply-channels';
 import {
+  closeQueue,
   failureMessage,
   knownOptions,
   letMicrotasksRun,
@@ -94,6 +97,7 @@ export class Service<Req = unknown, Res = unknown> {
   private held: unknown;
   private serving = false;
   private sinceYield = 0;
+  private readonly atExit: WeakRef<{ close(): void }>;
 
   private constructor(queue: Channel<unknown>, codec: ValueCodec, backend: Backend) {
     this.queue = queue;
@@ -105,22 +109,25 @@ export class Service<Req = unknown, Res = unknown> {
       this.held = queue.tryReceive();
     } catch (error) {
       if ((error as { code?: string }).code !== 'ERR_DECODE') {
-        queue.close();
+        closeQueue(queue);
         throw error;
       }
     }
     this.replies = new ReplyChannels(queue.name, backend);
     removeStaleReplyChannels(queue.name, backend);
+    // a worker that ends without close() still lets go of the queue as close() does
+    this.atExit = closeAtExit(this);
   }
 
-  /** Creates a service, this process being its first worker. Fails with ERR_CHANNEL_EXISTS
-   * if the name is taken by a live channel. */
+  /** Creates a service, this process being its first worker; or takes over the queue of
+   * one whose workers have all gone while its clients stayed. Fails with ERR_CHANNEL_EXISTS
+   * if the name is taken by a live channel that is no such queue. */
   static create<Req = unknown, Res = unknown>(name: string, options?: ServiceOptions<Req>): Service<Req, Res> {
     const o = knownOptions(options, createOptions, 'Service.create');
     const service = serviceName(name);
     const codec = valueCodec(o.codec as CodecOption<unknown> | undefined, `service '${service}'`);
     const { codec: _, ...channelOptions } = o;
-    const queue = Channel.create<unknown>(service, { ...channelOptions, mode: 'mpmc' });
+    const queue = createQueue(service, channelOptions);
     return new Service<Req, Res>(queue, codec, queue.backend);
   }
 
@@ -318,7 +325,8 @@ export class Service<Req = unknown, Res = unknown> {
       }
     }
     this.closing.abort();
-    this.queue.close();
+    forgetAtExit(this.atExit);
+    closeQueue(this.queue);
     this.replies.close();
   }
 
@@ -331,6 +339,54 @@ export class Service<Req = unknown, Res = unknown> {
   async [asyncDisposeSymbol](): Promise<void> {
     this.close();
   }
+}
+
+/** Attempts at creating a queue that others keep removing, or taking over one that
+ * others keep creating, before the last error stands. */
+const CREATE_ATTEMPTS = 8;
+
+/**
+ * A new service's queue. The name may hold the queue of a service whose workers
+ * all died or closed while clients kept it open: the new worker takes that one
+ * over, so those clients' requests reach it (as they would an opening worker's).
+ * Its capacity and permissions stay those it was made with.
+ */
+function createQueue(service: string, options: Omit<ServiceOptions, 'codec'>): Channel<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // not removed with this handle: the last worker or client to close removes it (closeQueue)
+      return Channel.create<unknown>(service, { ...options, mode: 'mpmc', unlinkOnClose: false });
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_CHANNEL_EXISTS' || attempt === CREATE_ATTEMPTS) throw error;
+      const queue = workerlessQueue(service, options.backend, error);
+      if (queue !== undefined) return queue;
+    }
+  }
+}
+
+/** The existing queue `service` when it is in use by others but has no live worker;
+ * undefined if it is gone (to be created again). Otherwise throws: `exists`, or
+ * ERR_CHANNEL_EXISTS saying that the service has workers. */
+function workerlessQueue(service: string, backend: Backend | undefined, exists: unknown): Channel<unknown> | undefined {
+  let queue: Channel<unknown>;
+  try {
+    queue = Channel.open<unknown>(service, { backend, timeout: 0 });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ERR_CHANNEL_NOT_FOUND') return undefined;
+    throw exists;
+  }
+  let workers: number;
+  try {
+    // a stale queue (nobody has it open) keeps the create error: its requests' clients are gone
+    if (queue.mode !== 'mpmc' || !queue[channelInternals]().ring.segment.inUse()) throw exists;
+    workers = queue.stats().consumers;
+  } catch (error) {
+    queue.close();
+    throw error;
+  }
+  if (workers === 0) return queue;
+  queue.close();
+  throw serviceExists(service, workers);
 }
 
 class ServiceRequest<Req, Res> implements Request<Req, Res> {

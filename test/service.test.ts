@@ -43,12 +43,19 @@ async function connectedChannels(client: Fixture): Promise<string[]> {
   return trackReplyChannels(JSON.parse(line.slice('connected '.length)));
 }
 
-/** Stops the workers that opened the service, then the one that created it: the
- * creator's close removes the queue, on System V its semaphores at once, and a
- * worker still waiting on them would fail with ERR_SYSTEM (EIDRM). */
+/** Stops the workers all at once, in no order: the queue stays until the last one lets go. */
 async function stopWorkers(creator: Fixture, openers: Fixture[]): Promise<{ most: number; handled: number }[]> {
-  const summaries = await Promise.all(openers.map(stopWorker));
-  return [await stopWorker(creator), ...summaries];
+  return Promise.all([creator, ...openers].map(stopWorker));
+}
+
+/** The error a call throws (the test fails if it throws none). */
+function thrownBy(call: () => unknown): ShmChanError {
+  try {
+    call();
+  } catch (error) {
+    return error as ShmChanError;
+  }
+  throw new Error('expected an error');
 }
 
 /** A worker's last line: { most, handled }, once SIGTERM has ended its serve(). */
@@ -405,6 +412,73 @@ describe.each(backends)('%s', (backend) => {
       service.close();
       await serving;
     }
+  });
+
+  it('a worker SIGKILLed and started again with Service.create takes over the queue: the client that stayed gets its replies', async () => {
+    const name = uniqueName('svc-restart');
+    const first = b.startFixture('service-worker.mjs', [name, 'create']);
+    await first.line('serving');
+    const client = await Client.connect(name, { backend, timeout: 5000 });
+    try {
+      expect(await client.request('before')).toMatchObject({ value: 'before', worker: first.child.pid });
+      first.child.kill('SIGKILL');
+      await first.exited;
+      expect(await client.request('meanwhile', { timeout: 5000 }).catch((e: ShmChanError) => e.code)).toBe('ERR_PEER_GONE');
+      // the queue is still in use (by the client) and has no worker: a new worker's create takes it over
+      const second = b.startFixture('service-worker.mjs', [name, 'create']);
+      await second.line('serving');
+      // the client looks for workers again at most every 300 ms: until then a request rejects at once
+      let reply: unknown;
+      for (const giveUp = Date.now() + 10_000; reply === undefined; ) {
+        try {
+          reply = await client.request('after', { timeout: 5000 });
+        } catch (error) {
+          if ((error as ShmChanError).code !== 'ERR_PEER_GONE' || Date.now() > giveUp) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+      expect(reply).toMatchObject({ value: 'after', worker: second.child.pid });
+      // 'meanwhile' too: it stayed in the queue within its deadline (the client had given up on it)
+      expect(await stopWorker(second)).toMatchObject({ handled: 2 });
+      expect(b.exists(name)).toBe(true); // the client still has it open
+    } finally {
+      client.close();
+    }
+    expect(b.exists(name)).toBe(false); // the last to close removed it
+  });
+
+  it('the creating worker may stop first: the worker that opened the service answers, new clients connect, the last to close removes the queue', async () => {
+    const name = uniqueName('svc-creator-first');
+    const creator = b.startFixture('service-worker.mjs', [name, 'create']);
+    await creator.line('serving');
+    const opener = b.startFixture('service-worker.mjs', [name, 'open']);
+    await opener.line('serving');
+    await stopWorker(creator);
+    const client = await Client.connect(name, { backend, timeout: 5000 });
+    try {
+      for (let i = 0; i < 10; i++) expect(await client.request(i)).toMatchObject({ value: i, worker: opener.child.pid });
+    } finally {
+      client.close();
+    }
+    expect(b.exists(name)).toBe(true); // the opener still has it open
+    expect(await stopWorker(opener)).toMatchObject({ handled: 10 });
+    expect(b.exists(name)).toBe(false);
+  });
+
+  it('Service.create on a service that has a live worker, or on a channel that is no service queue, fails with ERR_CHANNEL_EXISTS', async () => {
+    const name = uniqueName('svc-taken');
+    const service = Service.create(name, { backend });
+    const other = b.create(uniqueName('svc-not-a-queue'), { mode: 'mpsc' });
+    try {
+      expect(thrownBy(() => Service.create(name, { backend }))).toMatchObject({ code: 'ERR_CHANNEL_EXISTS', message: expect.stringContaining(`Service.open('${name}')`) });
+      expect(thrownBy(() => Service.create(other.name, { backend }))).toMatchObject({ code: 'ERR_CHANNEL_EXISTS' });
+      expect(other.mode).toBe('mpsc');
+      expect(service.name).toBe(name);
+    } finally {
+      other.close();
+      service.close();
+    }
+    expect(b.exists(name)).toBe(false);
   });
 
   it('a client keeps its process alive while requests are in flight, and only then', async () => {

@@ -327,6 +327,15 @@ export function staleChannelExists(channel: string, unread: number): ShmChanErro
   );
 }
 
+/** Service.create found the service already served: more workers come with Service.open. */
+export function serviceExists(service: string, workers: number): ShmChanError {
+  return new ShmChanError(
+    'ERR_CHANNEL_EXISTS',
+    `service '${service}' already exists and has ${workers} live worker${workers === 1 ? '' : 's'}: add a worker with Service.open('${service}')`,
+    { errno: 'EEXIST' },
+  );
+}
+
 export function notFound(message: string): ShmChanError {
   return new ShmChanError('ERR_CHANNEL_NOT_FOUND', message);
 }
