@@ -370,7 +370,8 @@ function createQueue(service: string, options: Omit<ServiceOptions, 'codec'>): C
 function workerlessQueue(service: string, backend: Backend | undefined, exists: unknown): Channel<unknown> | undefined {
   let queue: Channel<unknown>;
   try {
-    queue = Channel.open<unknown>(service, { backend, timeout: 0 });
+    // a service's queue is msgpack without records (docs/services.md); a raw channel is ERR_INCOMPATIBLE here
+    queue = Channel.open<unknown>(service, { backend, timeout: 0, codec: 'msgpack' });
   } catch (error) {
     if ((error as { code?: string }).code === 'ERR_CHANNEL_NOT_FOUND') return undefined;
     throw exists;
@@ -378,7 +379,7 @@ function workerlessQueue(service: string, backend: Backend | undefined, exists: 
   let workers: number;
   try {
     // a stale queue (nobody has it open) keeps the create error: its requests' clients are gone
-    if (queue.mode !== 'mpmc' || !queue[channelInternals]().ring.segment.inUse()) throw exists;
+    if (queue.mode !== 'mpmc' || queue.records || !queue[channelInternals]().ring.segment.inUse()) throw exists;
     workers = queue.stats().consumers;
   } catch (error) {
     queue.close();
