@@ -166,10 +166,12 @@ describe.each(backends)('%s', (backend) => {
       const controller = new AbortController();
       const { signal } = controller;
       const added = vi.spyOn(signal, 'addEventListener');
-      // the message comes from another process while the receive polls (up to 1 s);
-      // a machine too slow for that sleeps instead, and the round is made again
+      // the message comes from another process, 300 ms after it opened the channel, while
+      // the receive polls (up to 1 s); a machine too slow for that sleeps instead, and the
+      // round is made again
       for (let round = 1; ; round++) {
-        const sender = b.startFixture('send-after.mjs', [name, '200', `${round}`]);
+        const sender = b.startFixture('send-after.mjs', [name, '300', `${round}`]);
+        await sender.line('opened');
         sleeps = 0;
         added.mockClear();
         expect(await channel.receive({ signal })).toBe(round);
