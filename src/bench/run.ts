@@ -321,10 +321,11 @@ export async function runBench(options: BenchOptions = {}): Promise<number> {
   let services: ServiceResult[] = [];
   if (withServiceTrials) {
     try {
-      const { warmMs, measureMs } = durationSets[mode];
+      const { warmMs, measureMs, throughput } = durationSets[mode];
       // longer than the channel trials: a fresh client and worker take about a second
       // to reach their steady rate with 64 in flight (the JIT; bench/README.md)
-      services = await runServiceTrials({ warmMs: 5 * warmMs, measureMs: 2 * measureMs, inFlight: 64 }, prefix, (text) => stderr.write(`${text}\n`));
+      const spec = { warmMs: 5 * warmMs, measureMs: 2 * measureMs, inFlight: 64, repeats: throughput.repeats };
+      services = await runServiceTrials(spec, prefix, (text) => stderr.write(`${text}\n`));
     } catch (error) {
       failures.push({ scenario: 'request/reply', message: 'small', mechanism: 'services', error: String((error as Error).message ?? error) });
     }

@@ -26,6 +26,8 @@ export interface ServiceTrialSpec {
   warmMs: number;
   measureMs: number;
   inFlight: number;
+  /** Throughput trials per mechanism, each in fresh processes: the row is their median. */
+  repeats: number;
 }
 
 /** What one client process measures. */
@@ -35,7 +37,9 @@ export interface ServiceResult {
   mechanism: string;
   p50: number;
   p99: number;
+  /** The median of trialRates (of an even number, the slower of the middle two). */
   requestsPerSec: number;
+  trialRates: number[];
 }
 
 export interface RequestClient {
@@ -115,10 +119,15 @@ async function runPhase<R>(mechanism: string, phase: ServicePhase, spec: Service
   }
 }
 
+/** The round trip once, and the throughput `spec.repeats` times: one throughput trial of
+ * the same build can come out far from the next, as the channel rows' can. */
 async function runOne(mechanism: string, spec: ServiceTrialSpec, prefix: string): Promise<ServiceResult> {
   const latency = await runPhase<{ p50: number; p99: number }>(mechanism, 'roundTrip', spec, prefix);
-  const rate = await runPhase<{ requestsPerSec: number }>(mechanism, 'throughput', spec, prefix);
-  return { mechanism, ...latency, ...rate };
+  const trialRates: number[] = [];
+  for (let repeat = 0; repeat < spec.repeats; repeat++)
+    trialRates.push((await runPhase<{ requestsPerSec: number }>(mechanism, 'throughput', spec, prefix)).requestsPerSec);
+  const sorted = [...trialRates].sort((a, b) => a - b);
+  return { mechanism, ...latency, requestsPerSec: sorted[Math.floor((sorted.length - 1) / 2)], trialRates };
 }
 
 /** Every mechanism once, in this run. */
