@@ -7,6 +7,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { Channel, Client, Service } from '../index';
+import { letMicrotasksRun } from '../service-wire';
 import { FrameReader, packFrame, packr, unpackr } from './drivers';
 import { roundTrips, throughput, type RequestClient, type ServicePhase, type ServiceTrialSpec } from './services';
 import { reportResult, runTrialProcess, sayReady } from './trial-process';
@@ -76,20 +77,10 @@ async function connect(): Promise<RequestClient> {
     const socket = net.connect(address);
     await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     socket.setNoDelay(true);
-    const pending = new Map<number, (value: unknown) => void>();
-    let nextId = 0;
-    frames(socket, (reply) => {
-      const [id, value] = reply as [number, unknown];
-      pending.get(id)?.(value);
-      pending.delete(id);
-    });
+    const inFlight = new InFlight();
+    frames(socket, (reply) => inFlight.settle(reply as [number, unknown]));
     return {
-      request: (value) =>
-        new Promise((resolve) => {
-          const id = nextId++;
-          pending.set(id, resolve);
-          socket.write(packFrame([id, value]));
-        }),
+      request: (value) => inFlight.add((id) => socket.write(packFrame([id, value]))),
       close: () => socket.destroy(),
     };
   }
@@ -113,31 +104,52 @@ async function connect(): Promise<RequestClient> {
   };
 }
 
+/** Requests in flight, matched to their replies by id in a Map, as hand-written
+ * request/reply code keeps them (the unix socket's client and the by-hand one). */
+class InFlight {
+  private readonly pending = new Map<number, (value: unknown) => void>();
+  private nextId = 0;
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** A new request: `send` sends it under its id; the promise settles with its reply. */
+  add(send: (id: number) => void): Promise<unknown> {
+    return new Promise((resolve) => {
+      const id = this.nextId++;
+      this.pending.set(id, resolve);
+      send(id);
+    });
+  }
+
+  settle([id, value]: [number, unknown]): void {
+    this.pending.get(id)?.(value);
+    this.pending.delete(id);
+  }
+}
+
 /** The by-hand client: its reply channel, and the requests in flight matched by id. */
 async function connectByHand(): Promise<RequestClient> {
   const queue = await Channel.connect<[number, unknown]>(address, { timeout: 10_000 });
   const replies = Channel.create<[number, unknown]>(`${address}.reply`, { mode: 'mpsc' });
-  const pending = new Map<number, (value: unknown) => void>();
-  let nextId = 0;
+  const inFlight = new InFlight();
   let receiving = false;
   const receiveReplies = async () => {
-    while (pending.size > 0) {
+    while (inFlight.size > 0) {
       let reply = replies.tryReceive();
       if (reply === undefined) {
-        for (let hop = 0; hop < 4; hop++) await null; // the continuations that send the next requests
-        if (pending.size === 0) break;
+        await letMicrotasksRun(); // the continuations that send the next requests
+        if (inFlight.size === 0) break;
         reply = await replies.receive();
       }
-      pending.get(reply[0])?.(reply[1]);
-      pending.delete(reply[0]);
+      inFlight.settle(reply);
     }
     receiving = false;
   };
   return {
     request: (value) =>
-      new Promise((resolve) => {
-        const id = nextId++;
-        pending.set(id, resolve);
+      inFlight.add((id) => {
         if (!queue.trySend([id, value])) throw new Error('the by-hand queue is full');
         if (!receiving) {
           receiving = true;
