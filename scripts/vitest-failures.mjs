@@ -6,7 +6,8 @@
 //
 // The last line is "N passed, N failed"; EXTRA_FAILED (failed steps outside the
 // report) is added to the failures. A missing or unreadable report counts as one
-// failure.
+// failure. A failure keeps its first lines (a fixture's stderr, a stack), since
+// a fault that comes once in many runs has only this output to go by.
 import { readFileSync } from 'node:fs';
 
 const [reportPath, extra = '0'] = process.argv.slice(2);
@@ -21,7 +22,7 @@ try {
       console.log(`FAILED ${file.name}: ${(file.message || '').slice(0, 400)}`);
     for (const test of file.assertionResults)
       if (test.status === 'failed')
-        console.log(`FAILED ${file.name} > ${test.fullName}: ${(test.failureMessages[0] || '').split('\n').slice(0, 3).join(' | ').slice(0, 600)}`);
+        console.log(`FAILED ${file.name} > ${test.fullName}: ${(test.failureMessages[0] || '').split('\n').slice(0, 12).join(' | ').slice(0, 2000)}`);
   }
 } catch {
   failed += 1;

@@ -1,7 +1,7 @@
 // The README's examples run as written: the ten-line example (examples/hello.mjs)
 // and the "Streams: replace a pipe" examples.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { cleanupChannels, packageRoot, uniqueName } from './helpers';
@@ -20,6 +20,13 @@ function between(start: string, end: string): string {
 }
 
 const section = between('### Streams: replace a pipe', '### System V');
+
+/** When each file of dist/ was last written. */
+function distTimes(): Record<string, number> {
+  const dist = path.join(packageRoot, 'dist');
+  const files = readdirSync(dist, { recursive: true, encoding: 'utf8' });
+  return Object.fromEntries(files.map((file) => [file, statSync(path.join(dist, file)).mtimeMs]));
+}
 
 function run(command: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(command, args, { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,10 +62,18 @@ it('shows examples/pipe-before.mjs and pipe-after.mjs as they are, and they prin
 it('runs the shell example: the pipeline and its two shmchan halves print the same hash', async () => {
   const block = /```sh\n([\s\S]*?)```/.exec(section)![1];
   expect(block).toContain('npx shmchan send numbers --create &');
-  // a name of its own, so that parallel runs on one host do not meet
-  const script = block.replaceAll(' numbers', ` ${uniqueName('readme-numbers')}`);
+  // A name of its own, so that parallel runs on one host do not meet. And the
+  // checkout's own bin where a user's project has node_modules/.bin/shmchan: in
+  // the package's own checkout, npx installs the package into its cache the first
+  // time, which runs its prepare script here and rewrites dist/ while other test
+  // files load it.
+  const script = block
+    .replaceAll(' numbers', ` ${uniqueName('readme-numbers')}`)
+    .replaceAll('npx shmchan', `"${process.execPath}" bin/shmchan.js`);
+  const before = distTimes();
   const { code, stdout, stderr } = await run('bash', ['-c', script]);
   expect(code, stderr).toBe(0);
+  expect(distTimes(), 'dist/ was rewritten while the example ran').toEqual(before);
   const hashes = stdout.trim().split('\n');
   expect(hashes).toHaveLength(2);
   expect(hashes[0]).toMatch(/^[0-9a-f]{64}  -$/);
