@@ -19,7 +19,7 @@ import { markdownReport, svgChart, textReport, withRatiosAndTargets, type Result
 import { scenarios } from './scenarios';
 import { runServiceTrials, serviceTable, type ServiceResult } from './services';
 import { patternTable, patternTargets, runPatternTrials, type PatternResult } from './patterns';
-import { resultOf } from './trial-process';
+import { medianOf, resultOf } from './trial-process';
 
 const trialScript = path.join(__dirname, 'trial.js');
 
@@ -116,11 +116,9 @@ function planTrials(only: string | undefined, mode: Mode, api: TrialSpec['api'])
 /** What a trial's main process measured, with the runner's additions. */
 type Measurement = Omit<Result, 'scenario' | 'message' | 'mechanism'>;
 
-/** The median trial by rate (of an even number, the slower of the middle two),
- * with every trial's rate beside it. */
+/** The median trial by rate, with every trial's rate beside it. */
 function medianTrial(results: Measurement[]): Measurement {
-  const sorted = [...results].sort((a, b) => a.msgsPerSec! - b.msgsPerSec!);
-  return { ...sorted[Math.floor((sorted.length - 1) / 2)], trialRates: results.map((r) => r.msgsPerSec!) };
+  return { ...medianOf(results, (r) => r.msgsPerSec!), trialRates: results.map((r) => r.msgsPerSec!) };
 }
 
 function describeResult(result: Measurement): string {

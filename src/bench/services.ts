@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Channel } from '../index';
-import { startTrialProcess, stopTrialProcesses, type TrialProcess } from './trial-process';
+import { medianOf, startTrialProcess, stopTrialProcesses, type TrialProcess } from './trial-process';
 
 const trialScript = path.join(__dirname, 'service-trial.js');
 
@@ -37,7 +37,7 @@ export interface ServiceResult {
   mechanism: string;
   p50: number;
   p99: number;
-  /** The median of trialRates (of an even number, the slower of the middle two). */
+  /** The median of trialRates (medianOf). */
   requestsPerSec: number;
   trialRates: number[];
 }
@@ -126,8 +126,7 @@ async function runOne(mechanism: string, spec: ServiceTrialSpec, prefix: string)
   const trialRates: number[] = [];
   for (let repeat = 0; repeat < spec.repeats; repeat++)
     trialRates.push((await runPhase<{ requestsPerSec: number }>(mechanism, 'throughput', spec, prefix)).requestsPerSec);
-  const sorted = [...trialRates].sort((a, b) => a - b);
-  return { mechanism, ...latency, requestsPerSec: sorted[Math.floor((sorted.length - 1) / 2)], trialRates };
+  return { mechanism, ...latency, requestsPerSec: medianOf(trialRates, (rate) => rate), trialRates };
 }
 
 /** Every mechanism once, in this run. */

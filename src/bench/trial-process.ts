@@ -64,3 +64,10 @@ export function startTrialProcess<R>(script: string, args: string[], stdin: 'pip
   result.catch(() => {});
   return { child, ready, result };
 }
+
+/** The median trial by rate: of an even number, the slower of the middle two. One
+ * trial of the same build can come out far from the next, so a row is the median. */
+export function medianOf<T>(trials: T[], rate: (trial: T) => number): T {
+  const sorted = [...trials].sort((a, b) => rate(a) - rate(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
