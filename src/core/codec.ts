@@ -2,6 +2,7 @@
 // (encodeInto) and always decodes straight out of it, so the common message
 // is copied once, by the encoder.
 import { Packr, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
+import { NOT_PLAIN, packPlain } from './plain-pack';
 import * as L from './layout';
 import { LeaveUnread, describe, invalidArg } from './errors';
 import type { SharedStructures } from './structures';
@@ -62,6 +63,10 @@ const minInPlaceRoom = 0x800 + 16; // msgpackr starts a new buffer when less tha
  */
 const smallMessage = 140;
 
+/** The largest plain value encode() packs itself: most messages are far smaller,
+ * and a value that does not fit is packed again by msgpackr. */
+const PACKED_MAX = 16 * 1024;
+
 /**
  * msgpackr encodes a function, anywhere in a value, as undefined: sent alone it
  * would reach the consumer as the "empty" answer, and as a property it would be
@@ -114,6 +119,8 @@ class MsgpackCodec implements Codec<unknown> {
   /** The table length the unpackr's structures were loaded at (records only). */
   private loadedLength = -1;
   private readonly scratch = new PooledSlices(smallMessage) as unknown as Buffer;
+  /** Where encode() packs a plain value (a larger one is left to msgpackr). */
+  private readonly packed = Buffer.allocUnsafe(PACKED_MAX);
   /** The ring, as msgpackr's source for a message decoded in place. */
   private readonly sources = pooledView();
   private readonly scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, smallMessage >> 2);
@@ -157,6 +164,8 @@ class MsgpackCodec implements Codec<unknown> {
     });
   }
   encode(value: unknown): Uint8Array {
+    const end = this.packPlain(value, this.packed, 0);
+    if (end !== NOT_PLAIN) return this.packed.subarray(0, end);
     packsUnderWay++;
     try {
       return this.packr.pack(value);
@@ -166,6 +175,8 @@ class MsgpackCodec implements Codec<unknown> {
   }
 
   encodeInto(value: unknown, target: Buffer, offset: number): number | Uint8Array {
+    const end = this.packPlain(value, target, offset);
+    if (end !== NOT_PLAIN) return end - offset;
     if (target.length - offset < minInPlaceRoom || packsUnderWay !== 0) return this.encode(value);
     packsUnderWay++;
     this.packr.useBuffer(target);
@@ -184,6 +195,19 @@ class MsgpackCodec implements Codec<unknown> {
       packsUnderWay--;
       this.packr.useBuffer(parking);
       this.packr.position = parking.length;
+    }
+  }
+
+  /** A plain value packed without msgpackr (plain-pack.ts) into target[offset...]: where
+   * it ends, or NOT_PLAIN. Not with records (msgpackr's structures), nor inside
+   * another pack (a getter that sends: it would write over the outer value's bytes). */
+  private packPlain(value: unknown, target: Buffer, offset: number): number {
+    if (this.records !== undefined || packsUnderWay !== 0) return NOT_PLAIN;
+    packsUnderWay++;
+    try {
+      return packPlain(value, target, offset, target.length);
+    } finally {
+      packsUnderWay--;
     }
   }
 
