@@ -6,7 +6,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { Channel } from '../dist/index.js';
-import { NOT_PLAIN, packPlain } from '../dist/core/plain-pack.js';
+import { NO_ROOM, NOT_PLAIN, packPlain } from '../dist/core/plain-pack.js';
 import { uniqueName } from './helpers';
 import { rng } from './fixtures/rng.mjs';
 
@@ -16,7 +16,11 @@ const unpackr = new Unpackr({ useRecords: false });
 function plainBytes(value: unknown): Buffer | undefined {
   const target = Buffer.alloc(1 << 21);
   const end = packPlain(value, target, 3, target.length);
-  return end === NOT_PLAIN ? undefined : target.subarray(3, end);
+  if (end < 0) {
+    expect(end, 'a value that fits is not plain').toBe(NOT_PLAIN);
+    return undefined;
+  }
+  return target.subarray(3, end);
 }
 
 function expectSameBytes(value: unknown): void {
@@ -134,7 +138,7 @@ describe('packPlain', () => {
       const written = packPlain(value, target, 8, end);
       expect(target.subarray(end).every((b) => b === 0xaa), `end ${end}`).toBe(true);
       // short of room it may give up early (msgpackr then packs it), never write a part
-      if (end - 8 < expected.length || written === NOT_PLAIN) expect(written, `end ${end}`).toBe(NOT_PLAIN);
+      if (end - 8 < expected.length || written === NO_ROOM) expect(written, `end ${end}`).toBe(NO_ROOM);
       else expect(Buffer.compare(target.subarray(8, written), expected), `end ${end}`).toBe(0);
     }
     expect(packPlain(value, target, 8, target.length)).toBe(8 + expected.length);
@@ -142,6 +146,30 @@ describe('packPlain', () => {
 });
 
 describe('the msgpack codec with packPlain', () => {
+  for (const mode of ['spsc', 'mpsc'] as const)
+    it(`${mode}: after a value that is not plain, the next ones go straight to msgpackr: each is walked once`, () => {
+      const name = uniqueName(`plain-skip-${mode}`);
+      const rx = Channel.create(name, { mode, capacity: 1 << 20 });
+      const tx = Channel.open(name);
+      try {
+        let reads = 0;
+        const notPlain = () => ({
+          get counted() {
+            reads++;
+            return 1;
+          },
+          at: new Date(1_700_000_000_000),
+        });
+        for (let i = 0; i < 10; i++) expect(tx.trySend(notPlain())).toBe(true);
+        // the first is walked by packPlain up to its Date, then packed by msgpackr
+        expect(reads).toBe(11);
+        for (let i = 0; i < 10; i++) expect(rx.tryReceive()).toEqual({ counted: 1, at: new Date(1_700_000_000_000) });
+      } finally {
+        tx.close();
+        rx.close();
+      }
+    });
+
   for (const mode of ['spsc', 'mpsc', 'mpmc'] as const)
     it(`${mode}: sends plain values, values that are plain only in part, and plain values larger than its own buffer`, () => {
       const name = uniqueName(`plain-${mode}`);

@@ -2,7 +2,7 @@
 // (encodeInto) and always decodes straight out of it, so the common message
 // is copied once, by the encoder.
 import { Packr, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
-import { NOT_PLAIN, packPlain } from './plain-pack';
+import { NOT_PLAIN, NO_ROOM, packPlain } from './plain-pack';
 import * as L from './layout';
 import { LeaveUnread, describe, invalidArg } from './errors';
 import type { SharedStructures } from './structures';
@@ -66,6 +66,11 @@ const smallMessage = 140;
 /** The largest plain value encode() packs itself: most messages are far smaller,
  * and a value that does not fit is packed again by msgpackr. */
 const PACKED_MAX = 16 * 1024;
+
+/** Values sent straight to msgpackr after one that packPlain could not pack (not
+ * plain, or too large): a channel that sends such values would otherwise walk each
+ * of them twice. Then packPlain is tried again. */
+const PLAIN_SKIPS = 64;
 
 /**
  * msgpackr encodes a function, anywhere in a value, as undefined: sent alone it
@@ -164,8 +169,8 @@ class MsgpackCodec implements Codec<unknown> {
     });
   }
   encode(value: unknown): Uint8Array {
-    const end = this.packPlain(value, this.packed, 0);
-    if (end !== NOT_PLAIN) return this.packed.subarray(0, end);
+    const end = this.packPlain(value, this.packed, 0, true);
+    if (end >= 0) return this.packed.subarray(0, end);
     packsUnderWay++;
     try {
       return this.packr.pack(value);
@@ -175,8 +180,9 @@ class MsgpackCodec implements Codec<unknown> {
   }
 
   encodeInto(value: unknown, target: Buffer, offset: number): number | Uint8Array {
-    const end = this.packPlain(value, target, offset);
-    if (end !== NOT_PLAIN) return end - offset;
+    // short of room at the ring's end, the next value is tried again: the ring wraps
+    const end = this.packPlain(value, target, offset, false);
+    if (end >= 0) return end - offset;
     if (target.length - offset < minInPlaceRoom || packsUnderWay !== 0) return this.encode(value);
     packsUnderWay++;
     this.packr.useBuffer(target);
@@ -198,14 +204,24 @@ class MsgpackCodec implements Codec<unknown> {
     }
   }
 
-  /** A plain value packed without msgpackr (plain-pack.ts) into target[offset...]: where
-   * it ends, or NOT_PLAIN. Not with records (msgpackr's structures), nor inside
-   * another pack (a getter that sends: it would write over the outer value's bytes). */
-  private packPlain(value: unknown, target: Buffer, offset: number): number {
+  /** Values left before packPlain is tried again (PLAIN_SKIPS). */
+  private plainSkips = 0;
+
+  /** A plain value packed without msgpackr (plain-pack.ts) into target[offset...]:
+   * where it ends, or a negative answer. Not with records (msgpackr's structures),
+   * nor inside another pack (a getter that sends: it would write over the outer
+   * value's bytes). `skipWhenFull`: a value too large also starts PLAIN_SKIPS. */
+  private packPlain(value: unknown, target: Buffer, offset: number, skipWhenFull: boolean): number {
     if (this.records !== undefined || packsUnderWay !== 0) return NOT_PLAIN;
+    if (this.plainSkips > 0) {
+      this.plainSkips--;
+      return NOT_PLAIN;
+    }
     packsUnderWay++;
     try {
-      return packPlain(value, target, offset, target.length);
+      const end = packPlain(value, target, offset, target.length);
+      if (end === NOT_PLAIN || (end === NO_ROOM && skipWhenFull)) this.plainSkips = PLAIN_SKIPS;
+      return end;
     } finally {
       packsUnderWay--;
     }

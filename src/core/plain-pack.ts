@@ -4,13 +4,15 @@
 // those were most of a small message's send (bench/README.md, "Plain values packed
 // without msgpackr"). The bytes are exactly those msgpackr writes with
 // { useRecords: false }; test/plain-pack.test.ts compares the two on random values.
-// Anything else in a value (a Map, Date, class instance, bigint, function, symbol),
-// a nesting deeper than MAX_DEPTH or a value that does not fit answers NOT_PLAIN,
-// and the codec packs the whole value with msgpackr instead. A getter of a value
-// that turns out not plain is then read twice.
+// Anything else in a value (a Map, Date, class instance, bigint, function, symbol)
+// or a nesting deeper than MAX_DEPTH answers NOT_PLAIN, a value that does not fit
+// NO_ROOM, and the codec packs the whole value with msgpackr instead. A getter of
+// a value that turns out not plain is then read twice.
 
 /** What packPlain answers when msgpackr must pack the value. */
 export const NOT_PLAIN = -1;
+/** What packPlain answers when the value does not fit in the room given. */
+export const NO_ROOM = -2;
 
 /** Deeper values are left to msgpackr, which then fails as it would (or packs them). */
 const MAX_DEPTH = 64;
@@ -25,8 +27,8 @@ const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * Writes value as MessagePack at target[offset], within target[offset, end), and
- * answers where its bytes end; NOT_PLAIN when msgpackr must pack it (see above).
- * Bytes past offset may have been written either way.
+ * answers where its bytes end; NOT_PLAIN or NO_ROOM (both negative) when msgpackr
+ * must pack it (see above). Bytes past offset may have been written either way.
  */
 export function packPlain(value: unknown, target: Buffer, offset: number, end: number): number {
   return write(value, target, offset, end, 0);
@@ -34,7 +36,7 @@ export function packPlain(value: unknown, target: Buffer, offset: number, end: n
 
 function write(value: unknown, t: Buffer, p: number, end: number, depth: number): number {
   // the longest item written without a check of its own: a float64 (9 bytes)
-  if (p + 9 > end) return NOT_PLAIN;
+  if (p + 9 > end) return NO_ROOM;
   switch (typeof value) {
     case 'number':
       return writeNumber(value, t, p);
@@ -126,7 +128,7 @@ function writeString(s: string, t: Buffer, p: number, end: number): number {
   const chars = s.length;
   if (chars >= SHORT_STRING) return writeLongString(s, t, p, end);
   // a char takes at most 3 bytes (a surrogate pair: 4 for 2 chars); the header 1 or 2
-  if (p + 2 + chars * 3 > end) return NOT_PLAIN;
+  if (p + 2 + chars * 3 > end) return NO_ROOM;
   let q = p + 1;
   for (let i = 0; i < chars; i++) {
     let c = s.charCodeAt(i);
@@ -165,7 +167,7 @@ function writeString(s: string, t: Buffer, p: number, end: number): number {
 
 function writeLongString(s: string, t: Buffer, p: number, end: number): number {
   const length = Buffer.byteLength(s, 'utf8');
-  if (p + 5 + length > end) return NOT_PLAIN;
+  if (p + 5 + length > end) return NO_ROOM;
   p = writeSizeHeader(length, 0xd9, t, p);
   t.write(s, p, length, 'utf8');
   return p + length;
@@ -201,9 +203,9 @@ function writeObject(object: Record<string, unknown>, t: Buffer, p: number, end:
   for (const key in object) {
     if (ownOnly && !object.hasOwnProperty(key)) continue;
     p = writeString(key, t, p, end);
-    if (p < 0) return NOT_PLAIN;
+    if (p < 0) return p;
     p = write(object[key], t, p, end, depth);
-    if (p < 0) return NOT_PLAIN;
+    if (p < 0) return p;
     size++;
   }
   if (size > 0xffff) return NOT_PLAIN;
@@ -227,7 +229,7 @@ function writeArray(array: unknown[], t: Buffer, p: number, end: number, depth: 
   }
   for (let i = 0; i < length; i++) {
     p = write(array[i], t, p, end, depth);
-    if (p < 0) return NOT_PLAIN;
+    if (p < 0) return p;
   }
   return p;
 }
@@ -237,7 +239,7 @@ const SMALL_BIN = 32;
 
 function writeBin(bytes: Uint8Array, t: Buffer, p: number, end: number): number {
   const length = bytes.length;
-  if (p + 5 + length > end) return NOT_PLAIN;
+  if (p + 5 + length > end) return NO_ROOM;
   p = writeSizeHeader(length, 0xc4, t, p);
   if (length <= SMALL_BIN) for (let i = 0; i < length; i++) t[p + i] = bytes[i];
   else t.set(bytes, p);
