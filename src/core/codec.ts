@@ -124,8 +124,9 @@ class MsgpackCodec implements Codec<unknown> {
   /** The table length the unpackr's structures were loaded at (records only). */
   private loadedLength = -1;
   private readonly scratch = new PooledSlices(smallMessage) as unknown as Buffer;
-  /** Where encode() packs a plain value (a larger one is left to msgpackr). */
-  private readonly packed = Buffer.allocUnsafe(PACKED_MAX);
+  /** Where encode() packs a plain value (a larger one is left to msgpackr); made
+   * on the first encode(), which a consumer's handle never makes. */
+  private packed: Buffer | undefined;
   /** The ring, as msgpackr's source for a message decoded in place. */
   private readonly sources = pooledView();
   private readonly scratchWords = new Int32Array(this.scratch.buffer, this.scratch.byteOffset, smallMessage >> 2);
@@ -169,8 +170,9 @@ class MsgpackCodec implements Codec<unknown> {
     });
   }
   encode(value: unknown): Uint8Array {
-    const end = this.packPlain(value, this.packed, 0, true);
-    if (end >= 0) return this.packed.subarray(0, end);
+    const packed = (this.packed ??= Buffer.allocUnsafe(PACKED_MAX));
+    const end = this.packPlain(value, packed, 0, true);
+    if (end >= 0) return packed.subarray(0, end);
     packsUnderWay++;
     try {
       return this.packr.pack(value);
