@@ -171,7 +171,7 @@ class MsgpackCodec implements Codec<unknown> {
   }
   encode(value: unknown): Uint8Array {
     const packed = (this.packed ??= Buffer.allocUnsafe(PACKED_MAX));
-    const end = this.packPlain(value, packed, 0, true);
+    const end = this.tryPlain(value, packed, 0, true);
     if (end >= 0) return packed.subarray(0, end);
     packsUnderWay++;
     try {
@@ -183,7 +183,7 @@ class MsgpackCodec implements Codec<unknown> {
 
   encodeInto(value: unknown, target: Buffer, offset: number): number | Uint8Array {
     // short of room at the ring's end, the next value is tried again: the ring wraps
-    const end = this.packPlain(value, target, offset, false);
+    const end = this.tryPlain(value, target, offset, false);
     if (end >= 0) return end - offset;
     if (target.length - offset < minInPlaceRoom || packsUnderWay !== 0) return this.encode(value);
     packsUnderWay++;
@@ -213,7 +213,7 @@ class MsgpackCodec implements Codec<unknown> {
    * where it ends, or a negative answer. Not with records (msgpackr's structures),
    * nor inside another pack (a getter that sends: it would write over the outer
    * value's bytes). `skipWhenFull`: a value too large also starts PLAIN_SKIPS. */
-  private packPlain(value: unknown, target: Buffer, offset: number, skipWhenFull: boolean): number {
+  private tryPlain(value: unknown, target: Buffer, offset: number, skipWhenFull: boolean): number {
     if (this.records !== undefined || packsUnderWay !== 0) return NOT_PLAIN;
     if (this.plainSkips > 0) {
       this.plainSkips--;
