@@ -51,7 +51,7 @@ import { SpscReader, SpscWriter } from './spsc';
 import { channelStats, type ChannelStats } from './stats';
 import { SharedStructures } from './structures';
 import type { SysvKey } from './sysv';
-import { AGAIN, Announcements, SpinBudget, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
+import { AGAIN, Announcements, SpinBudget, deadlineOf, sleepUntilReady, spinFor, waitAsync, waitSteps, waitSync, type WaitPlan } from './wait';
 import { loadWord } from './words';
 
 const disposeSymbol: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose');
@@ -563,7 +563,12 @@ export class Channel<T = unknown> {
       const first = this.attemptReceive(decoder);
       if (first === ENDED) throw this.endedError();
       if (first !== EMPTY) return Promise.resolve(first);
-      return waitAsync(waitSteps(this.receivePlan(decoder), this.announcements, timeout), this.live(), signal).then((value) => {
+      const plan = this.receivePlan(decoder);
+      const start = performance.now();
+      const spun = spinFor(plan, start, timeout);
+      if (spun === ENDED) throw this.endedError();
+      if (spun !== AGAIN) return Promise.resolve(spun);
+      return this.sleepFor(plan, start, timeout, signal).then((value) => {
         if (value === ENDED) throw this.endedError();
         return value;
       });
@@ -614,7 +619,11 @@ export class Channel<T = unknown> {
         try {
           const value = this.attemptReceive(this.codec);
           if (value !== EMPTY) return Promise.resolve(settle(value));
-          return waitAsync(waitSteps(this.receivePlan(this.codec), this.announcements, undefined), this.live(), undefined).then(settle, fail);
+          const plan = this.receivePlan(this.codec);
+          const start = performance.now();
+          const spun = spinFor(plan, start, undefined);
+          if (spun !== AGAIN) return Promise.resolve(settle(spun));
+          return this.sleepFor(plan, start, undefined, undefined).then(settle, fail);
         } catch (error) {
           finished = true;
           return Promise.reject(error);
@@ -639,6 +648,16 @@ export class Channel<T = unknown> {
     // a value read while the segment was truncated may be half zeros: never return it
     if (this.ring.i32[0] !== L.MAGIC) throw this.corruptHeader();
     return value;
+  }
+
+  /**
+   * The sleeping part of an asynchronous wait for a message, begun at `start` (see
+   * spinFor). receive() and the iterator spin before they make its generator and
+   * promise: most waits of a busy channel end in the spin, and making them costs
+   * more than the rest of such a wait.
+   */
+  private sleepFor<V>(plan: WaitPlan<V>, start: number, timeout: number | undefined, signal: AbortSignal | undefined): Promise<V> {
+    return waitAsync(sleepUntilReady(plan, this.announcements, deadlineOf(start, timeout)), this.live(), signal);
   }
 
   /** Plans of waits for a message, one per decoder (a handle has at most three). */

@@ -136,16 +136,33 @@ export class Announcements {
 /** The steps of one wait; `timeout` in milliseconds, undefined waits forever. A
  * plan holds no state of one wait, so a handle keeps its plans and reuses them. */
 export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements, timeout: number | undefined): Generator<Sleep, T, SleepOutcome> {
-  let result = plan.attempt();
+  const result = plan.attempt();
   if (result !== AGAIN) return result;
   if (timeout === 0) throw plan.onTimeout();
   const start = performance.now();
-  const deadline = timeout === undefined ? Infinity : start + timeout;
+  const spun = spinFor(plan, start, timeout);
+  if (spun !== AGAIN) return spun;
+  return yield* sleepUntilReady(plan, announcements, deadlineOf(start, timeout));
+}
+
+/** When a wait begun at `start` (performance.now()) times out. */
+export function deadlineOf(start: number, timeout: number | undefined): number {
+  return timeout === undefined ? Infinity : start + timeout;
+}
+
+/**
+ * The spin of a wait begun at `start`, after a try that found nothing: polls for
+ * the handle's spin budget, and answers AGAIN when the wait must sleep (at once
+ * with a timeout of 0: sleepUntilReady then times out). It needs no promise and
+ * no generator, so an asynchronous wait runs it before it makes them.
+ */
+export function spinFor<T>(plan: WaitPlan<T>, start: number, timeout: number | undefined): T | typeof AGAIN {
+  if (timeout === 0) return AGAIN;
   const spinMicros = plan.spin.current(plan.which);
   if (spinMicros > 0) {
     const spinUntil = start + spinMicros / 1000;
     for (let polls = 1; ; polls++) {
-      result = plan.attempt();
+      const result = plan.attempt();
       if (result !== AGAIN) {
         plan.spin.waited(plan.which, true);
         return result;
@@ -157,11 +174,11 @@ export function* waitSteps<T>(plan: WaitPlan<T>, announcements: Announcements, t
     }
   }
   plan.spin.waited(plan.which, false);
-  return yield* sleepUntilReady(plan, announcements, deadline);
+  return AGAIN;
 }
 
 /** The sleeping part of waitSteps: announce, look again, sleep, until a result. */
-function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, deadline: number): Generator<Sleep, T, SleepOutcome> {
+export function* sleepUntilReady<T>(plan: WaitPlan<T>, announcements: Announcements, deadline: number): Generator<Sleep, T, SleepOutcome> {
   let result: T | typeof AGAIN;
   let shortSlices = 0;
   for (;;) {
