@@ -11,6 +11,7 @@ import { closeAtExit, forgetAtExit } from './core/exit';
 import { channelInternals } from './core/internals';
 import type { Backend } from './core/options';
 import { IdTable } from './core/id-table';
+import type { MpmcReader } from './core/mpmc';
 import { ReplyChannels, SWEEP_MS } from './reply-channels';
 import {
   closeQueue,
@@ -57,6 +58,19 @@ export interface ServiceOptions<Req = unknown> {
   timeout?: number;
 }
 
+/** The queue's consumer slot, which a worker holds from now on: a request's
+ * release waits until it is handed out (Service.releaseTaken). */
+function workerReader(queue: Channel<unknown>): MpmcReader {
+  try {
+    const reader = queue[channelInternals]().consumer() as MpmcReader;
+    reader.deferRelease = true;
+    return reader;
+  } catch (error) {
+    closeQueue(queue);
+    throw error;
+  }
+}
+
 /** Options of Service.serve. */
 export interface ServeOptions {
   /** Handler calls in flight in this worker at most. Default 1. */
@@ -93,6 +107,8 @@ export class Service<Req = unknown, Res = unknown> {
   private readonly replies: ReplyChannels;
   /** Aborted by close(): ends serve() and the iterator, and is every handler's signal. */
   private readonly closing = new AbortController();
+  /** The queue's consumer side. */
+  private readonly reader: MpmcReader;
   /** A request taken when this worker claimed its consumer slot, to be handed out first. */
   private held: unknown;
   private serving = false;
@@ -105,6 +121,7 @@ export class Service<Req = unknown, Res = unknown> {
     this.codec = codec;
     // A worker is a live consumer of the queue from now on, serving or not: that is
     // what clients count to tell "all workers gone" (docs/services.md).
+    this.reader = workerReader(queue);
     try {
       this.held = queue.tryReceive();
     } catch (error) {
@@ -186,12 +203,27 @@ export class Service<Req = unknown, Res = unknown> {
         calls.add(call);
         if (stop.aborted) call.abort(stop.reason);
         call.run(handler, done);
+        this.releaseTaken();
       }
       while (calls.size > 0) await slotFreed();
     } finally {
       clearInterval(watch);
       stop.removeEventListener('abort', onStop);
       this.serving = false;
+    }
+  }
+
+  /**
+   * Releases the request taken last (its room in the queue, and the count of
+   * requests received). It waits until the request is handed out: a handler
+   * that answers at once has sent its reply by then, and the release is not on
+   * the round trip's path. A corrupt queue is left to the next take to report.
+   */
+  private releaseTaken(): void {
+    try {
+      this.reader.finishRelease();
+    } catch {
+      // the next poll reads the same ring and fails with ERR_CORRUPT
     }
   }
 
@@ -215,6 +247,7 @@ export class Service<Req = unknown, Res = unknown> {
       for (;;) {
         const request = await this.next(this.closing.signal);
         if (request === undefined) return;
+        this.releaseTaken();
         yield request;
       }
     } finally {
@@ -326,6 +359,7 @@ export class Service<Req = unknown, Res = unknown> {
     }
     this.closing.abort();
     forgetAtExit(this.atExit);
+    this.releaseTaken();
     closeQueue(this.queue);
     this.replies.close();
   }

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { channelInternals } from '../dist/core/internals.js';
+import type { MpmcReader } from '../dist/core/mpmc.js';
 import { backends, cleanupChannels, killFixtures, uniqueName, using, type Fixture } from './helpers';
 
 afterEach(() => {
@@ -123,6 +125,47 @@ describe.each(backends)('%s', (backend) => {
     } finally {
       for (const c of consumers) c.close();
       channel.close();
+    }
+  });
+  it("a record consumed with its release deferred (a service worker's) is passed by the next release: another consumer's, or a producer's short of room", () => {
+    const name = uniqueName('mpmc-deferred');
+    const producer = b.create<Buffer>(name, { mode: 'mpmc', capacity: 4096, codec: 'raw' });
+    const worker = b.open<Buffer>(name, { codec: 'raw' });
+    const other = b.open<Buffer>(name, { codec: 'raw' });
+    try {
+      const reader = worker[channelInternals]().consumer() as MpmcReader;
+      reader.deferRelease = true;
+      const message = (n: number) => Buffer.alloc(1000, n);
+      expect(producer.trySend(message(1))).toBe(true);
+      expect(producer.trySend(message(2))).toBe(true);
+      expect(worker.tryReceive()).toEqual(message(1));
+      // consumed, not yet released: still counted as used, not as received
+      expect(producer.stats()).toMatchObject({ messagesReceived: 0, used: 2 * 1008 });
+      expect(other.tryReceive()).toEqual(message(2));
+      expect(producer.stats()).toMatchObject({ messagesReceived: 2, used: 0 });
+
+      // a full ring whose first record waits for its release: the producer releases it
+      let sent = 0;
+      while (producer.trySend(message(3 + sent))) sent++;
+      expect(sent).toBe(4);
+      expect(worker.tryReceive()).toEqual(message(3));
+      expect(producer.stats().messagesReceived).toBe(2);
+      expect(producer.trySend(message(7))).toBe(true);
+      expect(producer.stats().messagesReceived).toBe(3);
+      // finishRelease is a no-op now that nothing is due; the worker's next read releases what it took
+      reader.finishRelease();
+      expect(worker.tryReceive()).toEqual(message(4));
+      expect(worker.tryReceive()).toEqual(message(5));
+      expect(producer.stats().messagesReceived).toBe(4);
+      reader.finishRelease();
+      expect(producer.stats().messagesReceived).toBe(5);
+      for (const n of [6, 7]) expect(other.tryReceive()).toEqual(message(n));
+      expect(worker.tryReceive()).toBeUndefined();
+      expect(producer.stats()).toMatchObject({ messagesReceived: 7, used: 0 });
+    } finally {
+      other.close();
+      worker.close();
+      producer.close();
     }
   });
 });

@@ -91,9 +91,14 @@ async function abortedHandlers(worker: Fixture, count: number): Promise<{ wait: 
 
 /** Waits until the service's workers have taken `count` requests from its queue. */
 async function requestsTaken(b: ReturnType<typeof using>, name: string, count: number): Promise<void> {
+  await until(() => requestsReceived(b, name) === count, `the workers take ${count} requests`);
+}
+
+/** The requests the service's queue counts as received, read through a handle of our own. */
+function requestsReceived(b: ReturnType<typeof using>, name: string): number {
   const queue = b.open(name);
   try {
-    await until(() => queue.stats().messagesReceived === count, `the workers take ${count} requests`);
+    return queue.stats().messagesReceived;
   } finally {
     queue.close();
   }
@@ -179,6 +184,8 @@ describe.each(backends)('%s', (backend) => {
       for (;;) {
         const { value: request } = await iterator.next();
         answered.push(request!.value);
+        // a request handed out is released from the queue, before any reply: 'early' (skipped) and 'later'
+        if (request!.value === 'later') expect(requestsReceived(b, name)).toBe(2);
         if (request!.value === 'refused') {
           request!.fail(new RangeError('too late'));
           break;

@@ -83,8 +83,27 @@ export class MpmcReader {
    * still in use, the record still taken by this consumer); -1: none. */
   private heldTypeIndex = -1;
 
+  /**
+   * Set by a consumer that answers each message it takes (a service's worker
+   * sends a reply): the release of what it consumed, which would be on the round
+   * trip's path, waits until it calls finishRelease (after the answer) or reads
+   * again. Meanwhile the record is consumed (type 3), and any release passes it:
+   * another consumer's, or a producer's that needs the room.
+   */
+  deferRelease = false;
+  /** A record this consumer consumed waits for its release (deferRelease). */
+  private releaseDue = false;
+
+  /** Releases what this consumer consumed last, if that is still due. */
+  finishRelease(): void {
+    if (!this.releaseDue) return;
+    this.releaseDue = false;
+    this.releaseConsumed();
+  }
+
   tryRead<T>(codec: Decoder<T>): T | typeof EMPTY | typeof ENDED {
     this.releaseHeld();
+    this.finishRelease();
     const found = this.take();
     if (found === EMPTY || found === ENDED) return found;
     const typeIndex = this.ring.lengthIndex(found.idx) + 1;
@@ -102,7 +121,8 @@ export class MpmcReader {
       return value;
     }
     Atomics.store(this.ring.i32, typeIndex, L.RECORD_CONSUMED);
-    this.releaseConsumed();
+    if (this.deferRelease) this.releaseDue = true;
+    else this.releaseConsumed();
     if (value instanceof DecodeFailure) throw value;
     return value;
   }
