@@ -824,11 +824,11 @@ Napi::Value CreatePosix(const Napi::CallbackInfo &info) {
   return Wrap(env, segment);
 }
 
-// (name, timeout ms) -> Segment
+// (name, timeout ms, inspect) -> Segment; inspect: see shmchan_segment_open_posix
 Napi::Value OpenPosix(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   shmchan_segment_t segment;
-  int rc = shmchan_segment_open_posix(&segment, NameArg(info).c_str(), info[1].As<Napi::Number>().Int32Value());
+  int rc = shmchan_segment_open_posix(&segment, NameArg(info).c_str(), info[1].As<Napi::Number>().Int32Value(), info[2].ToBoolean().Value());
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
   return Wrap(env, segment);
 }
@@ -879,11 +879,11 @@ Napi::Value RemoveStaleSysv(const Napi::CallbackInfo &info) {
   return StaleRemoved(info.Env(), rc, unread);
 }
 
-// (name, key, timeout ms) -> Segment
+// (name, key, timeout ms, inspect) -> Segment
 Napi::Value OpenSysv(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   shmchan_segment_t segment;
-  int rc = shmchan_segment_open_sysv(&segment, NameArg(info).c_str(), KeyArg(info, 1), info[2].As<Napi::Number>().Int32Value());
+  int rc = shmchan_segment_open_sysv(&segment, NameArg(info).c_str(), KeyArg(info, 1), info[2].As<Napi::Number>().Int32Value(), info[3].ToBoolean().Value());
   if (rc != 0) return ThrowErrno(env, rc, segment.syscall);
   return Wrap(env, segment);
 }

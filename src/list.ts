@@ -1,6 +1,8 @@
 // Every shmchan channel on this host, found without joining any of them: each
 // candidate segment is mapped, its header validated by the native open, read,
-// and unmapped again. No role is claimed and nothing in the segment is written.
+// and unmapped again. No role is claimed, nothing in the segment is written, and
+// the look does not count as having it open (it would make a stale channel seem
+// live to a process replacing it).
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { native, type NativeSegment } from './core/binding';
 import * as L from './core/layout';
@@ -69,7 +71,7 @@ function describeSegment(name: string, backend: Backend, segment: NativeSegment,
 function inspectPosix(name: string, timeoutMs: number): ChannelDetails {
   let segment: NativeSegment;
   try {
-    segment = native.openPosix(name, timeoutMs);
+    segment = native.openPosix(name, timeoutMs, true);
   } catch (error) {
     if (nativeCode(error) === 'ETIMEDOUT')
       throw timedOut(`channel '${name}' exists but its creator has not finished initialising it (it may have died)`);
@@ -110,7 +112,7 @@ function listPosix(): ChannelDetails[] {
 function inspectSysv(name: string, key: number, timeoutMs: number, permissions?: number): ChannelDetails {
   let segment: NativeSegment;
   try {
-    segment = native.openSysv(name, key, timeoutMs);
+    segment = native.openSysv(name, key, timeoutMs, true);
   } catch (error) {
     throw fromNative(error, { channel: name });
   }

@@ -153,6 +153,34 @@ describe.each(backends)('%s', (backend: Backend) => {
     }
   });
 
+  it('a look at a stale channel (shmchan ls, stat, top, in another process) leaves it stale: create still says so and replaces it', async () => {
+    const name = uniqueName('stale-looked-at');
+    await runFixture('stale-channel.mjs', [name]);
+    const look = startFixture('inspect-hold.mjs', [name]);
+    try {
+      expect(JSON.parse((await look.line('looking')).slice('looking '.length))).toEqual({ inUse: false });
+      // a second look (this process's list()) does not count the first as having it open
+      expect(find(name)).toMatchObject({ stale: true });
+      let refused: unknown;
+      try {
+        create(name);
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused).toMatchObject({ code: 'ERR_CHANNEL_EXISTS' });
+      expect((refused as Error).message).toContain('1 unread message');
+      const replaced = create<string>(name, { replaceStale: true });
+      try {
+        expect(replaced.tryReceive()).toBeUndefined();
+      } finally {
+        replaced.close();
+      }
+    } finally {
+      look.child.stdin!.end();
+    }
+    await look.line('done');
+  });
+
   it('replaceStale replaces a stale channel whose messages nobody read', async () => {
     const name = uniqueName('stale-force');
     await runFixture('stale-channel.mjs', [name]);

@@ -129,8 +129,8 @@ int shmchan_open(shmchan_t **out, const char *name, const shmchan_options_t *opt
   for (;;) {
     int64_t left = forever ? DEFAULT_OPEN_TIMEOUT_MS : deadline - shmchan_now_ms();
     if (left < 0) left = 0;
-    int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_segment_open_sysv(&seg, name, key_for(name, o), (int)left)
-                                                  : shmchan_segment_open_posix(&seg, name, (int)left);
+    int rc = o->backend == SHMCHAN_BACKEND_SYSV ? shmchan_segment_open_sysv(&seg, name, key_for(name, o), (int)left, 0)
+                                                  : shmchan_segment_open_posix(&seg, name, (int)left, 0);
     if (rc == 0) return adopt(out, &seg, o, 0);
     /* a name that does not exist yet is waited for only when asked to */
     int again = (rc == -ENOENT && o->open_timeout_ms != 0) || (rc == -ETIMEDOUT && forever);

@@ -97,10 +97,10 @@ static int map_validated(void *context) {
   return rc;
 }
 
-/* Opens the file behind the name and takes the handle's read lock on it. A file
- * that a replacer holds (-EAGAIN) or has unlinked since shm_open is looked up
- * again, every millisecond, for up to timeout_ms. */
-static int open_locked(shmchan_segment_t *seg, int timeout_ms) {
+/* Opens the file behind the name and takes the handle's read lock on it (none
+ * when it only inspects). A file that a replacer holds (-EAGAIN) or has unlinked
+ * since shm_open is looked up again, every millisecond, for up to timeout_ms. */
+static int open_locked(shmchan_segment_t *seg, int timeout_ms, int inspect) {
   int64_t deadline = shmchan_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
   for (;;) {
     seg->syscall = "shm_open";
@@ -121,7 +121,7 @@ static int open_locked(shmchan_segment_t *seg, int timeout_ms) {
     seg->fd = fd;
     seg->backend = SHMCHAN_BACKEND_POSIX;
     seg->syscall = "fcntl";
-    int rc = shmchan_lock_open(seg, 0);
+    int rc = inspect ? 0 : shmchan_lock_open(seg, 0);
     struct stat st;
     if (rc == 0 && fstat(fd, &st) != 0) rc = -errno;
     if (rc == 0 && st.st_nlink > 0) return 0;
@@ -134,11 +134,11 @@ static int open_locked(shmchan_segment_t *seg, int timeout_ms) {
   }
 }
 
-int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int timeout_ms) {
+int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int timeout_ms, int inspect) {
   segment_reset(seg);
   int rc = shmchan_segment_name(seg->name, sizeof seg->name, name);
   if (rc) return rc;
-  if ((rc = open_locked(seg, timeout_ms)) != 0) return rc;
+  if ((rc = open_locked(seg, timeout_ms, inspect)) != 0) return rc;
   seg->syscall = "mmap";
   rc = shmchan_await_header(map_validated, &(opening_t){seg, seg->fd}, timeout_ms);
   if (rc != 0) {

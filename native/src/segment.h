@@ -80,8 +80,11 @@ int shmchan_segment_create_posix(shmchan_segment_t *seg, const char *name, const
 
 /* Opens an existing POSIX segment, waiting up to timeout_ms for a creator that is
  * still initialising it, and validates its header. -ENOENT, -EACCES, -EBADMSG,
- * -EPROTONOSUPPORT, -ETIMEDOUT (the header never became valid). */
-int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int timeout_ms);
+ * -EPROTONOSUPPORT, -ETIMEDOUT (the header never became valid). With `inspect`
+ * (shmchan ls, stat, top) it takes no share of the "open" lock: a look must not
+ * make a stale channel seem open to a process replacing it. Such a handle is only
+ * read, asked shmchan_segment_in_use, and closed. */
+int shmchan_segment_open_posix(shmchan_segment_t *seg, const char *name, int timeout_ms, int inspect);
 
 /* Removes the name; mappings stay valid until unmapped. 0, -ENOENT, -EACCES. */
 int shmchan_segment_unlink_posix(const char *name);
@@ -118,8 +121,9 @@ int shmchan_segment_create_sysv(shmchan_segment_t *seg, const char *name, uint32
 /* Attaches the segment with this key, waiting up to timeout_ms for a creator that
  * is still initialising it, and validates its header (size from IPC_STAT) and
  * semaphore set. -ENOENT, -EACCES, -EBADMSG, -EPROTONOSUPPORT, -ETIMEDOUT, and
- * -EEXIST when the key holds another channel (shmchan_sysv_holder names it). */
-int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms);
+ * -EEXIST when the key holds another channel (shmchan_sysv_holder names it).
+ * `inspect`: as for shmchan_segment_open_posix (no raise of the "open" semaphore). */
+int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms, int inspect);
 
 /* Removes the channel with this name and key: IPC_RMID on the segment (it goes
  * when the last process detaches) and on its semaphore set (at once: sleepers

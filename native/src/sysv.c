@@ -155,7 +155,7 @@ static int check_attached(void *context) {
   return shmchan_sysv_header_validate(o->a->base, o->a->ds.shm_segsz, o->name, o->key, &o->a->facts);
 }
 
-int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms) {
+int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t key, int timeout_ms, int inspect) {
   int rc = begin(seg, name, key);
   if (rc) return rc;
   attachment_t a;
@@ -181,7 +181,7 @@ int shmchan_segment_open_sysv(shmchan_segment_t *seg, const char *name, uint32_t
   /* A replacer holds the channel (-EAGAIN) for a moment; once removed, it is gone. */
   seg->syscall = "semop";
   int64_t deadline = shmchan_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-  while ((rc = shmchan_lock_open(seg, 0)) == -EAGAIN && shmchan_now_ms() < deadline) usleep(1000);
+  while (!inspect && (rc = shmchan_lock_open(seg, 0)) == -EAGAIN && shmchan_now_ms() < deadline) usleep(1000);
   if (rc == 0) {
     seg->syscall = NULL;
     return 0;

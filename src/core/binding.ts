@@ -77,8 +77,9 @@ export interface NativeCreateOptions {
 
 interface Binding {
   createPosix(name: string, options: NativeCreateOptions): NativeSegment;
-  /** timeoutMs bounds the wait for an initialising creator (then ETIMEDOUT). */
-  openPosix(name: string, timeoutMs: number): NativeSegment;
+  /** timeoutMs bounds the wait for an initialising creator (then ETIMEDOUT). `inspect`:
+   * to read it only, not counting as open (shmchan ls, stat, top; native/src/segment.h). */
+  openPosix(name: string, timeoutMs: number, inspect?: boolean): NativeSegment;
   unlinkPosix(name: string): void;
   /** Removes a stale channel (no handle has it open): the number of unread messages
    * it held. Throws EBUSY (in use), ENOTEMPTY with `unread` (messages wait, not
@@ -86,7 +87,7 @@ interface Binding {
   removeStalePosix(name: string, force: boolean): number;
   /** Keys are passed and returned as unsigned 32-bit numbers. */
   createSysv(name: string, key: number, options: NativeCreateOptions): NativeSegment;
-  openSysv(name: string, key: number, timeoutMs: number): NativeSegment;
+  openSysv(name: string, key: number, timeoutMs: number, inspect?: boolean): NativeSegment;
   /** Throws ENOENT, EEXIST (the key holds another channel), EPROTONOSUPPORT (not a channel). */
   unlinkSysv(name: string, key: number): void;
   /** As removeStalePosix; also EEXIST (the key holds another channel). */
