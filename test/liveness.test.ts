@@ -38,6 +38,17 @@ describe.each(backends)('%s', (backend: Backend) => {
   const { create, open, exists, startFixture, runFixture } = using(backend);
   const find = (name: string) => list().find((c) => c.name === name && c.backend === backend);
 
+  /** The ERR_CHANNEL_EXISTS of a create over a channel that holds unread messages. */
+  const staleRefusal = (name: string): Error => {
+    try {
+      create(name);
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'ERR_CHANNEL_EXISTS' });
+      return error as Error;
+    }
+    throw new Error(`create over '${name}' succeeded`);
+  };
+
   inOtherPidNamespace(
     'a consumer in another pid namespace keeps its role from producers, a second consumer, list() and rm --stale; once killed, its successor gets exactly the rest',
     async () => {
@@ -129,14 +140,7 @@ describe.each(backends)('%s', (backend: Backend) => {
   it('create over a stale channel with unread messages says so, and replaces it with replaceStale', async () => {
     const name = uniqueName('stale-unread');
     await runFixture('stale-channel.mjs', [name]);
-    let refused: unknown;
-    try {
-      create(name);
-    } catch (error) {
-      refused = error;
-    }
-    expect(refused).toMatchObject({ code: 'ERR_CHANNEL_EXISTS' });
-    const { message } = refused as Error;
+    const { message } = staleRefusal(name);
     for (const part of ['stale', '1 unread message', 'Channel.open', 'replaceStale: true', `shmchan rm ${name}`]) expect(message).toContain(part);
 
     // the message is still there to read
@@ -161,14 +165,7 @@ describe.each(backends)('%s', (backend: Backend) => {
       expect(JSON.parse((await look.line('looking')).slice('looking '.length))).toEqual({ inUse: false });
       // a second look (this process's list()) does not count the first as having it open
       expect(find(name)).toMatchObject({ stale: true });
-      let refused: unknown;
-      try {
-        create(name);
-      } catch (error) {
-        refused = error;
-      }
-      expect(refused).toMatchObject({ code: 'ERR_CHANNEL_EXISTS' });
-      expect((refused as Error).message).toContain('1 unread message');
+      expect(staleRefusal(name).message).toContain('1 unread message');
       const replaced = create<string>(name, { replaceStale: true });
       try {
         expect(replaced.tryReceive()).toBeUndefined();
