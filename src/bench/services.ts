@@ -26,7 +26,8 @@ export interface ServiceTrialSpec {
   warmMs: number;
   measureMs: number;
   inFlight: number;
-  /** Throughput trials per mechanism, each in fresh processes: the row is their median. */
+  /** Rounds: each measures every mechanism's round trip and throughput once, in fresh
+   * processes; a row is the median of its mechanism's trials. */
   repeats: number;
 }
 
@@ -35,8 +36,11 @@ export type ServicePhase = 'roundTrip' | 'throughput';
 
 export interface ServiceResult {
   mechanism: string;
+  /** The round trip of the median trial by p50 (the slower of two): its p50 and p99. */
   p50: number;
   p99: number;
+  /** Each round-trip trial's p50. */
+  trialP50s: number[];
   /** The median of trialRates (medianOf). */
   requestsPerSec: number;
   trialRates: number[];
@@ -119,24 +123,29 @@ async function runPhase<R>(mechanism: string, phase: ServicePhase, spec: Service
   }
 }
 
-/** The round trip once, and the throughput `spec.repeats` times: one throughput trial of
- * the same build can come out far from the next, as the channel rows' can. */
-async function runOne(mechanism: string, spec: ServiceTrialSpec, prefix: string): Promise<ServiceResult> {
-  const latency = await runPhase<{ p50: number; p99: number }>(mechanism, 'roundTrip', spec, prefix);
-  const trialRates: number[] = [];
-  for (let repeat = 0; repeat < spec.repeats; repeat++)
-    trialRates.push((await runPhase<{ requestsPerSec: number }>(mechanism, 'throughput', spec, prefix)).requestsPerSec);
-  return { mechanism, ...latency, requestsPerSec: medianOf(trialRates, (rate) => rate), trialRates };
-}
-
-/** Every mechanism once, in this run. */
+/**
+ * Every mechanism, in `spec.repeats` rounds: each round measures every mechanism's
+ * round trip and then its throughput once, each in fresh processes. The machine's
+ * phases last minutes and move every row (bench/README.md); rounds spread each
+ * mechanism's trials over the run, so that a phase falls on all of them alike and
+ * the ratios compare like with like.
+ */
 export async function runServiceTrials(spec: ServiceTrialSpec, prefix: string, progress: (text: string) => void): Promise<ServiceResult[]> {
-  const results: ServiceResult[] = [];
-  for (const { id } of serviceMechanisms) {
-    progress(`request/reply: ${id}...`);
-    results.push(await runOne(id, spec, prefix));
+  const latencies = new Map<string, { p50: number; p99: number }[]>(serviceMechanisms.map(({ id }) => [id, []]));
+  const rates = new Map<string, number[]>(serviceMechanisms.map(({ id }) => [id, []]));
+  for (let round = 1; round <= spec.repeats; round++) {
+    for (const { id } of serviceMechanisms) {
+      progress(`request/reply: ${id}${spec.repeats > 1 ? ` (round ${round} of ${spec.repeats})` : ''}...`);
+      latencies.get(id)!.push(await runPhase<{ p50: number; p99: number }>(id, 'roundTrip', spec, prefix));
+      rates.get(id)!.push((await runPhase<{ requestsPerSec: number }>(id, 'throughput', spec, prefix)).requestsPerSec);
+    }
   }
-  return results;
+  return serviceMechanisms.map(({ id }) => {
+    const trials = latencies.get(id)!;
+    const { p50, p99 } = medianOf(trials, (trial) => -trial.p50);
+    const trialRates = rates.get(id)!;
+    return { mechanism: id, p50, p99, trialP50s: trials.map((trial) => trial.p50), requestsPerSec: medianOf(trialRates, (rate) => rate), trialRates };
+  });
 }
 
 /** The table, with each mechanism's ratio to shmchan. */
@@ -147,5 +156,7 @@ export function serviceTable(results: ServiceResult[]): string {
     const ratio = (x: number) => (shm === undefined || r === shm ? '' : ` (${x.toFixed(1)}×)`);
     return `| ${label} | ${r.p50.toFixed(1)} µs${ratio(r.p50 / shm!.p50)} | ${r.p99.toFixed(1)} µs | ${Math.round(r.requestsPerSec / 1000)} k/s${ratio(shm!.requestsPerSec / r.requestsPerSec)} |`;
   });
-  return ['| request/reply | round trip p50 (× shmchan) | p99 | 64 in flight (shmchan ×) |', '|---|---:|---:|---:|', ...rows].join('\n') + '\n';
+  const rounds = results[0]?.trialRates.length ?? 0;
+  const method = rounds > 1 ? [`Request/reply: the median of ${rounds} rounds; each round measures every row once (round trip, then 64 in flight), each in fresh processes.`, ''] : [];
+  return [...method, '| request/reply | round trip p50 (× shmchan) | p99 | 64 in flight (shmchan ×) |', '|---|---:|---:|---:|', ...rows].join('\n') + '\n';
 }
