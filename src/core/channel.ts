@@ -560,18 +560,7 @@ export class Channel<T = unknown> {
     try {
       const { signal, timeout } = options === undefined ? NO_OPTIONS : waitOptions(options);
       if (signal?.aborted) return Promise.reject(abortError(signal));
-      const first = this.attemptReceive(decoder);
-      if (first === ENDED) throw this.endedError();
-      if (first !== EMPTY) return Promise.resolve(first);
-      const plan = this.receivePlan(decoder);
-      const start = performance.now();
-      const spun = spinFor(plan, start, timeout);
-      if (spun === ENDED) throw this.endedError();
-      if (spun !== AGAIN) return Promise.resolve(spun);
-      return this.sleepFor(plan, start, timeout, signal).then((value) => {
-        if (value === ENDED) throw this.endedError();
-        return value;
-      });
+      return this.nextMessage(decoder, timeout, signal, this.valueNotEnded as (value: V | typeof ENDED) => V);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -617,13 +606,7 @@ export class Channel<T = unknown> {
       next: (): Promise<IteratorResult<T>> => {
         if (finished) return Promise.resolve(DONE);
         try {
-          const value = this.attemptReceive(this.codec);
-          if (value !== EMPTY) return Promise.resolve(settle(value));
-          const plan = this.receivePlan(this.codec);
-          const start = performance.now();
-          const spun = spinFor(plan, start, undefined);
-          if (spun !== AGAIN) return Promise.resolve(settle(spun));
-          return this.sleepFor(plan, start, undefined, undefined).then(settle, fail);
+          return this.nextMessage(this.codec, undefined, undefined, settle, fail);
         } catch (error) {
           finished = true;
           return Promise.reject(error);
@@ -651,14 +634,33 @@ export class Channel<T = unknown> {
   }
 
   /**
-   * The sleeping part of an asynchronous wait for a message, begun at `start` (see
-   * spinFor). receive() and the iterator spin before they make its generator and
-   * promise: most waits of a busy channel end in the spin, and making them costs
-   * more than the rest of such a wait.
+   * The next message (or ENDED) as `settle` makes it, for receive() and the
+   * iterator: a try, the spin (spinFor), then a sleep. The sleep's generator and
+   * promise are made only when the spin runs out: most waits of a busy channel end
+   * in it, and making them costs more than the rest of such a wait. What settle
+   * throws on the way there is thrown; `fail` handles a failed sleep.
    */
-  private sleepFor<V>(plan: WaitPlan<V>, start: number, timeout: number | undefined, signal: AbortSignal | undefined): Promise<V> {
-    return waitAsync(sleepUntilReady(plan, this.announcements, deadlineOf(start, timeout)), this.live(), signal);
+  private nextMessage<V, R>(
+    decoder: Decoder<V>,
+    timeout: number | undefined,
+    signal: AbortSignal | undefined,
+    settle: (value: V | typeof ENDED) => R,
+    fail?: (error: unknown) => never,
+  ): Promise<R> {
+    const first = this.attemptReceive(decoder);
+    if (first !== EMPTY) return Promise.resolve(settle(first));
+    const plan = this.receivePlan(decoder);
+    const start = performance.now();
+    const spun = spinFor(plan, start, timeout);
+    if (spun !== AGAIN) return Promise.resolve(settle(spun));
+    return waitAsync(sleepUntilReady(plan, this.announcements, deadlineOf(start, timeout)), this.live(), signal).then(settle, fail);
   }
+
+  /** receive()'s settle: the message, or ERR_ENDED at the end of the stream. */
+  private readonly valueNotEnded = (value: unknown): unknown => {
+    if (value === ENDED) throw this.endedError();
+    return value;
+  };
 
   /** Plans of waits for a message, one per decoder (a handle has at most three). */
   private readonly receivePlans = new Map<Decoder<unknown>, WaitPlan<unknown>>();
