@@ -76,7 +76,7 @@ interface Report {
   targets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean; codecBound?: number; reachable?: boolean }[];
   patterns: { pattern: string; mechanism: string; producers: number; consumers: number; perConsumer: number; slowestConsumer: number; total: number; producerCpuNs: number; producerSystemNs: number; lost: number }[];
   patternTargets: { id: string; mechanism: string; measured: number; limit: number; pass: boolean }[];
-  services: { mechanism: string; p50: number; p99: number; trialP50s: number[]; requestsPerSec: number; trialRates: number[] }[];
+  services: { mechanism: string; p50: number; p99: number; trialP50s: number[]; requestsPerSec: number; trialRates: number[]; cpuPerRequest: { client: number; server: number } }[];
 }
 
 /** Processes still running whose command line names this test's prefix (a trial's peers, subscribers, workers). */
@@ -282,6 +282,9 @@ describe('shmchan bench (tiny trials)', () => {
       expect(r.requestsPerSec, r.mechanism).toBe(Math.min(...r.trialRates));
       expect(r.trialP50s, r.mechanism).toHaveLength(2);
       expect(r.p50, r.mechanism).toBe(Math.max(...r.trialP50s));
+      // both processes' CPU per request while 64 were in flight: the server's is read from /proc in ticks of 10 ms
+      expect(Number.isFinite(r.cpuPerRequest.client) && r.cpuPerRequest.client > 0, `${r.mechanism} client CPU`).toBe(true);
+      expect(Number.isFinite(r.cpuPerRequest.server) && r.cpuPerRequest.server >= 0, `${r.mechanism} server CPU`).toBe(true);
     }
   });
 

@@ -29,6 +29,15 @@ export interface ServiceTrialSpec {
   /** Rounds: each measures every mechanism's round trip and throughput once, in fresh
    * processes; a row is the median of its mechanism's trials. */
   repeats: number;
+  /** The server's pid, for its CPU time (throughput only; set by the runner). */
+  serverPid?: number;
+}
+
+/** CPU time per request over a throughput trial's measured part, in µs: all
+ * threads of the client's process, and of the server's. */
+export interface CpuPerRequest {
+  client: number;
+  server: number;
 }
 
 /** What one client process measures. */
@@ -44,6 +53,8 @@ export interface ServiceResult {
   /** The median of trialRates (medianOf). */
   requestsPerSec: number;
   trialRates: number[];
+  /** The median trial's by rate (the slower of two): CPU per request. */
+  cpuPerRequest: CpuPerRequest;
 }
 
 export interface RequestClient {
@@ -83,8 +94,23 @@ export async function roundTrips(client: RequestClient, spec: ServiceTrialSpec):
   };
 }
 
-/** Requests a second with `inFlight` in flight, counted after the warm-up. */
-export async function throughput(client: RequestClient, spec: ServiceTrialSpec): Promise<{ requestsPerSec: number }> {
+/** A process's CPU time so far, all threads, in µs: utime and stime of /proc/PID/stat,
+ * in the ticks of 1/100 s that Linux reports them in. */
+function processCpuMicros(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** Both processes' CPU time so far, in µs. */
+function cpuNow(serverPid: number | undefined): CpuPerRequest {
+  const { user, system } = process.cpuUsage();
+  return { client: user + system, server: serverPid === undefined ? NaN : processCpuMicros(serverPid) };
+}
+
+/** Requests a second with `inFlight` in flight, counted after the warm-up, and the
+ * CPU time each request took the client and the server meanwhile. */
+export async function throughput(client: RequestClient, spec: ServiceTrialSpec): Promise<{ requestsPerSec: number; cpuPerRequest: CpuPerRequest }> {
   const one = requester(client);
   let done = 0;
   let counting = false;
@@ -95,10 +121,19 @@ export async function throughput(client: RequestClient, spec: ServiceTrialSpec):
       if (counting) done++;
     }
   };
-  setTimeout(() => (counting = true), spec.warmMs).unref();
-  const started = performance.now() + spec.warmMs;
+  let started = 0;
+  let cpuAtStart: CpuPerRequest | undefined;
+  setTimeout(() => {
+    counting = true;
+    started = performance.now();
+    cpuAtStart = cpuNow(spec.serverPid);
+  }, spec.warmMs).unref();
   await Promise.all(Array.from({ length: spec.inFlight }, loop));
-  return { requestsPerSec: done / ((performance.now() - started) / 1000) };
+  const cpu = cpuNow(spec.serverPid);
+  return {
+    requestsPerSec: done / ((performance.now() - started) / 1000),
+    cpuPerRequest: { client: (cpu.client - cpuAtStart!.client) / done, server: (cpu.server - cpuAtStart!.server) / done },
+  };
 }
 
 function start<R>(role: 'server' | 'client', mechanism: string, args: string[]): TrialProcess<R> {
@@ -113,7 +148,7 @@ async function runPhase<R>(mechanism: string, phase: ServicePhase, spec: Service
   const children = [server.child];
   try {
     await server.ready;
-    const client = start<R>('client', mechanism, [address, phase, JSON.stringify(spec)]);
+    const client = start<R>('client', mechanism, [address, phase, JSON.stringify({ ...spec, serverPid: server.child.pid })]);
     children.push(client.child);
     return await client.result;
   } finally {
@@ -132,19 +167,21 @@ async function runPhase<R>(mechanism: string, phase: ServicePhase, spec: Service
  */
 export async function runServiceTrials(spec: ServiceTrialSpec, prefix: string, progress: (text: string) => void): Promise<ServiceResult[]> {
   const latencies = new Map<string, { p50: number; p99: number }[]>(serviceMechanisms.map(({ id }) => [id, []]));
-  const rates = new Map<string, number[]>(serviceMechanisms.map(({ id }) => [id, []]));
+  const rates = new Map<string, { requestsPerSec: number; cpuPerRequest: CpuPerRequest }[]>(serviceMechanisms.map(({ id }) => [id, []]));
   for (let round = 1; round <= spec.repeats; round++) {
     for (const { id } of serviceMechanisms) {
       progress(`request/reply: ${id}${spec.repeats > 1 ? ` (round ${round} of ${spec.repeats})` : ''}...`);
       latencies.get(id)!.push(await runPhase<{ p50: number; p99: number }>(id, 'roundTrip', spec, prefix));
-      rates.get(id)!.push((await runPhase<{ requestsPerSec: number }>(id, 'throughput', spec, prefix)).requestsPerSec);
+      rates.get(id)!.push(await runPhase<{ requestsPerSec: number; cpuPerRequest: CpuPerRequest }>(id, 'throughput', spec, prefix));
     }
   }
   return serviceMechanisms.map(({ id }) => {
     const trials = latencies.get(id)!;
     const { p50, p99 } = medianOf(trials, (trial) => -trial.p50);
-    const trialRates = rates.get(id)!;
-    return { mechanism: id, p50, p99, trialP50s: trials.map((trial) => trial.p50), requestsPerSec: medianOf(trialRates, (rate) => rate), trialRates };
+    const rateTrials = rates.get(id)!;
+    const { requestsPerSec, cpuPerRequest } = medianOf(rateTrials, (trial) => trial.requestsPerSec);
+    const trialRates = rateTrials.map((trial) => trial.requestsPerSec);
+    return { mechanism: id, p50, p99, trialP50s: trials.map((trial) => trial.p50), requestsPerSec, trialRates, cpuPerRequest };
   });
 }
 
@@ -154,9 +191,10 @@ export function serviceTable(results: ServiceResult[]): string {
   const rows = results.map((r) => {
     const label = serviceMechanisms.find((m) => m.id === r.mechanism)?.label ?? r.mechanism;
     const ratio = (x: number) => (shm === undefined || r === shm ? '' : ` (${x.toFixed(1)}×)`);
-    return `| ${label} | ${r.p50.toFixed(1)} µs${ratio(r.p50 / shm!.p50)} | ${r.p99.toFixed(1)} µs | ${Math.round(r.requestsPerSec / 1000)} k/s${ratio(shm!.requestsPerSec / r.requestsPerSec)} |`;
+    const cpu = `${r.cpuPerRequest.client.toFixed(1)} + ${r.cpuPerRequest.server.toFixed(1)} µs`;
+    return `| ${label} | ${r.p50.toFixed(1)} µs${ratio(r.p50 / shm!.p50)} | ${r.p99.toFixed(1)} µs | ${Math.round(r.requestsPerSec / 1000)} k/s${ratio(shm!.requestsPerSec / r.requestsPerSec)} | ${cpu} |`;
   });
   const rounds = results[0]?.trialRates.length ?? 0;
   const method = rounds > 1 ? [`Request/reply: the median of ${rounds} rounds; each round measures every row once (round trip, then 64 in flight), each in fresh processes.`, ''] : [];
-  return [...method, '| request/reply | round trip p50 (× shmchan) | p99 | 64 in flight (shmchan ×) |', '|---|---:|---:|---:|', ...rows].join('\n') + '\n';
+  return [...method, '| request/reply | round trip p50 (× shmchan) | p99 | 64 in flight (shmchan ×) | CPU per request there, client + server |', '|---|---:|---:|---:|---:|', ...rows].join('\n') + '\n';
 }
