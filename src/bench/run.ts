@@ -19,7 +19,7 @@ import { markdownReport, svgChart, textReport, withRatiosAndTargets, type Result
 import { scenarios } from './scenarios';
 import { runServiceTrials, serviceTable, type ServiceResult } from './services';
 import { patternTable, patternTargets, runPatternTrials, type PatternResult } from './patterns';
-import { medianOf, resultOf } from './trial-process';
+import { medianOf, processTicks, resultOf } from './trial-process';
 
 const trialScript = path.join(__dirname, 'trial.js');
 
@@ -81,9 +81,8 @@ interface CpuTicks {
 function cpuTicks(): CpuTicks {
   const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = fields.reduce((a, b) => a + b, 0);
-  const self = fs.readFileSync('/proc/self/stat', 'utf8');
-  const own = self.slice(self.lastIndexOf(')') + 2).split(' ').slice(11, 15).map(Number);
-  return { busy: total - fields[3] - fields[4], total, own: own.reduce((a, b) => a + b, 0) };
+  const self = processTicks('self');
+  return { busy: total - fields[3] - fields[4], total, own: self.own + self.children };
 }
 
 /** Cores that processes other than the benchmark's kept busy between two cpuTicks(), on average. */

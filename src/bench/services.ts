@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Channel } from '../index';
-import { medianOf, startTrialProcess, stopTrialProcesses, type TrialProcess } from './trial-process';
+import { medianOf, processTicks, startTrialProcess, stopTrialProcesses, type TrialProcess } from './trial-process';
 
 const trialScript = path.join(__dirname, 'service-trial.js');
 
@@ -94,18 +94,10 @@ export async function roundTrips(client: RequestClient, spec: ServiceTrialSpec):
   };
 }
 
-/** A process's CPU time so far, all threads, in µs: utime and stime of /proc/PID/stat,
- * in the ticks of 1/100 s that Linux reports them in. */
-function processCpuMicros(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
-
-/** Both processes' CPU time so far, in µs. */
+/** Both processes' CPU time so far, in µs (the server's in ticks of 10 ms). */
 function cpuNow(serverPid: number | undefined): CpuPerRequest {
   const { user, system } = process.cpuUsage();
-  return { client: user + system, server: serverPid === undefined ? NaN : processCpuMicros(serverPid) };
+  return { client: user + system, server: serverPid === undefined ? NaN : processTicks(serverPid).own * 10_000 };
 }
 
 /** Requests a second with `inFlight` in flight, counted after the warm-up, and the

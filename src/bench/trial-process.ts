@@ -2,6 +2,7 @@
 // the process prints "ready" once it can be measured against, one line of JSON with
 // what it measured at the end, and a failure on stderr with exit status 1.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 
 /** The trial process's side: the runner waits for this line before it goes on. */
 export function sayReady(): void {
@@ -70,4 +71,12 @@ export function startTrialProcess<R>(script: string, args: string[], stdin: 'pip
 export function medianOf<T>(trials: T[], rate: (trial: T) => number): T {
   const sorted = [...trials].sort((a, b) => rate(a) - rate(b));
   return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+/** A process's CPU time in clock ticks (1/100 s on Linux), from /proc/PID/stat:
+ * utime and stime (all its threads), then cutime and cstime (its reaped children's). */
+export function processTicks(pid: number | 'self'): { own: number; children: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const [utime, stime, cutime, cstime] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').slice(11, 15).map(Number);
+  return { own: utime + stime, children: cutime + cstime };
 }
