@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Channel } from '../index';
-import { medianOf, processTicks, startTrialProcess, stopTrialProcesses, type TrialProcess } from './trial-process';
+import { MICROS_PER_TICK, medianOf, processTicks, startTrialProcess, stopTrialProcesses, type TrialProcess } from './trial-process';
 
 const trialScript = path.join(__dirname, 'service-trial.js');
 
@@ -94,10 +94,10 @@ export async function roundTrips(client: RequestClient, spec: ServiceTrialSpec):
   };
 }
 
-/** Both processes' CPU time so far, in µs (the server's in ticks of 10 ms). */
+/** Both processes' CPU time so far, in µs (the server's in clock ticks). */
 function cpuNow(serverPid: number | undefined): CpuPerRequest {
   const { user, system } = process.cpuUsage();
-  return { client: user + system, server: serverPid === undefined ? NaN : processTicks(serverPid).own * 10_000 };
+  return { client: user + system, server: serverPid === undefined ? NaN : processTicks(serverPid).own * MICROS_PER_TICK };
 }
 
 /** Requests a second with `inFlight` in flight, counted after the warm-up, and the
@@ -105,26 +105,22 @@ function cpuNow(serverPid: number | undefined): CpuPerRequest {
 export async function throughput(client: RequestClient, spec: ServiceTrialSpec): Promise<{ requestsPerSec: number; cpuPerRequest: CpuPerRequest }> {
   const one = requester(client);
   let done = 0;
-  let counting = false;
+  /** When counting began, and both processes' CPU time then; undefined during the warm-up. */
+  let counted: { since: number; cpu: CpuPerRequest } | undefined;
   const stopAt = performance.now() + spec.warmMs + spec.measureMs;
   const loop = async () => {
     while (performance.now() < stopAt) {
       await one();
-      if (counting) done++;
+      if (counted !== undefined) done++;
     }
   };
-  let started = 0;
-  let cpuAtStart: CpuPerRequest | undefined;
-  setTimeout(() => {
-    counting = true;
-    started = performance.now();
-    cpuAtStart = cpuNow(spec.serverPid);
-  }, spec.warmMs).unref();
+  setTimeout(() => (counted = { since: performance.now(), cpu: cpuNow(spec.serverPid) }), spec.warmMs).unref();
   await Promise.all(Array.from({ length: spec.inFlight }, loop));
   const cpu = cpuNow(spec.serverPid);
+  const { since, cpu: before } = counted!;
   return {
-    requestsPerSec: done / ((performance.now() - started) / 1000),
-    cpuPerRequest: { client: (cpu.client - cpuAtStart!.client) / done, server: (cpu.server - cpuAtStart!.server) / done },
+    requestsPerSec: done / ((performance.now() - since) / 1000),
+    cpuPerRequest: { client: (cpu.client - before.client) / done, server: (cpu.server - before.server) / done },
   };
 }
 
@@ -158,22 +154,19 @@ async function runPhase<R>(mechanism: string, phase: ServicePhase, spec: Service
  * the ratios compare like with like.
  */
 export async function runServiceTrials(spec: ServiceTrialSpec, prefix: string, progress: (text: string) => void): Promise<ServiceResult[]> {
-  const latencies = new Map<string, { p50: number; p99: number }[]>(serviceMechanisms.map(({ id }) => [id, []]));
-  const rates = new Map<string, { requestsPerSec: number; cpuPerRequest: CpuPerRequest }[]>(serviceMechanisms.map(({ id }) => [id, []]));
+  type RateTrial = { requestsPerSec: number; cpuPerRequest: CpuPerRequest };
+  const trials = serviceMechanisms.map(({ id }) => ({ id, latencies: [] as { p50: number; p99: number }[], rates: [] as RateTrial[] }));
   for (let round = 1; round <= spec.repeats; round++) {
-    for (const { id } of serviceMechanisms) {
+    for (const { id, latencies, rates } of trials) {
       progress(`request/reply: ${id}${spec.repeats > 1 ? ` (round ${round} of ${spec.repeats})` : ''}...`);
-      latencies.get(id)!.push(await runPhase<{ p50: number; p99: number }>(id, 'roundTrip', spec, prefix));
-      rates.get(id)!.push(await runPhase<{ requestsPerSec: number; cpuPerRequest: CpuPerRequest }>(id, 'throughput', spec, prefix));
+      latencies.push(await runPhase<{ p50: number; p99: number }>(id, 'roundTrip', spec, prefix));
+      rates.push(await runPhase<RateTrial>(id, 'throughput', spec, prefix));
     }
   }
-  return serviceMechanisms.map(({ id }) => {
-    const trials = latencies.get(id)!;
-    const { p50, p99 } = medianOf(trials, (trial) => -trial.p50);
-    const rateTrials = rates.get(id)!;
-    const { requestsPerSec, cpuPerRequest } = medianOf(rateTrials, (trial) => trial.requestsPerSec);
-    const trialRates = rateTrials.map((trial) => trial.requestsPerSec);
-    return { mechanism: id, p50, p99, trialP50s: trials.map((trial) => trial.p50), requestsPerSec, trialRates, cpuPerRequest };
+  return trials.map(({ id, latencies, rates }) => {
+    const { p50, p99 } = medianOf(latencies, (trial) => -trial.p50);
+    const { requestsPerSec, cpuPerRequest } = medianOf(rates, (trial) => trial.requestsPerSec);
+    return { mechanism: id, p50, p99, trialP50s: latencies.map((trial) => trial.p50), requestsPerSec, trialRates: rates.map((trial) => trial.requestsPerSec), cpuPerRequest };
   });
 }
 

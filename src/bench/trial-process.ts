@@ -73,7 +73,10 @@ export function medianOf<T>(trials: T[], rate: (trial: T) => number): T {
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
-/** A process's CPU time in clock ticks (1/100 s on Linux), from /proc/PID/stat:
+/** A clock tick of /proc's CPU times in µs: Linux reports them in 1/100 s (USER_HZ) on x86-64 and arm64. */
+export const MICROS_PER_TICK = 10_000;
+
+/** A process's CPU time in clock ticks (MICROS_PER_TICK), from /proc/PID/stat:
  * utime and stime (all its threads), then cutime and cstime (its reaped children's). */
 export function processTicks(pid: number | 'self'): { own: number; children: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
